@@ -1,0 +1,8 @@
+//! The netboot node as a library: configuration, the verified store, and the protocol
+//! servers that read from it. The `netboot` binary is a thin shell around this crate.
+
+pub mod config;
+pub mod fsutil;
+pub mod keys;
+pub mod publish;
+pub mod store;

@@ -1,0 +1,410 @@
+//! The verified store: signed releases and their files, content-addressed.
+//!
+//! A release becomes visible (listed, servable) only after every check passed and its
+//! `.release` file was atomically written — the single commit point. Before that, its files
+//! are anonymous blobs protected only by in-memory temp tags: a crash at any moment leaves
+//! either the whole release or none of it, and the orphaned blobs are collected later.
+//!
+//! Commit order (each step durable before the next):
+//! 1. signature, trust, expiry, version checked (before a byte of any file is read);
+//! 2. every file present and complete in the blob store with the signed size and hash;
+//! 3. a GC-protecting tag per file; blob data fsynced; blob database committed;
+//! 4. the `.release` file written atomically  ← commit point;
+//! 5. older versions beyond `keep_versions` dropped, then their blobs garbage-collected.
+
+mod blobs;
+mod bundle;
+mod error;
+mod index;
+mod layout;
+mod lock;
+mod verify;
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock},
+};
+
+pub use blobs::{StageProgress, StagedFile};
+pub use bundle::BUNDLE_RELEASE_FILE;
+pub use error::{AcceptError, StoreError};
+pub use index::{Problem, StoredRelease};
+pub use layout::Layout;
+use netboot_proto::{admit, ImageName, ReleaseId, SignedRelease, TrustedKeys, VerifiedRelease};
+pub use verify::{FileDamage, VerifyProgress, VerifyReport};
+
+use self::{blobs::Blobs, index::Index, lock::DataDirLock};
+use crate::{config::KeepVersions, fsutil};
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub data_dir: PathBuf,
+    pub trusted: TrustedKeys,
+    pub keep_versions: KeepVersions,
+}
+
+/// What a successful accept did.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub name: ImageName,
+    pub version: u64,
+    pub id: ReleaseId,
+    /// Older versions removed by retention.
+    pub dropped: Vec<u64>,
+}
+
+#[derive(Debug)]
+pub struct Store {
+    layout: Layout,
+    blobs: Blobs,
+    options: StoreOptions,
+    index: RwLock<Index>,
+    /// Commits and retention run one at a time.
+    commit: tokio::sync::Mutex<()>,
+    _lock: DataDirLock,
+}
+
+fn tag_prefix(name: &ImageName, version: u64) -> String {
+    format!("{}{name}/{version:020}/", blobs::RELEASE_TAG_PREFIX)
+}
+
+impl Store {
+    /// Opens (or creates) the data dir, takes its lock, and rebuilds the release index,
+    /// re-checking every release file.
+    pub async fn open(options: StoreOptions) -> Result<Self, StoreError> {
+        let layout = Layout::new(&options.data_dir);
+        let root = layout.root().to_path_buf();
+        fs::create_dir_all(&root).map_err(StoreError::io("cannot create data dir", &root))?;
+        let lock = DataDirLock::acquire(&root)?;
+        check_format(&root)?;
+        let blobs = Blobs::open(&layout.blobs_dir()).await?;
+        let index = Index::load(&layout, &blobs, &options.trusted).await?;
+        let store = Self {
+            layout,
+            blobs,
+            options,
+            index: RwLock::new(index),
+            commit: Default::default(),
+            _lock: lock,
+        };
+        store.reconcile_tags().await?;
+        let dropped = store.apply_retention().await?;
+        if !dropped.is_empty() {
+            store.blobs.collect_garbage().await?;
+        }
+        Ok(store)
+    }
+
+    /// Tags without a release file are leftovers of a publish that crashed before its commit
+    /// point: remove them so GC can reclaim the blobs. Every release file gets its tags
+    /// (re)set, which is idempotent.
+    async fn reconcile_tags(&self) -> Result<(), StoreError> {
+        let (wanted, problem_files) = {
+            let index = self.read_index();
+            let wanted: Vec<Arc<StoredRelease>> = index
+                .releases
+                .values()
+                .flat_map(|v| v.values().cloned())
+                .collect();
+            let problem_files: Vec<PathBuf> = index
+                .problems
+                .iter()
+                .map(|p| p.file().to_path_buf())
+                .collect();
+            (wanted, problem_files)
+        };
+        for stored in &wanted {
+            self.set_release_tags(stored.verified.release()).await?;
+        }
+        for tag in self.blobs.tag_names(blobs::RELEASE_TAG_PREFIX).await? {
+            let rest = &tag[blobs::RELEASE_TAG_PREFIX.len()..];
+            let mut parts = rest.split('/');
+            let (Some(name), Some(version)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let file = self
+                .layout
+                .root()
+                .join("releases")
+                .join(name)
+                .join(format!("{version}.release"));
+            if !file.exists() && !problem_files.contains(&file) {
+                tracing::info!(
+                    "removing leftover of an interrupted publish: {name} v{}",
+                    version.trim_start_matches('0')
+                );
+                self.blobs
+                    .delete_tags(&format!("{}{name}/{version}/", blobs::RELEASE_TAG_PREFIX))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn set_release_tags(&self, r: &netboot_proto::Release) -> Result<(), StoreError> {
+        let prefix = tag_prefix(&r.name, r.version);
+        for (i, f) in r.files.iter().enumerate() {
+            self.blobs
+                .set_tag(&format!("{prefix}{i:05}"), &f.hash)
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn read_index(&self) -> std::sync::RwLockReadGuard<'_, Index> {
+        // A poisoned lock means a panic mid-update elsewhere; the index data itself is only
+        // ever replaced whole, so reading it is still sound.
+        self.index.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_index(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
+        self.index.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub fn trusted(&self) -> &TrustedKeys {
+        &self.options.trusted
+    }
+
+    /// All servable releases, by name then version.
+    pub fn releases(&self) -> Vec<Arc<StoredRelease>> {
+        self.read_index()
+            .releases
+            .values()
+            .flat_map(|v| v.values().cloned())
+            .collect()
+    }
+
+    /// The newest release of `name`.
+    pub fn latest(&self, name: &ImageName) -> Option<Arc<StoredRelease>> {
+        self.read_index()
+            .releases
+            .get(name)
+            .and_then(|v| v.values().next_back().cloned())
+    }
+
+    /// Release files that are not servable, and why.
+    pub fn problems(&self) -> Vec<Problem> {
+        self.read_index().problems.clone()
+    }
+
+    /// The highest version of `name` this store has committed; a new release must exceed it.
+    pub fn high_water(&self, name: &ImageName) -> Option<u64> {
+        self.read_index().high_water.get(name).copied()
+    }
+
+    /// The plain, verified-at-commit file holding a blob of a committed release.
+    pub fn blob_path(&self, hash: &blake3::Hash) -> PathBuf {
+        self.blobs.data_path(hash)
+    }
+
+    /// Copies a local file into the store and hashes it. Keep the result alive until the
+    /// release naming it is accepted: it protects the blob from GC until then.
+    pub async fn stage_file(
+        &self,
+        source: &Path,
+        progress: &mut dyn FnMut(StageProgress),
+    ) -> Result<StagedFile, StoreError> {
+        let meta = fs::metadata(source).map_err(StoreError::io("cannot read", source))?;
+        if !meta.is_file() {
+            return Err(StoreError::Io {
+                what: "not a regular file",
+                path: source.to_path_buf(),
+                source: std::io::Error::other("expected a regular file"),
+            });
+        }
+        self.blobs.stage(source, progress).await
+    }
+
+    /// Checks the admission rules without touching any file: call before staging, so a
+    /// refused release costs nothing.
+    pub fn check_admission(&self, release: &VerifiedRelease) -> Result<(), AcceptError> {
+        admit(
+            release,
+            &self.options.trusted,
+            fsutil::now_unix(),
+            self.high_water(&release.name),
+        )?;
+        Ok(())
+    }
+
+    /// Admits a verified release whose files are already in the blob store (staged or fetched).
+    pub async fn accept(&self, release: &VerifiedRelease) -> Result<Accepted, AcceptError> {
+        let _commit = self.commit.lock().await;
+        // Re-checked under the commit lock: a concurrent accept may have raised the version.
+        self.check_admission(release)?;
+        let r = release.release();
+        for f in &r.files {
+            if self.blobs.complete_size(&f.hash).await? != Some(f.size) {
+                return Err(AcceptError::FileNotInStore {
+                    path: f.path.clone(),
+                    size: f.size,
+                    hash: f.hash.to_hex().to_string(),
+                });
+            }
+        }
+        self.set_release_tags(r).await?;
+        let hashes: Vec<_> = r.files.iter().map(|f| f.hash).collect();
+        self.blobs.make_durable(&hashes).await?;
+
+        let file = self.layout.release_file(&r.name, r.version);
+        let dir = self.layout.name_dir(&r.name);
+        fs::create_dir_all(&dir).map_err(StoreError::io("cannot create", &dir))?;
+        fsutil::sync_dir(&self.layout.releases_dir())
+            .map_err(StoreError::io("cannot fsync", &dir))?;
+        fsutil::write_atomic(&file, &release.signed().encode())
+            .map_err(StoreError::io("cannot write", &file))?;
+        // ← committed.
+        self.write_index().insert(StoredRelease {
+            verified: release.clone(),
+            file,
+        });
+        tracing::info!(
+            "accepted {} v{} ({} files, {} bytes, id {}, publisher {})",
+            r.name,
+            r.version,
+            r.files.len(),
+            r.total_size(),
+            release.id(),
+            r.publisher
+        );
+        let dropped = self.retain(&r.name).await?;
+        Ok(Accepted {
+            name: r.name.clone(),
+            version: r.version,
+            id: release.id(),
+            dropped,
+        })
+    }
+
+    /// Reads a signed release from bytes and admits it with files from `source_dir`
+    /// (`<path in image>` below it), checking each file against the signed hash.
+    pub async fn import_bundle(
+        &self,
+        bundle_dir: &Path,
+        progress: &mut dyn FnMut(&str, StageProgress),
+    ) -> Result<Accepted, AcceptError> {
+        bundle::import(self, bundle_dir, progress).await
+    }
+
+    pub async fn export_bundle(
+        &self,
+        name: &ImageName,
+        version: Option<u64>,
+        out: &Path,
+    ) -> Result<PathBuf, AcceptError> {
+        bundle::export(self, name, version, out)
+    }
+
+    /// Re-hashes every file of every release and reports damage. Blocking: it reads every
+    /// byte of the store.
+    pub fn verify(&self, progress: &mut dyn FnMut(&verify::VerifyProgress)) -> VerifyReport {
+        verify::verify(self, progress)
+    }
+
+    /// Drops versions of `name` beyond `keep_versions`, oldest first. Returns dropped versions.
+    async fn retain(&self, name: &ImageName) -> Result<Vec<u64>, StoreError> {
+        let doomed: Vec<Arc<StoredRelease>> = {
+            let index = self.read_index();
+            let Some(versions) = index.releases.get(name) else {
+                return Ok(vec![]);
+            };
+            let excess = versions
+                .len()
+                .saturating_sub(self.options.keep_versions.get());
+            versions.values().take(excess).cloned().collect()
+        };
+        let mut dropped = Vec::new();
+        for stored in doomed {
+            let r = stored.verified.release();
+            // Release file first: once it is gone the release is invisible; the tags and
+            // blobs are then garbage, which a crash here would leave for the next start.
+            fs::remove_file(&stored.file).map_err(StoreError::io("cannot remove", &stored.file))?;
+            if let Some(dir) = stored.file.parent() {
+                fsutil::sync_dir(dir).map_err(StoreError::io("cannot fsync", dir))?;
+            }
+            if let Some(v) = self.write_index().releases.get_mut(name) {
+                v.remove(&r.version);
+            }
+            self.blobs
+                .delete_tags(&tag_prefix(&r.name, r.version))
+                .await?;
+            tracing::info!(
+                "dropped {} v{} (keeping the newest {})",
+                r.name,
+                r.version,
+                self.options.keep_versions
+            );
+            dropped.push(r.version);
+        }
+        Ok(dropped)
+    }
+
+    async fn apply_retention(&self) -> Result<Vec<u64>, StoreError> {
+        let names: Vec<ImageName> = self.read_index().releases.keys().cloned().collect();
+        let mut dropped = Vec::new();
+        for name in names {
+            dropped.extend(self.retain(&name).await?);
+        }
+        Ok(dropped)
+    }
+
+    /// Deletes blobs no release refers to (dropped versions, interrupted publishes).
+    pub async fn collect_garbage(&self) -> Result<(), StoreError> {
+        let _commit = self.commit.lock().await;
+        self.blobs.collect_garbage().await
+    }
+
+    /// Flushes and closes the blob store.
+    pub async fn close(self) {
+        self.blobs.shutdown().await;
+    }
+
+    /// Each name's versions, for reports.
+    pub fn versions(&self) -> BTreeMap<ImageName, Vec<u64>> {
+        self.read_index()
+            .releases
+            .iter()
+            .map(|(n, v)| (n.clone(), v.keys().copied().collect()))
+            .collect()
+    }
+
+    /// Reads and verifies a signed release file (for bundles and tools).
+    pub fn read_signed(path: &Path) -> Result<VerifiedRelease, AcceptError> {
+        let bytes = fs::read(path).map_err(StoreError::io("cannot read", path))?;
+        SignedRelease::open(&bytes).map_err(|e| AcceptError::Decode(path.to_path_buf(), e))
+    }
+}
+
+fn check_format(root: &Path) -> Result<(), StoreError> {
+    let path = root.join(layout::FORMAT_FILE);
+    match fs::read_to_string(&path) {
+        Ok(text) if text == layout::FORMAT_TEXT => Ok(()),
+        Ok(text) => Err(StoreError::UnknownFormat {
+            dir: root.to_path_buf(),
+            found: text.trim().to_string(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Refuse to take over a directory that holds something else: a typo in data_dir
+            // must not turn /home into a store.
+            let foreign = fs::read_dir(root)
+                .map_err(StoreError::io("cannot list", root))?
+                .filter_map(Result::ok)
+                .any(|e| e.file_name() != lock::LOCK_FILE);
+            if foreign {
+                return Err(StoreError::UnknownFormat {
+                    dir: root.to_path_buf(),
+                    found: "no FORMAT file, and the directory is not empty".into(),
+                });
+            }
+            fsutil::write_atomic(&path, layout::FORMAT_TEXT.as_bytes())
+                .map_err(StoreError::io("cannot write", &path))
+        }
+        Err(e) => Err(StoreError::io("cannot read", &path)(e)),
+    }
+}
