@@ -1,1 +1,98 @@
-fn main() {}
+//! `netboot`: the command line. It parses arguments and calls the `netboot-node` library;
+//! everything with logic in it lives there.
+
+mod cmd;
+mod progress;
+mod target;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+const ABOUT: &str =
+    "Peer-to-peer fleet netboot cache: signed boot images, verified before a byte is served.";
+
+const LONG_ABOUT: &str = "\
+netboot serves PXE/UEFI network boots at each site from a local node, and moves signed boot
+images between sites. A publisher signs a release (kernel, initrds, command line, or an ISO)
+with an ed25519 key; nodes accept it only if the key is trusted, the version is newer than
+what they hold, it has not expired, and every file's BLAKE3 hash matches.
+
+Typical first steps:
+  netboot keygen --out publisher.key            # prints the public key to trust
+  netboot publish --key publisher.key --data-dir /var/lib/netboot \\
+      --trust ed25519:<key> --name debian-12 \\
+      --kernel vmlinuz --initrd initrd.img --cmdline 'console=ttyS0 ip=dhcp'
+  netboot images --data-dir /var/lib/netboot --trust ed25519:<key>
+  netboot verify --config /etc/netboot/netboot.toml";
+
+#[derive(Parser)]
+#[command(name = "netboot", version, about = ABOUT, long_about = LONG_ABOUT)]
+struct Cli {
+    /// More log output (-v: info, -vv: debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Keygen(cmd::keys::KeygenArgs),
+    Pubkey(cmd::keys::PubkeyArgs),
+    Publish(cmd::publish::PublishArgs),
+    Images(cmd::images::ImagesArgs),
+    Verify(cmd::verify::VerifyArgs),
+    Import(cmd::bundle::ImportArgs),
+    Export(cmd::bundle::ExportArgs),
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Keygen(args) => cmd::keys::keygen(args),
+            Command::Pubkey(args) => cmd::keys::pubkey(args),
+            Command::Publish(args) => cmd::publish::run(args).await,
+            Command::Images(args) => cmd::images::run(args).await,
+            Command::Verify(args) => cmd::verify::run(args).await,
+            Command::Import(args) => cmd::bundle::import(args).await,
+            Command::Export(args) => cmd::bundle::export(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -16,10 +16,10 @@ pub const DEFAULT_DATA_DIR: &str = "/var/lib/netboot";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}: {cause}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("config file {path}: {message}")]
     Invalid { path: PathBuf, message: String },
@@ -92,9 +92,9 @@ fn default_keep_versions() -> KeepVersions {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         Self::parse(&text, path)
     }

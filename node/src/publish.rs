@@ -68,11 +68,11 @@ pub struct PublishSpec {
 pub enum PublishError {
     #[error("{0}")]
     Usage(String),
-    #[error("kernel command line: {0}")]
+    #[error(transparent)]
     Cmdline(#[from] TemplateError),
     #[error("input file {0}: {1}")]
     Input(PathBuf, std::io::Error),
-    #[error("release: {0}")]
+    #[error(transparent)]
     Release(#[from] netboot_proto::ReleaseError),
     #[error(transparent)]
     Accept(#[from] AcceptError),
@@ -88,6 +88,11 @@ pub enum PublishEvent<'a> {
     File {
         path: &'a ImagePath,
         progress: StageProgress,
+    },
+    FileDone {
+        path: &'a ImagePath,
+        hash: blake3::Hash,
+        size: u64,
     },
     Signed {
         release: &'a VerifiedRelease,
@@ -208,6 +213,11 @@ pub async fn publish_to_store(
                 })
             })
             .await?;
+        events(PublishEvent::FileDone {
+            path: &input.path,
+            hash: file.hash,
+            size: file.size,
+        });
         staged.push((input.path.clone(), file));
     }
     let files = staged
@@ -281,6 +291,11 @@ pub fn publish_to_bundle(
             })
         })
         .map_err(|e| PublishError::Input(input.source.clone(), e))?;
+        events(PublishEvent::FileDone {
+            path: &input.path,
+            hash,
+            size,
+        });
         files.push(FileEntry {
             path: input.path.clone(),
             size,

@@ -51,7 +51,7 @@ pub enum DecodeError {
     #[error("release body is not in canonical encoding")]
     NotCanonical,
     #[error("release is malformed: {0}")]
-    Invalid(#[from] ReleaseError),
+    Invalid(ReleaseError),
     #[error("release field is malformed: {0}")]
     Field(String),
     #[error("signature does not verify for publisher {0}: the release was altered or not signed by that key")]
@@ -168,7 +168,7 @@ fn from_wire(w: WireRelease) -> Result<Release, DecodeError> {
         boot,
     };
     // Not Release::new: a decoded release must already be sorted, not be silently re-sorted.
-    release.validate()?;
+    release.validate().map_err(DecodeError::Invalid)?;
     Ok(release)
 }
 

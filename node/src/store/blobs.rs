@@ -145,10 +145,13 @@ impl Blobs {
         source: &Path,
         progress: &mut dyn FnMut(StageProgress),
     ) -> Result<StagedFile, StoreError> {
+        // iroh-blobs insists on absolute paths.
+        let absolute =
+            std::path::absolute(source).map_err(StoreError::io("cannot resolve", source))?;
         let mut stream = self
             .store
             .add_path_with_opts(AddPathOptions {
-                path: source.to_path_buf(),
+                path: absolute,
                 format: BlobFormat::Raw,
                 mode: ImportMode::Copy,
             })
@@ -178,7 +181,7 @@ impl Blobs {
                     return Err(StoreError::Io {
                         what: "cannot import",
                         path: source.to_path_buf(),
-                        source: e,
+                        cause: e,
                     })
                 }
             }

@@ -10,11 +10,11 @@ pub enum StoreError {
     Busy { dir: PathBuf, holder: String },
     #[error("{dir} is not a netboot data dir of a format this version understands ({found})")]
     UnknownFormat { dir: PathBuf, found: String },
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}: {cause}")]
     Io {
         what: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("blob store under {dir}: {message}")]
     Blobs { dir: PathBuf, message: String },
@@ -26,7 +26,7 @@ impl StoreError {
         path: impl Into<PathBuf>,
     ) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |source| StoreError::Io { what, path, source }
+        move |cause| StoreError::Io { what, path, cause }
     }
 }
 
@@ -35,7 +35,7 @@ impl StoreError {
 pub enum AcceptError {
     #[error("release {0}: {1}")]
     Decode(PathBuf, DecodeError),
-    #[error("refused: {0}")]
+    #[error(transparent)]
     Refused(#[from] Refusal),
     #[error("file `{path}` of the release is not in the store (or incomplete); expected {size} bytes with BLAKE3 {hash}")]
     FileNotInStore {

@@ -215,7 +215,7 @@ impl Store {
             return Err(StoreError::Io {
                 what: "not a regular file",
                 path: source.to_path_buf(),
-                source: std::io::Error::other("expected a regular file"),
+                cause: std::io::Error::other("expected a regular file"),
             });
         }
         self.blobs.stage(source, progress).await

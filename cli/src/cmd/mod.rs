@@ -1,0 +1,5 @@
+pub mod bundle;
+pub mod images;
+pub mod keys;
+pub mod publish;
+pub mod verify;

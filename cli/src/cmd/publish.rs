@@ -1,0 +1,137 @@
+use std::{collections::HashMap, path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::Context;
+use clap::Args;
+use netboot_node::publish::{
+    publish_to_bundle, publish_to_store, FileArg, PublishEvent, PublishSpec,
+};
+use netboot_proto::ImageName;
+
+use crate::{
+    progress::{human_bytes, FileProgress},
+    target::StoreArgs,
+};
+
+/// Build, sign and publish a release of a boot image.
+///
+/// Every FILE argument may be written PATH=FILE to choose its path inside the image
+/// (default: the file's name), e.g. `--file live/filesystem.squashfs=./fs.sfs`.
+/// The kernel command line may use {{base_url}}, {{image_url}}, {{name}}, {{version}},
+/// {{mac}}, {{bootif}} and {{ip}}; the serving node fills them in at boot time, so a root
+/// filesystem can be fetched from whichever site node the client boots from, e.g.
+/// `--cmdline 'boot=live fetch={{image_url}}/live/filesystem.squashfs'`.
+///
+/// Where it goes: into a node's data dir (--data-dir / --config; that node's trusted keys
+/// and version rules apply before a byte is hashed), or into a bundle directory (--out) to
+/// carry to an offline site and `netboot import` there.
+#[derive(Args)]
+pub struct PublishArgs {
+    /// The publisher's secret key file (from `netboot keygen`).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// Image name: 1-64 of a-z 0-9 . _ - (e.g. debian-12).
+    #[arg(long)]
+    name: ImageName,
+    /// Linux kernel to boot.
+    #[arg(long, value_name = "[PATH=]FILE", conflicts_with = "iso")]
+    kernel: Option<FileArg>,
+    /// Initrd, in load order. Repeatable.
+    #[arg(long, value_name = "[PATH=]FILE", requires = "kernel")]
+    initrd: Vec<FileArg>,
+    /// Kernel command line (a template; see above).
+    #[arg(long, value_name = "TEXT", default_value = "", requires = "kernel")]
+    cmdline: String,
+    /// An ISO image to boot with iPXE's sanboot instead of a kernel.
+    #[arg(long, value_name = "[PATH=]FILE")]
+    iso: Option<FileArg>,
+    /// Any other file of the image (squashfs root, firmware, …). Repeatable.
+    #[arg(long, value_name = "[PATH=]FILE")]
+    file: Vec<FileArg>,
+    /// Release version (must exceed every version the node holds). Default: one more than
+    /// the node's newest, or the current Unix time for --out.
+    #[arg(long = "version", value_name = "N")]
+    release_version: Option<u64>,
+    /// Expire the release after this long (e.g. 30d, 12h); nodes refuse and stop serving it then.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    expires: Option<Duration>,
+    /// Write a release bundle to this (new or empty) directory instead of a node.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["config", "data_dir"])]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    target: StoreArgs,
+}
+
+pub async fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
+    let key = netboot_node::keys::load(&args.key)?;
+    let spec = PublishSpec {
+        name: args.name.clone(),
+        version: args.release_version,
+        kernel: args.kernel,
+        initrds: args.initrd,
+        cmdline: args.cmdline,
+        iso: args.iso,
+        files: args.file,
+        expires_in: args.expires,
+    };
+    let mut bars: HashMap<String, FileProgress> = HashMap::new();
+    let mut on_event = |event: PublishEvent<'_>| match event {
+        PublishEvent::File { path, progress } => bars
+            .entry(path.to_string())
+            .or_insert_with(|| FileProgress::new(path.as_str()))
+            .update(progress),
+        PublishEvent::FileDone { path, hash, .. } => bars
+            .entry(path.to_string())
+            .or_insert_with(|| FileProgress::new(path.as_str()))
+            .finish(&hash.to_hex()),
+        PublishEvent::Signed { release } => {
+            eprintln!(
+                "signed {} v{} (release id {}), committing",
+                release.name,
+                release.version,
+                release.id()
+            )
+        }
+    };
+    if let Some(out) = &args.out {
+        let release = publish_to_bundle(out, &key, &spec, &mut on_event)?;
+        println!(
+            "wrote bundle {} v{} ({} files, {}) to {}",
+            release.name,
+            release.version,
+            release.files.len(),
+            human_bytes(release.total_size()),
+            out.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = args.target.open().await?;
+    eprintln!(
+        "publishing {} to {}",
+        spec.name,
+        store.layout().root().display()
+    );
+    let result = publish_to_store(&store, &key, &spec, &mut on_event).await;
+    let root = store.layout().root().to_path_buf();
+    store.close().await;
+    let accepted = result.with_context(|| {
+        format!(
+            "publish of {} to {} failed; the store is unchanged",
+            spec.name,
+            root.display()
+        )
+    })?;
+    println!(
+        "published {} v{} (release id {}) to {}",
+        accepted.name,
+        accepted.version,
+        accepted.id,
+        root.display()
+    );
+    for v in accepted.dropped {
+        println!(
+            "dropped {} v{v} (older than the versions kept)",
+            accepted.name
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

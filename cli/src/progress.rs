@@ -1,0 +1,69 @@
+//! Progress display: bars on a terminal, a line per file otherwise (logs, CI, pipes).
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use netboot_node::store::StageProgress;
+
+pub struct FileProgress {
+    bar: Option<ProgressBar>,
+    label: String,
+    announced: bool,
+}
+
+impl FileProgress {
+    pub fn new(label: &str) -> Self {
+        Self {
+            bar: None,
+            label: label.to_string(),
+            announced: false,
+        }
+    }
+
+    pub fn update(&mut self, p: StageProgress) {
+        let (phase, done, size) = match p {
+            StageProgress::Copying { done, size } => ("copying", done, size),
+            StageProgress::Hashing { done, size } => ("hashing", done, size),
+        };
+        if !self.announced {
+            self.announced = true;
+            eprintln!("  {}: {} ({})", self.label, phase, human_bytes(size));
+            if std::io::stderr().is_terminal() {
+                let bar = ProgressBar::new(size);
+                if let Ok(style) = ProgressStyle::with_template(
+                    "    {bar:40} {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+                ) {
+                    bar.set_style(style);
+                }
+                self.bar = Some(bar);
+            }
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_length(size);
+            bar.set_position(done);
+            bar.set_message(phase);
+        }
+    }
+
+    pub fn finish(&mut self, hash: &str) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        eprintln!("  {}: done, blake3 {hash}", self.label);
+    }
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

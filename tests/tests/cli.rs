@@ -1,0 +1,514 @@
+//! The `netboot` command as a sysadmin uses it: keygen, publish, images, verify, bundles,
+//! configs, and what happens on bad input or a crash.
+
+use std::{
+    fs,
+    io::{BufRead, BufReader},
+    os::unix::fs::PermissionsExt,
+    path::Path,
+    process::Stdio,
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use netboot_tests::{content, keygen, netboot, run, stderr, stdout};
+
+struct Site {
+    _tmp: tempfile::TempDir,
+    dir: std::path::PathBuf,
+    key: std::path::PathBuf,
+    public: String,
+}
+
+impl Site {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let (key, public) = keygen(&dir, "publisher.key");
+        Self {
+            _tmp: tmp,
+            dir,
+            key,
+            public,
+        }
+    }
+
+    fn file(&self, name: &str, data: &[u8]) -> String {
+        let p = self.dir.join(name);
+        fs::write(&p, data).unwrap();
+        p.display().to_string()
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").display().to_string()
+    }
+
+    fn store_args<'a>(
+        &'a self,
+        cmd: &'a mut std::process::Command,
+    ) -> &'a mut std::process::Command {
+        cmd.args(["--data-dir", &self.data(), "--trust", &self.public])
+    }
+
+    fn images(&self) -> serde_json::Value {
+        let out = run(self.store_args(netboot().args(["images", "--json"])), true);
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn verify(&self) -> std::process::Output {
+        self.store_args(netboot().arg("verify")).output().unwrap()
+    }
+}
+
+#[test]
+fn keygen_writes_a_private_key_once_and_prints_the_public_key() {
+    let site = Site::new();
+    assert!(
+        site.public.starts_with("ed25519:") && site.public.len() == 72,
+        "{}",
+        site.public
+    );
+    let mode = fs::metadata(&site.key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let out = run(netboot().arg("pubkey").arg("--key").arg(&site.key), true);
+    assert_eq!(stdout(&out).trim(), site.public);
+    let before = fs::read(&site.key).unwrap();
+    let out = run(netboot().arg("keygen").arg("--out").arg(&site.key), false);
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    assert_eq!(fs::read(&site.key).unwrap(), before);
+}
+
+#[test]
+fn publish_images_verify_round_trip_and_damage_is_reported() {
+    let site = Site::new();
+    let kernel = site.file("vmlinuz", &content(1, 2_000_000));
+    let initrd = site.file("initrd.img", &content(2, 300_000));
+    let squash = site.file("root.sfs", &content(3, 1_000_000));
+    let out = run(
+        site.store_args(netboot().args(["publish", "--key"]).arg(&site.key))
+            .args([
+                "--name",
+                "debian-12",
+                "--kernel",
+                &kernel,
+                "--initrd",
+                &initrd,
+                "--file",
+                &format!("live/root.sfs={squash}"),
+                "--cmdline",
+                "console=ttyS0 fetch={{image_url}}/live/root.sfs",
+            ]),
+        true,
+    );
+    assert!(
+        stdout(&out).contains("published debian-12 v1"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("vmlinuz: done, blake3 "),
+        "progress is shown: {}",
+        stderr(&out)
+    );
+
+    let images = site.images();
+    let image = &images["images"][0];
+    assert_eq!(image["name"], "debian-12");
+    assert_eq!(image["version"], 1);
+    assert_eq!(image["publisher"], site.public.as_str());
+    let paths: Vec<&str> = image["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["initrd.img", "live/root.sfs", "vmlinuz"]);
+    let root_hash = blake3::hash(&content(3, 1_000_000)).to_hex().to_string();
+    assert!(image["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["blake3"] == root_hash.as_str()));
+
+    let out = site.verify();
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(stdout(&out).contains("all intact"));
+
+    // Damage behind the store's back: verify names image, version and file, and fails.
+    let blob = site
+        .dir
+        .join("data/blobs/data")
+        .join(format!("{root_hash}.data"));
+    let mut bytes = fs::read(&blob).unwrap();
+    bytes[999_999] ^= 0x80;
+    fs::write(&blob, bytes).unwrap();
+    let out = site.verify();
+    assert!(!out.status.success());
+    let text = stdout(&out);
+    assert!(
+        text.contains("DAMAGED debian-12 v1: `live/root.sfs`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_input_is_named_and_leaves_the_store_unchanged() {
+    let site = Site::new();
+    let kernel = site.file("vmlinuz", &content(1, 10_000));
+    let publish = |extra: &[&str], key: &Path| {
+        let mut cmd = netboot();
+        site.store_args(cmd.args(["publish", "--key"]).arg(key))
+            .args(["--name", "deb", "--kernel", &kernel])
+            .args(extra);
+        run(&mut cmd, false)
+    };
+    let missing = site.dir.join("nope.img").display().to_string();
+    let out = publish(&["--initrd", &missing], &site.key);
+    assert!(
+        stderr(&out).contains("nope.img") && stderr(&out).contains("No such file"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = publish(&["--cmdline", "root={{rootfs}}"], &site.key);
+    assert!(
+        stderr(&out).contains("unknown placeholder `{{rootfs}}`"),
+        "{}",
+        stderr(&out)
+    );
+
+    let (other, other_public) = keygen(&site.dir, "other.key");
+    let out = publish(&[], &other);
+    assert!(
+        stderr(&out).contains(&other_public) && stderr(&out).contains("not a trusted publisher"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = publish(&[], &site.dir.join("missing.key"));
+    assert!(stderr(&out).contains("missing.key"), "{}", stderr(&out));
+
+    assert_eq!(site.images()["images"].as_array().unwrap().len(), 0);
+
+    // A version must go up.
+    run(
+        site.store_args(netboot().args(["publish", "--key"]).arg(&site.key))
+            .args(["--name", "deb", "--kernel", &kernel, "--version", "5"]),
+        true,
+    );
+    let out = publish(&["--version", "5"], &site.key);
+    assert!(
+        stderr(&out).contains("not newer than v5"),
+        "{}",
+        stderr(&out)
+    );
+    let out = publish(&["--version", "4"], &site.key);
+    assert!(
+        stderr(&out).contains("not newer than v5"),
+        "{}",
+        stderr(&out)
+    );
+    let versions: Vec<u64> = site.images()["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, [5]);
+}
+
+#[test]
+fn a_config_file_sets_data_dir_trust_and_retention() {
+    let site = Site::new();
+    let config = site.dir.join("netboot.toml");
+    fs::write(
+        &config,
+        format!(
+            "data_dir = \"state\"\ntrusted_publishers = [\"{}\"]\n\n[store]\nkeep_versions = 1\n",
+            site.public
+        ),
+    )
+    .unwrap();
+    for seed in 1..=2 {
+        let kernel = site.file("vmlinuz", &content(seed, 50_000));
+        run(
+            netboot()
+                .args(["publish", "--config"])
+                .arg(&config)
+                .args(["--key"])
+                .arg(&site.key)
+                .args(["--name", "deb", "--kernel", &kernel]),
+            true,
+        );
+    }
+    let out = run(
+        netboot()
+            .args(["images", "--json", "--config"])
+            .arg(&config),
+        true,
+    );
+    let images: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let versions: Vec<u64> = images["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, [2], "keep_versions = 1 keeps only the newest");
+    assert!(
+        site.dir.join("state/releases/deb").exists(),
+        "data_dir is relative to the config file"
+    );
+
+    fs::write(&config, "data_dir = \"state\"\n[store]\nkeep_versons = 1\n").unwrap();
+    let out = run(netboot().args(["images", "--config"]).arg(&config), false);
+    let err = stderr(&out);
+    assert!(
+        err.contains("netboot.toml") && err.contains("line 3") && err.contains("keep_versons"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bundles_carry_a_release_between_stores_and_tampering_is_refused() {
+    let site = Site::new();
+    let kernel = site.file("vmlinuz", &content(1, 400_000));
+    let initrd = site.file("initrd.img", &content(2, 40_000));
+    let bundle = site.dir.join("bundle");
+    run(
+        netboot()
+            .args(["publish", "--key"])
+            .arg(&site.key)
+            .args([
+                "--name",
+                "deb",
+                "--kernel",
+                &kernel,
+                "--initrd",
+                &initrd,
+                "--version",
+                "7",
+                "--out",
+            ])
+            .arg(&bundle),
+        true,
+    );
+    run(site.store_args(netboot().arg("import").arg(&bundle)), true);
+    assert_eq!(site.images()["images"][0]["version"], 7);
+
+    // Export from this store, import elsewhere: the same release id arrives.
+    let exported = site.dir.join("exported");
+    run(
+        site.store_args(netboot().args(["export", "deb", "--out"]).arg(&exported)),
+        true,
+    );
+    let other = site.dir.join("other-data").display().to_string();
+    run(
+        netboot()
+            .args(["import", "--data-dir", &other, "--trust", &site.public])
+            .arg(&exported),
+        true,
+    );
+    let out = run(
+        netboot().args([
+            "images",
+            "--json",
+            "--data-dir",
+            &other,
+            "--trust",
+            &site.public,
+        ]),
+        true,
+    );
+    let there: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(there["images"][0]["id"], site.images()["images"][0]["id"]);
+
+    // One flipped bit in a file of a bundle: refused, named, nothing visible.
+    let tampered = site.dir.join("tampered").display().to_string();
+    let mut bytes = fs::read(bundle.join("files/vmlinuz")).unwrap();
+    bytes[200_000] ^= 1;
+    fs::write(bundle.join("files/vmlinuz"), bytes).unwrap();
+    let out = run(
+        netboot()
+            .args(["import", "--data-dir", &tampered, "--trust", &site.public])
+            .arg(&bundle),
+        false,
+    );
+    assert!(
+        stderr(&out).contains("`vmlinuz`")
+            && stderr(&out).contains("does not match the signed release"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(
+        netboot().args([
+            "images",
+            "--json",
+            "--data-dir",
+            &tampered,
+            "--trust",
+            &site.public,
+        ]),
+        true,
+    );
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["images"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+/// Starts a publish of a big file and returns once its progress shows it is copying.
+fn start_big_publish(
+    site: &Site,
+    big: &str,
+    name: &str,
+) -> (std::process::Child, mpsc::Receiver<String>) {
+    let mut child = site
+        .store_args(netboot().args(["publish", "--key"]).arg(&site.key))
+        .args(["--name", name, "--kernel", big])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+fn wait_for_line(rx: &mpsc::Receiver<String>, needle: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+#[test]
+fn a_second_process_on_the_same_data_dir_is_refused_with_the_holder_named() {
+    let site = Site::new();
+    let big = site.file("big.img", &content(9, 96 << 20));
+    let (mut child, rx) = start_big_publish(&site, &big, "big");
+    assert!(
+        wait_for_line(&rx, "copying"),
+        "publish never started copying"
+    );
+    let out = run(site.store_args(netboot().arg("images")), false);
+    let err = stderr(&out);
+    assert!(
+        err.contains("in use by another netboot process")
+            && err.contains(&format!("pid {}", child.id())),
+        "{err}"
+    );
+    assert!(child.wait().unwrap().success());
+    assert_eq!(site.images()["images"][0]["name"], "big");
+}
+
+#[test]
+fn kill_9_during_publish_leaves_the_release_wholly_there_or_wholly_absent() {
+    let site = Site::new();
+    let big = site.file("big.img", &content(11, 64 << 20));
+    let big_hash = blake3::hash(&content(11, 64 << 20)).to_hex().to_string();
+    // Kill at several moments: while copying, while hashing, right at "signed … committing"
+    // (the window around the commit point), and just after.
+    let moments: [(&str, u64); 5] = [
+        ("copying", 0),
+        ("copying", 150),
+        ("done, blake3", 0),
+        ("committing", 0),
+        ("committing", 30),
+    ];
+    let mut seen_present = 0;
+    for (i, (marker, delay_ms)) in moments.iter().enumerate() {
+        let name = format!("crash{i}");
+        let (mut child, rx) = start_big_publish(&site, &big, &name);
+        let reached = wait_for_line(&rx, marker);
+        std::thread::sleep(Duration::from_millis(*delay_ms));
+        child.kill().unwrap(); // SIGKILL
+        let status = child.wait().unwrap();
+        eprintln!("kill at {marker}+{delay_ms}ms: publish ended with {status}");
+        if !reached {
+            assert!(
+                status.success(),
+                "publish {name} failed before reaching {marker}"
+            );
+        }
+        // After the crash: the store opens, and the release is either complete or absent.
+        let images = site.images();
+        assert!(
+            images["not_servable"].as_array().unwrap().is_empty(),
+            "{images}"
+        );
+        let listed: Vec<&serde_json::Value> = images["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["name"] == name.as_str())
+            .collect();
+        match listed.as_slice() {
+            [] => {}
+            [image] => {
+                seen_present += 1;
+                assert_eq!(image["files"][0]["blake3"], big_hash.as_str());
+            }
+            more => panic!("{name} listed {} times", more.len()),
+        }
+        let out = site.verify();
+        assert!(
+            out.status.success(),
+            "store inconsistent after kill at {marker}+{delay_ms}ms: {}",
+            stdout(&out)
+        );
+        // No leftovers of the interrupted write are visible as releases, and publishing the
+        // same name works: a crashed publish never takes a version number.
+        run(
+            site.store_args(netboot().args(["publish", "--key"]).arg(&site.key))
+                .args(["--name", &name, "--kernel", &big]),
+            true,
+        );
+        let images = site.images();
+        let versions: Vec<u64> = images["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["name"] == name.as_str())
+            .map(|i| i["version"].as_u64().unwrap())
+            .collect();
+        assert_eq!(versions.len(), listed.len() + 1, "{name}: {versions:?}");
+    }
+    eprintln!(
+        "release present after {seen_present} of {} kills",
+        moments.len()
+    );
+    let leftovers: Vec<_> = walk(&site.dir.join("data/releases"))
+        .into_iter()
+        .filter(|p| p.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).unwrap().map_while(Result::ok) {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path.display().to_string());
+        }
+    }
+    out
+}
