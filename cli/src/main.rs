@@ -38,6 +38,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    Node(cmd::node::NodeArgs),
     Keygen(cmd::keys::KeygenArgs),
     Pubkey(cmd::keys::PubkeyArgs),
     Publish(cmd::publish::PublishArgs),
@@ -47,10 +48,12 @@ enum Command {
     Export(cmd::bundle::ExportArgs),
 }
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, is_node: bool) {
     let default = match verbose {
+        // A node logs each client transaction at info; one-shot commands stay quiet.
+        0 if is_node => "info,iroh_blobs=warn",
         0 => "warn",
-        1 => "info",
+        1 => "info,iroh_blobs=warn",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -66,7 +69,7 @@ fn init_logging(verbose: u8) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    init_logging(cli.verbose, matches!(cli.command, Command::Node(_)));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Node(args) => cmd::node::run(args).await,
             Command::Keygen(args) => cmd::keys::keygen(args),
             Command::Pubkey(args) => cmd::keys::pubkey(args),
             Command::Publish(args) => cmd::publish::run(args).await,

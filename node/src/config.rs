@@ -4,12 +4,16 @@
 //! sysadmin fixing a config at 3 a.m. should not have to guess.
 
 use std::{
+    collections::BTreeMap,
     fmt,
+    net::{Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
 };
 
-use netboot_proto::{PublicKey, TrustedKeys};
+use netboot_proto::{ImageName, PublicKey, TrustedKeys};
 use serde::Deserialize;
+
+use crate::dhcp::{MacAddr, PoolConfig};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/netboot/netboot.toml";
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/netboot";
@@ -37,6 +41,146 @@ pub struct Config {
     pub trusted_publishers: Vec<PublicKey>,
     #[serde(default)]
     pub store: StoreConfig,
+    #[serde(default)]
+    pub dhcp: DhcpSection,
+    #[serde(default)]
+    pub tftp: TftpSection,
+    #[serde(default)]
+    pub http: HttpSection,
+    #[serde(default)]
+    pub boot: BootSection,
+    /// MAC address → image name: what each known machine boots.
+    #[serde(default)]
+    pub machines: BTreeMap<MacAddr, ImageName>,
+}
+
+/// `[dhcp]`: how the node takes part in DHCP on the boot network.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DhcpSection {
+    /// `proxy` (default: beside the site's DHCP server, boot answers only), `server` (full
+    /// DHCP for an isolated lab; needs `[dhcp.pool]`), or `off` (TFTP/HTTP only).
+    #[serde(default)]
+    pub mode: DhcpModeName,
+    /// The boot network interface. Sockets bind to it, and its IPv4 address is the default
+    /// `server_ip`. Strongly advised on hosts with several interfaces.
+    pub interface: Option<String>,
+    /// This node's address as clients reach it (DHCP option 54, next-server, URLs).
+    pub server_ip: Option<Ipv4Addr>,
+    /// Address pool, for `mode = "server"`.
+    pub pool: Option<PoolConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DhcpModeName {
+    #[default]
+    Proxy,
+    Server,
+    Off,
+}
+
+/// `[tftp]`: first-stage programs for PXE firmware.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TftpSection {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "default_tftp_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for TftpSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: default_tftp_listen(),
+        }
+    }
+}
+
+/// `[http]`: kernels, initrds, images and iPXE scripts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    #[serde(default = "default_http_listen")]
+    pub listen: SocketAddr,
+    /// The URL clients are told, e.g. `http://10.0.0.1:8080`. Default: `http://<server_ip>`
+    /// with the listen port.
+    pub base_url: Option<String>,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        Self {
+            listen: default_http_listen(),
+            base_url: None,
+        }
+    }
+}
+
+/// `[boot]`: what clients boot.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootSection {
+    /// The files-only release holding the first-stage programs (iPXE, PXELINUX).
+    #[serde(default = "default_first_stage")]
+    pub first_stage: ImageName,
+    /// A local directory of first-stage programs used when the release lacks a file
+    /// (quick single-site setups; these files are not verified, and the log says so).
+    pub first_stage_dir: Option<PathBuf>,
+    /// First stage for BIOS PXE firmware.
+    #[serde(default = "default_bios")]
+    pub bios: String,
+    /// First stage for UEFI x86-64 firmware (`ipxe.efi`, or `snponly.efi` to use the
+    /// firmware's own network driver).
+    #[serde(default = "default_efi_x64")]
+    pub efi_x64: String,
+    pub efi_ia32: Option<String>,
+    /// Only if an arm64 iPXE is in the first-stage release.
+    pub efi_arm64: Option<String>,
+    /// Image for machines without an assignment; without it they get a menu.
+    pub default_image: Option<ImageName>,
+    /// Seconds the menu waits before booting from the local disk.
+    #[serde(default = "default_menu_timeout")]
+    pub menu_timeout_secs: u32,
+}
+
+impl Default for BootSection {
+    fn default() -> Self {
+        Self {
+            first_stage: default_first_stage(),
+            first_stage_dir: None,
+            bios: default_bios(),
+            efi_x64: default_efi_x64(),
+            efi_ia32: None,
+            efi_arm64: None,
+            default_image: None,
+            menu_timeout_secs: default_menu_timeout(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_tftp_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 69))
+}
+fn default_http_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 80))
+}
+fn default_first_stage() -> ImageName {
+    ImageName::from_static("ipxe")
+}
+fn default_bios() -> String {
+    "undionly.kpxe".into()
+}
+fn default_efi_x64() -> String {
+    "ipxe.efi".into()
+}
+fn default_menu_timeout() -> u32 {
+    10
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -105,6 +249,12 @@ impl Config {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
         })?;
+        if config.dhcp.mode == DhcpModeName::Server && config.dhcp.pool.is_none() {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: "[dhcp] mode = \"server\" needs a [dhcp.pool] section (range_start, range_end, subnet_mask, …)".into(),
+            });
+        }
         if config.data_dir.is_relative() {
             let base = path.parent().unwrap_or(Path::new("."));
             config.data_dir = base.join(&config.data_dir);
@@ -140,6 +290,40 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
         assert!(c.trusted_publishers.is_empty());
         assert_eq!(c.store.keep_versions.get(), 2);
+    }
+
+    #[test]
+    fn serving_sections() {
+        let text = r#"
+            [dhcp]
+            mode = "server"
+            interface = "eth1"
+            [dhcp.pool]
+            range_start = "10.0.0.100"
+            range_end = "10.0.0.200"
+            subnet_mask = "255.255.255.0"
+            [http]
+            listen = "0.0.0.0:8080"
+            [boot]
+            default_image = "debian"
+            efi_x64 = "snponly.efi"
+            [machines]
+            "52:54:00:12:34:56" = "rescue"
+        "#;
+        let c = Config::parse(text, Path::new("/n.toml")).unwrap();
+        assert_eq!(c.dhcp.mode, DhcpModeName::Server);
+        assert_eq!(c.http.listen.port(), 8080);
+        assert_eq!(c.boot.efi_x64, "snponly.efi");
+        assert_eq!(c.machines.len(), 1);
+        assert!(c.tftp.enabled);
+        let err = Config::parse("[dhcp]\nmode = \"server\"\n", Path::new("/n.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[dhcp.pool]"), "{err}");
+        let err = Config::parse("[machines]\n\"52:54:00\" = \"x\"\n", Path::new("/n.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2"), "{err}");
     }
 
     #[test]

@@ -1,8 +1,13 @@
 //! The netboot node as a library: configuration, the verified store, and the protocol
 //! servers that read from it. The `netboot` binary is a thin shell around this crate.
 
+pub mod boot;
 pub mod config;
+pub mod dhcp;
 pub mod fsutil;
+pub mod http;
+pub mod integrity;
 pub mod keys;
 pub mod publish;
+pub mod runtime;
 pub mod store;

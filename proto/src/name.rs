@@ -22,6 +22,22 @@ impl ImageName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// For names known valid at compile time; panics otherwise (a programming error).
+    pub fn from_static(s: &'static str) -> Self {
+        match s.parse() {
+            Ok(n) => n,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ImageName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 impl FromStr for ImageName {

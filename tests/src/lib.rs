@@ -75,3 +75,74 @@ pub fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
     let out = run(netboot().arg("keygen").arg("--out").arg(&path), true);
     (path, stdout(&out).trim().to_string())
 }
+
+/// A `netboot node` process for a test, killed on drop. Its log goes to a file.
+pub struct NodeProcess {
+    child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl NodeProcess {
+    /// Starts `netboot node --config <config>` (optionally inside a network namespace) and
+    /// waits until it logs that it is up.
+    pub fn start(config: &Path, netns: Option<&str>) -> NodeProcess {
+        let log = config.with_extension("log");
+        let log_file = std::fs::File::create(&log).expect("create node log");
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(netboot_bin());
+                c
+            }
+            None => Command::new(netboot_bin()),
+        };
+        cmd.arg("node")
+            .arg("--config")
+            .arg(config)
+            .env_remove("RUST_LOG");
+        let child = cmd
+            .stdout(log_file.try_clone().expect("dup log"))
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn netboot node");
+        let mut node = NodeProcess { child, log };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let text = node.log_text();
+            if text.contains("netboot node up") {
+                return node;
+            }
+            if let Ok(Some(status)) = node.child.try_wait() {
+                panic!("netboot node exited ({status}) before it was up:\n{text}");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "netboot node not up after 30 s:\n{text}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free TCP/UDP port on loopback (bound and released; fine for tests).
+pub fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}

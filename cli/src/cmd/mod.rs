@@ -1,5 +1,6 @@
 pub mod bundle;
 pub mod images;
 pub mod keys;
+pub mod node;
 pub mod publish;
 pub mod verify;

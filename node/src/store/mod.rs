@@ -188,6 +188,37 @@ impl Store {
             .and_then(|v| v.values().next_back().cloned())
     }
 
+    /// The newest release of `name` that may be served now (not expired).
+    pub fn servable(&self, name: &ImageName) -> Option<Arc<StoredRelease>> {
+        let now = fsutil::now_unix();
+        let index = self.read_index();
+        index
+            .releases
+            .get(name)?
+            .values()
+            .rev()
+            .find(|r| !r.verified.is_expired(now))
+            .cloned()
+    }
+
+    /// One exact release, if it may be served now.
+    pub fn servable_version(&self, name: &ImageName, version: u64) -> Option<Arc<StoredRelease>> {
+        let now = fsutil::now_unix();
+        let index = self.read_index();
+        index
+            .releases
+            .get(name)?
+            .get(&version)
+            .filter(|r| !r.verified.is_expired(now))
+            .cloned()
+    }
+
+    /// The newest servable release of every name.
+    pub fn servable_latest(&self) -> Vec<Arc<StoredRelease>> {
+        let names: Vec<ImageName> = self.read_index().releases.keys().cloned().collect();
+        names.iter().filter_map(|n| self.servable(n)).collect()
+    }
+
     /// Release files that are not servable, and why.
     pub fn problems(&self) -> Vec<Problem> {
         self.read_index().problems.clone()

@@ -1,0 +1,183 @@
+//! The pure packet handler: validate → decide → build, plus the one log line
+//! per transaction. No sockets, no files: the listener does those.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::SystemTime;
+
+use dhcproto::v4::{Message, MessageType};
+
+use super::arch::BootAnswer;
+use super::config::{DhcpConfig, DhcpMode};
+use super::decide::{decide, Decision, LocalPort};
+use super::reply;
+use super::request::{msg_type_name, BootRequest};
+use super::state::{unix_secs, State};
+
+/// One received datagram.
+#[derive(Debug, Clone, Copy)]
+pub struct Inbound<'a> {
+    pub data: &'a [u8],
+    /// Sender address and port.
+    pub src: SocketAddr,
+    /// Which of our sockets received it.
+    pub port: LocalPort,
+    pub now: SystemTime,
+}
+
+/// What happened to one datagram.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The reply and where to send it.
+    pub reply: Option<(Message, SocketAddr)>,
+    /// The dnsmasq-style log line.
+    pub log: String,
+    /// Log at debug (junk, other people's traffic) rather than info.
+    pub quiet: bool,
+}
+
+/// Handle one datagram and log it; returns the reply to send, if any.
+pub fn handle(
+    cfg: &DhcpConfig,
+    state: &mut State,
+    pkt: &Inbound<'_>,
+) -> Option<(Message, SocketAddr)> {
+    let out = process(cfg, state, pkt);
+    if out.quiet {
+        tracing::debug!("dhcp: {}", out.log);
+    } else {
+        tracing::info!("dhcp: {}", out.log);
+    }
+    out.reply
+}
+
+/// [`handle`] without the logging, for tests and callers that log themselves.
+pub fn process(cfg: &DhcpConfig, state: &mut State, pkt: &Inbound<'_>) -> Outcome {
+    if cfg.mode == DhcpMode::Off {
+        return Outcome {
+            reply: None,
+            log: "DHCP is off".into(),
+            quiet: true,
+        };
+    }
+    let (msg, req) = match BootRequest::parse(pkt.data) {
+        Ok(x) => x,
+        Err(e) => {
+            return Outcome {
+                reply: None,
+                log: format!("{} bytes from {}: {e}", pkt.data.len(), pkt.src),
+                quiet: true,
+            }
+        }
+    };
+    let decision = decide(cfg, state, &req, pkt.port, unix_secs(pkt.now));
+    let reply = build(cfg, &msg, &req, &decision, pkt.src);
+    let log = log_line(&req, pkt.port, &decision, reply.as_ref());
+    let quiet = matches!(decision, Decision::Ignore { quiet: true, .. });
+    Outcome { reply, log, quiet }
+}
+
+/// Turn a decision into a message and a destination.
+fn build(
+    cfg: &DhcpConfig,
+    msg: &Message,
+    req: &BootRequest,
+    d: &Decision,
+    src: SocketAddr,
+) -> Option<(Message, SocketAddr)> {
+    let ip = cfg.server_ip;
+    let pool = match &cfg.mode {
+        DhcpMode::Server(p) => Some(p),
+        _ => None,
+    };
+    let dest = |t| reply::destination(req, t, cfg);
+    match d {
+        Decision::ProxyOffer(b) => Some((
+            reply::proxy_offer(msg, req, b, ip),
+            dest(MessageType::Offer),
+        )),
+        Decision::BootAck(b) => Some((reply::boot_ack(msg, req, b, ip), src)),
+        Decision::Offer { ip: yi, boot, .. } => Some((
+            reply::lease_reply(msg, req, MessageType::Offer, *yi, pool?, boot.as_ref(), ip),
+            dest(MessageType::Offer),
+        )),
+        Decision::Ack { ip: yi, boot, .. } => Some((
+            reply::lease_reply(msg, req, MessageType::Ack, *yi, pool?, boot.as_ref(), ip),
+            dest(MessageType::Ack),
+        )),
+        Decision::InformAck { boot, .. } => {
+            let to = if !req.giaddr.is_unspecified() || !req.ciaddr.is_unspecified() {
+                dest(MessageType::Ack)
+            } else {
+                // INFORM without ciaddr: answer the address it came from.
+                let from = match src {
+                    SocketAddr::V4(a) => *a.ip(),
+                    SocketAddr::V6(_) => Ipv4Addr::BROADCAST,
+                };
+                SocketAddr::V4(SocketAddrV4::new(from, cfg.client_port))
+            };
+            Some((reply::inform_ack(msg, req, pool?, boot.as_ref(), ip), to))
+        }
+        Decision::Nak { reason } => {
+            Some((reply::nak(msg, req, reason, ip), dest(MessageType::Nak)))
+        }
+        Decision::Ignore { .. } | Decision::Released(_) | Decision::Declined(_) => None,
+    }
+}
+
+/// `52:54:00:12:34:56 xid=0x1234abcd DISCOVER port 67 arch=BIOS x86 vendor=PXEClient iPXE: ...`
+fn log_line(
+    req: &BootRequest,
+    port: LocalPort,
+    d: &Decision,
+    reply: Option<&(Message, SocketAddr)>,
+) -> String {
+    let port = match port {
+        LocalPort::Dhcp => "67",
+        LocalPort::Pxe => "4011",
+    };
+    let head = format!(
+        "{} xid={:#010x} {} port {port} arch={} vendor={} {}",
+        req.mac,
+        req.xid,
+        msg_type_name(req.msg_type),
+        req.arch_name(),
+        req.vendor_class,
+        req.client_kind(),
+    );
+    let to = reply.map(|(_, a)| format!(" to {a}")).unwrap_or_default();
+    let boot = |b: &Option<BootAnswer>, note: &Option<String>| match (b, note) {
+        (Some(b), _) => format!(", {} ({})", boot_text(b), boot_why(req)),
+        (None, Some(n)) => format!(", no boot file: {n}"),
+        (None, None) => String::new(),
+    };
+    let what = match d {
+        Decision::Ignore { reason, .. } => format!("no answer: {reason}"),
+        Decision::ProxyOffer(b) => format!("proxy OFFER {}{to} ({})", boot_text(b), boot_why(req)),
+        Decision::BootAck(b) => format!("boot server ACK {}{to} ({})", boot_text(b), boot_why(req)),
+        Decision::Offer { ip, boot: b, note } => format!("OFFER {ip}{}{to}", boot(b, note)),
+        Decision::Ack { ip, boot: b, note } => format!("ACK {ip}{}{to}", boot(b, note)),
+        Decision::InformAck { boot: b, note } => format!("INFORM ACK{}{to}", boot(b, note)),
+        Decision::Nak { reason } => format!("NAK{to}: {reason}"),
+        Decision::Released(ip) => format!("released {ip}"),
+        Decision::Declined(ip) => format!("declined {ip}: held back from the pool"),
+    };
+    format!("{head}: {what}")
+}
+
+fn boot_text(b: &BootAnswer) -> String {
+    match b {
+        BootAnswer::TftpFile(f) => format!("tftp file {f}"),
+        BootAnswer::HttpUrl(u) => format!("url {u}"),
+        BootAnswer::None(r) => format!("nothing ({r})"),
+    }
+}
+
+fn boot_why(req: &BootRequest) -> String {
+    if req.is_ipxe {
+        "iPXE gets its boot script".into()
+    } else if req.is_http_client() {
+        format!("UEFI HTTP boot, {}", req.arch_name())
+    } else {
+        format!("boot program for {}", req.arch_name())
+    }
+}

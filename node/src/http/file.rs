@@ -1,0 +1,227 @@
+//! Serving one file: HEAD, a single Range, strong ETag (the BLAKE3 hash), If-None-Match.
+//! Content-Length is always set (iPXE is much slower without it). The body streams from the
+//! file in 256 KiB reads; a file is never buffered whole.
+
+use std::{io::SeekFrom, path::PathBuf};
+
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use hyper::{
+    body::Frame,
+    header::{self, HeaderMap, HeaderValue},
+    Method, Response, StatusCode,
+};
+use n0_future::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+pub type Body = BoxBody<Bytes, std::io::Error>;
+
+const CHUNK: usize = 256 * 1024;
+
+pub fn full(status: StatusCode, content_type: &str, text: impl Into<Bytes>) -> Response<Body> {
+    let text = text.into();
+    let mut resp = Response::new(
+        Full::new(text.clone())
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *resp.status_mut() = status;
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("text/plain")),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(text.len()));
+    resp
+}
+
+/// A byte range, inclusive start, exclusive end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    pub start: u64,
+    pub end: u64,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum RangeRequest {
+    /// No Range header, or one we ignore (multiple ranges): send everything.
+    Whole,
+    Partial(ByteRange),
+    Unsatisfiable,
+}
+
+/// Parses a `Range` header against a file of `size` bytes (RFC 9110 §14.2).
+pub fn parse_range(value: Option<&str>, size: u64) -> RangeRequest {
+    let Some(spec) = value.and_then(|v| v.trim().strip_prefix("bytes=")) else {
+        return RangeRequest::Whole;
+    };
+    if spec.contains(',') {
+        return RangeRequest::Whole;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return RangeRequest::Whole;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let range = if first.is_empty() {
+        // Suffix: the last N bytes.
+        match last.parse::<u64>() {
+            Ok(0) | Err(_) => return RangeRequest::Unsatisfiable,
+            Ok(n) => ByteRange {
+                start: size.saturating_sub(n),
+                end: size,
+            },
+        }
+    } else {
+        let Ok(start) = first.parse::<u64>() else {
+            return RangeRequest::Whole;
+        };
+        let end = if last.is_empty() {
+            size
+        } else {
+            match last.parse::<u64>() {
+                Ok(l) if l >= start => (l + 1).min(size),
+                _ => return RangeRequest::Whole,
+            }
+        };
+        ByteRange { start, end }
+    };
+    if range.start >= size || range.start >= range.end {
+        RangeRequest::Unsatisfiable
+    } else {
+        RangeRequest::Partial(range)
+    }
+}
+
+fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            let t = t.trim();
+            t == "*" || t.trim_start_matches("W/") == etag
+        })
+}
+
+/// Builds the response for a verified file. `path` must hold exactly `size` bytes.
+pub async fn serve(
+    method: &Method,
+    headers: &HeaderMap,
+    path: PathBuf,
+    size: u64,
+    hash: Option<blake3::Hash>,
+    content_type: &str,
+) -> Response<Body> {
+    let etag = hash.map(|h| format!("\"{}\"", h.to_hex()));
+    if let Some(etag) = &etag {
+        if etag_matches(headers, etag) {
+            let mut resp = full(StatusCode::NOT_MODIFIED, content_type, Bytes::new());
+            resp.headers_mut().remove(header::CONTENT_LENGTH);
+            if let Ok(v) = HeaderValue::from_str(etag) {
+                resp.headers_mut().insert(header::ETAG, v);
+            }
+            return resp;
+        }
+    }
+    let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let (status, range) = match parse_range(range_header, size) {
+        RangeRequest::Whole => (
+            StatusCode::OK,
+            ByteRange {
+                start: 0,
+                end: size,
+            },
+        ),
+        RangeRequest::Partial(r) => (StatusCode::PARTIAL_CONTENT, r),
+        RangeRequest::Unsatisfiable => {
+            let mut resp = full(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "text/plain",
+                "range not satisfiable\n",
+            );
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                resp.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return resp;
+        }
+    };
+    let len = range.end - range.start;
+    let body: Body = if method == Method::HEAD || len == 0 {
+        Full::new(Bytes::new())
+            .map_err(|never| match never {})
+            .boxed()
+    } else {
+        match open_range(path, range).await {
+            Ok(body) => body,
+            Err(e) => {
+                return full(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain",
+                    format!("cannot read file: {e}\n"),
+                )
+            }
+        }
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    if let Some(etag) = etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
+        h.insert(header::ETAG, etag);
+        // Content-addressed: the bytes behind this URL may change only by a new release.
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
+    if status == StatusCode::PARTIAL_CONTENT {
+        if let Ok(v) =
+            HeaderValue::from_str(&format!("bytes {}-{}/{size}", range.start, range.end - 1))
+        {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+    }
+    resp
+}
+
+async fn open_range(path: PathBuf, range: ByteRange) -> std::io::Result<Body> {
+    let mut file = tokio::fs::File::open(&path).await?;
+    file.seek(SeekFrom::Start(range.start)).await?;
+    let reader = file.take(range.end - range.start);
+    let stream = tokio_util::io::ReaderStream::with_capacity(reader, CHUNK)
+        .map(|chunk| chunk.map(Frame::data));
+    Ok(BodyExt::boxed(StreamBody::new(stream)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        let r = |s: u64, e: u64| RangeRequest::Partial(ByteRange { start: s, end: e });
+        assert_eq!(parse_range(None, 100), RangeRequest::Whole);
+        assert_eq!(parse_range(Some("bytes=0-9"), 100), r(0, 10));
+        assert_eq!(parse_range(Some("bytes=90-"), 100), r(90, 100));
+        assert_eq!(parse_range(Some("bytes=-10"), 100), r(90, 100));
+        assert_eq!(parse_range(Some("bytes=-1000"), 100), r(0, 100));
+        assert_eq!(parse_range(Some("bytes=50-5000"), 100), r(50, 100));
+        assert_eq!(
+            parse_range(Some("bytes=100-"), 100),
+            RangeRequest::Unsatisfiable
+        );
+        assert_eq!(
+            parse_range(Some("bytes=-0"), 100),
+            RangeRequest::Unsatisfiable
+        );
+        assert_eq!(parse_range(Some("bytes=0-1,5-6"), 100), RangeRequest::Whole);
+        assert_eq!(parse_range(Some("bytes=9-3"), 100), RangeRequest::Whole);
+        assert_eq!(parse_range(Some("items=0-1"), 100), RangeRequest::Whole);
+        assert_eq!(
+            parse_range(Some("bytes=0-0"), 0),
+            RangeRequest::Unsatisfiable
+        );
+    }
+}

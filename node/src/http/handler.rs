@@ -1,0 +1,310 @@
+//! HTTP routes. Every file answer comes from a servable (verified, trusted, unexpired)
+//! release, checked again at serve time by [`crate::integrity`].
+//!
+//! | route | answer |
+//! |---|---|
+//! | `/boot.ipxe` | a script that chains back with `?mac=…&ip=…` (HTTP carries no MAC) |
+//! | `/boot.ipxe?mac=…&ip=…` | the machine's image, the default image, or a menu |
+//! | `/boot/<name>.ipxe` | a script booting the newest servable `<name>` |
+//! | `/r/<name>/<version>/<path>` | a file of one exact release (what scripts use) |
+//! | `/images/<name>/<path>` | a file of the newest servable release of `<name>` |
+//! | `/blobs/<blake3 hex>` | a file by content hash |
+//! | `/first-stage/<path>` | iPXE/PXELINUX programs (UEFI HTTP boot) |
+
+use std::{net::Ipv4Addr, net::SocketAddr, path::PathBuf, sync::Arc, time::Instant};
+
+use hyper::{body::Incoming, Method, Request, Response, StatusCode};
+use netboot_proto::{ImageName, ImagePath};
+
+use super::file::{self, full, Body};
+use crate::{
+    boot::{ipxe, BootChoice, BootPolicy, FirstStage},
+    dhcp::MacAddr,
+    integrity::VerifiedFiles,
+    store::Store,
+};
+
+#[derive(Debug)]
+pub struct HttpHandler {
+    pub store: Arc<Store>,
+    pub base_url: String,
+    pub policy: BootPolicy,
+    pub first_stage: FirstStage,
+    pub verified: Arc<VerifiedFiles>,
+}
+
+/// What a request resolved to, before building the response.
+enum Answer {
+    Script(String, String),
+    File {
+        path: PathBuf,
+        size: u64,
+        hash: Option<blake3::Hash>,
+        what: String,
+    },
+    Error(StatusCode, String),
+}
+
+fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+impl HttpHandler {
+    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let query = req.uri().query().unwrap_or("").to_string();
+        if method != Method::GET && method != Method::HEAD {
+            tracing::info!("http {peer} {method} {path}: 405 (read-only server)");
+            return full(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain",
+                "netboot serves GET and HEAD only\n",
+            );
+        }
+        let answer = self.resolve(&path, &query);
+        let response = match answer {
+            Answer::Script(text, what) => {
+                tracing::info!("http {peer} {method} {path}?{query}: 200 script: {what}");
+                full(StatusCode::OK, "text/plain; charset=utf-8", text)
+            }
+            Answer::Error(status, why) => {
+                tracing::warn!("http {peer} {method} {path}: {} {why}", status.as_u16());
+                full(status, "text/plain; charset=utf-8", format!("{why}\n"))
+            }
+            Answer::File {
+                path: file,
+                size,
+                hash,
+                what,
+            } => {
+                if let Some(expected) = hash {
+                    let verified = self.verified.clone();
+                    let checked = file.clone();
+                    let result = tokio::task::spawn_blocking(move || {
+                        verified.check(&checked, &expected, size)
+                    })
+                    .await;
+                    match result {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            tracing::error!("http {peer} {method} {path}: 500 REFUSED, {what} failed its integrity check: {e}");
+                            return full(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "text/plain",
+                                "file failed its integrity check; not served\n",
+                            );
+                        }
+                        Err(e) => {
+                            return full(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "text/plain",
+                                format!("integrity check failed: {e}\n"),
+                            )
+                        }
+                    }
+                }
+                let resp = file::serve(
+                    &method,
+                    req.headers(),
+                    file,
+                    size,
+                    hash,
+                    content_type(&path),
+                )
+                .await;
+                tracing::info!(
+                    "http {peer} {method} {path}: {} {what} ({size} bytes{}) in {} ms",
+                    resp.status().as_u16(),
+                    req.headers()
+                        .get(hyper::header::RANGE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(|r| format!(", range {r}"))
+                        .unwrap_or_default(),
+                    started.elapsed().as_millis()
+                );
+                resp
+            }
+        };
+        response
+    }
+
+    fn resolve(&self, path: &str, query: &str) -> Answer {
+        let not_found = |why: String| Answer::Error(StatusCode::NOT_FOUND, why);
+        let mac: Option<MacAddr> = query_param(query, "mac").and_then(|m| m.parse().ok());
+        let ip: Option<Ipv4Addr> = query_param(query, "ip").and_then(|i| i.parse().ok());
+        if path == "/boot.ipxe" {
+            if mac.is_none() {
+                return Answer::Script(
+                    ipxe::identify_script(&self.base_url),
+                    "identify client".into(),
+                );
+            }
+            return match self.policy.choose(mac.as_ref()) {
+                BootChoice::Image { name, why } => self.boot_image(&name, mac.as_ref(), ip, why),
+                BootChoice::Menu => self.menu(mac.as_ref(), ip),
+            };
+        }
+        if let Some(rest) = path.strip_prefix("/boot/") {
+            let Some(name) = rest
+                .strip_suffix(".ipxe")
+                .and_then(|n| n.parse::<ImageName>().ok())
+            else {
+                return not_found(format!("no such script {path}"));
+            };
+            return self.boot_image(&name, mac.as_ref(), ip, "chosen from the menu");
+        }
+        let segments: Vec<&str> = path.trim_start_matches('/').splitn(4, '/').collect();
+        match segments.as_slice() {
+            ["r", name, version, file] => {
+                let (Ok(name), Ok(version)) = (name.parse::<ImageName>(), version.parse::<u64>())
+                else {
+                    return not_found(format!("no such release in {path}"));
+                };
+                match self.store.servable_version(&name, version) {
+                    Some(r) => self.release_file(&r, file),
+                    None => not_found(format!(
+                        "{name} v{version} is not servable here (unknown, dropped or expired)"
+                    )),
+                }
+            }
+            ["images", name, rest @ ..] if !rest.is_empty() => {
+                let Ok(name) = name.parse::<ImageName>() else {
+                    return not_found(format!("bad image name in {path}"));
+                };
+                match self.store.servable(&name) {
+                    Some(r) => self.release_file(&r, &rest.join("/")),
+                    None => not_found(format!("no servable release of {name}")),
+                }
+            }
+            ["blobs", hex] => {
+                let Ok(hash) = blake3::Hash::from_hex(hex) else {
+                    return not_found(format!("bad hash in {path}"));
+                };
+                for r in self
+                    .store
+                    .servable_latest()
+                    .iter()
+                    .chain(self.store.releases().iter())
+                {
+                    if let Some(f) = r.verified.files.iter().find(|f| f.hash == hash) {
+                        return Answer::File {
+                            path: self.store.blob_path(&hash),
+                            size: f.size,
+                            hash: Some(hash),
+                            what: format!("blob of {} v{}", r.verified.name, r.verified.version),
+                        };
+                    }
+                }
+                not_found(format!("no servable release holds {hex}"))
+            }
+            ["first-stage", rest @ ..] if !rest.is_empty() => {
+                match self.first_stage.lookup(&self.store, &rest.join("/")) {
+                    Ok(f) => Answer::File {
+                        path: f.path,
+                        size: f.size,
+                        hash: f.hash,
+                        what: format!("first stage from {}", f.origin),
+                    },
+                    Err(e) => not_found(e.to_string()),
+                }
+            }
+            _ => not_found(format!("no such path {path}")),
+        }
+    }
+
+    fn release_file(&self, stored: &crate::store::StoredRelease, file: &str) -> Answer {
+        let r = &stored.verified;
+        let Ok(path) = file.parse::<ImagePath>() else {
+            return Answer::Error(
+                StatusCode::NOT_FOUND,
+                format!("refused path `{file}`: not a valid path inside an image"),
+            );
+        };
+        match r.file(&path) {
+            Some(f) => Answer::File {
+                path: self.store.blob_path(&f.hash),
+                size: f.size,
+                hash: Some(f.hash),
+                what: format!("{} v{} {}", r.name, r.version, f.path),
+            },
+            None => Answer::Error(
+                StatusCode::NOT_FOUND,
+                format!("{} v{} has no file `{path}`", r.name, r.version),
+            ),
+        }
+    }
+
+    fn boot_image(
+        &self,
+        name: &ImageName,
+        mac: Option<&MacAddr>,
+        ip: Option<Ipv4Addr>,
+        why: &str,
+    ) -> Answer {
+        match self.store.servable(name) {
+            Some(r) => Answer::Script(
+                ipxe::boot_script(&self.base_url, &r.verified, mac, ip),
+                format!(
+                    "client {} boots {} v{} ({why})",
+                    mac.map(ToString::to_string).unwrap_or_else(|| "?".into()),
+                    name,
+                    r.verified.version
+                ),
+            ),
+            None => Answer::Script(
+                ipxe::nothing_script(&format!("image {name} ({why}) is not on this node")),
+                format!(
+                    "client {} wants {name} ({why}), which is not servable here",
+                    mac.map(ToString::to_string).unwrap_or_else(|| "?".into())
+                ),
+            ),
+        }
+    }
+
+    fn menu(&self, mac: Option<&MacAddr>, ip: Option<Ipv4Addr>) -> Answer {
+        let releases: Vec<_> = self
+            .store
+            .servable_latest()
+            .into_iter()
+            .filter(|r| r.verified.boot.is_some())
+            .collect();
+        let refs: Vec<&netboot_proto::Release> =
+            releases.iter().map(|r| r.verified.release()).collect();
+        let who = mac.map(ToString::to_string).unwrap_or_else(|| "?".into());
+        if refs.is_empty() {
+            return Answer::Script(
+                ipxe::nothing_script("no bootable images on this node"),
+                format!("client {who}: no images for a menu"),
+            );
+        }
+        Answer::Script(
+            ipxe::menu_script(
+                &self.base_url,
+                &refs,
+                self.policy.menu_timeout_secs,
+                mac,
+                ip,
+            ),
+            format!(
+                "client {who} gets the menu of {} images (no assignment, no default)",
+                refs.len()
+            ),
+        )
+    }
+}
+
+fn content_type(path: &str) -> &'static str {
+    if path.ends_with(".iso") {
+        "application/x-iso9660-image"
+    } else if path.ends_with(".efi") {
+        "application/efi"
+    } else {
+        "application/octet-stream"
+    }
+}

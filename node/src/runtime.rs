@@ -1,0 +1,217 @@
+//! Running a node: open the store, bind every listener (failing early with the config field
+//! at fault), then serve until asked to stop.
+
+use std::{net::Ipv4Addr, sync::Arc};
+
+use tokio::net::TcpListener;
+
+use crate::{
+    boot::{BootPolicy, FirstStage},
+    config::{Config, DhcpModeName},
+    dhcp::{BootFiles, DhcpConfig, DhcpMode, DhcpServer},
+    http::{self, HttpHandler},
+    integrity::VerifiedFiles,
+    store::{Store, StoreError, StoreOptions},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{field}: {message}")]
+    Config {
+        field: &'static str,
+        message: String,
+    },
+    #[error("cannot listen on {addr} ({field}): {cause}")]
+    Bind {
+        field: &'static str,
+        addr: String,
+        cause: std::io::Error,
+    },
+    #[error("dhcp: {0}")]
+    Dhcp(String),
+}
+
+/// The node's own address on the boot network: configured, or the interface's IPv4 address.
+pub fn server_ip(config: &Config) -> Result<Ipv4Addr, RuntimeError> {
+    if let Some(ip) = config.dhcp.server_ip {
+        return Ok(ip);
+    }
+    let Some(iface) = &config.dhcp.interface else {
+        return Err(RuntimeError::Config {
+            field: "dhcp.server_ip",
+            message: "set dhcp.server_ip, or dhcp.interface to take its address".into(),
+        });
+    };
+    let addrs = if_addrs::get_if_addrs().map_err(|e| RuntimeError::Config {
+        field: "dhcp.interface",
+        message: e.to_string(),
+    })?;
+    addrs
+        .iter()
+        .filter(|a| &a.name == iface)
+        .find_map(|a| match a.ip() {
+            std::net::IpAddr::V4(v4) => Some(v4),
+            _ => None,
+        })
+        .ok_or_else(|| RuntimeError::Config {
+            field: "dhcp.interface",
+            message: format!(
+                "interface `{iface}` has no IPv4 address (or does not exist); set dhcp.server_ip"
+            ),
+        })
+}
+
+pub fn base_url(config: &Config, ip: Ipv4Addr) -> String {
+    match &config.http.base_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None if config.http.listen.port() == 80 => format!("http://{ip}"),
+        None => format!("http://{ip}:{}", config.http.listen.port()),
+    }
+}
+
+/// A node whose listeners are bound and ready; [`Node::run`] serves.
+pub struct Node {
+    pub store: Arc<Store>,
+    pub base_url: String,
+    http_listener: TcpListener,
+    http_handler: Arc<HttpHandler>,
+    dhcp: Option<DhcpServer>,
+}
+
+impl Node {
+    pub async fn start(config: Config) -> Result<Self, RuntimeError> {
+        let store = Arc::new(
+            Store::open(StoreOptions {
+                data_dir: config.data_dir.clone(),
+                trusted: config.trusted_keys(),
+                keep_versions: config.store.keep_versions,
+            })
+            .await?,
+        );
+        if config.trusted_publishers.is_empty() {
+            tracing::warn!(
+                "no trusted_publishers configured: this node accepts and serves nothing"
+            );
+        }
+        let ip = server_ip(&config)?;
+        let base_url = base_url(&config, ip);
+        let first_stage = FirstStage {
+            release: config.boot.first_stage.clone(),
+            dir: config.boot.first_stage_dir.clone(),
+        };
+        if let Some(dir) = &first_stage.dir {
+            tracing::warn!(
+                "first-stage programs missing from release `{}` are served from {} WITHOUT verification",
+                first_stage.release,
+                dir.display()
+            );
+        }
+        let http_listener = TcpListener::bind(config.http.listen)
+            .await
+            .map_err(|cause| RuntimeError::Bind {
+                field: "http.listen",
+                addr: config.http.listen.to_string(),
+                cause,
+            })?;
+        let http_handler = Arc::new(HttpHandler {
+            store: store.clone(),
+            base_url: base_url.clone(),
+            policy: BootPolicy {
+                machines: config.machines.clone(),
+                default_image: config.boot.default_image.clone(),
+                menu_timeout_secs: config.boot.menu_timeout_secs,
+            },
+            first_stage: first_stage.clone(),
+            verified: Arc::new(VerifiedFiles::default()),
+        });
+        let dhcp = match config.dhcp.mode {
+            DhcpModeName::Off => None,
+            mode => {
+                let mode = match mode {
+                    DhcpModeName::Server => {
+                        DhcpMode::Server(config.dhcp.pool.clone().ok_or(RuntimeError::Config {
+                            field: "dhcp.pool",
+                            message: "server mode needs a pool".into(),
+                        })?)
+                    }
+                    _ => DhcpMode::Proxy,
+                };
+                let cfg = DhcpConfig {
+                    mode,
+                    server_ip: ip,
+                    interface: config.dhcp.interface.clone(),
+                    boot_files: BootFiles {
+                        bios: config.boot.bios.clone(),
+                        efi_x64: config.boot.efi_x64.clone(),
+                        efi_ia32: config.boot.efi_ia32.clone(),
+                        efi_arm64: config.boot.efi_arm64.clone(),
+                        ipxe_script_url: format!("{base_url}/boot.ipxe"),
+                        http_base_url: format!("{base_url}/first-stage"),
+                    },
+                    ..DhcpConfig::default()
+                };
+                Some(
+                    DhcpServer::bind(cfg)
+                        .await
+                        .map_err(|e| RuntimeError::Dhcp(e.to_string()))?,
+                )
+            }
+        };
+        let releases = store.releases();
+        tracing::info!(
+            "netboot node up: {} releases in {}, server {ip}, DHCP {:?}, HTTP {} ({base_url})",
+            releases.len(),
+            config.data_dir.display(),
+            config.dhcp.mode,
+            config.http.listen,
+        );
+        for r in &releases {
+            tracing::info!(
+                "serving {} v{} ({} files)",
+                r.verified.name,
+                r.verified.version,
+                r.verified.files.len()
+            );
+        }
+        Ok(Self {
+            store,
+            base_url,
+            http_listener,
+            http_handler,
+            dhcp,
+        })
+    }
+
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        self.http_listener.local_addr().ok()
+    }
+
+    /// Serves until `shutdown` resolves, then closes the store cleanly.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), RuntimeError> {
+        let Node {
+            store,
+            http_listener,
+            http_handler,
+            dhcp,
+            ..
+        } = self;
+        let http = tokio::spawn(http::serve(http_listener, http_handler));
+        let dhcp = dhcp.map(|d| tokio::spawn(d.run()));
+        shutdown.await;
+        tracing::info!("shutting down");
+        http.abort();
+        if let Some(d) = dhcp {
+            d.abort();
+        }
+        let _ = http.await;
+        if let Ok(store) = Arc::try_unwrap(store) {
+            store.close().await;
+        }
+        Ok(())
+    }
+}

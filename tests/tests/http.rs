@@ -1,0 +1,289 @@
+//! The node's HTTP server, over loopback, as iPXE and curl see it: scripts per machine,
+//! files with HEAD/Range/ETag, traversal refused, a file changed on disk refused at serve
+//! time while intact files keep being served.
+
+use std::{fs, path::Path, process::Command};
+
+use netboot_tests::{content, free_port, keygen, netboot, run, NodeProcess};
+
+struct Http {
+    _tmp: tempfile::TempDir,
+    dir: std::path::PathBuf,
+    base: String,
+    node: NodeProcess,
+}
+
+/// (status, headers, body)
+fn curl(args: &[&str], url: &str) -> (u16, String, Vec<u8>) {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "--path-as-is",
+            "-D",
+            "/dev/stderr",
+            "-o",
+            "/dev/stdout",
+            "-w",
+            "",
+        ])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("curl is needed for these tests: apt-get install curl");
+    let headers = String::from_utf8_lossy(&out.stderr).to_string();
+    let status = headers
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, headers.to_lowercase(), out.stdout)
+}
+
+fn setup(extra_config: &str) -> Http {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let (key, public) = keygen(&dir, "k");
+    let port = free_port();
+    let config = dir.join("node.toml");
+    fs::write(
+        &config,
+        format!(
+            "data_dir = \"data\"\ntrusted_publishers = [\"{public}\"]\n[dhcp]\nmode = \"off\"\nserver_ip = \"127.0.0.1\"\n[tftp]\nenabled = false\n[http]\nlisten = \"127.0.0.1:{port}\"\n{extra_config}"
+        ),
+    )
+    .unwrap();
+    let write = |name: &str, data: &[u8]| {
+        let p = dir.join(name);
+        fs::write(&p, data).unwrap();
+        p.display().to_string()
+    };
+    let (k, i) = (
+        write("vmlinuz", &content(1, 1_500_000)),
+        write("initrd.img", &content(2, 200_000)),
+    );
+    run(
+        netboot()
+            .args(["publish", "--config"])
+            .arg(&config)
+            .arg("--key")
+            .arg(&key)
+            .args([
+                "--name",
+                "debian",
+                "--kernel",
+                &k,
+                "--initrd",
+                &i,
+                "--cmdline",
+                "console=ttyS0 fetch={{image_url}}/initrd.img BOOTIF={{bootif}} ip={{ip}}",
+            ]),
+        true,
+    );
+    let r = write("rescue.iso", &content(3, 300_000));
+    run(
+        netboot()
+            .args(["publish", "--config"])
+            .arg(&config)
+            .arg("--key")
+            .arg(&key)
+            .args(["--name", "rescue", "--iso", &r]),
+        true,
+    );
+    let node = NodeProcess::start(&config, None);
+    Http {
+        _tmp: tmp,
+        dir,
+        base: format!("http://127.0.0.1:{port}"),
+        node,
+    }
+}
+
+#[test]
+fn scripts_follow_assignment_default_and_menu() {
+    let h = setup("[machines]\n\"52:54:00:12:34:56\" = \"debian\"\n");
+    let (status, _, body) = curl(&[], &format!("{}/boot.ipxe", h.base));
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("boot.ipxe?mac=${mac}&ip=${ip}"));
+
+    let (_, _, body) = curl(
+        &[],
+        &format!("{}/boot.ipxe?mac=52:54:00:12:34:56&ip=10.1.2.3", h.base),
+    );
+    let script = String::from_utf8_lossy(&body);
+    assert!(script.contains(&format!("kernel {}/r/debian/1/vmlinuz initrd=initrd.img console=ttyS0 fetch={}/r/debian/1/initrd.img BOOTIF=01-52-54-00-12-34-56 ip=10.1.2.3", h.base, h.base)), "{script}");
+
+    // Unassigned, no default: a menu of both images, local disk by default.
+    let (_, _, body) = curl(&[], &format!("{}/boot.ipxe?mac=52:54:00:00:00:09", h.base));
+    let menu = String::from_utf8_lossy(&body);
+    assert!(
+        menu.contains("item img0 debian (v1)") && menu.contains("item img1 rescue (v1)"),
+        "{menu}"
+    );
+    assert!(menu.contains("--default local"), "{menu}");
+    let (_, _, body) = curl(
+        &[],
+        &format!("{}/boot/rescue.ipxe?mac=52:54:00:00:00:09", h.base),
+    );
+    assert!(String::from_utf8_lossy(&body).contains(&format!(
+        "sanboot --no-describe {}/r/rescue/1/rescue.iso",
+        h.base
+    )));
+
+    let log = h.node.log_text();
+    assert!(
+        log.contains("client 52:54:00:12:34:56 boots debian v1 (assigned to this MAC)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("client 52:54:00:00:00:09 gets the menu of 2 images"),
+        "{log}"
+    );
+}
+
+#[test]
+fn default_image_applies_to_unassigned_machines() {
+    let h = setup("[boot]\ndefault_image = \"rescue\"\n");
+    let (_, _, body) = curl(&[], &format!("{}/boot.ipxe?mac=52:54:00:00:00:09", h.base));
+    assert!(
+        String::from_utf8_lossy(&body).contains("sanboot"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+}
+
+#[test]
+fn files_support_head_range_and_etag() {
+    let h = setup("");
+    let kernel = content(1, 1_500_000);
+    let etag = format!("\"{}\"", blake3::hash(&kernel).to_hex());
+    let url = format!("{}/r/debian/1/vmlinuz", h.base);
+
+    let (status, headers, body) = curl(&[], &url);
+    assert_eq!(status, 200);
+    assert_eq!(body, kernel);
+    assert!(headers.contains("content-length: 1500000"), "{headers}");
+    assert!(headers.contains(&format!("etag: {etag}")), "{headers}");
+
+    let raw = raw_request(
+        &h.base,
+        "HEAD /r/debian/1/vmlinuz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.starts_with("HTTP/1.1 200") && head.to_lowercase().contains("content-length: 1500000"),
+        "{head}"
+    );
+    assert_eq!(body, "", "HEAD sends no body");
+
+    let (status, headers, body) = curl(&["-r", "1000-1999"], &url);
+    assert_eq!(status, 206);
+    assert_eq!(body, &kernel[1000..2000]);
+    assert!(
+        headers.contains("content-range: bytes 1000-1999/1500000"),
+        "{headers}"
+    );
+
+    let (status, _, body) = curl(&["-H", "Range: bytes=-100"], &url);
+    assert_eq!(
+        (status, body.as_slice()),
+        (206, &kernel[kernel.len() - 100..])
+    );
+
+    let (status, headers, _) = curl(&["-H", "Range: bytes=2000000-"], &url);
+    assert_eq!(status, 416);
+    assert!(headers.contains("content-range: bytes */1500000"));
+
+    let (status, _, body) = curl(&["-H", &format!("If-None-Match: {etag}")], &url);
+    assert_eq!((status, body.len()), (304, 0));
+
+    // The newest-version alias and the content address serve the same bytes.
+    let (_, _, body) = curl(&[], &format!("{}/images/debian/vmlinuz", h.base));
+    assert_eq!(body, kernel);
+    let (_, _, body) = curl(
+        &[],
+        &format!("{}/blobs/{}", h.base, blake3::hash(&kernel).to_hex()),
+    );
+    assert_eq!(body, kernel);
+}
+
+#[test]
+fn traversal_and_unknown_paths_are_refused() {
+    let h = setup("");
+    let passwd = fs::read("/etc/passwd").unwrap_or_default();
+    for path in [
+        "/r/debian/1/../../../../etc/passwd",
+        "/r/debian/1/%2e%2e/%2e%2e/etc/passwd",
+        "/images/debian/../../etc/passwd",
+        "/images/debian//etc/passwd",
+        "/first-stage/../../../etc/passwd",
+        "/first-stage//etc/passwd",
+        "/blobs/../../etc/passwd",
+        "/../etc/passwd",
+        "/r/debian/2/vmlinuz",
+        "/r/nope/1/vmlinuz",
+        "/images/debian/missing",
+    ] {
+        let (status, _, body) = curl(&[], &format!("{}{path}", h.base));
+        assert_eq!(status, 404, "{path}");
+        assert!(
+            passwd.is_empty() || !body.windows(8).any(|w| passwd.starts_with(w)),
+            "{path} leaked a file"
+        );
+    }
+    let (status, _, _) = curl(
+        &["-X", "POST", "-d", "x"],
+        &format!("{}/r/debian/1/vmlinuz", h.base),
+    );
+    assert_eq!(status, 405);
+    assert!(
+        h.node.log_text().contains("refused path"),
+        "refusals are logged"
+    );
+}
+
+#[test]
+fn a_file_changed_on_disk_is_refused_at_serve_time() {
+    let h = setup("");
+    let kernel = content(1, 1_500_000);
+    let url = format!("{}/r/debian/1/vmlinuz", h.base);
+    assert_eq!(curl(&[], &url).2, kernel, "served intact first");
+    let blob = blob_path(&h.dir, &kernel);
+    let mut bytes = fs::read(&blob).unwrap();
+    bytes[700_000] ^= 0x01;
+    fs::write(&blob, bytes).unwrap();
+    let (status, _, body) = curl(&[], &url);
+    assert_eq!(status, 500);
+    assert!(
+        !body
+            .windows(64)
+            .any(|w| kernel.windows(64).next() == Some(w)),
+        "no kernel bytes served"
+    );
+    let (status, _, _) = curl(&["-r", "0-99"], &url);
+    assert_eq!(status, 500, "not even a range of it");
+    assert!(
+        h.node
+            .log_text()
+            .contains("REFUSED, debian v1 vmlinuz failed its integrity check"),
+        "{}",
+        h.node.log_text()
+    );
+    // The other file of the release is still served.
+    let (status, _, body) = curl(&[], &format!("{}/r/debian/1/initrd.img", h.base));
+    assert_eq!((status, body), (200, content(2, 200_000)));
+}
+
+fn blob_path(dir: &Path, data: &[u8]) -> std::path::PathBuf {
+    dir.join("data/blobs/data")
+        .join(format!("{}.data", blake3::hash(data).to_hex()))
+}
+
+fn raw_request(base: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
