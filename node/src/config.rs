@@ -355,3 +355,22 @@ mod tests {
         assert!(err.contains("at least 1"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    /// The example configs in docs/ must stay valid.
+    #[test]
+    fn documented_examples_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!config.trusted_publishers.is_empty(), "{}", path.display());
+            seen += 1;
+        }
+        assert_eq!(seen, 3);
+    }
+}
