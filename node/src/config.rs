@@ -13,7 +13,10 @@ use std::{
 use netboot_proto::{ImageName, PublicKey, TrustedKeys};
 use serde::Deserialize;
 
-use crate::dhcp::{MacAddr, PoolConfig};
+use crate::{
+    boot::{Loader, Machine},
+    dhcp::{MacAddr, PoolConfig},
+};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/netboot/netboot.toml";
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/netboot";
@@ -49,9 +52,9 @@ pub struct Config {
     pub http: HttpSection,
     #[serde(default)]
     pub boot: BootSection,
-    /// MAC address → image name: what each known machine boots.
+    /// MAC address → image name (or `{ image = "…", loader = "pxelinux" }`).
     #[serde(default)]
-    pub machines: BTreeMap<MacAddr, ImageName>,
+    pub machines: BTreeMap<MacAddr, Machine>,
 }
 
 /// `[dhcp]`: how the node takes part in DHCP on the boot network.
@@ -139,6 +142,13 @@ pub struct BootSection {
     pub efi_ia32: Option<String>,
     /// Only if an arm64 iPXE is in the first-stage release.
     pub efi_arm64: Option<String>,
+    /// What BIOS clients run after the firmware: `ipxe` (default) or `pxelinux`
+    /// (lpxelinux.0 from the first-stage release, configs generated, files over HTTP).
+    #[serde(default)]
+    pub bios_loader: Loader,
+    /// PXELINUX's first stage (the HTTP-capable build).
+    #[serde(default = "default_pxelinux")]
+    pub pxelinux: String,
     /// Image for machines without an assignment; without it they get a menu.
     pub default_image: Option<ImageName>,
     /// Seconds the menu waits before booting from the local disk.
@@ -155,6 +165,8 @@ impl Default for BootSection {
             efi_x64: default_efi_x64(),
             efi_ia32: None,
             efi_arm64: None,
+            bios_loader: Loader::default(),
+            pxelinux: default_pxelinux(),
             default_image: None,
             menu_timeout_secs: default_menu_timeout(),
         }
@@ -178,6 +190,9 @@ fn default_bios() -> String {
 }
 fn default_efi_x64() -> String {
     "ipxe.efi".into()
+}
+fn default_pxelinux() -> String {
+    "lpxelinux.0".into()
 }
 fn default_menu_timeout() -> u32 {
     10
@@ -309,12 +324,13 @@ mod tests {
             efi_x64 = "snponly.efi"
             [machines]
             "52:54:00:12:34:56" = "rescue"
+            "52:54:00:12:34:57" = { image = "debian", loader = "pxelinux" }
         "#;
         let c = Config::parse(text, Path::new("/n.toml")).unwrap();
         assert_eq!(c.dhcp.mode, DhcpModeName::Server);
         assert_eq!(c.http.listen.port(), 8080);
         assert_eq!(c.boot.efi_x64, "snponly.efi");
-        assert_eq!(c.machines.len(), 1);
+        assert_eq!(c.machines.len(), 2);
         assert!(c.tftp.enabled);
         let err = Config::parse("[dhcp]\nmode = \"server\"\n", Path::new("/n.toml"))
             .unwrap_err()

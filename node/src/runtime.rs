@@ -6,9 +6,10 @@ use std::{net::Ipv4Addr, sync::Arc};
 use tokio::net::TcpListener;
 
 use crate::{
+    boot::Loader,
     boot::{BootPolicy, FirstStage},
     config::{Config, DhcpModeName},
-    dhcp::{BootFiles, DhcpConfig, DhcpMode, DhcpServer},
+    dhcp::{arch::PxelinuxBoot, BootFiles, DhcpConfig, DhcpMode, DhcpServer},
     http::{self, HttpHandler},
     integrity::VerifiedFiles,
     store::{Store, StoreError, StoreOptions},
@@ -61,6 +62,23 @@ pub fn server_ip(config: &Config) -> Result<Ipv4Addr, RuntimeError> {
                 "interface `{iface}` has no IPv4 address (or does not exist); set dhcp.server_ip"
             ),
         })
+}
+
+/// PXELINUX for BIOS firmware: for every machine, or for those assigned to it.
+fn pxelinux_boot(config: &Config, base_url: &str) -> Option<PxelinuxBoot> {
+    let all = config.boot.bios_loader == Loader::Pxelinux;
+    let macs: std::collections::BTreeSet<_> = config
+        .machines
+        .iter()
+        .filter(|(_, m)| m.loader() == Some(Loader::Pxelinux))
+        .map(|(mac, _)| *mac)
+        .collect();
+    (all || !macs.is_empty()).then(|| PxelinuxBoot {
+        file: config.boot.pxelinux.clone(),
+        path_prefix: format!("{base_url}/pxelinux/"),
+        all,
+        macs,
+    })
 }
 
 pub fn base_url(config: &Config, ip: Ipv4Addr) -> String {
@@ -122,8 +140,10 @@ impl Node {
                 machines: config.machines.clone(),
                 default_image: config.boot.default_image.clone(),
                 menu_timeout_secs: config.boot.menu_timeout_secs,
+                bios_loader: config.boot.bios_loader,
             },
             first_stage: first_stage.clone(),
+            pxelinux_file: config.boot.pxelinux.clone(),
             verified: Arc::new(VerifiedFiles::default()),
         });
         let dhcp = match config.dhcp.mode {
@@ -149,6 +169,7 @@ impl Node {
                         efi_arm64: config.boot.efi_arm64.clone(),
                         ipxe_script_url: format!("{base_url}/boot.ipxe"),
                         http_base_url: format!("{base_url}/first-stage"),
+                        pxelinux: pxelinux_boot(&config, &base_url),
                     },
                     ..DhcpConfig::default()
                 };

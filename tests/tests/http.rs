@@ -287,3 +287,61 @@ fn raw_request(base: &str, request: &str) -> String {
     stream.read_to_end(&mut out).unwrap();
     String::from_utf8_lossy(&out).into_owned()
 }
+
+#[test]
+fn pxelinux_machines_get_a_handoff_and_generated_configs() {
+    let h = setup(
+        "[machines]\n\"52:54:00:12:34:56\" = { image = \"debian\", loader = \"pxelinux\" }\n",
+    );
+    let (_, _, body) = curl(
+        &[],
+        &format!("{}/boot.ipxe?mac=52:54:00:12:34:56&arch=i386", h.base),
+    );
+    let script = String::from_utf8_lossy(&body);
+    assert!(
+        script.contains("set 209:string pxelinux.cfg/01-52-54-00-12-34-56"),
+        "{script}"
+    );
+    assert!(
+        script.contains(&format!("set 210:string {}/pxelinux/", h.base)),
+        "{script}"
+    );
+    assert!(
+        script.contains(&format!("chain {}/pxelinux/lpxelinux.0", h.base)),
+        "{script}"
+    );
+    // The same machine under UEFI iPXE keeps the iPXE path: PXELINUX is BIOS only.
+    let (_, _, body) = curl(
+        &[],
+        &format!("{}/boot.ipxe?mac=52:54:00:12:34:56&arch=x86_64", h.base),
+    );
+    assert!(
+        String::from_utf8_lossy(&body).contains("kernel "),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+
+    let (status, _, body) = curl(
+        &[],
+        &format!("{}/pxelinux/pxelinux.cfg/01-52-54-00-12-34-56", h.base),
+    );
+    let cfg = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200);
+    assert!(cfg.contains("DEFAULT debian\n"), "{cfg}");
+    assert!(
+        cfg.contains(&format!(
+            "  LINUX {}/r/debian/1/vmlinuz\n  INITRD {}/r/debian/1/initrd.img\n",
+            h.base, h.base
+        )),
+        "{cfg}"
+    );
+    // Unknown machines get a menu from `default`; PXELINUX's other probes are 404s.
+    let (_, _, body) = curl(&[], &format!("{}/pxelinux/pxelinux.cfg/default", h.base));
+    assert!(
+        String::from_utf8_lossy(&body).contains("DEFAULT local\nPROMPT 1"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let (status, _, _) = curl(&[], &format!("{}/pxelinux/pxelinux.cfg/0A000005", h.base));
+    assert_eq!(status, 404);
+}

@@ -5,6 +5,7 @@
 pub mod first_stage;
 pub mod ipxe;
 pub mod policy;
+pub mod pxelinux;
 
 pub use first_stage::{FirstStage, FirstStageFile};
-pub use policy::{BootChoice, BootPolicy};
+pub use policy::{BootChoice, BootPolicy, Loader, Machine};

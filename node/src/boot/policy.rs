@@ -3,14 +3,53 @@
 use std::collections::BTreeMap;
 
 use netboot_proto::ImageName;
+use serde::Deserialize;
 
 use crate::dhcp::MacAddr;
 
+/// What BIOS clients run after the firmware: iPXE (default) or PXELINUX.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Loader {
+    #[default]
+    Ipxe,
+    Pxelinux,
+}
+
+/// A `[machines]` entry: just an image name, or a table with a loader too.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Machine {
+    Image(ImageName),
+    Detailed {
+        image: ImageName,
+        #[serde(default)]
+        loader: Option<Loader>,
+    },
+}
+
+impl Machine {
+    pub fn image(&self) -> &ImageName {
+        match self {
+            Machine::Image(i) | Machine::Detailed { image: i, .. } => i,
+        }
+    }
+
+    pub fn loader(&self) -> Option<Loader> {
+        match self {
+            Machine::Image(_) => None,
+            Machine::Detailed { loader, .. } => *loader,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct BootPolicy {
-    pub machines: BTreeMap<MacAddr, ImageName>,
+    pub machines: BTreeMap<MacAddr, Machine>,
     pub default_image: Option<ImageName>,
     pub menu_timeout_secs: u32,
+    /// The site-wide loader; a machine entry may override it.
+    pub bios_loader: Loader,
 }
 
 /// The decision for one client, with the reason for the log.
@@ -21,10 +60,16 @@ pub enum BootChoice {
 }
 
 impl BootPolicy {
+    pub fn loader(&self, mac: Option<&MacAddr>) -> Loader {
+        mac.and_then(|m| self.machines.get(m))
+            .and_then(Machine::loader)
+            .unwrap_or(self.bios_loader)
+    }
+
     pub fn choose(&self, mac: Option<&MacAddr>) -> BootChoice {
-        if let Some(name) = mac.and_then(|m| self.machines.get(m)) {
+        if let Some(machine) = mac.and_then(|m| self.machines.get(m)) {
             return BootChoice::Image {
-                name: name.clone(),
+                name: machine.image().clone(),
                 why: "assigned to this MAC",
             };
         }
@@ -56,7 +101,8 @@ mod tests {
                 why: "default image"
             }
         );
-        p.machines.insert(mac.clone(), "debian".parse().unwrap());
+        p.machines
+            .insert(mac, Machine::Image("debian".parse().unwrap()));
         assert_eq!(
             p.choose(Some(&mac)),
             BootChoice::Image {
@@ -71,5 +117,15 @@ mod tests {
                 why: "default image"
             }
         );
+        assert_eq!(p.loader(Some(&mac)), Loader::Ipxe);
+        p.machines.insert(
+            other,
+            Machine::Detailed {
+                image: "rescue".parse().unwrap(),
+                loader: Some(Loader::Pxelinux),
+            },
+        );
+        assert_eq!(p.loader(Some(&other)), Loader::Pxelinux);
+        assert_eq!(p.loader(None), Loader::Ipxe);
     }
 }

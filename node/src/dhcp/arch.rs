@@ -130,6 +130,27 @@ pub struct BootFiles {
     pub ipxe_script_url: String,
     /// Base URL for UEFI HTTP boot clients: they get `<base>/<file for arch>`.
     pub http_base_url: String,
+    /// BIOS firmware of these machines gets PXELINUX instead of `bios`.
+    pub pxelinux: Option<PxelinuxBoot>,
+}
+
+/// PXELINUX for BIOS firmware, with the options the ArchWiki describes: 210 (path prefix,
+/// here an HTTP URL so everything after lpxelinux.0 comes over HTTP) and 209 (config file,
+/// here the client's own `pxelinux.cfg/01-<mac>`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PxelinuxBoot {
+    pub file: String,
+    pub path_prefix: String,
+    /// Every BIOS machine (`bios_loader = "pxelinux"`), or only these.
+    pub all: bool,
+    pub macs: std::collections::BTreeSet<super::MacAddr>,
+}
+
+impl PxelinuxBoot {
+    pub fn applies_to(&self, mac: &super::MacAddr) -> bool {
+        self.all || self.macs.contains(mac)
+    }
 }
 
 impl Default for BootFiles {
@@ -141,6 +162,7 @@ impl Default for BootFiles {
             efi_arm64: None,
             ipxe_script_url: "http://{server_ip}/boot.ipxe".into(),
             http_base_url: "http://{server_ip}".into(),
+            pxelinux: None,
         }
     }
 }
@@ -152,6 +174,12 @@ pub enum BootAnswer {
     TftpFile(String),
     /// A full `http://` URL (iPXE scripts, UEFI HTTP boot).
     HttpUrl(String),
+    /// PXELINUX over TFTP, with options 209 (config) and 210 (path prefix).
+    Pxelinux {
+        file: String,
+        config: String,
+        path_prefix: String,
+    },
     /// Nothing to offer; the reason goes into the log.
     None(String),
 }

@@ -92,7 +92,20 @@ pub fn decide(
 }
 
 fn boot_for(cfg: &DhcpConfig, req: &BootRequest) -> BootAnswer {
-    select_boot(req.arch, req.is_ipxe, req.is_http_client(), &cfg.boot_files)
+    let answer = select_boot(req.arch, req.is_ipxe, req.is_http_client(), &cfg.boot_files);
+    // BIOS firmware of a machine that uses PXELINUX gets lpxelinux.0 and its options instead.
+    match (&answer, &cfg.boot_files.pxelinux) {
+        (BootAnswer::TftpFile(f), Some(p))
+            if *f == cfg.boot_files.bios && p.applies_to(&req.mac) =>
+        {
+            BootAnswer::Pxelinux {
+                file: p.file.clone(),
+                config: crate::boot::pxelinux::mac_config_name(&req.mac),
+                path_prefix: p.path_prefix.clone(),
+            }
+        }
+        _ => answer,
+    }
 }
 
 /// Boot answer for server mode: (answer, reason none) for boot clients only.

@@ -168,6 +168,13 @@ fn boot_text(b: &BootAnswer) -> String {
     match b {
         BootAnswer::TftpFile(f) => format!("tftp file {f}"),
         BootAnswer::HttpUrl(u) => format!("url {u}"),
+        BootAnswer::Pxelinux {
+            file,
+            config,
+            path_prefix,
+        } => {
+            format!("tftp file {file} (PXELINUX, config {config} from {path_prefix})")
+        }
         BootAnswer::None(r) => format!("nothing ({r})"),
     }
 }

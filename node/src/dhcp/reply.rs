@@ -2,7 +2,9 @@
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
-use dhcproto::v4::{DhcpOption, Flags, HType, Message, MessageType, Opcode, OptionCode};
+use dhcproto::v4::{
+    DhcpOption, Flags, HType, Message, MessageType, Opcode, OptionCode, UnknownOption,
+};
 
 use super::arch::BootAnswer;
 use super::config::{DhcpConfig, PoolConfig};
@@ -63,6 +65,7 @@ pub fn add_boot_options(
     let name = match boot {
         BootAnswer::TftpFile(f) => f,
         BootAnswer::HttpUrl(u) => u,
+        BootAnswer::Pxelinux { file, .. } => file,
         BootAnswer::None(_) => return,
     };
     let vendor: &[u8] = if req.is_http_client() {
@@ -79,7 +82,22 @@ pub fn add_boot_options(
         o.insert(DhcpOption::VendorExtensions(pxe_vendor_options(req)));
     }
     o.insert(DhcpOption::BootfileName(name.as_bytes().to_vec()));
-    if let BootAnswer::TftpFile(_) = boot {
+    if let BootAnswer::Pxelinux {
+        config,
+        path_prefix,
+        ..
+    } = boot
+    {
+        o.insert(DhcpOption::Unknown(UnknownOption::new(
+            OptionCode::from(209),
+            config.as_bytes().to_vec(),
+        )));
+        o.insert(DhcpOption::Unknown(UnknownOption::new(
+            OptionCode::from(210),
+            path_prefix.as_bytes().to_vec(),
+        )));
+    }
+    if let BootAnswer::TftpFile(_) | BootAnswer::Pxelinux { .. } = boot {
         o.insert(DhcpOption::TFTPServerName(
             server_ip.to_string().into_bytes(),
         ));

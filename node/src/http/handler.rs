@@ -18,7 +18,7 @@ use netboot_proto::{ImageName, ImagePath};
 
 use super::file::{self, full, Body};
 use crate::{
-    boot::{ipxe, BootChoice, BootPolicy, FirstStage},
+    boot::{ipxe, pxelinux, BootChoice, BootPolicy, FirstStage, Loader},
     dhcp::MacAddr,
     integrity::VerifiedFiles,
     store::Store,
@@ -30,6 +30,8 @@ pub struct HttpHandler {
     pub base_url: String,
     pub policy: BootPolicy,
     pub first_stage: FirstStage,
+    /// PXELINUX's loader file name (`lpxelinux.0`).
+    pub pxelinux_file: String,
     pub verified: Arc<VerifiedFiles>,
 }
 
@@ -139,10 +141,17 @@ impl HttpHandler {
         let mac: Option<MacAddr> = query_param(query, "mac").and_then(|m| m.parse().ok());
         let ip: Option<Ipv4Addr> = query_param(query, "ip").and_then(|i| i.parse().ok());
         if path == "/boot.ipxe" {
-            if mac.is_none() {
+            let Some(client) = mac else {
                 return Answer::Script(
                     ipxe::identify_script(&self.base_url),
                     "identify client".into(),
+                );
+            };
+            let bios = matches!(query_param(query, "arch"), None | Some("i386"));
+            if bios && self.policy.loader(Some(&client)) == Loader::Pxelinux {
+                return Answer::Script(
+                    pxelinux::handoff_script(&self.base_url, &client, &self.pxelinux_file),
+                    format!("client {client} hands over to PXELINUX"),
                 );
             }
             return match self.policy.choose(mac.as_ref()) {
@@ -158,6 +167,33 @@ impl HttpHandler {
                 return not_found(format!("no such script {path}"));
             };
             return self.boot_image(&name, mac.as_ref(), ip, "chosen from the menu");
+        }
+        if let Some(rest) = path.strip_prefix("/pxelinux/") {
+            if let Some(name) = rest.strip_prefix("pxelinux.cfg/") {
+                return match pxelinux::generated_config(
+                    &self.store,
+                    &self.policy,
+                    &self.base_url,
+                    name,
+                ) {
+                    Some((text, what)) => {
+                        Answer::Script(text, format!("pxelinux.cfg/{name}: {what}"))
+                    }
+                    None => Answer::Error(
+                        StatusCode::NOT_FOUND,
+                        format!("no pxelinux.cfg/{name} (PXELINUX probes; expected)"),
+                    ),
+                };
+            }
+            return match self.first_stage.lookup(&self.store, rest) {
+                Ok(f) => Answer::File {
+                    path: f.path,
+                    size: f.size,
+                    hash: f.hash,
+                    what: format!("PXELINUX file from {}", f.origin),
+                },
+                Err(e) => not_found(e.to_string()),
+            };
         }
         let segments: Vec<&str> = path.trim_start_matches('/').splitn(4, '/').collect();
         match segments.as_slice() {

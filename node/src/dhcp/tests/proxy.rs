@@ -489,3 +489,50 @@ fn log_lines() {
         "4 bytes from 10.1.0.9:68: truncated packet: 4 bytes, a DHCP packet has at least 240"
     );
 }
+
+#[test]
+fn pxelinux_machines_get_lpxelinux_with_options_209_and_210() {
+    use crate::dhcp::{arch::PxelinuxBoot, MacAddr};
+    let only_mac3 = PxelinuxBoot {
+        file: "lpxelinux.0".into(),
+        path_prefix: "http://10.0.0.1/pxelinux/".into(),
+        all: false,
+        macs: [MacAddr(MAC3)].into_iter().collect(),
+    };
+    let cfg = DhcpConfig {
+        boot_files: BootFiles {
+            pxelinux: Some(only_mac3),
+            ..boot_files()
+        },
+        ..proxy_cfg()
+    }
+    .finalize()
+    .unwrap();
+    let mut st = State::default();
+    let bios = |mac| firmware(Discover, mac, 0, "PXEClient:Arch:00000:UNDI:002001");
+    let out = run67(&cfg, &mut st, &bios(MAC3));
+    let w = wire(&out);
+    assert_eq!(w.file, "lpxelinux.0");
+    assert_eq!(
+        w.opt_str(209).as_deref(),
+        Some("pxelinux.cfg/01-52-54-00-12-34-03")
+    );
+    assert_eq!(w.opt_str(210).as_deref(), Some("http://10.0.0.1/pxelinux/"));
+    assert_eq!(
+        w.opt(66),
+        Some(SERVER_IP.to_string().as_bytes()),
+        "lpxelinux.0 itself comes over TFTP"
+    );
+    assert!(out.log.contains("PXELINUX"), "{}", out.log);
+    // Another BIOS machine keeps iPXE; UEFI and iPXE clients are never given PXELINUX.
+    let w = wire(&run67(&cfg, &mut st, &bios(MAC2)));
+    assert_eq!((w.file.as_str(), w.opt(209)), ("undionly.kpxe", None));
+    assert_eq!(
+        wire(&run67(&cfg, &mut st, &edk2(Discover, MAC3))).file,
+        "ipxe.efi"
+    );
+    assert_eq!(
+        wire(&run67(&cfg, &mut st, &ipxe(Discover, MAC3, 0))).file,
+        SCRIPT_URL
+    );
+}
