@@ -20,7 +20,7 @@ command -v cargo >/dev/null || { echo "run-all.sh: cargo not found: install Rust
 # clients, iproute2 for namespaces.
 PACKAGES=(
     qemu-system-x86 ipxe-qemu ovmf ipxe pxelinux syslinux-common busybox-static cpio
-    iproute2 dnsmasq-base curl atftp tftp-hpa iptables kmod xz-utils
+    iproute2 dnsmasq-base curl atftp tftp-hpa iptables kmod xz-utils python3 util-linux
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

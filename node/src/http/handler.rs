@@ -47,12 +47,11 @@ enum Answer {
     Error(StatusCode, String),
 }
 
-fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
-    query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| v)
+/// A decoded query parameter (iPXE percent-encodes the `:` of `${mac}`).
+fn query_param(query: &str, key: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
 }
 
 impl HttpHandler {
@@ -142,12 +141,19 @@ impl HttpHandler {
         let ip: Option<Ipv4Addr> = query_param(query, "ip").and_then(|i| i.parse().ok());
         if path == "/boot.ipxe" {
             let Some(client) = mac else {
+                if query_param(query, "mac").is_some() {
+                    // Answering the identify script again would loop the client forever.
+                    return Answer::Script(
+                        ipxe::nothing_script("the node could not read this machine's MAC address"),
+                        format!("unreadable MAC in query `{query}`"),
+                    );
+                }
                 return Answer::Script(
                     ipxe::identify_script(&self.base_url),
                     "identify client".into(),
                 );
             };
-            let bios = matches!(query_param(query, "arch"), None | Some("i386"));
+            let bios = matches!(query_param(query, "arch").as_deref(), None | Some("i386"));
             if bios && self.policy.loader(Some(&client)) == Loader::Pxelinux {
                 return Answer::Script(
                     pxelinux::handoff_script(&self.base_url, &client, &self.pxelinux_file),

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# netboot-server.sh — the server side of netboot's PXE end-to-end tests: publishes the test
+# image and the first-stage programs into a fresh node, writes its config, and runs
+# `netboot node` in the foreground. Meant as run-e2e.sh's SERVER_CMD:
+#
+#   tests/pxe/run-e2e.sh --mode bios --ra --site-dhcp --ready udp:67 --ready tcp:80 -- \
+#       tests/pxe/netboot-server.sh SCENARIO {IFACE} {SERVER_IP} {DHCP_START} {DHCP_END} {NETMASK} {LAB_DIR}
+#
+# SCENARIO: proxy | server | pxelinux (server mode, BIOS via PXELINUX) |
+#           tamper (server mode; check.bin is damaged on disk after publishing)
+# Environment: NETBOOT_BIN (the netboot binary), NETBOOT_E2E_IMAGE, NETBOOT_E2E_KERNEL_ARGS.
+set -euo pipefail
+[[ $# -eq 7 ]] || { sed -n '2,12p' "$0" >&2; exit 4; }
+scenario=$1 iface=$2 server_ip=$3 dhcp_start=$4 dhcp_end=$5 netmask=$6 lab_dir=$7
+bin=${NETBOOT_BIN:?set NETBOOT_BIN to the netboot binary}
+image=${NETBOOT_E2E_IMAGE:?}
+kernel_args=${NETBOOT_E2E_KERNEL_ARGS:-console=ttyS0}
+
+need() { [[ -f $1 ]] || { echo "netboot-server: $1 missing: apt-get install $2" >&2; exit 4; }; }
+need /usr/lib/ipxe/undionly.kpxe ipxe
+need /usr/lib/ipxe/snponly.efi ipxe
+need /usr/lib/PXELINUX/lpxelinux.0 pxelinux
+need /usr/lib/syslinux/modules/bios/ldlinux.c32 syslinux-common
+
+work="$lab_dir/netboot"
+mkdir -p "$work"
+key=$("$bin" keygen --out "$work/publisher.key" 2>/dev/null)
+dhcp_mode=server
+[[ $scenario == proxy ]] && dhcp_mode=proxy
+{
+    echo "data_dir = \"data\""
+    echo "trusted_publishers = [\"$key\"]"
+    echo "[dhcp]"
+    echo "mode = \"$dhcp_mode\""
+    echo "interface = \"$iface\""
+    echo "server_ip = \"$server_ip\""
+    if [[ $dhcp_mode == server ]]; then
+        echo "[dhcp.pool]"
+        echo "range_start = \"$dhcp_start\""
+        echo "range_end = \"$dhcp_end\""
+        echo "subnet_mask = \"$netmask\""
+        echo "lease_file = \"$work/leases.json\""
+    fi
+    echo "[http]"
+    echo "listen = \"0.0.0.0:80\""
+    echo "[boot]"
+    echo "default_image = \"e2e\""
+    echo "efi_x64 = \"snponly.efi\""
+    [[ $scenario == pxelinux ]] && echo "bios_loader = \"pxelinux\""
+} >"$work/node.toml"
+
+publish() { "$bin" publish --config "$work/node.toml" --key "$work/publisher.key" "$@" >/dev/null; }
+# First-stage programs, published like any image: served verified over TFTP and HTTP.
+publish --name ipxe --file /usr/lib/ipxe/undionly.kpxe --file /usr/lib/ipxe/ipxe.efi \
+    --file /usr/lib/ipxe/snponly.efi --file /usr/lib/PXELINUX/lpxelinux.0 \
+    --file /usr/lib/syslinux/modules/bios/ldlinux.c32
+publish --name e2e --kernel "$image/vmlinuz" --initrd "$image/initrd.img" --file "$image/check.bin" \
+    --cmdline "$kernel_args netboot_check={{image_url}}/check.bin"
+
+if [[ $scenario == tamper ]]; then
+    # Behind the store's back: one byte of check.bin on disk.
+    hash=$(b3=$("$bin" images --config "$work/node.toml" --json) && python3 -c '
+import json,sys
+for i in json.loads(sys.argv[1])["images"]:
+    for f in i["files"]:
+        if f["path"] == "check.bin": print(f["blake3"])' "$b3")
+    blob="$work/data/blobs/data/$hash.data"
+    printf '\xff' | dd of="$blob" bs=1 seek=1000 conv=notrunc status=none
+    echo "netboot-server: damaged $blob"
+fi
+exec "$bin" node --config "$work/node.toml"

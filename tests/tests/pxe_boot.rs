@@ -1,0 +1,186 @@
+//! Real PXE clients (QEMU under TCG, in network namespaces) boot a published Debian kernel +
+//! busybox initramfs from `netboot node`; the initramfs fetches check.bin of the same release
+//! over HTTP from the node and checks its SHA-256 (tests/pxe/build-boot-image.sh).
+//!
+//! These need root, iproute2, QEMU, iPXE/OVMF/PXELINUX files and dnsmasq: `tests/run-all.sh`
+//! installs them. A missing prerequisite fails the test with the harness's message naming the
+//! package; nothing is skipped. One VM at a time: the machine has 2 cores.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::Mutex,
+};
+
+use netboot_tests::netboot_bin;
+
+static ONE_VM_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+struct Boot {
+    code: i32,
+    stdout: String,
+    server_log: String,
+    serial_log: String,
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Runs tests/pxe/run-e2e.sh with netboot-server.sh as the server.
+fn boot(scenario: &str, mode: &str, extra: &[&str]) -> Boot {
+    let _vm = ONE_VM_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout == b"0\n")
+            .unwrap_or(false),
+        "PXE boot tests need root (network namespaces, tap devices): run tests/run-all.sh as root"
+    );
+    let logs = tempfile::tempdir().unwrap();
+    let out = Command::new(repo().join("tests/pxe/run-e2e.sh"))
+        .args([
+            "--mode",
+            mode,
+            "--ra",
+            "--timeout",
+            "150",
+            "--ready",
+            "udp:67",
+            "--ready",
+            "tcp:80",
+        ])
+        .args(extra)
+        .arg("--logdir")
+        .arg(logs.path())
+        .arg("--")
+        .arg(repo().join("tests/pxe/netboot-server.sh"))
+        .args([
+            scenario,
+            "{IFACE}",
+            "{SERVER_IP}",
+            "{DHCP_START}",
+            "{DHCP_END}",
+            "{NETMASK}",
+            "{LAB_DIR}",
+        ])
+        .env("NETBOOT_BIN", netboot_bin())
+        .output()
+        .expect("run tests/pxe/run-e2e.sh");
+    let read = |name: &str| std::fs::read_to_string(logs.path().join(name)).unwrap_or_default();
+    let serial = std::fs::read_dir(logs.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().starts_with("serial-"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .unwrap_or_default();
+    let result = Boot {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        server_log: read("server.log"),
+        serial_log: serial,
+    };
+    eprintln!("{}", result.stdout);
+    if result.code == 4 || result.code == 5 {
+        panic!(
+            "the PXE lab could not run (exit {}): {}\nserver log:\n{}",
+            result.code,
+            String::from_utf8_lossy(&out.stderr),
+            result.server_log
+        );
+    }
+    result
+}
+
+fn assert_passed(b: &Boot) {
+    assert!(
+        b.code == 0 && b.serial_log.contains("NETBOOT-E2E: PASS"),
+        "boot failed (exit {}):\n{}\n--- node log ---\n{}\n--- serial (tail) ---\n{}",
+        b.code,
+        b.stdout,
+        b.server_log,
+        b.serial_log
+            .lines()
+            .rev()
+            .take(30)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        b.server_log.contains("GET /r/e2e/1/check.bin: 200"),
+        "the initramfs fetched check.bin from the node:\n{}",
+        b.server_log
+    );
+}
+
+#[test]
+fn bios_ipxe_with_node_in_proxy_mode_beside_a_site_dhcp_server() {
+    let b = boot("proxy", "bios", &["--site-dhcp"]);
+    assert_passed(&b);
+    let log = &b.server_log;
+    assert!(log.contains("proxy OFFER url http://"), "{log}");
+    assert!(
+        log.contains("belongs to the site DHCP server, ignored (proxy mode)"),
+        "the node left the lease to the site server:\n{log}"
+    );
+    assert!(
+        !log.contains(" ACK 10."),
+        "proxy mode never hands out an address:\n{log}"
+    );
+}
+
+#[test]
+fn bios_ipxe_with_node_as_dhcp_server() {
+    let b = boot("server", "bios", &[]);
+    assert_passed(&b);
+    assert!(b.server_log.contains(": ACK 10."), "{}", b.server_log);
+}
+
+#[test]
+fn bios_through_pxelinux() {
+    let b = boot("pxelinux", "bios", &[]);
+    assert_passed(&b);
+    let log = &b.server_log;
+    assert!(log.contains("hands over to PXELINUX"), "{log}");
+    assert!(
+        log.contains("GET /pxelinux/lpxelinux.0: 200")
+            && log.contains("GET /pxelinux/ldlinux.c32: 200"),
+        "{log}"
+    );
+    assert!(
+        log.contains("pxelinux.cfg/01-") && log.contains("boots e2e v1"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_file_tampered_in_the_store_is_refused_and_the_client_never_gets_it() {
+    let b = boot("tamper", "bios", &[]);
+    assert_eq!(
+        b.code, 1,
+        "the client must report a failed check:\n{}",
+        b.stdout
+    );
+    assert!(
+        b.serial_log.contains("NETBOOT-E2E: FAIL"),
+        "{}",
+        b.serial_log
+    );
+    assert!(
+        b.server_log.contains("GET /r/e2e/1/check.bin: 500 REFUSED"),
+        "{}",
+        b.server_log
+    );
+    assert!(
+        !b.server_log.contains("GET /r/e2e/1/check.bin: 200"),
+        "{}",
+        b.server_log
+    );
+}
