@@ -11,3 +11,4 @@ pub mod keys;
 pub mod publish;
 pub mod runtime;
 pub mod store;
+pub mod tftp;

@@ -13,6 +13,7 @@ use crate::{
     http::{self, HttpHandler},
     integrity::VerifiedFiles,
     store::{Store, StoreError, StoreOptions},
+    tftp::{StoreSource, TftpConfig, TftpSource},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +96,7 @@ pub struct Node {
     pub base_url: String,
     http_listener: TcpListener,
     http_handler: Arc<HttpHandler>,
+    tftp: Option<(tokio::net::UdpSocket, Arc<StoreSource>)>,
     dhcp: Option<DhcpServer>,
 }
 
@@ -146,6 +148,25 @@ impl Node {
             pxelinux_file: config.boot.pxelinux.clone(),
             verified: Arc::new(VerifiedFiles::default()),
         });
+        let tftp = if config.tftp.enabled {
+            let socket = tokio::net::UdpSocket::bind(config.tftp.listen)
+                .await
+                .map_err(|cause| RuntimeError::Bind {
+                    field: "tftp.listen",
+                    addr: config.tftp.listen.to_string(),
+                    cause,
+                })?;
+            let source = Arc::new(StoreSource {
+                store: store.clone(),
+                policy: http_handler.policy.clone(),
+                base_url: base_url.clone(),
+                first_stage: first_stage.clone(),
+                verified: http_handler.verified.clone(),
+            });
+            Some((socket, source))
+        } else {
+            None
+        };
         let dhcp = match config.dhcp.mode {
             DhcpModeName::Off => None,
             mode => {
@@ -201,6 +222,7 @@ impl Node {
             base_url,
             http_listener,
             http_handler,
+            tftp,
             dhcp,
         })
     }
@@ -218,14 +240,22 @@ impl Node {
             store,
             http_listener,
             http_handler,
+            tftp,
             dhcp,
             ..
         } = self;
         let http = tokio::spawn(http::serve(http_listener, http_handler));
+        let tftp = tftp.map(|(socket, source)| {
+            let source: Arc<dyn TftpSource> = source;
+            tokio::spawn(crate::tftp::serve(socket, source, TftpConfig::default()))
+        });
         let dhcp = dhcp.map(|d| tokio::spawn(d.run()));
         shutdown.await;
         tracing::info!("shutting down");
         http.abort();
+        if let Some(t) = tftp {
+            t.abort();
+        }
         if let Some(d) = dhcp {
             d.abort();
         }

@@ -144,6 +144,25 @@ fn bios_ipxe_with_node_as_dhcp_server() {
 }
 
 #[test]
+fn uefi_firmware_pxe_gets_snponly_over_tftp_then_ipxe_then_http() {
+    let b = boot("server", "uefi-pxe", &[]);
+    assert_passed(&b);
+    let log = &b.server_log;
+    assert!(
+        log.contains("tftp file snponly.efi"),
+        "DHCP offered snponly.efi to the firmware:\n{log}"
+    );
+    assert!(
+        log.contains("file=\"snponly.efi\" outcome=complete"),
+        "snponly.efi went over TFTP:\n{log}"
+    );
+    assert!(
+        log.contains("arch=x86_64: 200 script: client"),
+        "then iPXE (EFI) asked for its script:\n{log}"
+    );
+}
+
+#[test]
 fn bios_through_pxelinux() {
     let b = boot("pxelinux", "bios", &[]);
     assert_passed(&b);

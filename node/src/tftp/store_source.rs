@@ -1,0 +1,75 @@
+//! What the node serves over TFTP: first-stage programs from the verified store (or the
+//! logged, unverified `first_stage_dir`), and generated `pxelinux.cfg/*` files for PXELINUX
+//! setups that fetch their config over TFTP.
+
+use std::{fs::File, net::SocketAddr, sync::Arc};
+
+use super::{DirFile, OpenError, TftpFile, TftpSource};
+use crate::{
+    boot::{first_stage::LookupError, pxelinux, BootPolicy, FirstStage},
+    integrity::VerifiedFiles,
+    store::Store,
+};
+
+#[derive(Debug)]
+pub struct StoreSource {
+    pub store: Arc<Store>,
+    pub policy: BootPolicy,
+    pub base_url: String,
+    pub first_stage: FirstStage,
+    pub verified: Arc<VerifiedFiles>,
+}
+
+/// A generated file held in memory.
+struct MemFile(Vec<u8>);
+
+impl TftpFile for MemFile {
+    fn size(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.0.len());
+        let n = buf.len().min(self.0.len() - start);
+        buf[..n].copy_from_slice(&self.0[start..start + n]);
+        Ok(n)
+    }
+}
+
+impl TftpSource for StoreSource {
+    fn open(&self, path: &str, client: SocketAddr) -> Result<Box<dyn TftpFile>, OpenError> {
+        if let Some(name) = path.strip_prefix("pxelinux.cfg/") {
+            return match pxelinux::generated_config(&self.store, &self.policy, &self.base_url, name)
+            {
+                Some((text, what)) => {
+                    tracing::info!("tftp {client} {path}: {what}");
+                    Ok(Box::new(MemFile(text.into_bytes())))
+                }
+                None => Err(OpenError::NotFound),
+            };
+        }
+        let found = self
+            .first_stage
+            .lookup(&self.store, path)
+            .map_err(|e| match e {
+                LookupError::BadName(why) => OpenError::AccessViolation(why),
+                LookupError::NotFound(..) => OpenError::NotFound,
+            })?;
+        if let Some(hash) = found.hash {
+            // Runs on a blocking thread (the server's contract), so hashing here is fine.
+            self.verified
+                .check(&found.path, &hash, found.size)
+                .map_err(|e| {
+                    tracing::error!(
+                        "tftp {client} {path}: REFUSED, failed its integrity check: {e}"
+                    );
+                    OpenError::AccessViolation("integrity check failed".into())
+                })?;
+        }
+        let file = File::open(&found.path).map_err(OpenError::from_io)?;
+        tracing::debug!("tftp {client} {path}: from {}", found.origin);
+        Ok(Box::new(DirFile::new(file, found.size)))
+    }
+}

@@ -1,0 +1,114 @@
+//! Path traversal and symlink escapes: each gets a TFTP error and no data.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{curl_cmd, logcap, run, write_file, RawClient, Rx, TestServer};
+use netboot_node::tftp::TftpConfig;
+
+struct Setup {
+    dir: tempfile::TempDir,
+    _outside: tempfile::TempDir,
+    server: TestServer,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    write_file(outside.path(), "secret", 100, 9);
+    write_file(dir.path(), "a/ok.bin", 100, 10);
+    std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("escape")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("a/outdir")).unwrap();
+    std::fs::create_dir(dir.path().join("subdir")).unwrap();
+    let server = TestServer::start(dir.path(), TftpConfig::default()).await;
+    Setup {
+        dir,
+        _outside: outside,
+        server,
+    }
+}
+
+/// Sends an RRQ and returns the error code; panics if anything but one ERROR
+/// arrives or if the refusal was not logged exactly once with a reason.
+async fn refused_with(server: &TestServer, name: &str) -> u16 {
+    let mut c = RawClient::new(server.addr).await;
+    c.rrq(name, &[("tsize", "0"), ("blksize", "1468")]).await;
+    let code = match c.expect(Duration::from_secs(5)).await {
+        Rx::Error { code, .. } => code,
+        other => panic!("{name:?}: expected ERROR, got {other:?}"),
+    };
+    assert_eq!(
+        c.recv(Duration::from_millis(200)).await,
+        None,
+        "{name:?}: data after the error"
+    );
+    let client = format!("client={}", c.sock.local_addr().unwrap());
+    let lines = logcap::wait_for(
+        &["tftp request refused", &client, "reason="],
+        Duration::from_secs(2),
+    )
+    .await;
+    assert_eq!(lines.len(), 1, "{name:?}: {lines:?}");
+    code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traversal_and_symlinks_are_refused() {
+    let s = setup().await;
+    let cases: &[(&str, u16)] = &[
+        ("../etc/passwd", 2),
+        ("a/../../x", 2),
+        ("..\\..\\etc\\passwd", 2),
+        ("//etc/passwd", 2),
+        ("a//ok.bin", 2),
+        ("./a/ok.bin", 2),
+        // One leading slash means "relative to the root", where there is no etc/.
+        ("/etc/passwd", 1),
+        ("escape", 2),
+        ("a/outdir/secret", 2),
+        ("subdir", 2),
+        ("missing", 1),
+        ("", 1),
+    ];
+    for (name, code) in cases {
+        assert_eq!(refused_with(&s.server, name).await, *code, "{name:?}");
+    }
+    // The reasons name the problem for the sysadmin.
+    assert!(!logcap::lines_with(&[
+        "\"../etc/passwd\"",
+        "reason='..' component (path traversal)"
+    ])
+    .is_empty());
+    assert!(
+        !logcap::lines_with(&["\"escape\"", "reason=access violation: symlink in path"]).is_empty()
+    );
+    assert!(!logcap::lines_with(&["\"missing\"", "reason=file not found"]).is_empty());
+    // And the server still serves the legitimate file.
+    let mut c = RawClient::new(s.server.addr).await;
+    assert_eq!(c.fetch("a/ok.bin", 512, 1).await.len(), 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_gets_nothing_outside_the_root() {
+    let s = setup().await;
+    for name in [
+        "../etc/passwd",
+        "escape",
+        "a/../../etc/passwd",
+        "/etc/passwd",
+    ] {
+        let out = s.dir.path().join("curl-out");
+        let _ = std::fs::remove_file(&out);
+        let mut cmd = curl_cmd(s.server.port(), name, None, &out);
+        // Without this curl would resolve the dot segments itself.
+        cmd.arg("--path-as-is");
+        let o = run(cmd).await;
+        assert!(!o.status.success(), "{name}: curl succeeded");
+        assert_eq!(
+            std::fs::read(&out).unwrap_or_default().len(),
+            0,
+            "{name}: got data"
+        );
+    }
+}
