@@ -345,3 +345,55 @@ fn pxelinux_machines_get_a_handoff_and_generated_configs() {
     let (status, _, _) = curl(&[], &format!("{}/pxelinux/pxelinux.cfg/0A000005", h.base));
     assert_eq!(status, 404);
 }
+
+#[test]
+fn first_stage_programs_over_http_for_uefi_http_boot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (key, public) = keygen(dir, "k");
+    let port = free_port();
+    let local = dir.join("local-ipxe");
+    fs::create_dir(&local).unwrap();
+    fs::write(local.join("arm64.efi"), content(9, 5000)).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", local.join("link.efi")).unwrap();
+    let config = dir.join("node.toml");
+    fs::write(
+        &config,
+        format!(
+            "data_dir = \"data\"\ntrusted_publishers = [\"{public}\"]\n[dhcp]\nmode = \"off\"\nserver_ip = \"127.0.0.1\"\n[tftp]\nenabled = false\n[http]\nlisten = \"127.0.0.1:{port}\"\n[boot]\nfirst_stage_dir = \"{}\"\n",
+            local.display()
+        ),
+    )
+    .unwrap();
+    let efi = dir.join("ipxe.efi");
+    fs::write(&efi, content(8, 900_000)).unwrap();
+    run(
+        netboot()
+            .args(["publish", "--config"])
+            .arg(&config)
+            .arg("--key")
+            .arg(&key)
+            .args(["--name", "ipxe", "--file"])
+            .arg(&efi),
+        true,
+    );
+    let node = NodeProcess::start(&config, None);
+    let base = format!("http://127.0.0.1:{port}");
+    let (status, headers, body) = curl(&[], &format!("{base}/first-stage/ipxe.efi"));
+    assert_eq!((status, body), (200, content(8, 900_000)));
+    assert!(
+        headers.contains("content-type: application/efi"),
+        "{headers}"
+    );
+    // Missing from the release: the local directory, and the log says it is unverified.
+    let (status, _, body) = curl(&[], &format!("{base}/first-stage/arm64.efi"));
+    assert_eq!((status, body), (200, content(9, 5000)));
+    let log = node.log_text();
+    assert!(log.contains("WITHOUT verification"), "{log}");
+    assert!(
+        log.contains("local dir") && log.contains("(unverified)"),
+        "{log}"
+    );
+    // Symlinks in the local directory are never followed.
+    assert_eq!(curl(&[], &format!("{base}/first-stage/link.efi")).0, 404);
+}

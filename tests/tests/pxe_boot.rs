@@ -163,6 +163,21 @@ fn uefi_firmware_pxe_gets_snponly_over_tftp_then_ipxe_then_http() {
 }
 
 #[test]
+fn uefi_firmware_pxe_with_node_in_proxy_mode() {
+    let b = boot("proxy", "uefi-pxe", &["--site-dhcp"]);
+    assert_passed(&b);
+    let log = &b.server_log;
+    assert!(
+        log.contains("firmware: proxy OFFER tftp file snponly.efi"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(" ACK 10."),
+        "proxy mode never hands out an address:\n{log}"
+    );
+}
+
+#[test]
 fn bios_through_pxelinux() {
     let b = boot("pxelinux", "bios", &[]);
     assert_passed(&b);

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages netboot's tests and demo use (as root). Idempotent: installs
+# only what is missing.
+#   QEMU with iPXE ROMs and OVMF for real PXE clients; iPXE/PXELINUX binaries to serve;
+#   busybox/cpio for the test initramfs; dnsmasq as a site's own DHCP server; TFTP/HTTP
+#   clients; iproute2 for network namespaces; python3 for the lab's RA responder.
+set -euo pipefail
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps.sh: run as root (it installs packages; tests create network namespaces)" >&2
+    exit 1
+fi
+command -v cargo >/dev/null || { echo "install-deps.sh: cargo not found: install Rust (rustup) first" >&2; exit 1; }
+PACKAGES=(
+    qemu-system-x86 ipxe-qemu seabios ovmf ipxe pxelinux syslinux-common busybox-static cpio
+    iproute2 dnsmasq-base curl atftp tftp-hpa iptables kmod xz-utils python3 util-linux
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
