@@ -146,3 +146,77 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("free port")
 }
+
+/// A loopback node under test: a temp dir with a publisher key and a node config whose
+/// DHCP is off and whose TFTP/HTTP listen on free loopback ports.
+pub struct LoopbackSite {
+    pub tmp: tempfile::TempDir,
+    pub key: PathBuf,
+    pub config: PathBuf,
+    pub http_port: u16,
+    pub tftp_port: u16,
+}
+
+impl LoopbackSite {
+    /// `extra` is appended to the config (e.g. `[boot]` or `[machines]` sections).
+    pub fn new(extra: &str) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (key, public) = keygen(tmp.path(), "publisher.key");
+        let (http_port, tftp_port) = (free_port(), free_port());
+        let config = tmp.path().join("node.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = \"data\"\ntrusted_publishers = [\"{public}\"]\n[dhcp]\nmode = \"off\"\nserver_ip = \"127.0.0.1\"\n\
+                 [tftp]\nlisten = \"127.0.0.1:{tftp_port}\"\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n{extra}"
+            ),
+        )
+        .expect("write config");
+        Self {
+            tmp,
+            key,
+            config,
+            http_port,
+            tftp_port,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Writes a source file into the site's dir and returns its path.
+    pub fn file(&self, name: &str, data: &[u8]) -> String {
+        let path = self.dir().join(name);
+        std::fs::write(&path, data).expect("write source file");
+        path.display().to_string()
+    }
+
+    /// `netboot publish --config … --key … ARGS`, which must succeed.
+    pub fn publish(&self, args: &[&str]) {
+        run(
+            netboot()
+                .args(["publish", "--config"])
+                .arg(&self.config)
+                .arg("--key")
+                .arg(&self.key)
+                .args(args),
+            true,
+        );
+    }
+
+    /// The blob file holding `data` in the node's store.
+    pub fn blob(&self, data: &[u8]) -> PathBuf {
+        self.dir()
+            .join("data/blobs/data")
+            .join(format!("{}.data", blake3::hash(data).to_hex()))
+    }
+
+    pub fn start(&self) -> NodeProcess {
+        NodeProcess::start(&self.config, None)
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+}

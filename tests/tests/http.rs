@@ -2,13 +2,12 @@
 //! files with HEAD/Range/ETag, traversal refused, a file changed on disk refused at serve
 //! time while intact files keep being served.
 
-use std::{fs, path::Path, process::Command};
+use std::{fs, process::Command};
 
-use netboot_tests::{content, free_port, keygen, netboot, run, NodeProcess};
+use netboot_tests::{content, LoopbackSite, NodeProcess};
 
 struct Http {
-    _tmp: tempfile::TempDir,
-    dir: std::path::PathBuf,
+    site: LoopbackSite,
     base: String,
     node: NodeProcess,
 }
@@ -40,60 +39,27 @@ fn curl(args: &[&str], url: &str) -> (u16, String, Vec<u8>) {
 }
 
 fn setup(extra_config: &str) -> Http {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().to_path_buf();
-    let (key, public) = keygen(&dir, "k");
-    let port = free_port();
-    let config = dir.join("node.toml");
-    fs::write(
-        &config,
-        format!(
-            "data_dir = \"data\"\ntrusted_publishers = [\"{public}\"]\n[dhcp]\nmode = \"off\"\nserver_ip = \"127.0.0.1\"\n[tftp]\nenabled = false\n[http]\nlisten = \"127.0.0.1:{port}\"\n{extra_config}"
-        ),
-    )
-    .unwrap();
-    let write = |name: &str, data: &[u8]| {
-        let p = dir.join(name);
-        fs::write(&p, data).unwrap();
-        p.display().to_string()
-    };
+    let site = LoopbackSite::new(extra_config);
     let (k, i) = (
-        write("vmlinuz", &content(1, 1_500_000)),
-        write("initrd.img", &content(2, 200_000)),
+        site.file("vmlinuz", &content(1, 1_500_000)),
+        site.file("initrd.img", &content(2, 200_000)),
     );
-    run(
-        netboot()
-            .args(["publish", "--config"])
-            .arg(&config)
-            .arg("--key")
-            .arg(&key)
-            .args([
-                "--name",
-                "debian",
-                "--kernel",
-                &k,
-                "--initrd",
-                &i,
-                "--cmdline",
-                "console=ttyS0 fetch={{image_url}}/initrd.img BOOTIF={{bootif}} ip={{ip}}",
-            ]),
-        true,
-    );
-    let r = write("rescue.iso", &content(3, 300_000));
-    run(
-        netboot()
-            .args(["publish", "--config"])
-            .arg(&config)
-            .arg("--key")
-            .arg(&key)
-            .args(["--name", "rescue", "--iso", &r]),
-        true,
-    );
-    let node = NodeProcess::start(&config, None);
+    site.publish(&[
+        "--name",
+        "debian",
+        "--kernel",
+        &k,
+        "--initrd",
+        &i,
+        "--cmdline",
+        "console=ttyS0 fetch={{image_url}}/initrd.img BOOTIF={{bootif}} ip={{ip}}",
+    ]);
+    let r = site.file("rescue.iso", &content(3, 300_000));
+    site.publish(&["--name", "rescue", "--iso", &r]);
+    let node = site.start();
     Http {
-        _tmp: tmp,
-        dir,
-        base: format!("http://127.0.0.1:{port}"),
+        base: site.base_url(),
+        site,
         node,
     }
 }
@@ -247,7 +213,7 @@ fn a_file_changed_on_disk_is_refused_at_serve_time() {
     let kernel = content(1, 1_500_000);
     let url = format!("{}/r/debian/1/vmlinuz", h.base);
     assert_eq!(curl(&[], &url).2, kernel, "served intact first");
-    let blob = blob_path(&h.dir, &kernel);
+    let blob = h.site.blob(&kernel);
     let mut bytes = fs::read(&blob).unwrap();
     bytes[700_000] ^= 0x01;
     fs::write(&blob, bytes).unwrap();
@@ -271,11 +237,6 @@ fn a_file_changed_on_disk_is_refused_at_serve_time() {
     // The other file of the release is still served.
     let (status, _, body) = curl(&[], &format!("{}/r/debian/1/initrd.img", h.base));
     assert_eq!((status, body), (200, content(2, 200_000)));
-}
-
-fn blob_path(dir: &Path, data: &[u8]) -> std::path::PathBuf {
-    dir.join("data/blobs/data")
-        .join(format!("{}.data", blake3::hash(data).to_hex()))
 }
 
 fn raw_request(base: &str, request: &str) -> String {
@@ -348,37 +309,17 @@ fn pxelinux_machines_get_a_handoff_and_generated_configs() {
 
 #[test]
 fn first_stage_programs_over_http_for_uefi_http_boot() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let (key, public) = keygen(dir, "k");
-    let port = free_port();
-    let local = dir.join("local-ipxe");
-    fs::create_dir(&local).unwrap();
-    fs::write(local.join("arm64.efi"), content(9, 5000)).unwrap();
-    std::os::unix::fs::symlink("/etc/passwd", local.join("link.efi")).unwrap();
-    let config = dir.join("node.toml");
-    fs::write(
-        &config,
-        format!(
-            "data_dir = \"data\"\ntrusted_publishers = [\"{public}\"]\n[dhcp]\nmode = \"off\"\nserver_ip = \"127.0.0.1\"\n[tftp]\nenabled = false\n[http]\nlisten = \"127.0.0.1:{port}\"\n[boot]\nfirst_stage_dir = \"{}\"\n",
-            local.display()
-        ),
-    )
-    .unwrap();
-    let efi = dir.join("ipxe.efi");
-    fs::write(&efi, content(8, 900_000)).unwrap();
-    run(
-        netboot()
-            .args(["publish", "--config"])
-            .arg(&config)
-            .arg("--key")
-            .arg(&key)
-            .args(["--name", "ipxe", "--file"])
-            .arg(&efi),
-        true,
-    );
-    let node = NodeProcess::start(&config, None);
-    let base = format!("http://127.0.0.1:{port}");
+    let local = tempfile::tempdir().unwrap();
+    fs::write(local.path().join("arm64.efi"), content(9, 5000)).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", local.path().join("link.efi")).unwrap();
+    let site = LoopbackSite::new(&format!(
+        "[boot]\nfirst_stage_dir = \"{}\"\n",
+        local.path().display()
+    ));
+    let efi = site.file("ipxe.efi", &content(8, 900_000));
+    site.publish(&["--name", "ipxe", "--file", &efi]);
+    let node = site.start();
+    let base = site.base_url();
     let (status, headers, body) = curl(&[], &format!("{base}/first-stage/ipxe.efi"));
     assert_eq!((status, body), (200, content(8, 900_000)));
     assert!(

@@ -4,61 +4,27 @@
 
 use std::{fs, process::Command};
 
-use netboot_tests::{content, free_port, keygen, netboot, run, NodeProcess};
+use netboot_tests::{content, LoopbackSite, NodeProcess};
 
 struct Tftp {
-    _tmp: tempfile::TempDir,
-    dir: std::path::PathBuf,
+    site: LoopbackSite,
     port: u16,
     node: NodeProcess,
 }
 
 fn setup() -> Tftp {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().to_path_buf();
-    let (key, public) = keygen(&dir, "k");
-    let (http, port) = (free_port(), free_port());
-    let config = dir.join("node.toml");
-    fs::write(
-        &config,
-        format!(
-            "data_dir = \"data\"\ntrusted_publishers = [\"{public}\"]\n[dhcp]\nmode = \"off\"\nserver_ip = \"127.0.0.1\"\n[tftp]\nlisten = \"127.0.0.1:{port}\"\n[http]\nlisten = \"127.0.0.1:{http}\"\n[boot]\nbios_loader = \"pxelinux\"\ndefault_image = \"deb\"\n"
-        ),
-    )
-    .unwrap();
-    let write = |name: &str, data: &[u8]| {
-        let p = dir.join(name);
-        fs::write(&p, data).unwrap();
-        p.display().to_string()
-    };
+    let site = LoopbackSite::new("[boot]\nbios_loader = \"pxelinux\"\ndefault_image = \"deb\"\n");
     let (ipxe, snp) = (
-        write("undionly.kpxe", &content(1, 70_000)),
-        write("snponly.efi", &content(2, 2_000_000)),
+        site.file("undionly.kpxe", &content(1, 70_000)),
+        site.file("snponly.efi", &content(2, 2_000_000)),
     );
-    run(
-        netboot()
-            .args(["publish", "--config"])
-            .arg(&config)
-            .arg("--key")
-            .arg(&key)
-            .args(["--name", "ipxe", "--file", &ipxe, "--file", &snp]),
-        true,
-    );
-    let k = write("vmlinuz", &content(3, 1000));
-    run(
-        netboot()
-            .args(["publish", "--config"])
-            .arg(&config)
-            .arg("--key")
-            .arg(&key)
-            .args(["--name", "deb", "--kernel", &k, "--cmdline", "quiet"]),
-        true,
-    );
-    let node = NodeProcess::start(&config, None);
+    site.publish(&["--name", "ipxe", "--file", &ipxe, "--file", &snp]);
+    let k = site.file("vmlinuz", &content(3, 1000));
+    site.publish(&["--name", "deb", "--kernel", &k, "--cmdline", "quiet"]);
+    let node = site.start();
     Tftp {
-        _tmp: tmp,
-        dir,
-        port,
+        port: site.tftp_port,
+        site,
         node,
     }
 }
@@ -93,7 +59,7 @@ fn first_stage_programs_come_from_the_verified_release() {
             "snponly.efi",
             "-l",
         ])
-        .arg(t.dir.join("got.efi"))
+        .arg(t.site.dir().join("got.efi"))
         .args(["127.0.0.1", &t.port.to_string()])
         .output()
         .expect("atftp is needed for these tests: apt-get install atftp");
@@ -103,7 +69,7 @@ fn first_stage_programs_come_from_the_verified_release() {
         String::from_utf8_lossy(&atftp.stderr)
     );
     assert_eq!(
-        fs::read(t.dir.join("got.efi")).unwrap(),
+        fs::read(t.site.dir().join("got.efi")).unwrap(),
         content(2, 2_000_000)
     );
     let log = t.node.log_text();
@@ -137,10 +103,7 @@ fn traversal_and_unknown_names_get_errors_not_bytes() {
 fn a_first_stage_program_changed_on_disk_is_refused() {
     let t = setup();
     assert_eq!(fetch(&t, "undionly.kpxe", "512").1, content(1, 70_000));
-    let blob = t.dir.join("data/blobs/data").join(format!(
-        "{}.data",
-        blake3::hash(&content(1, 70_000)).to_hex()
-    ));
+    let blob = t.site.blob(&content(1, 70_000));
     let mut bytes = fs::read(&blob).unwrap();
     bytes[5] ^= 0xff;
     fs::write(&blob, bytes).unwrap();

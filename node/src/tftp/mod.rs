@@ -8,10 +8,9 @@
 //! the requested name (see [`path::normalize`]) and asks a [`TftpSource`] for
 //! the file. [`DirSource`] serves a directory.
 //!
-//! ```ignore
-//! // `ignore`: the crate path differs between the staging crate and the project.
+//! ```text
 //! use std::sync::Arc;
-//! use crate::tftp::{serve, DirSource, TftpConfig};
+//! use netboot_node::tftp::{serve, DirSource, TftpConfig};
 //!
 //! let socket = tokio::net::UdpSocket::bind("192.0.2.1:69").await?;
 //! let source = Arc::new(DirSource::new("/srv/tftp")?);
