@@ -7,7 +7,9 @@
 #       tests/pxe/netboot-server.sh SCENARIO {IFACE} {SERVER_IP} {DHCP_START} {DHCP_END} {NETMASK} {LAB_DIR}
 #
 # SCENARIO: proxy | server | pxelinux (server mode, BIOS via PXELINUX) |
-#           tamper (server mode; check.bin is damaged on disk after publishing)
+#           tamper (server mode; check.bin is damaged on disk after publishing) |
+#           multihomed (server mode on a host with a second, addressed interface that
+#           comes first in the interface list; created inside this lab's server namespace)
 # Environment: NETBOOT_BIN (the netboot binary), NETBOOT_E2E_IMAGE, NETBOOT_E2E_KERNEL_ARGS.
 set -euo pipefail
 [[ $# -eq 7 ]] || { sed -n '2,12p' "$0" >&2; exit 4; }
@@ -21,6 +23,16 @@ need /usr/lib/ipxe/undionly.kpxe ipxe
 need /usr/lib/ipxe/snponly.efi ipxe
 need /usr/lib/PXELINUX/lpxelinux.0 pxelinux
 need /usr/lib/syslinux/modules/bios/ldlinux.c32 syslinux-common
+
+if [[ $scenario == multihomed ]]; then
+    # Another network on the same host, with its own address and a broadcast route: the node
+    # must answer only on the configured boot interface. Both ends live in this (the lab's)
+    # namespace and are removed with it.
+    ip link add nbx0 type veth peer name nbx1
+    ip addr add 192.168.77.1/24 dev nbx0
+    ip link set nbx0 up
+    ip link set nbx1 up
+fi
 
 work="$lab_dir/netboot"
 mkdir -p "$work"

@@ -178,6 +178,18 @@ fn uefi_firmware_pxe_with_node_in_proxy_mode() {
 }
 
 #[test]
+fn a_node_on_a_host_with_several_interfaces_serves_on_the_configured_one() {
+    let b = boot("multihomed", "bios", &[]);
+    assert_passed(&b);
+    assert!(
+        b.server_log
+            .contains("listening on 0.0.0.0:67 and 0.0.0.0:4011 on nbsv"),
+        "DHCP bound to the boot interface:\n{}",
+        b.server_log
+    );
+}
+
+#[test]
 fn bios_through_pxelinux() {
     let b = boot("pxelinux", "bios", &[]);
     assert_passed(&b);
