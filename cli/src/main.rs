@@ -37,6 +37,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once at start-up; boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     Node(cmd::node::NodeArgs),
     Keygen(cmd::keys::KeygenArgs),
