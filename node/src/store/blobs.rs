@@ -255,10 +255,9 @@ impl Blobs {
                 }
             }
         }
-        if let Some(dir) = self.data_path(&blake3::hash(b"")).parent() {
-            if dir.exists() {
-                fsutil::sync_dir(dir).map_err(StoreError::io("cannot fsync", dir))?;
-            }
+        let dir = &self.paths.data_path;
+        if dir.exists() {
+            fsutil::sync_dir(dir).map_err(StoreError::io("cannot fsync", dir))?;
         }
         self.store
             .sync_db()
