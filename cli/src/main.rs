@@ -24,7 +24,12 @@ Typical first steps:
       --trust ed25519:<key> --name debian-12 \\
       --kernel vmlinuz --initrd initrd.img --cmdline 'console=ttyS0 ip=dhcp'
   netboot images --data-dir /var/lib/netboot --trust ed25519:<key>
-  netboot verify --config /etc/netboot/netboot.toml";
+  netboot verify --config /etc/netboot/netboot.toml
+
+A fleet: give each node a [fleet] section listing its peers as <endpoint-id>@<host:port>
+(`netboot node-id` prints a node's id), then publish once to any node:
+  netboot publish --key publisher.key --to <endpoint-id>@regional.example:7311 --name debian-12 ...
+Every node that trusts the key fetches the release from its nearest peer and verifies it.";
 
 #[derive(Parser)]
 #[command(name = "netboot", version, about = ABOUT, long_about = LONG_ABOUT)]
@@ -41,6 +46,7 @@ struct Cli {
 #[allow(clippy::large_enum_variant)]
 enum Command {
     Node(cmd::node::NodeArgs),
+    NodeId(cmd::node::NodeIdArgs),
     Keygen(cmd::keys::KeygenArgs),
     Pubkey(cmd::keys::PubkeyArgs),
     Publish(cmd::publish::PublishArgs),
@@ -53,9 +59,10 @@ enum Command {
 fn init_logging(verbose: u8, is_node: bool) {
     let default = match verbose {
         // A node logs each client transaction at info; one-shot commands stay quiet.
-        0 if is_node => "info,iroh_blobs=warn",
+        // iroh's own info lines are about its internals (sockets, paths), not clients.
+        0 if is_node => "info,iroh_blobs=warn,iroh=warn,noq=warn,noq_proto=warn",
         0 => "warn",
-        1 => "info,iroh_blobs=warn",
+        1 => "info,iroh_blobs=warn,iroh=warn,noq=warn,noq_proto=warn",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -85,6 +92,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Node(args) => cmd::node::run(args).await,
+            Command::NodeId(args) => cmd::node::node_id(args),
             Command::Keygen(args) => cmd::keys::keygen(args),
             Command::Pubkey(args) => cmd::keys::pubkey(args),
             Command::Publish(args) => cmd::publish::run(args).await,

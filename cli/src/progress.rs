@@ -45,6 +45,29 @@ impl FileProgress {
         }
     }
 
+    /// Bytes moved to a remote node so far.
+    pub fn transferred(&mut self, done: u64, total: u64) {
+        if !self.announced {
+            self.announced = true;
+            eprintln!("  {}: {}", self.label, human_bytes(total));
+            if std::io::stderr().is_terminal() {
+                let bar = ProgressBar::new(total);
+                if let Ok(style) = ProgressStyle::with_template(
+                    "    {bar:40} {bytes}/{total_bytes} {bytes_per_sec}",
+                ) {
+                    bar.set_style(style);
+                }
+                self.bar = Some(bar);
+            }
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_position(done);
+            if done >= total {
+                bar.finish_and_clear();
+            }
+        }
+    }
+
     pub fn finish(&mut self, hash: &str) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use crate::{
     boot::{Loader, Machine},
     dhcp::{MacAddr, PoolConfig},
+    fleet::FleetSection,
 };
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/netboot/netboot.toml";
@@ -55,6 +56,9 @@ pub struct Config {
     /// MAC address → image name (or `{ image = "…", loader = "pxelinux" }`).
     #[serde(default)]
     pub machines: BTreeMap<MacAddr, Machine>,
+    /// `[fleet]`: peers and sync. Without this section the node is standalone (no fleet
+    /// port is opened).
+    pub fleet: Option<FleetSection>,
 }
 
 /// `[dhcp]`: how the node takes part in DHCP on the boot network.
@@ -369,6 +373,37 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("at least 1"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod fleet_tests {
+    use super::*;
+
+    #[test]
+    fn fleet_section() {
+        let id = "ae58ff8833241ac82d6ff7611046ed67b5072d142c588d0063e942d9a75502b6";
+        let text = format!(
+            "[fleet]\nlisten = \"0.0.0.0:7400\"\npeers = [\"{id}@10.1.0.1:7311\"]\nfetch = [\"debian-*\"]\nupload_limit = \"20 Mbit/s\"\n"
+        );
+        let c = Config::parse(&text, Path::new("/n.toml")).unwrap();
+        let f = c.fleet.unwrap();
+        assert_eq!(f.listen.port(), 7400);
+        assert_eq!(f.peers.len(), 1);
+        assert_eq!(f.upload_limit.unwrap().bytes_per_sec, 2_500_000);
+        assert!(f.wants(&ImageName::from_static("debian-12")));
+        assert!(!f.wants(&ImageName::from_static("ubuntu")));
+        assert!(Config::parse("", Path::new("/n.toml"))
+            .unwrap()
+            .fleet
+            .is_none());
+        let err = Config::parse("[fleet]\npeers = [\"nope\"]\n", Path::new("/n.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("endpoint-id") && err.contains("line 2"),
+            "{err}"
+        );
     }
 }
 

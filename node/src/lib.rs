@@ -4,6 +4,7 @@
 pub mod boot;
 pub mod config;
 pub mod dhcp;
+pub mod fleet;
 pub mod fsutil;
 pub mod http;
 pub mod integrity;

@@ -101,7 +101,7 @@ pub enum PublishEvent<'a> {
 
 impl PublishSpec {
     /// Every input with its path inside the image, and the boot entry.
-    fn plan(&self) -> Result<(Vec<FileArg>, Option<BootEntry>), PublishError> {
+    pub(crate) fn plan(&self) -> Result<(Vec<FileArg>, Option<BootEntry>), PublishError> {
         let mut inputs: Vec<FileArg> = Vec::new();
         let boot = match (&self.kernel, &self.iso) {
             (Some(_), Some(_)) => {
@@ -163,7 +163,7 @@ impl PublishSpec {
         Ok((inputs, boot))
     }
 
-    fn release_spec(
+    pub(crate) fn release_spec(
         &self,
         key: &SecretKey,
         version: u64,

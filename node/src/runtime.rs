@@ -10,6 +10,7 @@ use crate::{
     boot::{BootPolicy, FirstStage},
     config::{Config, DhcpModeName},
     dhcp::{arch::PxelinuxBoot, BootFiles, DhcpConfig, DhcpMode, DhcpServer},
+    fleet::{Fleet, FleetError},
     http::{self, HttpHandler},
     integrity::VerifiedFiles,
     store::{Store, StoreError, StoreOptions},
@@ -33,6 +34,8 @@ pub enum RuntimeError {
     },
     #[error("dhcp: {0}")]
     Dhcp(String),
+    #[error("fleet: {0}")]
+    Fleet(#[from] FleetError),
 }
 
 /// The node's own address on the boot network: configured, or the interface's IPv4 address.
@@ -98,6 +101,7 @@ pub struct Node {
     http_handler: Arc<HttpHandler>,
     tftp: Option<(tokio::net::UdpSocket, Arc<StoreSource>)>,
     dhcp: Option<DhcpServer>,
+    fleet: Option<Fleet>,
 }
 
 impl Node {
@@ -135,6 +139,12 @@ impl Node {
                 addr: config.http.listen.to_string(),
                 cause,
             })?;
+        let fleet = match &config.fleet {
+            Some(settings) => {
+                Some(Fleet::start(settings.clone(), &config.data_dir, store.clone()).await?)
+            }
+            None => None,
+        };
         let http_handler = Arc::new(HttpHandler {
             store: store.clone(),
             base_url: base_url.clone(),
@@ -147,6 +157,8 @@ impl Node {
             first_stage: first_stage.clone(),
             pxelinux_file: config.boot.pxelinux.clone(),
             verified: Arc::new(VerifiedFiles::default()),
+            read_through: fleet.as_ref().map(Fleet::read_through),
+            fleet_status: fleet.as_ref().map(Fleet::status_source),
         });
         let tftp = if config.tftp.enabled {
             let socket = tokio::net::UdpSocket::bind(config.tftp.listen)
@@ -224,7 +236,13 @@ impl Node {
             http_handler,
             tftp,
             dhcp,
+            fleet,
         })
+    }
+
+    /// The fleet identity, when `[fleet]` is configured.
+    pub fn fleet_id(&self) -> Option<String> {
+        self.fleet.as_ref().map(|f| f.id().to_string())
     }
 
     pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
@@ -242,6 +260,7 @@ impl Node {
             http_handler,
             tftp,
             dhcp,
+            fleet,
             ..
         } = self;
         let http = tokio::spawn(http::serve(http_listener, http_handler));
@@ -260,9 +279,11 @@ impl Node {
             d.abort();
         }
         let _ = http.await;
-        if let Ok(store) = Arc::try_unwrap(store) {
-            store.close().await;
+        if let Some(fleet) = fleet {
+            fleet.shutdown().await;
         }
+        // Flushes partial downloads too, so a restart resumes them.
+        store.shutdown().await;
         Ok(())
     }
 }

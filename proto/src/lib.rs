@@ -3,6 +3,7 @@
 //! no I/O, no clock (callers pass "now"), so the same code decides on every node.
 
 pub mod cmdline;
+pub mod fleet;
 pub mod key;
 pub mod name;
 pub mod policy;

@@ -5,6 +5,8 @@ use std::{
     process::{Command, Output},
 };
 
+pub mod wan;
+
 /// The `netboot` binary under test: `$NETBOOT_BIN`, or the one cargo built next to this test.
 pub fn netboot_bin() -> PathBuf {
     if let Some(path) = std::env::var_os("NETBOOT_BIN") {

@@ -39,3 +39,28 @@ async fn shutdown_signal() {
         }
     }
 }
+
+/// Print this node's fleet identity (its endpoint id), creating it on first use.
+///
+/// Other nodes list this node as `<endpoint-id>@<host:port>` in their [fleet] peers, with
+/// the address and [fleet] listen port they reach it at; `publish --to` takes the same form.
+/// The identity key lives in the data dir (fleet.key); keep it with the node's data.
+#[derive(Args)]
+pub struct NodeIdArgs {
+    #[command(flatten)]
+    target: crate::target::StoreArgs,
+}
+
+pub fn node_id(args: NodeIdArgs) -> anyhow::Result<ExitCode> {
+    let config = args.target.config()?;
+    let id = netboot_node::fleet::node_id(&config.data_dir)
+        .with_context(|| format!("fleet identity in {}", config.data_dir.display()))?;
+    println!("{id}");
+    let port = config
+        .fleet
+        .as_ref()
+        .map(|f| f.listen.port())
+        .unwrap_or(netboot_node::fleet::config::DEFAULT_FLEET_PORT);
+    eprintln!("peers list this node as {id}@<its address>:{port}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -2,8 +2,12 @@ use std::{collections::HashMap, path::PathBuf, process::ExitCode, time::Duration
 
 use anyhow::Context;
 use clap::Args;
-use netboot_node::publish::{
-    publish_to_bundle, publish_to_store, FileArg, PublishEvent, PublishSpec,
+use netboot_node::{
+    fleet::{
+        publish_remote::{publish_to_node, RemoteProgress},
+        PeerAddr,
+    },
+    publish::{publish_to_bundle, publish_to_store, FileArg, PublishEvent, PublishSpec},
 };
 use netboot_proto::ImageName;
 
@@ -22,8 +26,10 @@ use crate::{
 /// `--cmdline 'boot=live fetch={{image_url}}/live/filesystem.squashfs'`.
 ///
 /// Where it goes: into a node's data dir (--data-dir / --config; that node's trusted keys
-/// and version rules apply before a byte is hashed), or into a bundle directory (--out) to
-/// carry to an offline site and `netboot import` there.
+/// and version rules apply before a byte is hashed), to a running node over the network
+/// (--to <endpoint-id>@<host:port>; the node checks the release like any announcement,
+/// fetches the files from this command, and passes the release on to its whole fleet), or
+/// into a bundle directory (--out) to carry to an offline site and `netboot import` there.
 #[derive(Args)]
 pub struct PublishArgs {
     /// The publisher's secret key file (from `netboot keygen`).
@@ -55,8 +61,14 @@ pub struct PublishArgs {
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     expires: Option<Duration>,
     /// Write a release bundle to this (new or empty) directory instead of a node.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["config", "data_dir"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["config", "data_dir", "to"])]
     out: Option<PathBuf>,
+    /// Publish to a running node over the fleet protocol: `<endpoint-id>@<host:port>`
+    /// (`netboot node-id` on the node prints its id). Only the signature leaves this machine,
+    /// never the key. Exits 0 once the node holds the whole verified release. Default
+    /// version: the current Unix time.
+    #[arg(long, value_name = "ID@HOST:PORT", conflicts_with_all = ["config", "data_dir"])]
+    to: Option<PeerAddr>,
     #[command(flatten)]
     target: StoreArgs,
 }
@@ -101,6 +113,25 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
             release.files.len(),
             human_bytes(release.total_size()),
             out.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(to) = &args.to {
+        let mut transfer: Option<FileProgress> = None;
+        let mut on_remote = |p: RemoteProgress| match p {
+            RemoteProgress::Connected => eprintln!("connected to {to}; the node is fetching"),
+            RemoteProgress::Transferred { done, total } => transfer
+                .get_or_insert_with(|| FileProgress::new("transfer to node"))
+                .transferred(done, total),
+        };
+        let release = publish_to_node(to, &key, &spec, &mut on_event, &mut on_remote)
+            .await
+            .with_context(|| format!("publish of {} to {to} failed", spec.name))?;
+        println!(
+            "published {} v{} (release id {}) to {to}: the node holds it verified and passes it on to its fleet",
+            release.name,
+            release.version,
+            release.id()
         );
         return Ok(ExitCode::SUCCESS);
     }

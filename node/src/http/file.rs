@@ -148,9 +148,7 @@ pub async fn serve(
     };
     let len = range.end - range.start;
     let body: Body = if method == Method::HEAD || len == 0 {
-        Full::new(Bytes::new())
-            .map_err(|never| match never {})
-            .boxed()
+        empty_body()
     } else {
         match open_range(path, range).await {
             Ok(body) => body,
@@ -163,6 +161,62 @@ pub async fn serve(
             }
         }
     };
+    with_headers(
+        body,
+        status,
+        len,
+        size,
+        range.start..range.end,
+        hash,
+        content_type,
+    )
+}
+
+pub fn empty_body() -> Body {
+    Full::new(Bytes::new())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A body from a stream of byte pieces.
+pub fn stream_body(
+    stream: impl n0_future::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+) -> Body {
+    let stream = SyncStream(std::sync::Mutex::new(Box::pin(stream)));
+    BodyExt::boxed(StreamBody::new(stream.map(|chunk| chunk.map(Frame::data))))
+}
+
+/// hyper's boxed body must be `Sync`; a stream that is polled only through `&mut` is made
+/// so by a mutex that is never contended.
+struct SyncStream<S>(std::sync::Mutex<std::pin::Pin<Box<S>>>);
+
+impl<S: n0_future::Stream> n0_future::Stream for SyncStream<S> {
+    type Item = S::Item;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let inner = self
+            .get_mut()
+            .0
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner());
+        inner.as_mut().poll_next(cx)
+    }
+}
+
+/// The response around a file body: length, ranges, type, and the content hash as ETag.
+pub fn with_headers(
+    body: Body,
+    status: StatusCode,
+    len: u64,
+    size: u64,
+    range: std::ops::Range<u64>,
+    hash: Option<blake3::Hash>,
+    content_type: &str,
+) -> Response<Body> {
+    let etag = hash.map(|h| format!("\"{}\"", h.to_hex()));
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     let h = resp.headers_mut();

@@ -20,6 +20,10 @@ use super::file::{self, full, Body};
 use crate::{
     boot::{ipxe, pxelinux, BootChoice, BootPolicy, FirstStage, Loader},
     dhcp::MacAddr,
+    fleet::{
+        readthrough::{PendingFile, ReadThrough},
+        FleetStatus,
+    },
     integrity::VerifiedFiles,
     store::Store,
 };
@@ -33,6 +37,10 @@ pub struct HttpHandler {
     /// PXELINUX's loader file name (`lpxelinux.0`).
     pub pxelinux_file: String,
     pub verified: Arc<VerifiedFiles>,
+    /// Files of releases still being fetched, served as their verified bytes arrive.
+    pub read_through: Option<ReadThrough>,
+    /// `/fleet/status.json`, when the node is in a fleet.
+    pub fleet_status: Option<FleetStatus>,
 }
 
 /// What a request resolved to, before building the response.
@@ -44,6 +52,8 @@ enum Answer {
         hash: Option<blake3::Hash>,
         what: String,
     },
+    /// A file of a release being fetched (read-through).
+    Pending(PendingFile),
     Error(StatusCode, String),
 }
 
@@ -68,8 +78,33 @@ impl HttpHandler {
                 "netboot serves GET and HEAD only\n",
             );
         }
+        if path == "/fleet/status.json" {
+            return match &self.fleet_status {
+                Some(status) => {
+                    let json = status.snapshot().await;
+                    full(StatusCode::OK, "application/json", json.to_string())
+                }
+                None => full(
+                    StatusCode::NOT_FOUND,
+                    "text/plain",
+                    "this node has no [fleet] section\n",
+                ),
+            };
+        }
         let answer = self.resolve(&path, &query);
         let response = match answer {
+            Answer::Pending(pending) => {
+                let resp = self.serve_pending(&method, req.headers(), &pending);
+                tracing::info!(
+                    "http {peer} {method} {path}: {} {} v{} {} ({} bytes) READ-THROUGH: the release is still being fetched; streaming verified bytes as they arrive",
+                    resp.status().as_u16(),
+                    pending.release.name,
+                    pending.release.version,
+                    pending.file.path,
+                    pending.file.size
+                );
+                resp
+            }
             Answer::Script(text, what) => {
                 tracing::info!("http {peer} {method} {path}?{query}: 200 script: {what}");
                 full(StatusCode::OK, "text/plain; charset=utf-8", text)
@@ -210,9 +245,13 @@ impl HttpHandler {
                 };
                 match self.store.servable_version(&name, version) {
                     Some(r) => self.release_file(&r, file),
-                    None => not_found(format!(
-                        "{name} v{version} is not servable here (unknown, dropped or expired)"
-                    )),
+                    None => self
+                        .pending_file(&name, Some(version), file)
+                        .unwrap_or_else(|| {
+                            not_found(format!(
+                                "{name} v{version} is not servable here (unknown, dropped or expired)"
+                            ))
+                        }),
                 }
             }
             ["images", name, rest @ ..] if !rest.is_empty() => {
@@ -221,7 +260,9 @@ impl HttpHandler {
                 };
                 match self.store.servable(&name) {
                     Some(r) => self.release_file(&r, &rest.join("/")),
-                    None => not_found(format!("no servable release of {name}")),
+                    None => self
+                        .pending_file(&name, None, &rest.join("/"))
+                        .unwrap_or_else(|| not_found(format!("no servable release of {name}"))),
                 }
             }
             ["blobs", hex] => {
@@ -258,6 +299,53 @@ impl HttpHandler {
             }
             _ => not_found(format!("no such path {path}")),
         }
+    }
+
+    fn pending_file(&self, name: &ImageName, version: Option<u64>, file: &str) -> Option<Answer> {
+        let path = file.parse::<ImagePath>().ok()?;
+        let pending = self.read_through.as_ref()?.lookup(name, version, &path)?;
+        Some(Answer::Pending(pending))
+    }
+
+    fn serve_pending(
+        &self,
+        method: &Method,
+        headers: &hyper::HeaderMap,
+        pending: &PendingFile,
+    ) -> Response<Body> {
+        let Some(read_through) = &self.read_through else {
+            return full(StatusCode::NOT_FOUND, "text/plain", "no fleet\n");
+        };
+        let size = pending.file.size;
+        let range_header = headers
+            .get(hyper::header::RANGE)
+            .and_then(|v| v.to_str().ok());
+        let (status, range) = match file::parse_range(range_header, size) {
+            file::RangeRequest::Whole => (StatusCode::OK, 0..size),
+            file::RangeRequest::Partial(r) => (StatusCode::PARTIAL_CONTENT, r.start..r.end),
+            file::RangeRequest::Unsatisfiable => {
+                return full(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "text/plain",
+                    "range not satisfiable\n",
+                )
+            }
+        };
+        let len = range.end - range.start;
+        let body = if method == Method::HEAD || len == 0 {
+            file::empty_body()
+        } else {
+            file::stream_body(read_through.stream(&pending.file, range.clone()))
+        };
+        file::with_headers(
+            body,
+            status,
+            len,
+            size,
+            range,
+            Some(pending.file.hash),
+            content_type(pending.file.path.as_str()),
+        )
     }
 
     fn release_file(&self, stored: &crate::store::StoredRelease, file: &str) -> Answer {

@@ -45,6 +45,9 @@ const GC_TICK: Duration = Duration::from_millis(200);
 const GC_WAIT: Duration = Duration::from_secs(60);
 /// Tags protecting release files from GC: `netboot/r/<name>/<version:020>/<index>`.
 pub(crate) const RELEASE_TAG_PREFIX: &str = "netboot/r/";
+/// Tags protecting the (partial) files of a release being fetched:
+/// `netboot/f/<name>/<version:020>/<index>`.
+pub(crate) const FETCH_TAG_PREFIX: &str = "netboot/f/";
 
 /// A file copied into the store and hashed, protected from GC until dropped.
 #[derive(Debug)]
@@ -127,6 +130,11 @@ impl Blobs {
             dir: self.dir.clone(),
             message: format!("{what}: {e}"),
         }
+    }
+
+    /// iroh-blobs' API, for the fleet's provider and downloads (node-internal).
+    pub(crate) fn api(&self) -> &iroh_blobs::api::Store {
+        &self.store
     }
 
     /// The plain file holding a complete blob. Valid only while the blob is complete.

@@ -213,6 +213,11 @@ impl Store {
             .cloned()
     }
 
+    /// One exact committed release, expired or not.
+    pub fn committed(&self, name: &ImageName, version: u64) -> Option<Arc<StoredRelease>> {
+        self.read_index().releases.get(name)?.get(&version).cloned()
+    }
+
     /// The newest servable release of every name.
     pub fn servable_latest(&self) -> Vec<Arc<StoredRelease>> {
         let names: Vec<ImageName> = self.read_index().releases.keys().cloned().collect();
@@ -232,6 +237,39 @@ impl Store {
     /// The plain, verified-at-commit file holding a blob of a committed release.
     pub fn blob_path(&self, hash: &blake3::Hash) -> PathBuf {
         self.blobs.data_path(hash)
+    }
+
+    /// iroh-blobs' store API, for the fleet (provider, downloads, read-through).
+    pub fn blob_api(&self) -> iroh_blobs::api::Store {
+        self.blobs.api().clone()
+    }
+
+    /// Protects the files of a release being fetched from GC (partial data included), so a
+    /// restart resumes rather than re-downloads.
+    pub async fn protect_fetch(&self, release: &VerifiedRelease) -> Result<(), StoreError> {
+        let prefix = format!(
+            "{}{}/{:020}/",
+            blobs::FETCH_TAG_PREFIX,
+            release.name,
+            release.version
+        );
+        for (i, f) in release.files.iter().enumerate() {
+            self.blobs
+                .set_tag(&format!("{prefix}{i:05}"), &f.hash)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Drops the fetch protection of one release (it was committed, or abandoned).
+    pub async fn unprotect_fetch(&self, name: &ImageName, version: u64) -> Result<(), StoreError> {
+        let prefix = format!("{}{name}/{version:020}/", blobs::FETCH_TAG_PREFIX);
+        self.blobs.delete_tags(&prefix).await.map(|_| ())
+    }
+
+    /// Whether a blob is complete in the store with this size.
+    pub async fn has_complete(&self, hash: &blake3::Hash, size: u64) -> Result<bool, StoreError> {
+        Ok(self.blobs.complete_size(hash).await? == Some(size))
     }
 
     /// Copies a local file into the store and hashes it. Keep the result alive until the
@@ -396,6 +434,12 @@ impl Store {
         self.blobs.shutdown().await;
     }
 
+    /// Flushes and closes the blob store while other handles may still exist (a running
+    /// node's servers); nothing may use the store afterwards.
+    pub async fn shutdown(&self) {
+        self.blobs.shutdown().await;
+    }
+
     /// Each name's versions, for reports.
     pub fn versions(&self) -> BTreeMap<ImageName, Vec<u64>> {
         self.read_index()
@@ -426,7 +470,10 @@ fn check_format(root: &Path) -> Result<(), StoreError> {
             let foreign = fs::read_dir(root)
                 .map_err(StoreError::io("cannot list", root))?
                 .filter_map(Result::ok)
-                .any(|e| e.file_name() != lock::LOCK_FILE);
+                .any(|e| {
+                    e.file_name() != lock::LOCK_FILE
+                        && e.file_name() != crate::fleet::FLEET_KEY_FILE
+                });
             if foreign {
                 return Err(StoreError::UnknownFormat {
                     dir: root.to_path_buf(),

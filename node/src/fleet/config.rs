@@ -1,0 +1,266 @@
+//! `[fleet]`: how this node finds its peers and what it fetches from them.
+
+use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+
+use iroh::EndpointId;
+use netboot_proto::ImageName;
+use serde::Deserialize;
+
+/// The default UDP port of the fleet protocol (QUIC).
+pub const DEFAULT_FLEET_PORT: u16 = 7311;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetSection {
+    /// UDP address the fleet endpoint binds (QUIC). Peers reach this node on it.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Nodes this one connects to, as `<endpoint-id>@<host:port>` (`netboot node-id` prints a
+    /// node's own). They may also connect here and fetch.
+    #[serde(default)]
+    pub peers: Vec<PeerAddr>,
+    /// Endpoint ids that may connect here and fetch, without this node dialling them (e.g.
+    /// branch sites behind NAT that know this regional node, but not the other way round).
+    #[serde(default)]
+    pub members: Vec<MemberId>,
+    /// Which image names this site fetches: `*` (default) or names, with `*` as a prefix or
+    /// suffix wildcard (`debian-*`). Announcements of other names are still passed on.
+    #[serde(default = "default_fetch")]
+    pub fetch: Vec<NamePattern>,
+    /// Upper bound of what this node sends to peers, e.g. `"20 Mbit/s"` or `"5 MB/s"`, so a
+    /// sync does not fill a branch office's uplink. Default: unlimited.
+    pub upload_limit: Option<Rate>,
+    /// A relay server URL for sites that cannot reach each other directly. Off by default:
+    /// the fleet runs over the organisation's own network, and no public service is used.
+    pub relay: Option<String>,
+    /// Seconds without progress from a peer before a fetch falls over to the next peer.
+    #[serde(default = "default_stall_secs")]
+    pub stall_timeout_secs: u64,
+}
+
+impl Default for FleetSection {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            peers: Vec::new(),
+            members: Vec::new(),
+            fetch: default_fetch(),
+            upload_limit: None,
+            relay: None,
+            stall_timeout_secs: default_stall_secs(),
+        }
+    }
+}
+
+impl FleetSection {
+    pub fn stall_timeout(&self) -> Duration {
+        Duration::from_secs(self.stall_timeout_secs.max(1))
+    }
+
+    /// Whether this site fetches releases of `name`.
+    pub fn wants(&self, name: &ImageName) -> bool {
+        self.fetch.iter().any(|p| p.matches(name.as_str()))
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], DEFAULT_FLEET_PORT))
+}
+fn default_fetch() -> Vec<NamePattern> {
+    vec![NamePattern("*".into())]
+}
+fn default_stall_secs() -> u64 {
+    5
+}
+
+/// A peer: its endpoint id (its identity, checked by QUIC's handshake) and where to dial it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAddr {
+    pub id: EndpointId,
+    /// `host:port`, resolved when the node starts (and again on each reconnect).
+    pub host: String,
+}
+
+impl PeerAddr {
+    pub fn resolve(&self) -> std::io::Result<Vec<SocketAddr>> {
+        use std::net::ToSocketAddrs;
+        Ok(self.host.to_socket_addrs()?.collect())
+    }
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.id, self.host)
+    }
+}
+
+impl FromStr for PeerAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (id, host) = s
+            .split_once('@')
+            .ok_or_else(|| format!("`{s}`: expected <endpoint-id>@<host:port>"))?;
+        let id = EndpointId::from_str(id).map_err(|e| {
+            format!("`{s}`: bad endpoint id `{id}` ({e}); `netboot node-id` prints a node's id")
+        })?;
+        let port_ok = host
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+        if !port_ok {
+            return Err(format!("`{s}`: expected <host:port> after `@`"));
+        }
+        Ok(Self {
+            id,
+            host: host.to_string(),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for PeerAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// An endpoint id allowed to connect (`members`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberId(pub EndpointId);
+
+impl<'de> Deserialize<'de> for MemberId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        EndpointId::from_str(&s)
+            .map(MemberId)
+            .map_err(|e| serde::de::Error::custom(format!("bad endpoint id `{s}`: {e}")))
+    }
+}
+
+/// An image-name pattern: exact, `prefix*`, `*suffix` or `*`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct NamePattern(pub String);
+
+impl NamePattern {
+    pub fn matches(&self, name: &str) -> bool {
+        let p = self.0.as_str();
+        if p == "*" {
+            true
+        } else if let Some(prefix) = p.strip_suffix('*') {
+            name.starts_with(prefix)
+        } else if let Some(suffix) = p.strip_prefix('*') {
+            name.ends_with(suffix)
+        } else {
+            name == p
+        }
+    }
+}
+
+/// A data rate in bytes per second, written as `"20 Mbit/s"`, `"5 MB/s"`, `"800 kbit/s"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub bytes_per_sec: u64,
+}
+
+impl FromStr for Rate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let num: f64 = num
+            .parse()
+            .map_err(|_| format!("`{s}`: expected a number and a unit, e.g. \"20 Mbit/s\""))?;
+        let unit = unit.trim().trim_end_matches("/s").trim_end_matches("ps");
+        let bits: f64 = match unit {
+            "bit" | "b" => 1.0,
+            "kbit" | "Kbit" | "kb" => 1e3,
+            "Mbit" | "mbit" | "Mb" => 1e6,
+            "Gbit" | "gbit" | "Gb" => 1e9,
+            "B" => 8.0,
+            "kB" | "KB" => 8e3,
+            "MB" => 8e6,
+            "GB" => 8e9,
+            "KiB" => 8.0 * 1024.0,
+            "MiB" => 8.0 * 1048576.0,
+            "GiB" => 8.0 * 1073741824.0,
+            _ => {
+                return Err(format!(
+                    "`{s}`: unknown unit `{unit}` (use kbit/s, Mbit/s, Gbit/s, kB/s, MB/s, MiB/s)"
+                ))
+            }
+        };
+        let bytes_per_sec = (num * bits / 8.0) as u64;
+        if bytes_per_sec < 1024 {
+            return Err(format!("`{s}`: below 1 KiB/s, a sync would never finish"));
+        }
+        Ok(Self { bytes_per_sec })
+    }
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.1} Mbit/s", self.bytes_per_sec as f64 * 8.0 / 1e6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "ae58ff8833241ac82d6ff7611046ed67b5072d142c588d0063e942d9a75502b6";
+
+    #[test]
+    fn peer_addresses() {
+        let p: PeerAddr = format!("{ID}@10.0.0.1:7311").parse().unwrap();
+        assert_eq!(p.host, "10.0.0.1:7311");
+        assert_eq!(p.to_string(), format!("{ID}@10.0.0.1:7311"));
+        let p: PeerAddr = format!("{ID}@regional.example:7311").parse().unwrap();
+        assert_eq!(p.host, "regional.example:7311");
+        for bad in [
+            format!("{ID}"),
+            format!("{ID}@10.0.0.1"),
+            "zz@10.0.0.1:1".to_string(),
+            format!("{ID}@:7311"),
+        ] {
+            assert!(bad.parse::<PeerAddr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rates() {
+        let r: Rate = "20 Mbit/s".parse().unwrap();
+        assert_eq!(r.bytes_per_sec, 2_500_000);
+        let r: Rate = "5MB/s".parse().unwrap();
+        assert_eq!(r.bytes_per_sec, 5_000_000);
+        let r: Rate = "1.5 MiB/s".parse().unwrap();
+        assert_eq!(r.bytes_per_sec, 1_572_864);
+        assert!("fast".parse::<Rate>().is_err());
+        assert!("20 furlongs/s".parse::<Rate>().is_err());
+        assert!("1 bit/s".parse::<Rate>().is_err());
+    }
+
+    #[test]
+    fn patterns() {
+        let name = |p: &str, n: &str| NamePattern(p.into()).matches(n);
+        assert!(name("*", "debian"));
+        assert!(name("debian-*", "debian-12"));
+        assert!(!name("debian-*", "ubuntu"));
+        assert!(name("*-rescue", "site-rescue"));
+        assert!(name("ipxe", "ipxe"));
+        assert!(!name("ipxe", "ipxe2"));
+    }
+}

@@ -1,0 +1,189 @@
+//! The control protocol's server side: one request per stream, on connections opened by
+//! either side (a peer answers requests on the connection it dialled, too, so a regional
+//! node can pass announcements to branch nodes that dialled it).
+
+use std::{sync::Arc, time::Duration};
+
+use iroh::{
+    endpoint::{Connection, RecvStream, SendStream},
+    protocol::{AcceptError, ProtocolHandler},
+    EndpointId,
+};
+use netboot_proto::{
+    fleet::{Holding, Offer, Request, Response},
+    SignedRelease,
+};
+
+use super::{announce, links, wire, Shared};
+
+#[derive(Clone)]
+pub(crate) struct ControlProtocol(pub Arc<Shared>);
+
+impl std::fmt::Debug for ControlProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ControlProtocol")
+    }
+}
+
+impl ProtocolHandler for ControlProtocol {
+    async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
+        let shared = self.0.clone();
+        let remote = conn.remote_id();
+        let member = shared.members.contains(&remote);
+        if member {
+            links::adopt_control(&shared, remote, conn.clone());
+        }
+        serve(shared, conn, remote, member).await;
+        Ok(())
+    }
+}
+
+/// Answers requests on one connection until it closes.
+pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, remote: EndpointId, member: bool) {
+    while let Ok((send, recv)) = conn.accept_bi().await {
+        let shared = shared.clone();
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            if let Err(e) = handle(&shared, &conn, remote, member, send, recv).await {
+                tracing::debug!(
+                    "fleet: request from {} failed: {e}",
+                    shared.peers.label(&remote)
+                );
+            }
+        });
+    }
+    links::forget_control(&shared, remote, &conn);
+}
+
+async fn handle(
+    shared: &Arc<Shared>,
+    conn: &Connection,
+    remote: EndpointId,
+    member: bool,
+    mut send: SendStream,
+    mut recv: RecvStream,
+) -> Result<(), wire::WireError> {
+    let Some(request) =
+        tokio::time::timeout(wire::REQUEST_TIMEOUT, wire::read::<Request>(&mut recv))
+            .await
+            .map_err(|_| wire::WireError::Timeout(wire::REQUEST_TIMEOUT))??
+    else {
+        return Ok(());
+    };
+    let response = match request {
+        Request::Ping { nonce } => Response::Pong { nonce },
+        Request::Publish { signed } => {
+            return publish_session(shared, conn, remote, signed, send).await;
+        }
+        _ if !member => {
+            tracing::warn!(
+                "fleet: refused control request from {remote}: not a fleet member (add it to [fleet] peers or members)"
+            );
+            Response::Refused {
+                reason: "not a member of this fleet".into(),
+            }
+        }
+        Request::Announce(offer) => announce::on_offer(shared, remote, offer),
+        Request::Catalog => Response::Catalog(catalog(shared)),
+    };
+    wire::write(&mut send, &response).await?;
+    send.finish()
+        .map_err(|e| wire::WireError::Stream(e.to_string()))?;
+    Ok(())
+}
+
+/// The newest committed release of each name, and each release being fetched.
+pub(crate) fn catalog(shared: &Shared) -> Vec<Offer> {
+    let mut offers: Vec<Offer> = shared
+        .store
+        .servable_latest()
+        .iter()
+        .map(|r| Offer {
+            signed: r.verified.signed().encode(),
+            holding: Holding::Complete,
+        })
+        .collect();
+    offers.extend(shared.lock_pending().values().map(|p| Offer {
+        signed: p.release.signed().encode(),
+        holding: Holding::Fetching,
+    }));
+    offers
+}
+
+/// `netboot publish --to`: the publisher sent a signed release; fetch its files from the
+/// publisher over this same connection (it serves them), and report progress until the
+/// release is committed. The publisher needs no membership: the signature of a trusted
+/// publisher key is what admits it, and only for this release.
+async fn publish_session(
+    shared: &Arc<Shared>,
+    conn: &Connection,
+    remote: EndpointId,
+    signed: Vec<u8>,
+    mut send: SendStream,
+) -> Result<(), wire::WireError> {
+    let refuse = |reason: String| Response::Refused { reason };
+    let release = match SignedRelease::open(&signed) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("fleet: publish from {remote} REFUSED: {e}");
+            return finish(&mut send, refuse(e.to_string())).await;
+        }
+    };
+    let what = format!("{} v{}", release.name, release.version);
+    if let Err(reason) = announce::admission(shared, &release) {
+        tracing::warn!("fleet: publish of {what} from {remote} REFUSED: {reason}");
+        return finish(&mut send, refuse(reason.to_string())).await;
+    }
+    if let Some(p) = shared.pending_release(&release.name) {
+        if p.version >= release.version {
+            let reason = format!("v{} of {} is being fetched", p.version, release.name);
+            return finish(&mut send, refuse(reason)).await;
+        }
+    }
+    tracing::info!(
+        "fleet: publish of {what} from {remote} (publisher {}, {} files, {} bytes): fetching from the publisher",
+        release.publisher,
+        release.files.len(),
+        release.total_size()
+    );
+    links::adopt_publisher(shared, remote, conn.clone(), release.id());
+    if announce::start_pending(shared, release.clone()) {
+        announce::broadcast(shared, &release, Holding::Fetching, Some(remote));
+    }
+
+    let total = release.total_size();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        if let Some(stored) = shared.store.committed(&release.name, release.version) {
+            let response = if stored.verified.id() == release.id() {
+                Response::Published {
+                    version: release.version,
+                }
+            } else {
+                refuse(format!("a different {what} was committed meanwhile"))
+            };
+            return finish(&mut send, response).await;
+        }
+        let still_pending = shared
+            .pending_release(&release.name)
+            .is_some_and(|p| p.id() == release.id());
+        if !still_pending {
+            return finish(&mut send, refuse(format!("{what} was superseded"))).await;
+        }
+        if conn.close_reason().is_some() {
+            tracing::info!(
+                "fleet: publisher of {what} went away; the release stays pending and will complete from any peer that holds it"
+            );
+            return Ok(());
+        }
+        let done = super::fetch::held_bytes(shared, &release).await;
+        wire::write(&mut send, &Response::Progress { done, total }).await?;
+    }
+}
+
+async fn finish(send: &mut SendStream, response: Response) -> Result<(), wire::WireError> {
+    wire::write(send, &response).await?;
+    send.finish()
+        .map_err(|e| wire::WireError::Stream(e.to_string()))
+}

@@ -1,0 +1,323 @@
+//! The fleet: signed releases flow between sites by content-addressed sync.
+//!
+//! Two protocols run on one iroh endpoint (QUIC, authenticated by each node's endpoint key):
+//! - **control** ([`netboot_proto::fleet::FLEET_ALPN`], ours): announcements carrying the
+//!   signed release, catalog requests for catch-up, pings for round-trip time, and
+//!   `publish --to` sessions. Small, one request per stream.
+//! - **data** (`iroh_blobs::ALPN`): iroh-blobs' verified streaming of file content; every
+//!   16 KiB group is checked against the BLAKE3 tree of the hash the signed release names,
+//!   before it is written.
+//!
+//! A release's life on a node: an offer arrives (from a peer, a publisher, or a catalog) →
+//! signature, trust, version and expiry are checked ([`netboot_proto::admit`]) before a byte
+//! is fetched → it is written to `pending/` and passed on to every other peer (so nodes that
+//! are not direct peers of the origin learn of it within seconds) → its files are fetched from
+//! the peers that hold them, nearest first → the store commits it exactly as a local publish
+//! → "complete" is announced, and peers may fetch from here. See `docs/architecture.md`.
+
+mod announce;
+pub mod config;
+mod control;
+mod fetch;
+mod gate;
+pub mod identity;
+mod links;
+mod peers;
+mod pending;
+pub mod publish_remote;
+pub mod readthrough;
+mod wire;
+
+use std::{
+    collections::{HashMap, HashSet},
+    path::Path,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
+
+use iroh::{endpoint::presets, protocol::Router, Endpoint, EndpointId, RelayMode};
+use iroh_blobs::BlobsProtocol;
+use netboot_proto::{fleet::FLEET_ALPN, ImageName, ReleaseId, VerifiedRelease};
+use tokio::sync::Notify;
+
+pub use self::{
+    config::{FleetSection, PeerAddr},
+    gate::UploadStats,
+    identity::FLEET_KEY_FILE,
+};
+use self::{peers::Peers, pending::PendingDir};
+use crate::store::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
+    #[error("fleet.listen {addr}: {message}")]
+    Bind { addr: String, message: String },
+    #[error("fleet.relay `{url}`: {message}")]
+    Relay { url: String, message: String },
+}
+
+/// A release admitted and being fetched.
+pub(crate) struct Pending {
+    pub release: VerifiedRelease,
+    pub task: Option<tokio::task::AbortHandle>,
+}
+
+/// State shared by the fleet's tasks.
+pub(crate) struct Shared {
+    pub store: Arc<Store>,
+    pub endpoint: Endpoint,
+    pub settings: FleetSection,
+    /// Who may connect and fetch: configured peers and `members`.
+    pub members: Arc<HashSet<EndpointId>>,
+    pub peers: Peers,
+    /// The newest admitted-but-incomplete release of each name.
+    pub pending: Mutex<HashMap<ImageName, Pending>>,
+    pub pending_dir: PendingDir,
+    /// Releases refused (id → reason), so a re-sent forgery is dropped quietly.
+    pub refused: Mutex<HashMap<ReleaseId, String>>,
+    /// Releases passed on without fetching (not in this site's `fetch` policy).
+    pub relayed: Mutex<HashSet<ReleaseId>>,
+    /// Woken when a peer's holdings change or a peer connects: fetches waiting for a source.
+    pub changed: Notify,
+    /// Files a client is waiting for (read-through): fetched before the others.
+    pub wanted: Mutex<Vec<blake3::Hash>>,
+    pub uploads: Arc<UploadStats>,
+}
+
+impl Shared {
+    pub(crate) fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<ImageName, Pending>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn pending_release(&self, name: &ImageName) -> Option<VerifiedRelease> {
+        self.lock_pending().get(name).map(|p| p.release.clone())
+    }
+}
+
+/// A running fleet peer.
+pub struct Fleet {
+    shared: Arc<Shared>,
+    router: Router,
+    maintenance: tokio::task::JoinHandle<()>,
+}
+
+/// What the fleet is doing, for operators and tests (`/fleet/status.json`).
+#[derive(Clone)]
+pub struct FleetStatus {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for FleetStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FleetStatus")
+    }
+}
+
+impl FleetStatus {
+    pub async fn snapshot(&self) -> serde_json::Value {
+        let shared = &self.shared;
+        let peers: Vec<serde_json::Value> = shared.peers.with(|m| {
+            let mut list: Vec<_> = m
+                .values()
+                .map(|p| {
+                    serde_json::json!({
+                        "id": p.id.to_string(),
+                        "label": p.label(),
+                        "configured": p.configured.as_ref().map(|c| c.to_string()),
+                        "connected": peers::alive(&p.control).is_some(),
+                        "rtt_ms": p.rtt.map(|r| r.as_secs_f64() * 1e3),
+                        "received_bytes": p.received,
+                        "avoided": p.bad_until.is_some_and(|t| t > Instant::now()),
+                    })
+                })
+                .collect();
+            list.sort_by_key(|v| v["id"].as_str().unwrap_or_default().to_string());
+            list
+        });
+        let pending: Vec<VerifiedRelease> = shared
+            .lock_pending()
+            .values()
+            .map(|p| p.release.clone())
+            .collect();
+        let mut fetching = Vec::new();
+        for r in pending {
+            fetching.push(serde_json::json!({
+                "name": r.name.to_string(),
+                "version": r.version,
+                "held_bytes": fetch::held_bytes(shared, &r).await,
+                "total_bytes": r.total_size(),
+            }));
+        }
+        let releases: Vec<serde_json::Value> = shared
+            .store
+            .releases()
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "name": r.verified.name.to_string(),
+                    "version": r.verified.version,
+                    "id": r.verified.id().to_string(),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "id": shared.endpoint.id().to_string(),
+            "peers": peers,
+            "fetching": fetching,
+            "releases": releases,
+            "uploaded_bytes": shared.uploads.bytes.load(std::sync::atomic::Ordering::Relaxed),
+        })
+    }
+}
+
+/// This node's endpoint id, from its data dir (created on first use).
+pub fn node_id(data_dir: &Path) -> Result<EndpointId, FleetError> {
+    Ok(identity::load_or_create(data_dir)?.public())
+}
+
+impl Fleet {
+    pub async fn start(
+        settings: FleetSection,
+        data_dir: &Path,
+        store: Arc<Store>,
+    ) -> Result<Self, FleetError> {
+        let key = identity::load_or_create(data_dir)?;
+        let relay_mode = match &settings.relay {
+            None => RelayMode::Disabled,
+            Some(url) => {
+                let parsed: iroh::RelayUrl = url.parse().map_err(|e| FleetError::Relay {
+                    url: url.clone(),
+                    message: format!("{e}"),
+                })?;
+                RelayMode::Custom(parsed.into())
+            }
+        };
+        let bind_err = |e: &dyn std::fmt::Display| FleetError::Bind {
+            addr: settings.listen.to_string(),
+            message: e.to_string(),
+        };
+        // Minimal preset: no public relays, no DNS/pkarr address publishing or lookup. Peers
+        // are dialled at their configured addresses; nothing leaves the organisation's network.
+        let endpoint = Endpoint::builder(presets::Minimal)
+            .secret_key(key)
+            .relay_mode(relay_mode)
+            .clear_address_lookup()
+            .bind_addr(settings.listen)
+            .map_err(|e| bind_err(&e))?
+            .bind()
+            .await
+            .map_err(|e| bind_err(&e))?;
+
+        let mut members: HashSet<EndpointId> = settings.peers.iter().map(|p| p.id).collect();
+        members.extend(settings.members.iter().map(|m| m.0));
+        let members = Arc::new(members);
+        let uploads = Arc::new(UploadStats::default());
+        let events = gate::provider_events(members.clone(), settings.upload_limit, uploads.clone());
+        let blobs = BlobsProtocol::new(&store.blob_api(), Some(events));
+
+        let shared = Arc::new(Shared {
+            store: store.clone(),
+            endpoint: endpoint.clone(),
+            members,
+            peers: Peers::default(),
+            pending: Mutex::new(HashMap::new()),
+            pending_dir: PendingDir::new(data_dir),
+            refused: Mutex::new(HashMap::new()),
+            relayed: Mutex::new(HashSet::new()),
+            changed: Notify::new(),
+            wanted: Mutex::new(Vec::new()),
+            uploads,
+            settings,
+        });
+        for p in &shared.settings.peers {
+            shared.peers.add_configured(p);
+        }
+        let router = Router::builder(endpoint.clone())
+            .accept(iroh_blobs::ALPN, blobs)
+            .accept(FLEET_ALPN, control::ControlProtocol(shared.clone()))
+            .spawn();
+
+        tracing::info!(
+            "fleet: endpoint {} on {:?}; {} peers, {} further members{}{}",
+            endpoint.id(),
+            endpoint.bound_sockets(),
+            shared.settings.peers.len(),
+            shared.settings.members.len(),
+            shared
+                .settings
+                .upload_limit
+                .map(|r| format!(", upload limit {r}"))
+                .unwrap_or_default(),
+            shared
+                .settings
+                .relay
+                .as_ref()
+                .map(|r| format!(", relay {r}"))
+                .unwrap_or_default(),
+        );
+
+        for release in shared.pending_dir.load() {
+            match store.check_admission(&release) {
+                Ok(()) => {
+                    tracing::info!(
+                        "fleet: resuming {} v{} (admitted before the restart)",
+                        release.name,
+                        release.version
+                    );
+                    announce::start_pending(&shared, release);
+                }
+                Err(e) => {
+                    tracing::info!(
+                        "fleet: dropping pending {} v{}: {e}",
+                        release.name,
+                        release.version
+                    );
+                    shared.pending_dir.remove(&release.name, release.version);
+                    let _ = store.unprotect_fetch(&release.name, release.version).await;
+                }
+            }
+        }
+        let maintenance = tokio::spawn(links::maintain(shared.clone()));
+        Ok(Self {
+            shared,
+            router,
+            maintenance,
+        })
+    }
+
+    pub fn id(&self) -> EndpointId {
+        self.shared.endpoint.id()
+    }
+
+    /// Tells the fleet about a release committed locally (`netboot publish` into this node's
+    /// data dir while it runs is refused by the store lock, so this is for imports and tests).
+    pub fn announce_complete(&self, release: &VerifiedRelease) {
+        announce::broadcast_complete(&self.shared, release);
+    }
+
+    /// A handle for `/fleet/status.json`.
+    pub fn status_source(&self) -> FleetStatus {
+        FleetStatus {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Read-through access for the HTTP server.
+    pub fn read_through(&self) -> readthrough::ReadThrough {
+        readthrough::ReadThrough::new(self.shared.clone())
+    }
+
+    pub async fn shutdown(self) {
+        self.maintenance.abort();
+        for (_, p) in self.shared.lock_pending().drain() {
+            if let Some(t) = p.task {
+                t.abort();
+            }
+        }
+        if let Err(e) = self.router.shutdown().await {
+            tracing::warn!("fleet: shutdown: {e}");
+        }
+    }
+}
