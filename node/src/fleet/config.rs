@@ -231,7 +231,7 @@ mod tests {
         let p: PeerAddr = format!("{ID}@regional.example:7311").parse().unwrap();
         assert_eq!(p.host, "regional.example:7311");
         for bad in [
-            format!("{ID}"),
+            ID.to_string(),
             format!("{ID}@10.0.0.1"),
             "zz@10.0.0.1:1".to_string(),
             format!("{ID}@:7311"),

@@ -188,7 +188,6 @@ async fn fetch_file(shared: &Arc<Shared>, release: &VerifiedRelease, file: &File
             let result = fetch_from(shared, c, file, stall).await;
             let got = local_bytes(shared, &file.hash).await.saturating_sub(before);
             if got > 0 {
-                shared.peers.entry(c.id, |p| p.received += got);
                 last_progress.insert(c.id, Instant::now());
                 progressed = true;
             }
@@ -292,15 +291,32 @@ async fn fetch_from(
         HashAndFormat::raw(iroh_blobs::Hash::from(file.hash)),
     );
     let mut stream = std::pin::pin!(progress.stream());
+    // Payload bytes of this request, credited to the peer as they arrive (status, logs).
+    let mut counted = 0u64;
+    let mut credit = |n: u64| {
+        let delta = n.saturating_sub(counted);
+        counted = counted.max(n);
+        if delta > 0 {
+            shared.peers.entry(c.id, |p| p.received += delta);
+        }
+    };
     loop {
         match tokio::time::timeout(stall, stream.next()).await {
             Err(_) => return Err(SourceError::Stalled(stall)),
             Ok(None) => return Err(SourceError::Transfer("ended without a result".into())),
-            Ok(Some(GetProgressItem::Progress(_))) => {}
-            Ok(Some(GetProgressItem::Done(_))) => return Ok(()),
+            Ok(Some(GetProgressItem::Progress(n))) => credit(n),
+            Ok(Some(GetProgressItem::Done(stats))) => {
+                credit(stats.payload_bytes_read);
+                return Ok(());
+            }
             Ok(Some(GetProgressItem::Error(e))) => {
                 let text = format!("{e:#}");
                 if text.contains("hash mismatch") {
+                    // Nothing of a failing request counts as received from that peer.
+                    let bad = counted;
+                    shared
+                        .peers
+                        .entry(c.id, |p| p.received = p.received.saturating_sub(bad));
                     return Err(SourceError::BadData(text));
                 }
                 if conn.close_reason().is_some() {

@@ -53,7 +53,7 @@ enum Answer {
         what: String,
     },
     /// A file of a release being fetched (read-through).
-    Pending(PendingFile),
+    Pending(Box<PendingFile>),
     Error(StatusCode, String),
 }
 
@@ -304,7 +304,7 @@ impl HttpHandler {
     fn pending_file(&self, name: &ImageName, version: Option<u64>, file: &str) -> Option<Answer> {
         let path = file.parse::<ImagePath>().ok()?;
         let pending = self.read_through.as_ref()?.lookup(name, version, &path)?;
-        Some(Answer::Pending(pending))
+        Some(Answer::Pending(Box::new(pending)))
     }
 
     fn serve_pending(

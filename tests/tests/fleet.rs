@@ -1,0 +1,514 @@
+//! Fleet sync between real `netboot node` processes over loopback: announcements that hop
+//! across nodes, `publish --to`, read-through while fetching, the upload limit, and a hostile
+//! fleet member (forged, untrusted, expired and replayed releases; corrupted data).
+//! The multi-site tests with WAN links, failover and QEMU clients are in `fleet_wan.rs`.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use netboot_tests::{content, free_port, keygen, netboot, run, stdout, NodeProcess};
+
+struct Fleet {
+    tmp: tempfile::TempDir,
+    key: PathBuf,
+    public: String,
+}
+
+struct Site {
+    name: String,
+    config: PathBuf,
+    http: u16,
+    fleet: u16,
+    id: String,
+}
+
+impl Site {
+    fn addr(&self) -> String {
+        format!("{}@127.0.0.1:{}", self.id, self.fleet)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http)
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let out = Command::new("curl")
+            .args(["-sf", &self.url("/fleet/status.json")])
+            .output()
+            .expect("curl is needed: apt-get install curl");
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn has_release(&self, name: &str, version: u64) -> bool {
+        self.status()["releases"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|r| r["name"] == name && r["version"] == version)
+        })
+    }
+
+    /// Verified bytes received from the peer with this endpoint id.
+    fn received_from(&self, id: &str) -> u64 {
+        self.status()["peers"]
+            .as_array()
+            .and_then(|a| a.iter().find(|p| p["id"] == id))
+            .and_then(|p| p["received_bytes"].as_u64())
+            .unwrap_or(0)
+    }
+
+    fn get(&self, path: &str) -> Vec<u8> {
+        let out = Command::new("curl")
+            .args(["-sf", &self.url(path)])
+            .output()
+            .expect("curl");
+        assert!(out.status.success(), "GET {path} from {} failed", self.name);
+        out.stdout
+    }
+}
+
+impl Fleet {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let (key, public) = keygen(tmp.path(), "publisher.key");
+        Self { tmp, key, public }
+    }
+
+    fn site(&self, name: &str) -> Site {
+        let dir = self.tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = run(
+            netboot()
+                .args(["node-id", "--data-dir"])
+                .arg(dir.join("data")),
+            true,
+        );
+        Site {
+            name: name.into(),
+            config: dir.join("node.toml"),
+            http: free_port(),
+            fleet: free_port(),
+            id: stdout(&out).trim().to_string(),
+        }
+    }
+
+    /// Writes a site's config: its fleet peers (dialled), further members, extra `[fleet]`
+    /// lines.
+    fn configure(&self, site: &Site, peers: &[String], members: &[&str], fleet_extra: &str) {
+        let quote = |v: &[String]| {
+            v.iter()
+                .map(|p| format!("\"{p}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let members: Vec<String> = members.iter().map(|m| m.to_string()).collect();
+        std::fs::write(
+            &site.config,
+            format!(
+                "data_dir = \"data\"\ntrusted_publishers = [\"{}\"]\n[dhcp]\nmode = \"off\"\nserver_ip = \"127.0.0.1\"\n\
+                 [tftp]\nenabled = false\n[http]\nlisten = \"127.0.0.1:{}\"\n\
+                 [fleet]\nlisten = \"127.0.0.1:{}\"\npeers = [{}]\nmembers = [{}]\nstall_timeout_secs = 2\n{fleet_extra}\n",
+                self.public,
+                site.http,
+                site.fleet,
+                quote(peers),
+                quote(&members),
+            ),
+        )
+        .unwrap();
+    }
+
+    fn file(&self, name: &str, data: &[u8]) -> String {
+        let path = self.tmp.path().join(name);
+        std::fs::write(&path, data).unwrap();
+        path.display().to_string()
+    }
+
+    fn publish_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = netboot();
+        cmd.arg("publish").arg("--key").arg(&self.key).args(args);
+        cmd
+    }
+}
+
+fn wait_until(
+    what: &str,
+    limit: Duration,
+    log: &dyn Fn() -> String,
+    mut done: impl FnMut() -> bool,
+) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A chain A — B — C where C knows only B (and B admits C as a member): `publish --to A`
+/// returns once A holds the release; B and C learn of it within seconds, C by B passing the
+/// announcement on, and C fetches everything from B.
+#[test]
+fn publish_to_one_node_reaches_a_node_that_only_knows_a_neighbour() {
+    let fleet = Fleet::new();
+    let (a, b, c) = (fleet.site("a"), fleet.site("b"), fleet.site("c"));
+    fleet.configure(&a, &[b.addr()], &[], "");
+    fleet.configure(&b, &[a.addr()], &[&c.id], "");
+    fleet.configure(&c, &[b.addr()], &[], "");
+    let (na, nb, nc) = (
+        NodeProcess::start(&a.config, None),
+        NodeProcess::start(&b.config, None),
+        NodeProcess::start(&c.config, None),
+    );
+    let logs = || {
+        format!(
+            "--- a ---\n{}\n--- b ---\n{}\n--- c ---\n{}",
+            na.log_text(),
+            nb.log_text(),
+            nc.log_text()
+        )
+    };
+    let kernel = content(11, 3_000_000);
+    let initrd = content(12, 700_000);
+    let (k, i) = (
+        fleet.file("vmlinuz", &kernel),
+        fleet.file("initrd.img", &initrd),
+    );
+    let out = run(
+        &mut fleet.publish_cmd(&[
+            "--to",
+            &a.addr(),
+            "--name",
+            "debian",
+            "--version",
+            "7",
+            "--kernel",
+            &k,
+            "--initrd",
+            &i,
+            "--cmdline",
+            "console=ttyS0",
+        ]),
+        true,
+    );
+    assert!(
+        stdout(&out).contains("published debian v7"),
+        "{}",
+        stdout(&out)
+    );
+    // The CLI returns only once A holds the whole verified release.
+    assert!(a.has_release("debian", 7), "{}", logs());
+    assert_eq!(a.get("/r/debian/7/vmlinuz"), kernel);
+
+    wait_until(
+        "C to hold debian v7",
+        Duration::from_secs(30),
+        &logs,
+        || c.has_release("debian", 7),
+    );
+    assert_eq!(c.get("/r/debian/7/vmlinuz"), kernel);
+    assert_eq!(c.get("/images/debian/initrd.img"), initrd);
+    let total = (kernel.len() + initrd.len()) as u64;
+    assert_eq!(
+        c.received_from(&b.id),
+        total,
+        "C fetched everything from B\n{}",
+        logs()
+    );
+    let c_log = nc.log_text();
+    assert!(
+        c_log.contains("learned of debian v7 from 127.0.0.1"),
+        "C learned of it from B (its only peer):\n{c_log}"
+    );
+    assert!(
+        !c_log.contains(&a.id[..10]),
+        "C never talked to A directly:\n{c_log}"
+    );
+    // The publisher session is logged on A with the publisher key.
+    assert!(
+        na.log_text().contains("publish of debian v7 from"),
+        "{}",
+        logs()
+    );
+}
+
+/// A client asks a node for a file of a release it is still fetching (slowly: the source's
+/// upload limit): it gets exactly the signed bytes, streamed as they arrive verified. The
+/// limit holds: the fetch takes at least size ÷ rate.
+#[test]
+fn read_through_serves_verified_bytes_while_fetching_under_an_upload_limit() {
+    let fleet = Fleet::new();
+    let (a, b) = (fleet.site("a"), fleet.site("b"));
+    // 16 Mbit/s = 2 MB/s: 8 MB take about 4 s.
+    fleet.configure(&a, &[b.addr()], &[], "upload_limit = \"16 Mbit/s\"");
+    fleet.configure(&b, &[a.addr()], &[], "");
+    let (na, nb) = (
+        NodeProcess::start(&a.config, None),
+        NodeProcess::start(&b.config, None),
+    );
+    let logs = || format!("--- a ---\n{}\n--- b ---\n{}", na.log_text(), nb.log_text());
+    let big = content(21, 8_000_000);
+    let f = fleet.file("root.squashfs", &big);
+    run(
+        &mut fleet.publish_cmd(&[
+            "--to",
+            &a.addr(),
+            "--name",
+            "live",
+            "--version",
+            "3",
+            "--file",
+            &f,
+        ]),
+        true,
+    );
+    wait_until(
+        "B to start fetching",
+        Duration::from_secs(20),
+        &logs,
+        || {
+            b.status()["fetching"]
+                .as_array()
+                .is_some_and(|f| !f.is_empty())
+        },
+    );
+    assert!(
+        !b.has_release("live", 3),
+        "already complete: the test needs it pending"
+    );
+    let got = b.get("/r/live/3/root.squashfs");
+    assert!(
+        got == big,
+        "read-through returned {} bytes that differ from the signed file",
+        got.len()
+    );
+    let b_log = nb.log_text();
+    assert!(b_log.contains("READ-THROUGH"), "{b_log}");
+    wait_until("B to complete", Duration::from_secs(30), &logs, || {
+        b.has_release("live", 3)
+    });
+    let secs: f64 = nb
+        .log_text()
+        .lines()
+        .find(|l| l.contains("live v3 complete and verified in"))
+        .and_then(|l| l.split("verified in ").nth(1))
+        .and_then(|r| r.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .expect("completion line with duration");
+    assert!(
+        secs >= 3.0,
+        "8 MB at a 2 MB/s upload limit took {secs} s: the limit did not hold\n{}",
+        logs()
+    );
+}
+
+fn bundle(fleet: &Fleet, key: &Path, out: &str, args: &[&str]) -> PathBuf {
+    let dir = fleet.tmp.path().join(out);
+    let mut cmd = netboot();
+    cmd.arg("publish")
+        .arg("--key")
+        .arg(key)
+        .arg("--out")
+        .arg(&dir)
+        .args(args);
+    run(&mut cmd, true);
+    dir.join("netboot.release")
+}
+
+fn fleet_peer() -> PathBuf {
+    let bin = netboot_tests::netboot_bin().with_file_name("fleet_peer");
+    assert!(
+        bin.exists(),
+        "{} missing: cargo build -p netboot-tests --bins",
+        bin.display()
+    );
+    bin
+}
+
+/// A fleet member that lies: forged, untrusted, expired and replayed releases are refused
+/// before a byte is fetched, logged, and never passed on; its corrupted data fails BLAKE3
+/// verification, is discarded, the peer is avoided, and the honest data arrives from A.
+#[test]
+fn a_hostile_member_cannot_inject_releases_or_data() {
+    let fleet = Fleet::new();
+    let (a, b, c) = (fleet.site("a"), fleet.site("b"), fleet.site("c"));
+    let evil_key = fleet.tmp.path().join("evil.key");
+    let evil_id = stdout(&run(
+        Command::new(fleet_peer()).arg("id").arg(&evil_key),
+        true,
+    ))
+    .trim()
+    .to_string();
+    let evil_port = free_port();
+    let evil_addr = format!("{evil_id}@127.0.0.1:{evil_port}");
+    fleet.configure(&a, &[b.addr()], &[], "");
+    // B lists the evil member first; C sits behind B and must never hear of refused releases.
+    fleet.configure(&b, &[evil_addr.clone(), a.addr()], &[&c.id], "");
+    fleet.configure(&c, &[b.addr()], &[], "");
+
+    let file_v1 = fleet.file("v1.bin", &content(31, 500_000));
+    let file_v2 = fleet.file("v2.bin", &content(32, 2_000_000));
+    let v1 = bundle(
+        &fleet,
+        &fleet.key,
+        "b1",
+        &["--name", "img", "--version", "1", "--file", &file_v1],
+    );
+    let v2 = bundle(
+        &fleet,
+        &fleet.key,
+        "b2",
+        &["--name", "img", "--version", "2", "--file", &file_v2],
+    );
+    let (other_key, _) = keygen(fleet.tmp.path(), "untrusted.key");
+    let untrusted = bundle(
+        &fleet,
+        &other_key,
+        "bu",
+        &["--name", "img", "--version", "9", "--file", &file_v2],
+    );
+    let expired = bundle(
+        &fleet,
+        &fleet.key,
+        "be",
+        &[
+            "--name",
+            "img",
+            "--version",
+            "8",
+            "--expires",
+            "1s",
+            "--file",
+            &file_v2,
+        ],
+    );
+    let forged = fleet.tmp.path().join("forged.release");
+    let mut bytes = std::fs::read(&v2).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(&forged, bytes).unwrap();
+    // A holds v2, the honest copy; it is not running yet.
+    run(
+        netboot()
+            .args(["import", "--config"])
+            .arg(&a.config)
+            .arg(v2.parent().unwrap()),
+        true,
+    );
+
+    let _evil = KillOnDrop(
+        Command::new(fleet_peer())
+            .arg("serve-garbage")
+            .arg(&evil_key)
+            .arg(format!("127.0.0.1:{evil_port}"))
+            .arg(&v2)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let nb = NodeProcess::start(&b.config, None);
+    let nc = NodeProcess::start(&c.config, None);
+    let logs = || format!("--- b ---\n{}\n--- c ---\n{}", nb.log_text(), nc.log_text());
+
+    // B learns v2 from the evil member's catalog and tries it first: garbage.
+    wait_until(
+        "B to reject the garbage",
+        Duration::from_secs(30),
+        &logs,
+        || nb.log_text().contains("FAILS BLAKE3 verification"),
+    );
+    assert!(!b.has_release("img", 2));
+    // The honest node comes up: B completes from A.
+    let na = NodeProcess::start(&a.config, None);
+    wait_until("B to hold img v2", Duration::from_secs(30), &logs, || {
+        b.has_release("img", 2)
+    });
+    assert_eq!(b.get("/r/img/2/v2.bin"), std::fs::read(&file_v2).unwrap());
+    assert_eq!(
+        b.received_from(&evil_id),
+        0,
+        "no byte from the liar was kept\n{}",
+        logs()
+    );
+    assert_eq!(b.received_from(&a.id), 2_000_000);
+    let evil_status = b.status()["peers"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["id"] == evil_id.as_str()).cloned())
+        .unwrap();
+    assert_eq!(evil_status["avoided"], true, "{evil_status}");
+
+    std::thread::sleep(Duration::from_millis(1500)); // let the `expires 1s` release expire
+    let announce = |release: &Path| {
+        stdout(&run(
+            Command::new(fleet_peer())
+                .arg("announce")
+                .arg(&evil_key)
+                .arg(b.addr())
+                .arg(release),
+            true,
+        ))
+    };
+    let answer = announce(&forged);
+    assert!(
+        answer.starts_with("REFUSED") && answer.contains("signature"),
+        "{answer}"
+    );
+    let answer = announce(&untrusted);
+    assert!(
+        answer.starts_with("REFUSED") && answer.contains("not a trusted publisher"),
+        "{answer}"
+    );
+    let answer = announce(&expired);
+    assert!(
+        answer.starts_with("REFUSED") && answer.contains("expired"),
+        "{answer}"
+    );
+    let answer = announce(&v1);
+    assert!(
+        answer.starts_with("REFUSED") && answer.contains("not newer"),
+        "{answer}"
+    );
+
+    let b_log = nb.log_text();
+    for what in [
+        "DROPPED announcement",
+        "not a trusted publisher",
+        "expired",
+        "not newer",
+    ] {
+        assert!(b_log.contains(what), "B logs `{what}`:\n{b_log}");
+    }
+    // Nothing refused was stored or passed on.
+    let versions: Vec<u64> = b.status()["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["version"].as_u64())
+        .collect();
+    assert_eq!(versions, vec![2]);
+    wait_until("C to hold img v2", Duration::from_secs(30), &logs, || {
+        c.has_release("img", 2)
+    });
+    let c_log = nc.log_text();
+    for v in ["v1 ", "v8", "v9"] {
+        assert!(
+            !c_log.contains(&format!("img {v}")),
+            "C heard of img {v}:\n{c_log}"
+        );
+    }
+    drop(na);
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -1,0 +1,510 @@
+//! A fleet of three sites, each a network namespace with its own node, joined by emulated WAN
+//! links (tests/wan: round-trip delay by an NFQUEUE delayer, rate by tbf; this kernel has no
+//! netem). Publish once at site A; site C gets the release mostly from its near neighbour B,
+//! keeps booting a real PXE client (QEMU) while cut off from every other site, fails over to A
+//! when B dies mid-transfer, and resumes after a restart without fetching again what it held.
+//!
+//! Root, iproute2, iptables, QEMU and the PXE harness's packages are needed (tests/run-all.sh
+//! installs them); a missing one fails the test with a message naming it.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use netboot_tests::{
+    netboot_bin, run, stdout,
+    wan::{Cut, Wan},
+    NodeProcess,
+};
+
+const FLEET_PORT: u16 = 7311;
+const STATUS_PORT: u16 = 8080;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The PXE lab of site C (tests/pxe/lab.sh): a server namespace for C's node and a client
+/// namespace for QEMU. Torn down on drop.
+struct PxeLab {
+    vars: HashMap<String, String>,
+    env: PathBuf,
+}
+
+impl PxeLab {
+    fn up() -> Self {
+        let out = Command::new(repo().join("tests/pxe/lab.sh"))
+            .arg("up")
+            .output()
+            .expect("run tests/pxe/lab.sh");
+        assert!(
+            out.status.success(),
+            "tests/pxe/lab.sh up failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let vars: HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+            .collect();
+        let env = PathBuf::from(&vars["LAB_DIR"]).join("lab.env");
+        let lab = Self { vars, env };
+        let ra = Command::new(repo().join("tests/pxe/lab.sh"))
+            .arg("ra")
+            .arg(&lab.env)
+            .output()
+            .expect("lab.sh ra");
+        assert!(
+            ra.status.success(),
+            "lab.sh ra: {}",
+            String::from_utf8_lossy(&ra.stderr)
+        );
+        lab
+    }
+
+    fn var(&self, k: &str) -> &str {
+        self.vars
+            .get(k)
+            .unwrap_or_else(|| panic!("lab.sh up printed no {k}"))
+    }
+
+    /// Boots the QEMU client (BIOS) and returns (exit code, stdout, serial log).
+    fn boot_bios(&self) -> (i32, String, String) {
+        let serial = PathBuf::from(self.var("LAB_DIR")).join("serial-fleet.log");
+        let out = Command::new(repo().join("tests/pxe/run-qemu.sh"))
+            .args(["bios"])
+            .arg(&serial)
+            .arg("150")
+            .env("LAB_ENV", &self.env)
+            .output()
+            .expect("run tests/pxe/run-qemu.sh");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            std::fs::read_to_string(&serial).unwrap_or_default(),
+        )
+    }
+}
+
+impl Drop for PxeLab {
+    fn drop(&mut self) {
+        let _ = Command::new(repo().join("tests/pxe/lab.sh"))
+            .arg("down")
+            .arg(&self.env)
+            .status();
+    }
+}
+
+/// The test boot image (cached build of a Debian kernel + busybox initramfs + check.bin).
+fn boot_image() -> PathBuf {
+    let dir = PathBuf::from(
+        std::env::var("NETBOOT_TEST_CACHE").unwrap_or_else(|_| "/var/cache/netboot-tests".into()),
+    )
+    .join("image");
+    let st = Command::new(repo().join("tests/pxe/build-boot-image.sh"))
+        .arg(&dir)
+        .status()
+        .expect("run tests/pxe/build-boot-image.sh");
+    assert!(st.success(), "building the test boot image failed");
+    dir
+}
+
+struct Site {
+    ns: String,
+    dir: PathBuf,
+    id: String,
+}
+
+impl Site {
+    fn new(tmp: &Path, name: &'static str, ns: String) -> Self {
+        let dir = tmp.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = run(
+            Command::new(netboot_bin())
+                .args(["node-id", "--data-dir"])
+                .arg(dir.join("data")),
+            true,
+        );
+        Site {
+            ns,
+            dir,
+            id: stdout(&out).trim().to_string(),
+        }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.join("node.toml")
+    }
+
+    /// Writes the config; `serving` replaces the default loopback-only HTTP/no-DHCP part.
+    fn configure(&self, public: &str, peers: &[String], serving: Option<String>) {
+        let peers: Vec<String> = peers.iter().map(|p| format!("\"{p}\"")).collect();
+        let serving = serving.unwrap_or_else(|| {
+            format!(
+                "[dhcp]\nmode = \"off\"\nserver_ip = \"127.0.0.1\"\n[tftp]\nenabled = false\n[http]\nlisten = \"127.0.0.1:{STATUS_PORT}\"\n"
+            )
+        });
+        std::fs::write(
+            self.config(),
+            format!(
+                "data_dir = \"data\"\ntrusted_publishers = [\"{public}\"]\n{serving}\
+                 [fleet]\nlisten = \"0.0.0.0:{FLEET_PORT}\"\npeers = [{}]\nstall_timeout_secs = 3\n",
+                peers.join(", ")
+            ),
+        )
+        .unwrap();
+    }
+
+    fn start(&self) -> NodeProcess {
+        NodeProcess::start(&self.config(), Some(&self.ns))
+    }
+
+    fn curl(&self, path: &str) -> Vec<u8> {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns,
+                "curl",
+                "-sf",
+                "--max-time",
+                "120",
+            ])
+            .arg(format!("http://127.0.0.1:{STATUS_PORT}{path}"))
+            .output()
+            .expect("curl");
+        out.stdout
+    }
+
+    fn status(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.curl("/fleet/status.json")).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn has_release(&self, name: &str) -> Option<u64> {
+        self.status()["releases"].as_array().and_then(|a| {
+            a.iter()
+                .filter(|r| r["name"] == name)
+                .filter_map(|r| r["version"].as_u64())
+                .max()
+        })
+    }
+
+    fn held(&self, name: &str) -> Option<(u64, u64)> {
+        self.status()["fetching"].as_array().and_then(|a| {
+            a.iter().find(|f| f["name"] == name).map(|f| {
+                (
+                    f["held_bytes"].as_u64().unwrap_or(0),
+                    f["total_bytes"].as_u64().unwrap_or(0),
+                )
+            })
+        })
+    }
+
+    fn received_from(&self, id: &str) -> u64 {
+        self.status()["peers"]
+            .as_array()
+            .and_then(|a| a.iter().find(|p| p["id"] == id))
+            .and_then(|p| p["received_bytes"].as_u64())
+            .unwrap_or(0)
+    }
+}
+
+fn wait_until(
+    what: &str,
+    limit: Duration,
+    logs: &dyn Fn() -> String,
+    mut done: impl FnMut() -> bool,
+) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn keygen(dir: &Path) -> (PathBuf, String) {
+    netboot_tests::keygen(dir, "publisher.key")
+}
+
+/// `netboot publish --to` run inside `site`'s namespace against that site's node.
+fn publish_to(key: &Path, site: &Site, addr: &str, args: &[&str]) -> String {
+    let out = run(
+        Command::new("ip")
+            .args(["netns", "exec", &site.ns])
+            .arg(netboot_bin())
+            .arg("publish")
+            .arg("--key")
+            .arg(key)
+            .arg("--to")
+            .arg(format!("{}@{addr}:{FLEET_PORT}", site.id))
+            .args(args),
+        true,
+    );
+    stdout(&out)
+}
+
+fn logs_of(nodes: &[(&str, &NodeProcess)]) -> String {
+    nodes
+        .iter()
+        .map(|(n, p)| format!("--- {n} ---\n{}", p.log_text()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Publish at A; C (links: B 10 ms, A 80 ms) fetches most bytes from B; then, cut off from
+/// both, C's node boots a real BIOS PXE client with that release.
+#[test]
+fn publish_at_a_reaches_c_mostly_from_near_b_then_c_boots_a_client_while_partitioned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(tmp.path());
+    let image = boot_image();
+    let lab = PxeLab::up();
+    let wan = Wan::up();
+    let a = Site::new(tmp.path(), "a", wan.site("a"));
+    let b = Site::new(tmp.path(), "b", wan.site("b"));
+    let c = Site::new(
+        tmp.path(),
+        "c",
+        wan.adopt_site("c", lab.var("LAB_NS_SERVER")),
+    );
+    let (ab_a, ab_b) = wan.link("a", "b", 10, Some(100));
+    let (bc_b, bc_c) = wan.link("b", "c", 10, Some(100));
+    let (ac_a, ac_c) = wan.link("a", "c", 80, Some(100));
+    let peer = |s: &Site, ip: std::net::Ipv4Addr| format!("{}@{ip}:{FLEET_PORT}", s.id);
+    a.configure(&public, &[peer(&b, ab_b), peer(&c, ac_c)], None);
+    b.configure(&public, &[peer(&a, ab_a), peer(&c, bc_c)], None);
+    let server_ip = lab.var("LAB_SERVER_IP");
+    c.configure(
+        &public,
+        &[peer(&a, ac_a), peer(&b, bc_b)],
+        Some(format!(
+            "[dhcp]\nmode = \"server\"\ninterface = \"{}\"\nserver_ip = \"{server_ip}\"\n\
+             [dhcp.pool]\nrange_start = \"{}\"\nrange_end = \"{}\"\nsubnet_mask = \"{}\"\nlease_file = \"{}\"\n\
+             [http]\nlisten = \"0.0.0.0:{STATUS_PORT}\"\nbase_url = \"http://{server_ip}:{STATUS_PORT}\"\n\
+             [boot]\ndefault_image = \"e2e\"\n",
+            lab.var("LAB_IFACE_SERVER"),
+            lab.var("LAB_DHCP_START"),
+            lab.var("LAB_DHCP_END"),
+            lab.var("LAB_NETMASK"),
+            c.dir.join("leases.json").display(),
+        )),
+    );
+    let (na, nb, nc) = (a.start(), b.start(), c.start());
+    let logs = || logs_of(&[("a", &na), ("b", &nb), ("c", &nc)]);
+
+    let img = |f: &str| format!("{f}={}", image.join(f).display());
+    let out = publish_to(
+        &key,
+        &a,
+        &ab_a.to_string(),
+        &[
+            "--name",
+            "ipxe",
+            "--file",
+            "undionly.kpxe=/usr/lib/ipxe/undionly.kpxe",
+        ],
+    );
+    assert!(out.contains("published ipxe"), "{out}");
+    let out = publish_to(
+        &key,
+        &a,
+        &ab_a.to_string(),
+        &[
+            "--name",
+            "e2e",
+            "--kernel",
+            &img("vmlinuz"),
+            "--initrd",
+            &img("initrd.img"),
+            "--file",
+            &img("check.bin"),
+            "--cmdline",
+            "console=ttyS0 quiet panic=-1 netboot_check={{image_url}}/check.bin",
+        ],
+    );
+    assert!(out.contains("published e2e"), "{out}");
+    wan.check();
+
+    wait_until(
+        "C to hold e2e and ipxe",
+        Duration::from_secs(120),
+        &logs,
+        || c.has_release("e2e").is_some() && c.has_release("ipxe").is_some(),
+    );
+    let (from_b, from_a) = (c.received_from(&b.id), c.received_from(&a.id));
+    assert!(
+        from_b > from_a,
+        "C should fetch most bytes over the 10 ms link from B: {from_b} from B, {from_a} from A\n{}",
+        logs()
+    );
+    let version = c.has_release("e2e").unwrap();
+
+    // Site C loses both WAN links; it still boots its clients from what it holds.
+    wan.cut("a", "c", Cut::Down);
+    wan.cut("b", "c", Cut::Drop);
+    let (code, qemu, serial) = lab.boot_bios();
+    let c_log = nc.log_text();
+    assert!(
+        code == 0 && serial.contains("NETBOOT-E2E: PASS"),
+        "boot at C failed (exit {code}): {qemu}\n--- serial ---\n{serial}\n{}",
+        logs()
+    );
+    assert!(
+        c_log.contains(&format!("GET /r/e2e/{version}/check.bin: 200")),
+        "the client fetched check.bin from C's node:\n{c_log}"
+    );
+}
+
+/// C fetches a large release from B (near) while A (far) also holds it. B is killed mid-way:
+/// C completes from A. Then C itself restarts mid-fetch of the next release: it resumes and
+/// fetches only what it did not hold.
+#[test]
+fn c_fails_over_to_a_when_b_dies_and_resumes_after_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(tmp.path());
+    let wan = Wan::up();
+    let a = Site::new(tmp.path(), "a", wan.site("a"));
+    let b = Site::new(tmp.path(), "b", wan.site("b"));
+    let c = Site::new(tmp.path(), "c", wan.site("c"));
+    let (ab_a, ab_b) = wan.link("a", "b", 10, Some(200));
+    let (bc_b, bc_c) = wan.link("b", "c", 10, Some(40));
+    let (ac_a, ac_c) = wan.link("a", "c", 40, Some(40));
+    let peer = |s: &Site, ip: std::net::Ipv4Addr| format!("{}@{ip}:{FLEET_PORT}", s.id);
+    a.configure(&public, &[peer(&b, ab_b), peer(&c, ac_c)], None);
+    b.configure(&public, &[peer(&a, ab_a), peer(&c, bc_c)], None);
+    c.configure(&public, &[peer(&a, ac_a), peer(&b, bc_b)], None);
+    let (na, nb, mut nc) = (a.start(), Some(b.start()), c.start());
+
+    let size = 40_000_000usize;
+    let data1 = netboot_tests::content(41, size);
+    let data2 = netboot_tests::content(42, size);
+    let f1 = tmp.path().join("big1.img");
+    let f2 = tmp.path().join("big2.img");
+    std::fs::write(&f1, &data1).unwrap();
+    std::fs::write(&f2, &data2).unwrap();
+    let hash = |d: &[u8]| blake3::hash(d).to_hex().to_string();
+
+    // --- B dies mid-transfer ---
+    publish_to(
+        &key,
+        &a,
+        &ab_a.to_string(),
+        &[
+            "--name",
+            "big",
+            "--version",
+            "1",
+            "--file",
+            &format!("big.img={}", f1.display()),
+        ],
+    );
+    let logs =
+        |nc: &NodeProcess| format!("--- a ---\n{}\n--- c ---\n{}", na.log_text(), nc.log_text());
+    wait_until(
+        "B to finish (it is near A)",
+        Duration::from_secs(60),
+        &|| logs(&nc),
+        || b.has_release("big").is_some(),
+    );
+    wait_until(
+        "C to hold a quarter, from B",
+        Duration::from_secs(60),
+        &|| logs(&nc),
+        || c.held("big").is_some_and(|(h, t)| h * 4 >= t) && c.received_from(&b.id) > 0,
+    );
+    let mut nb = nb;
+    drop(nb.take()); // SIGKILL: B vanishes mid-transfer
+    wait_until(
+        "C to complete from A",
+        Duration::from_secs(120),
+        &|| logs(&nc),
+        || c.has_release("big") == Some(1),
+    );
+    assert!(
+        c.received_from(&a.id) > 0,
+        "C fell over to A\n{}",
+        logs(&nc)
+    );
+    assert_eq!(
+        hash(&c.curl("/r/big/1/big.img")),
+        hash(&data1),
+        "C serves the signed bytes"
+    );
+
+    // --- C restarts mid-fetch ---
+    publish_to(
+        &key,
+        &a,
+        &ab_a.to_string(),
+        &[
+            "--name",
+            "big",
+            "--version",
+            "2",
+            "--file",
+            &format!("big.img={}", f2.display()),
+        ],
+    );
+    wait_until(
+        "C to hold a third of v2",
+        Duration::from_secs(60),
+        &|| logs(&nc),
+        || c.held("big").is_some_and(|(h, t)| h * 3 >= t),
+    );
+    let st = Command::new("kill")
+        .args(["-TERM", &nc.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Path::new(&format!("/proc/{}", nc.pid())).exists() {
+        // A zombie until reaped by the drop below; check its state instead.
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", nc.pid())).unwrap_or_default();
+        if stat.contains(") Z ") || stat.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "C did not stop on SIGTERM\n{}",
+            nc.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before_restart = nc.log_text();
+    drop(std::mem::replace(&mut nc, c.start()));
+    let (held, total) = c.held("big").unwrap_or((0, 0));
+    assert!(
+        held * 4 >= total && total as usize == size,
+        "after the restart C still holds what it had verified ({held} of {total} bytes)\n--- before ---\n{before_restart}\n--- after ---\n{}",
+        nc.log_text()
+    );
+    wait_until(
+        "C to complete v2",
+        Duration::from_secs(120),
+        &|| logs(&nc),
+        || c.has_release("big") == Some(2),
+    );
+    let refetched = c.received_from(&a.id);
+    assert!(
+        refetched <= total - held + 1_048_576,
+        "C fetched {refetched} bytes after the restart, but only {} were missing\n{}",
+        total - held,
+        logs(&nc)
+    );
+    assert!(
+        nc.log_text().contains("resuming big v2"),
+        "{}",
+        nc.log_text()
+    );
+    assert_eq!(hash(&c.curl("/r/big/2/big.img")), hash(&data2));
+}
