@@ -234,6 +234,38 @@ fn publish_to_one_node_reaches_a_node_that_only_knows_a_neighbour() {
         "{}",
         logs()
     );
+
+    // C is offline while v8 is published; when it comes back it catches up from B.
+    drop(nc);
+    let kernel8 = content(13, 1_000_000);
+    let k8 = fleet.file("vmlinuz8", &kernel8);
+    run(
+        &mut fleet.publish_cmd(&[
+            "--to",
+            &a.addr(),
+            "--name",
+            "debian",
+            "--version",
+            "8",
+            "--kernel",
+            &format!("vmlinuz={k8}"),
+        ]),
+        true,
+    );
+    wait_until(
+        "B to hold debian v8",
+        Duration::from_secs(30),
+        &|| nb.log_text(),
+        || b.has_release("debian", 8),
+    );
+    let nc = NodeProcess::start(&c.config, None);
+    wait_until(
+        "C to catch up to v8",
+        Duration::from_secs(30),
+        &|| nc.log_text(),
+        || c.has_release("debian", 8),
+    );
+    assert_eq!(c.get("/images/debian/vmlinuz"), kernel8);
 }
 
 /// A client asks a node for a file of a release it is still fetching (slowly: the source's
@@ -474,8 +506,24 @@ fn a_hostile_member_cannot_inject_releases_or_data() {
         "{answer}"
     );
 
+    // A node that is not a member is refused outright.
+    let stranger = fleet.tmp.path().join("stranger.key");
+    let answer = stdout(&run(
+        Command::new(fleet_peer())
+            .arg("announce")
+            .arg(&stranger)
+            .arg(b.addr())
+            .arg(&v2),
+        true,
+    ));
+    assert!(
+        answer.starts_with("REFUSED") && answer.contains("not a member"),
+        "{answer}"
+    );
+
     let b_log = nb.log_text();
     for what in [
+        "not a fleet member",
         "DROPPED announcement",
         "not a trusted publisher",
         "expired",
