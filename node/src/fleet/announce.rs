@@ -15,6 +15,9 @@ use netboot_proto::{
 use super::{fetch, links, wire, Pending, Shared};
 use crate::store::AcceptError;
 
+/// How many refused (and relayed) release ids are remembered to keep the log quiet.
+const REMEMBERED: usize = 4096;
+
 /// Handles an offer from a peer (`from`), returning the answer to send back.
 pub(crate) fn on_offer(shared: &Arc<Shared>, from: EndpointId, offer: Offer) -> Response {
     let label = shared.peers.label(&from);
@@ -74,11 +77,12 @@ pub(crate) fn on_offer(shared: &Arc<Shared>, from: EndpointId, offer: Offer) -> 
         } else {
             tracing::warn!("fleet: {text}");
         }
-        shared
-            .refused
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, reason.to_string());
+        let mut refused = shared.refused.lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded: a peer inventing endless distinct forgeries must not grow memory.
+        if refused.len() >= REMEMBERED {
+            refused.clear();
+        }
+        refused.insert(id, reason.to_string());
         return Response::Refused {
             reason: reason.to_string(),
         };
@@ -105,11 +109,12 @@ pub(crate) fn on_offer(shared: &Arc<Shared>, from: EndpointId, offer: Offer) -> 
         tracing::info!(
             "fleet: {what} from {label} verified; passing it on, not fetched here ([fleet] fetch)"
         );
-        shared
-            .relayed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id);
+        let mut relayed = shared.relayed.lock().unwrap_or_else(|e| e.into_inner());
+        if relayed.len() >= REMEMBERED {
+            relayed.clear();
+        }
+        relayed.insert(id);
+        drop(relayed);
         broadcast(shared, &release, Holding::Relaying, Some(from));
         return Response::Ack;
     }

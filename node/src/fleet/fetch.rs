@@ -26,6 +26,8 @@ use super::{announce, peers::Candidate, Shared};
 use crate::store::AcceptError;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a running transfer checks for a stall or a nearer source.
+const PREEMPT_CHECK: Duration = Duration::from_millis(500);
 /// How long a peer whose blob connection failed is skipped.
 const UNREACHABLE_BACKOFF: Duration = Duration::from_secs(10);
 
@@ -39,6 +41,8 @@ enum SourceError {
     BadData(String),
     #[error("{0}")]
     Transfer(String),
+    #[error("a nearer peer holds it now: {0}")]
+    Preempted(String),
 }
 
 /// Fetches every file of `release`, then commits it and announces it. Runs until done or
@@ -167,8 +171,12 @@ async fn local_bytes(shared: &Shared, hash: &blake3::Hash) -> u64 {
 async fn fetch_file(shared: &Arc<Shared>, release: &VerifiedRelease, file: &FileEntry) {
     let id = release.id();
     let stall = shared.settings.stall_timeout();
-    // Per peer: when it last delivered bytes of this file (or was first asked).
-    let mut last_progress: HashMap<EndpointId, Instant> = HashMap::new();
+    // A nearer peer that is itself still fetching: when we first found it without anything
+    // new for us. It is waited for until `stall` has passed.
+    let mut grace: HashMap<EndpointId, Instant> = HashMap::new();
+    // Peers that just failed to deliver this file are skipped until then (unless no other
+    // peer is left), so a fetch does not flip back and forth.
+    let mut cooldown: HashMap<EndpointId, Instant> = HashMap::new();
     let mut waiting_logged = false;
     loop {
         if shared
@@ -179,24 +187,30 @@ async fn fetch_file(shared: &Arc<Shared>, release: &VerifiedRelease, file: &File
         {
             return;
         }
-        let candidates = shared.peers.candidates(&id);
+        let now = Instant::now();
+        let all = shared.peers.candidates(&id);
+        let mut candidates: Vec<Candidate> = all
+            .iter()
+            .filter(|c| cooldown.get(&c.id).is_none_or(|t| *t <= now))
+            .cloned()
+            .collect();
+        if candidates.is_empty() {
+            candidates = all;
+        }
         let mut progressed = false;
         let mut wait_for_nearer = false;
         for c in &candidates {
-            let since = *last_progress.entry(c.id).or_insert_with(Instant::now);
             let before = local_bytes(shared, &file.hash).await;
-            let result = fetch_from(shared, c, file, stall).await;
+            let preempt = || nearer_source(shared, &id, c, &cooldown);
+            let result = fetch_from(shared, c, file, stall, &preempt).await;
             let got = local_bytes(shared, &file.hash).await.saturating_sub(before);
             if got > 0 {
-                last_progress.insert(c.id, Instant::now());
+                grace.remove(&c.id);
                 progressed = true;
             }
             match result {
-                Ok(()) => {
-                    if got > 0 || before >= file.size {
-                        break;
-                    }
-                }
+                Ok(()) if got > 0 || before >= file.size => break,
+                Ok(()) => {}
                 Err(SourceError::BadData(e)) => {
                     tracing::warn!(
                         "fleet: peer {} sent data for `{}` of {} v{} that FAILS BLAKE3 verification ({e}); discarded, avoiding this peer for {} min",
@@ -217,29 +231,54 @@ async fn fetch_file(shared: &Arc<Shared>, release: &VerifiedRelease, file: &File
                     });
                     continue;
                 }
+                Err(SourceError::Preempted(nearer)) => {
+                    tracing::info!(
+                        "fleet: `{}` of {} v{}: switching from {} to the nearer {}",
+                        file.path,
+                        release.name,
+                        release.version,
+                        c.label,
+                        nearer
+                    );
+                    break;
+                }
                 Err(e) => {
                     tracing::debug!("fleet: `{}` from {}: {e}", file.path, c.label);
+                    if matches!(e, SourceError::Stalled(_)) {
+                        tracing::info!(
+                            "fleet: `{}` of {} v{} stalled on {} ({e}); trying the next peer",
+                            file.path,
+                            release.name,
+                            release.version,
+                            c.label
+                        );
+                        cooldown.insert(c.id, Instant::now() + 2 * stall);
+                    }
                 }
             }
             if progressed {
                 // Start over from the nearest: it may have more by now.
                 break;
             }
-            if c.holding == Holding::Fetching && since.elapsed() < stall {
-                // The nearest source is still receiving this file itself: give it time
-                // rather than pull the bytes over a longer link.
-                wait_for_nearer = true;
-                break;
+            if c.holding == Holding::Fetching {
+                let first = *grace.entry(c.id).or_insert_with(Instant::now);
+                if first.elapsed() < stall {
+                    // The nearest source is still receiving this file itself: give it time
+                    // rather than pull the bytes over a longer link.
+                    wait_for_nearer = true;
+                    break;
+                }
+                grace.remove(&c.id);
             }
             tracing::info!(
-                "fleet: no progress on `{}` of {} v{} from {} for {:?}; trying the next peer",
+                "fleet: nothing new of `{}` of {} v{} from {} for {:?}; trying the next peer",
                 file.path,
                 release.name,
                 release.version,
                 c.label,
                 stall
             );
-            last_progress.insert(c.id, Instant::now());
+            cooldown.insert(c.id, Instant::now() + 2 * stall);
         }
         if progressed {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -257,6 +296,31 @@ async fn fetch_file(shared: &Arc<Shared>, release: &VerifiedRelease, file: &File
             let _ = tokio::time::timeout(Duration::from_secs(1), shared.changed.notified()).await;
         }
     }
+}
+
+/// A source clearly nearer than `current` (half its round trip or less, and at least 5 ms
+/// nearer) that is not cooling down: worth leaving a running transfer for. It appears when a
+/// near peer starts holding the release after this fetch began with a farther one.
+fn nearer_source(
+    shared: &Shared,
+    release: &netboot_proto::ReleaseId,
+    current: &Candidate,
+    cooldown: &HashMap<EndpointId, Instant>,
+) -> Option<String> {
+    let current_rtt = current.rtt?;
+    let now = Instant::now();
+    shared
+        .peers
+        .candidates(release)
+        .into_iter()
+        .filter(|c| c.id != current.id)
+        .filter(|c| cooldown.get(&c.id).is_none_or(|t| *t <= now))
+        .find(|c| {
+            c.rtt.is_some_and(|r| {
+                r * 2 <= current_rtt && r + Duration::from_millis(5) <= current_rtt
+            })
+        })
+        .map(|c| c.label)
 }
 
 async fn blob_connection(shared: &Shared, peer: &EndpointId) -> Result<Connection, SourceError> {
@@ -283,6 +347,7 @@ async fn fetch_from(
     c: &Candidate,
     file: &FileEntry,
     stall: Duration,
+    preempt: &(dyn Fn() -> Option<String> + Sync),
 ) -> Result<(), SourceError> {
     let conn = blob_connection(shared, &c.id).await?;
     let api = shared.store.blob_api();
@@ -300,16 +365,35 @@ async fn fetch_from(
             shared.peers.entry(c.id, |p| p.received += delta);
         }
     };
+    let mut idle = Duration::ZERO;
+    let mut check = tokio::time::interval(PREEMPT_CHECK);
+    check.tick().await;
     loop {
-        match tokio::time::timeout(stall, stream.next()).await {
-            Err(_) => return Err(SourceError::Stalled(stall)),
-            Ok(None) => return Err(SourceError::Transfer("ended without a result".into())),
-            Ok(Some(GetProgressItem::Progress(n))) => credit(n),
-            Ok(Some(GetProgressItem::Done(stats))) => {
+        let next = tokio::select! {
+            item = stream.next() => Some(item),
+            _ = check.tick() => None,
+        };
+        let Some(next) = next else {
+            idle += PREEMPT_CHECK;
+            if idle >= stall {
+                return Err(SourceError::Stalled(stall));
+            }
+            if let Some(nearer) = preempt() {
+                return Err(SourceError::Preempted(nearer));
+            }
+            continue;
+        };
+        if matches!(next, Some(GetProgressItem::Progress(_))) {
+            idle = Duration::ZERO;
+        }
+        match next {
+            None => return Err(SourceError::Transfer("ended without a result".into())),
+            Some(GetProgressItem::Progress(n)) => credit(n),
+            Some(GetProgressItem::Done(stats)) => {
                 credit(stats.payload_bytes_read);
                 return Ok(());
             }
-            Ok(Some(GetProgressItem::Error(e))) => {
+            Some(GetProgressItem::Error(e)) => {
                 let text = format!("{e:#}");
                 if text.contains("hash mismatch") {
                     // Nothing of a failing request counts as received from that peer.
