@@ -560,3 +560,71 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// A node killed with SIGKILL in the middle of a fetch resumes after the restart: what it had
+/// verified is kept (iroh-blobs rebuilds the partial file's state), only the rest is fetched,
+/// and the committed file is exactly the signed one.
+#[test]
+fn a_node_killed_mid_fetch_resumes_without_fetching_again_what_it_held() {
+    let fleet = Fleet::new();
+    let (a, b) = (fleet.site("a"), fleet.site("b"));
+    // 8 Mbit/s = 1 MB/s: 10 MB take about 10 s.
+    fleet.configure(&a, &[b.addr()], &[], "upload_limit = \"8 Mbit/s\"");
+    fleet.configure(&b, &[a.addr()], &[], "");
+    let na = NodeProcess::start(&a.config, None);
+    let nb = NodeProcess::start(&b.config, None);
+    let data = content(51, 10_000_000);
+    let f = fleet.file("disk.img", &data);
+    run(
+        &mut fleet.publish_cmd(&[
+            "--to",
+            &a.addr(),
+            "--name",
+            "disk",
+            "--version",
+            "1",
+            "--file",
+            &f,
+        ]),
+        true,
+    );
+    let held = |s: &Site| {
+        s.status()["fetching"]
+            .as_array()
+            .and_then(|f| f.first().cloned())
+            .and_then(|f| f["held_bytes"].as_u64())
+    };
+    wait_until(
+        "B to hold 3 MB",
+        Duration::from_secs(30),
+        &|| nb.log_text(),
+        || held(&b).is_some_and(|h| h >= 3_000_000),
+    );
+    drop(nb); // SIGKILL
+    let nb = NodeProcess::start(&b.config, None);
+    let kept = held(&b).unwrap_or(0);
+    assert!(
+        kept >= 3_000_000,
+        "B kept only {kept} bytes over the kill\n{}",
+        nb.log_text()
+    );
+    wait_until(
+        "B to complete",
+        Duration::from_secs(30),
+        &|| nb.log_text(),
+        || b.has_release("disk", 1),
+    );
+    let fetched = b.received_from(&a.id);
+    assert!(
+        fetched <= 10_000_000 - kept + 1_048_576,
+        "B fetched {fetched} bytes after the restart though it held {kept} of 10000000\n{}",
+        nb.log_text()
+    );
+    assert!(
+        nb.log_text().contains("resuming disk v1"),
+        "{}",
+        nb.log_text()
+    );
+    assert_eq!(b.get("/r/disk/1/disk.img"), data);
+    drop(na);
+}
