@@ -628,3 +628,46 @@ fn a_node_killed_mid_fetch_resumes_without_fetching_again_what_it_held() {
     assert_eq!(b.get("/r/disk/1/disk.img"), data);
     drop(na);
 }
+
+/// A site fetches only the names its `[fleet] fetch` patterns select; others are verified,
+/// logged and passed on, not stored.
+#[test]
+fn a_site_fetches_only_the_names_its_policy_selects() {
+    let fleet = Fleet::new();
+    let (a, b) = (fleet.site("a"), fleet.site("b"));
+    fleet.configure(&a, &[b.addr()], &[], "");
+    fleet.configure(&b, &[a.addr()], &[], "fetch = [\"debian-*\"]");
+    let na = NodeProcess::start(&a.config, None);
+    let nb = NodeProcess::start(&b.config, None);
+    let logs = || format!("--- a ---\n{}\n--- b ---\n{}", na.log_text(), nb.log_text());
+    let f = fleet.file("img.bin", &content(61, 300_000));
+    for name in ["rescue", "debian-12"] {
+        run(
+            &mut fleet.publish_cmd(&[
+                "--to",
+                &a.addr(),
+                "--name",
+                name,
+                "--version",
+                "1",
+                "--file",
+                &f,
+            ]),
+            true,
+        );
+    }
+    wait_until(
+        "B to hold debian-12",
+        Duration::from_secs(30),
+        &logs,
+        || b.has_release("debian-12", 1),
+    );
+    wait_until(
+        "B to log that it passes rescue on",
+        Duration::from_secs(10),
+        &logs,
+        || nb.log_text().contains("rescue v1 from"),
+    );
+    assert!(nb.log_text().contains("not fetched here"), "{}", logs());
+    assert!(!b.has_release("rescue", 1), "{}", logs());
+}
