@@ -279,11 +279,12 @@ impl Node {
             d.abort();
         }
         let _ = http.await;
-        if let Some(fleet) = fleet {
-            fleet.shutdown().await;
+        match fleet {
+            // The fleet's router closes (and flushes) the blob store it serves from, partial
+            // downloads included, so a restart resumes them.
+            Some(fleet) => fleet.shutdown().await,
+            None => store.shutdown().await,
         }
-        // Flushes partial downloads too, so a restart resumes them.
-        store.shutdown().await;
         Ok(())
     }
 }
