@@ -73,7 +73,10 @@ cleanup() {
     for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
     [[ ${#pids[@]} -eq 0 ]] || wait "${pids[@]}" 2>/dev/null
     [[ -z $wan_env ]] || tests/wan/wan.sh down "$wan_env" 2>>"$logs/wan.log"
-    [[ -z $lab_env ]] || tests/pxe/lab.sh down "$lab_env" 2>>"$logs/lab.log"
+    if [[ -n $lab_env ]]; then
+        cp "$(dirname "$lab_env")/dnsmasq-site.log" "$logs/site-dhcp.log" 2>/dev/null
+        tests/pxe/lab.sh down "$lab_env" 2>>"$logs/lab.log"
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -118,23 +121,7 @@ say "             LAN $LAB_SUBNET: node $LAB_SERVER_IP (proxy-DHCP, TFTP, HTTP),
 say "WAN: A–B 10 ms, B–C 10 ms, A–C 80 ms round trip, 100 Mbit/s each (tests/wan/wan.sh)"
 
 # The office router: a plain DHCP server handing out addresses only (no boot options).
-cat >"$logs/site-dhcp.conf" <<EOF
-port=0
-interface=$LAB_IFACE_SITE
-bind-interfaces
-user=root
-group=root
-log-facility=-
-log-dhcp
-pid-file=$LAB_DIR/dnsmasq-site.pid
-dhcp-leasefile=$LAB_DIR/dnsmasq-site.leases
-dhcp-range=$LAB_DHCP_START,$LAB_DHCP_END,$LAB_NETMASK,1h
-dhcp-authoritative
-no-ping
-EOF
-ip netns exec "$LAB_NS_SITE" setsid dnsmasq --keep-in-foreground --conf-file="$logs/site-dhcp.conf" \
-    </dev/null >"$logs/site-dhcp.log" 2>&1 &
-pids+=("$!")
+tests/pxe/lab.sh site-dhcp "$lab_env" 2>>"$logs/lab.log" || die "site DHCP server: $(tail -n 5 "$logs/lab.log")"
 # IPv6 router advertisements saying "no router here", so iPXE does not wait for IPv6.
 tests/pxe/lab.sh ra "$lab_env" 2>>"$logs/lab.log" || die "RA responder: $(tail -n 5 "$logs/lab.log")"
 

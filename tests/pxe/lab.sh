@@ -16,6 +16,7 @@
 #     tests/pxe/lab.sh up [site]    # prints KEY=VALUE lines (also in $LAB_DIR/lab.env), exit 0
 #     tests/pxe/lab.sh down ENVFILE # tears that lab down (ENVFILE = $LAB_DIR/lab.env)
 #     tests/pxe/lab.sh ra ENVFILE   # starts the RA responder in that lab's server namespace
+#     tests/pxe/lab.sh site-dhcp ENVFILE  # the site's own DHCP server (a lab made with `up site`)
 #     tests/pxe/lab.sh gc [DIR]     # removes labs whose owner process died (see lab_gc)
 #   In this mode there is no trap: the caller must run `lab.sh down` (also on failure).
 #   The owner recorded for `gc` is lab.sh's parent process (the caller).
@@ -667,6 +668,33 @@ qemu_boot() {
 # SIGKILL): every DIR/netboot-lab-*/lab.env (DIR defaults to ${TMPDIR:-/tmp}) whose
 # LAB_OWNER_PID is no longer the process that created it. Live labs are not touched.
 # ------------------------------------------------------------------------------------
+# lab_site_dhcp — the site's own DHCP server (the office router): dnsmasq in LAB_NS_SITE
+# handing out addresses only, no boot options, as a node in proxy mode expects beside it.
+# Needs `lab_up site`. Log: $LAB_DIR/dnsmasq-site.log. Stopped by lab_down.
+lab_site_dhcp() {
+    [[ -n ${LAB_NS_SITE:-} ]] || {
+        lab__err "lab_site_dhcp needs a lab made with 'lab_up site'"
+        return 2
+    }
+    lab__need dnsmasq dnsmasq-base || return 2
+    cat >"$LAB_DIR/dnsmasq-site.conf" <<EOF
+port=0
+interface=$LAB_IFACE_SITE
+bind-interfaces
+user=root
+group=root
+log-facility=-
+log-dhcp
+pid-file=$LAB_DIR/dnsmasq-site.pid
+dhcp-leasefile=$LAB_DIR/dnsmasq-site.leases
+dhcp-range=$LAB_DHCP_START,$LAB_DHCP_END,$LAB_NETMASK,1h
+dhcp-authoritative
+no-ping
+EOF
+    lab_bg_in_site --log "$LAB_DIR/dnsmasq-site.log" dnsmasq --keep-in-foreground --conf-file="$LAB_DIR/dnsmasq-site.conf"
+    lab_wait_listen "$LAB_NS_SITE" udp 67
+}
+
 lab_gc() {
     local dir=${1:-${TMPDIR:-/tmp}} env owner start
     for env in "$dir"/netboot-lab-*/lab.env; do
@@ -714,6 +742,15 @@ lab__main() {
         LAB_NO_TRAP=1
         # shellcheck disable=SC2119
         lab_ra_responder
+        ;;
+    site-dhcp)
+        [[ $# -eq 2 ]] || {
+            lab__err "usage: lab.sh site-dhcp ENVFILE"
+            exit 2
+        }
+        lab_load_env "$2"
+        LAB_NO_TRAP=1
+        lab_site_dhcp
         ;;
     gc)
         lab_gc "${2:-}"

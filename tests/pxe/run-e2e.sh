@@ -100,22 +100,7 @@ export NETBOOT_E2E_IMAGE=$image
 export NETBOOT_E2E_KERNEL_ARGS="console=ttyS0 quiet panic=-1"
 
 if [[ $site_dhcp == 1 ]]; then
-    cat >"$LAB_DIR/dnsmasq-site.conf" <<EOF
-port=0
-interface=$LAB_IFACE_SITE
-bind-interfaces
-user=root
-group=root
-log-facility=-
-log-dhcp
-pid-file=$LAB_DIR/dnsmasq-site.pid
-dhcp-leasefile=$LAB_DIR/dnsmasq-site.leases
-dhcp-range=$LAB_DHCP_START,$LAB_DHCP_END,$LAB_NETMASK,1h
-dhcp-authoritative
-no-ping
-EOF
-    lab_bg_in_site --log "$LAB_DIR/dnsmasq-site.log" dnsmasq --keep-in-foreground --conf-file="$LAB_DIR/dnsmasq-site.conf"
-    lab_wait_listen "$LAB_NS_SITE" udp 67 || exit 4
+    lab_site_dhcp || exit 4
 fi
 if [[ $ra == 1 ]]; then lab_ra_responder || exit 4; fi
 

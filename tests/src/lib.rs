@@ -222,3 +222,84 @@ impl LoopbackSite {
         format!("http://127.0.0.1:{}", self.http_port)
     }
 }
+
+/// Polls `done` every 100 ms until it holds; panics after `limit` with `what` and `logs()`.
+pub fn wait_until(
+    what: &str,
+    limit: std::time::Duration,
+    logs: &dyn Fn() -> String,
+    mut done: impl FnMut() -> bool,
+) {
+    let deadline = std::time::Instant::now() + limit;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}\n{}",
+            logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// A node's `/fleet/status.json`, with the questions the fleet tests ask of it.
+pub struct FleetStatus(pub serde_json::Value);
+
+impl FleetStatus {
+    pub fn parse(bytes: &[u8]) -> Self {
+        Self(serde_json::from_slice(bytes).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// The newest committed version of `name`.
+    pub fn newest(&self, name: &str) -> Option<u64> {
+        self.0["releases"].as_array().and_then(|a| {
+            a.iter()
+                .filter(|r| r["name"] == name)
+                .filter_map(|r| r["version"].as_u64())
+                .max()
+        })
+    }
+
+    pub fn versions(&self) -> Vec<u64> {
+        self.0["releases"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|r| r["version"].as_u64()).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn has_release(&self, name: &str, version: u64) -> bool {
+        self.0["releases"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|r| r["name"] == name && r["version"] == version)
+        })
+    }
+
+    /// (held, total) bytes of the release of `name` being fetched.
+    pub fn held(&self, name: &str) -> Option<(u64, u64)> {
+        self.0["fetching"].as_array().and_then(|a| {
+            a.iter().find(|f| f["name"] == name).map(|f| {
+                (
+                    f["held_bytes"].as_u64().unwrap_or(0),
+                    f["total_bytes"].as_u64().unwrap_or(0),
+                )
+            })
+        })
+    }
+
+    pub fn fetching_any(&self) -> bool {
+        self.0["fetching"].as_array().is_some_and(|f| !f.is_empty())
+    }
+
+    /// The status entry of the peer with this endpoint id.
+    pub fn peer(&self, id: &str) -> Option<serde_json::Value> {
+        self.0["peers"]
+            .as_array()
+            .and_then(|a| a.iter().find(|p| p["id"] == id).cloned())
+    }
+
+    /// Verified bytes received from the peer with this endpoint id.
+    pub fn received_from(&self, id: &str) -> u64 {
+        self.peer(id)
+            .and_then(|p| p["received_bytes"].as_u64())
+            .unwrap_or(0)
+    }
+}

@@ -6,10 +6,12 @@
 use std::{
     path::{Path, PathBuf},
     process::Command,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use netboot_tests::{content, free_port, keygen, netboot, run, stdout, NodeProcess};
+use netboot_tests::{
+    content, free_port, keygen, netboot, run, stdout, wait_until, FleetStatus, NodeProcess,
+};
 
 struct Fleet {
     tmp: tempfile::TempDir,
@@ -34,28 +36,20 @@ impl Site {
         format!("http://127.0.0.1:{}{path}", self.http)
     }
 
-    fn status(&self) -> serde_json::Value {
+    fn status(&self) -> FleetStatus {
         let out = Command::new("curl")
             .args(["-sf", &self.url("/fleet/status.json")])
             .output()
             .expect("curl is needed: apt-get install curl");
-        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+        FleetStatus::parse(&out.stdout)
     }
 
     fn has_release(&self, name: &str, version: u64) -> bool {
-        self.status()["releases"].as_array().is_some_and(|a| {
-            a.iter()
-                .any(|r| r["name"] == name && r["version"] == version)
-        })
+        self.status().has_release(name, version)
     }
 
-    /// Verified bytes received from the peer with this endpoint id.
     fn received_from(&self, id: &str) -> u64 {
-        self.status()["peers"]
-            .as_array()
-            .and_then(|a| a.iter().find(|p| p["id"] == id))
-            .and_then(|p| p["received_bytes"].as_u64())
-            .unwrap_or(0)
+        self.status().received_from(id)
     }
 
     fn get(&self, path: &str) -> Vec<u8> {
@@ -119,33 +113,35 @@ impl Fleet {
         .unwrap();
     }
 
+    /// Two running sites that peer with each other; `a_extra`/`b_extra` go into `[fleet]`.
+    fn pair(&self, a_extra: &str, b_extra: &str) -> (Site, Site, NodeProcess, NodeProcess) {
+        let (a, b) = (self.site("a"), self.site("b"));
+        self.configure(&a, &[b.addr()], &[], a_extra);
+        self.configure(&b, &[a.addr()], &[], b_extra);
+        let na = NodeProcess::start(&a.config, None);
+        let nb = NodeProcess::start(&b.config, None);
+        (a, b, na, nb)
+    }
+
     fn file(&self, name: &str, data: &[u8]) -> String {
         let path = self.tmp.path().join(name);
         std::fs::write(&path, data).unwrap();
         path.display().to_string()
     }
 
+    /// `netboot publish --to <site> --name NAME --version V ARGS…`, which must succeed.
+    fn publish_to(&self, site: &Site, name: &str, version: u64, args: &[&str]) -> String {
+        let addr = site.addr();
+        let version = version.to_string();
+        let mut all = vec!["--to", &addr, "--name", name, "--version", &version];
+        all.extend_from_slice(args);
+        stdout(&run(&mut self.publish_cmd(&all), true))
+    }
+
     fn publish_cmd(&self, args: &[&str]) -> Command {
         let mut cmd = netboot();
         cmd.arg("publish").arg("--key").arg(&self.key).args(args);
         cmd
-    }
-}
-
-fn wait_until(
-    what: &str,
-    limit: Duration,
-    log: &dyn Fn() -> String,
-    mut done: impl FnMut() -> bool,
-) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}\n{}",
-            log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -178,28 +174,13 @@ fn publish_to_one_node_reaches_a_node_that_only_knows_a_neighbour() {
         fleet.file("vmlinuz", &kernel),
         fleet.file("initrd.img", &initrd),
     );
-    let out = run(
-        &mut fleet.publish_cmd(&[
-            "--to",
-            &a.addr(),
-            "--name",
-            "debian",
-            "--version",
-            "7",
-            "--kernel",
-            &k,
-            "--initrd",
-            &i,
-            "--cmdline",
-            "console=ttyS0",
-        ]),
-        true,
+    let out = fleet.publish_to(
+        &a,
+        "debian",
+        7,
+        &["--kernel", &k, "--initrd", &i, "--cmdline", "console=ttyS0"],
     );
-    assert!(
-        stdout(&out).contains("published debian v7"),
-        "{}",
-        stdout(&out)
-    );
+    assert!(out.contains("published debian v7"), "{out}");
     // The CLI returns only once A holds the whole verified release.
     assert!(a.has_release("debian", 7), "{}", logs());
     assert_eq!(a.get("/r/debian/7/vmlinuz"), kernel);
@@ -239,19 +220,7 @@ fn publish_to_one_node_reaches_a_node_that_only_knows_a_neighbour() {
     drop(nc);
     let kernel8 = content(13, 1_000_000);
     let k8 = fleet.file("vmlinuz8", &kernel8);
-    run(
-        &mut fleet.publish_cmd(&[
-            "--to",
-            &a.addr(),
-            "--name",
-            "debian",
-            "--version",
-            "8",
-            "--kernel",
-            &format!("vmlinuz={k8}"),
-        ]),
-        true,
-    );
+    fleet.publish_to(&a, "debian", 8, &["--kernel", &format!("vmlinuz={k8}")]);
     wait_until(
         "B to hold debian v8",
         Duration::from_secs(30),
@@ -274,39 +243,17 @@ fn publish_to_one_node_reaches_a_node_that_only_knows_a_neighbour() {
 #[test]
 fn read_through_serves_verified_bytes_while_fetching_under_an_upload_limit() {
     let fleet = Fleet::new();
-    let (a, b) = (fleet.site("a"), fleet.site("b"));
     // 16 Mbit/s = 2 MB/s: 8 MB take about 4 s.
-    fleet.configure(&a, &[b.addr()], &[], "upload_limit = \"16 Mbit/s\"");
-    fleet.configure(&b, &[a.addr()], &[], "");
-    let (na, nb) = (
-        NodeProcess::start(&a.config, None),
-        NodeProcess::start(&b.config, None),
-    );
+    let (a, b, na, nb) = fleet.pair("upload_limit = \"16 Mbit/s\"", "");
     let logs = || format!("--- a ---\n{}\n--- b ---\n{}", na.log_text(), nb.log_text());
     let big = content(21, 8_000_000);
     let f = fleet.file("root.squashfs", &big);
-    run(
-        &mut fleet.publish_cmd(&[
-            "--to",
-            &a.addr(),
-            "--name",
-            "live",
-            "--version",
-            "3",
-            "--file",
-            &f,
-        ]),
-        true,
-    );
+    fleet.publish_to(&a, "live", 3, &["--file", &f]);
     wait_until(
         "B to start fetching",
         Duration::from_secs(20),
         &logs,
-        || {
-            b.status()["fetching"]
-                .as_array()
-                .is_some_and(|f| !f.is_empty())
-        },
+        || b.status().fetching_any(),
     );
     assert!(
         !b.has_release("live", 3),
@@ -468,10 +415,7 @@ fn a_hostile_member_cannot_inject_releases_or_data() {
         logs()
     );
     assert_eq!(b.received_from(&a.id), 2_000_000);
-    let evil_status = b.status()["peers"]
-        .as_array()
-        .and_then(|p| p.iter().find(|p| p["id"] == evil_id.as_str()).cloned())
-        .unwrap();
+    let evil_status = b.status().peer(&evil_id).unwrap();
     assert_eq!(evil_status["avoided"], true, "{evil_status}");
 
     std::thread::sleep(Duration::from_millis(1500)); // let the `expires 1s` release expire
@@ -485,26 +429,18 @@ fn a_hostile_member_cannot_inject_releases_or_data() {
             true,
         ))
     };
-    let answer = announce(&forged);
-    assert!(
-        answer.starts_with("REFUSED") && answer.contains("signature"),
-        "{answer}"
-    );
-    let answer = announce(&untrusted);
-    assert!(
-        answer.starts_with("REFUSED") && answer.contains("not a trusted publisher"),
-        "{answer}"
-    );
-    let answer = announce(&expired);
-    assert!(
-        answer.starts_with("REFUSED") && answer.contains("expired"),
-        "{answer}"
-    );
-    let answer = announce(&v1);
-    assert!(
-        answer.starts_with("REFUSED") && answer.contains("not newer"),
-        "{answer}"
-    );
+    for (release, why) in [
+        (&forged, "signature"),
+        (&untrusted, "not a trusted publisher"),
+        (&expired, "expired"),
+        (&v1, "not newer"),
+    ] {
+        let answer = announce(release);
+        assert!(
+            answer.starts_with("REFUSED") && answer.contains(why),
+            "{answer}"
+        );
+    }
 
     // A node that is not a member is refused outright.
     let stranger = fleet.tmp.path().join("stranger.key");
@@ -532,13 +468,7 @@ fn a_hostile_member_cannot_inject_releases_or_data() {
         assert!(b_log.contains(what), "B logs `{what}`:\n{b_log}");
     }
     // Nothing refused was stored or passed on.
-    let versions: Vec<u64> = b.status()["releases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|r| r["version"].as_u64())
-        .collect();
-    assert_eq!(versions, vec![2]);
+    assert_eq!(b.status().versions(), vec![2]);
     wait_until("C to hold img v2", Duration::from_secs(30), &logs, || {
         c.has_release("img", 2)
     });
@@ -567,33 +497,12 @@ impl Drop for KillOnDrop {
 #[test]
 fn a_node_killed_mid_fetch_resumes_without_fetching_again_what_it_held() {
     let fleet = Fleet::new();
-    let (a, b) = (fleet.site("a"), fleet.site("b"));
     // 8 Mbit/s = 1 MB/s: 10 MB take about 10 s.
-    fleet.configure(&a, &[b.addr()], &[], "upload_limit = \"8 Mbit/s\"");
-    fleet.configure(&b, &[a.addr()], &[], "");
-    let na = NodeProcess::start(&a.config, None);
-    let nb = NodeProcess::start(&b.config, None);
+    let (a, b, na, nb) = fleet.pair("upload_limit = \"8 Mbit/s\"", "");
     let data = content(51, 10_000_000);
     let f = fleet.file("disk.img", &data);
-    run(
-        &mut fleet.publish_cmd(&[
-            "--to",
-            &a.addr(),
-            "--name",
-            "disk",
-            "--version",
-            "1",
-            "--file",
-            &f,
-        ]),
-        true,
-    );
-    let held = |s: &Site| {
-        s.status()["fetching"]
-            .as_array()
-            .and_then(|f| f.first().cloned())
-            .and_then(|f| f["held_bytes"].as_u64())
-    };
+    fleet.publish_to(&a, "disk", 1, &["--file", &f]);
+    let held = |s: &Site| s.status().held("disk").map(|(h, _)| h);
     wait_until(
         "B to hold 3 MB",
         Duration::from_secs(30),
@@ -634,27 +543,11 @@ fn a_node_killed_mid_fetch_resumes_without_fetching_again_what_it_held() {
 #[test]
 fn a_site_fetches_only_the_names_its_policy_selects() {
     let fleet = Fleet::new();
-    let (a, b) = (fleet.site("a"), fleet.site("b"));
-    fleet.configure(&a, &[b.addr()], &[], "");
-    fleet.configure(&b, &[a.addr()], &[], "fetch = [\"debian-*\"]");
-    let na = NodeProcess::start(&a.config, None);
-    let nb = NodeProcess::start(&b.config, None);
+    let (a, b, na, nb) = fleet.pair("", "fetch = [\"debian-*\"]");
     let logs = || format!("--- a ---\n{}\n--- b ---\n{}", na.log_text(), nb.log_text());
     let f = fleet.file("img.bin", &content(61, 300_000));
     for name in ["rescue", "debian-12"] {
-        run(
-            &mut fleet.publish_cmd(&[
-                "--to",
-                &a.addr(),
-                "--name",
-                name,
-                "--version",
-                "1",
-                "--file",
-                &f,
-            ]),
-            true,
-        );
+        fleet.publish_to(&a, name, 1, &["--file", &f]);
     }
     wait_until(
         "B to hold debian-12",

@@ -15,9 +15,9 @@ use std::{
 };
 
 use netboot_tests::{
-    netboot_bin, run, stdout,
+    netboot_bin, run, stdout, wait_until,
     wan::{Cut, Wan},
-    NodeProcess,
+    FleetStatus, NodeProcess,
 };
 
 const FLEET_PORT: u16 = 7311;
@@ -182,53 +182,20 @@ impl Site {
         out.stdout
     }
 
-    fn status(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.curl("/fleet/status.json")).unwrap_or(serde_json::Value::Null)
+    fn status(&self) -> FleetStatus {
+        FleetStatus::parse(&self.curl("/fleet/status.json"))
     }
 
     fn has_release(&self, name: &str) -> Option<u64> {
-        self.status()["releases"].as_array().and_then(|a| {
-            a.iter()
-                .filter(|r| r["name"] == name)
-                .filter_map(|r| r["version"].as_u64())
-                .max()
-        })
+        self.status().newest(name)
     }
 
     fn held(&self, name: &str) -> Option<(u64, u64)> {
-        self.status()["fetching"].as_array().and_then(|a| {
-            a.iter().find(|f| f["name"] == name).map(|f| {
-                (
-                    f["held_bytes"].as_u64().unwrap_or(0),
-                    f["total_bytes"].as_u64().unwrap_or(0),
-                )
-            })
-        })
+        self.status().held(name)
     }
 
     fn received_from(&self, id: &str) -> u64 {
-        self.status()["peers"]
-            .as_array()
-            .and_then(|a| a.iter().find(|p| p["id"] == id))
-            .and_then(|p| p["received_bytes"].as_u64())
-            .unwrap_or(0)
-    }
-}
-
-fn wait_until(
-    what: &str,
-    limit: Duration,
-    logs: &dyn Fn() -> String,
-    mut done: impl FnMut() -> bool,
-) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}\n{}",
-            logs()
-        );
-        std::thread::sleep(Duration::from_millis(200));
+        self.status().received_from(id)
     }
 }
 
@@ -393,21 +360,25 @@ fn c_fails_over_to_a_when_b_dies_and_resumes_after_a_restart() {
     std::fs::write(&f1, &data1).unwrap();
     std::fs::write(&f2, &data2).unwrap();
     let hash = |d: &[u8]| blake3::hash(d).to_hex().to_string();
+    let publish_big = |version: u64, file: &Path| {
+        let file = format!("big.img={}", file.display());
+        publish_to(
+            &key,
+            &a,
+            &ab_a.to_string(),
+            &[
+                "--name",
+                "big",
+                "--version",
+                &version.to_string(),
+                "--file",
+                &file,
+            ],
+        );
+    };
 
     // --- B dies mid-transfer ---
-    publish_to(
-        &key,
-        &a,
-        &ab_a.to_string(),
-        &[
-            "--name",
-            "big",
-            "--version",
-            "1",
-            "--file",
-            &format!("big.img={}", f1.display()),
-        ],
-    );
+    publish_big(1, &f1);
     let logs =
         |nc: &NodeProcess| format!("--- a ---\n{}\n--- c ---\n{}", na.log_text(), nc.log_text());
     wait_until(
@@ -442,19 +413,7 @@ fn c_fails_over_to_a_when_b_dies_and_resumes_after_a_restart() {
     );
 
     // --- C restarts mid-fetch ---
-    publish_to(
-        &key,
-        &a,
-        &ab_a.to_string(),
-        &[
-            "--name",
-            "big",
-            "--version",
-            "2",
-            "--file",
-            &format!("big.img={}", f2.display()),
-        ],
-    );
+    publish_big(2, &f2);
     wait_until(
         "C to hold a third of v2",
         Duration::from_secs(60),
