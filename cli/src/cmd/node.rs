@@ -4,11 +4,14 @@ use anyhow::Context;
 use clap::Args;
 use netboot_node::{config::Config, runtime::Node};
 
-/// Run a node: proxy-DHCP (or DHCP), TFTP and HTTP from the verified store.
+/// Run a node: proxy-DHCP (or DHCP), TFTP and HTTP from the verified store, and, with a
+/// [fleet] section, sync signed releases with peer sites.
 ///
 /// Everything comes from one TOML config (see docs/configuration.md). Logs one line per
-/// client transaction (DHCP offer, script, file) at the default level; -v adds detail.
-/// Stops cleanly on SIGINT/SIGTERM.
+/// client transaction (DHCP offer, script, file) and per fleet event (release learned,
+/// fetched from whom, refused and why) at the default level; -v adds detail. Fleet state:
+/// GET /fleet/status.json on the HTTP port. Stops cleanly on SIGINT/SIGTERM; a fetch in
+/// progress resumes at the next start.
 #[derive(Args)]
 pub struct NodeArgs {
     /// The node config file.
