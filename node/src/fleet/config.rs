@@ -30,6 +30,11 @@ pub struct FleetSection {
     /// Upper bound of what this node sends to peers, e.g. `"20 Mbit/s"` or `"5 MB/s"`, so a
     /// sync does not fill a branch office's uplink. Default: unlimited.
     pub upload_limit: Option<Rate>,
+    /// How many blob requests this node serves at once; more are told to come back later
+    /// and turn to other peers. Small values make a release spread as a tree (the origin
+    /// sends few copies); the publisher's own session is not counted. Default 2.
+    #[serde(default = "default_upload_slots")]
+    pub upload_slots: usize,
     /// A relay server URL for sites that cannot reach each other directly. Off by default:
     /// the fleet runs over the organisation's own network, and no public service is used.
     pub relay: Option<String>,
@@ -46,6 +51,7 @@ impl Default for FleetSection {
             members: Vec::new(),
             fetch: default_fetch(),
             upload_limit: None,
+            upload_slots: default_upload_slots(),
             relay: None,
             stall_timeout_secs: default_stall_secs(),
         }
@@ -68,6 +74,9 @@ fn default_listen() -> SocketAddr {
 }
 fn default_fetch() -> Vec<NamePattern> {
     vec![NamePattern("*".into())]
+}
+fn default_upload_slots() -> usize {
+    2
 }
 fn default_stall_secs() -> u64 {
     5

@@ -177,6 +177,9 @@ async fn fetch_file(shared: &Arc<Shared>, release: &VerifiedRelease, file: &File
     // Peers that just failed to deliver this file are skipped until then (unless no other
     // peer is left), so a fetch does not flip back and forth.
     let mut cooldown: HashMap<EndpointId, Instant> = HashMap::new();
+    // Peers that delivered bytes of this file: only those are worth waiting for. Waiting for
+    // a peer that never delivered could be waiting for a peer that waits for us.
+    let mut proven: std::collections::HashSet<EndpointId> = Default::default();
     let mut waiting_logged = false;
     loop {
         if shared
@@ -206,6 +209,7 @@ async fn fetch_file(shared: &Arc<Shared>, release: &VerifiedRelease, file: &File
             let got = local_bytes(shared, &file.hash).await.saturating_sub(before);
             if got > 0 {
                 grace.remove(&c.id);
+                proven.insert(c.id);
                 progressed = true;
             }
             match result {
@@ -260,7 +264,7 @@ async fn fetch_file(shared: &Arc<Shared>, release: &VerifiedRelease, file: &File
                 // Start over from the nearest: it may have more by now.
                 break;
             }
-            if c.holding == Holding::Fetching {
+            if c.holding == Holding::Fetching && proven.contains(&c.id) {
                 let first = *grace.entry(c.id).or_insert_with(Instant::now);
                 if first.elapsed() < stall {
                     // The nearest source is still receiving this file itself: give it time
@@ -270,15 +274,14 @@ async fn fetch_file(shared: &Arc<Shared>, release: &VerifiedRelease, file: &File
                 }
                 grace.remove(&c.id);
             }
-            tracing::info!(
-                "fleet: nothing new of `{}` of {} v{} from {} for {:?}; trying the next peer",
+            tracing::debug!(
+                "fleet: nothing new of `{}` of {} v{} from {}; trying the next peer",
                 file.path,
                 release.name,
                 release.version,
                 c.label,
-                stall
             );
-            cooldown.insert(c.id, Instant::now() + 2 * stall);
+            cooldown.insert(c.id, Instant::now() + stall);
         }
         if progressed {
             tokio::time::sleep(Duration::from_millis(20)).await;

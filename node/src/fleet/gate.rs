@@ -5,6 +5,11 @@
 //! Push (a peer writing into our store) stays disabled: data only enters the store through a
 //! fetch this node decided on, for a release it verified.
 //!
+//! Upload slots bound how many blob requests this node serves at once (BitTorrent's
+//! "unchoke" count). A busy node answers "rate limited"; the requester turns to its next
+//! source — typically a peer that is already receiving the release and can pass it on. So a
+//! release spreads as a tree instead of every site pulling it from the origin at once.
+//!
 //! The upload limit is a virtual-clock pacer over iroh-blobs' per-chunk-group throttle hook:
 //! each 16 KiB group is given the next free slot at the configured rate, with a small burst
 //! allowance, so the limit holds across all connections together.
@@ -56,11 +61,13 @@ impl Pacer {
 pub(crate) fn provider_events(
     members: Arc<HashSet<EndpointId>>,
     limit: Option<Rate>,
+    slots: usize,
     stats: Arc<UploadStats>,
 ) -> EventSender {
     let mask = EventMask {
         connected: ConnectMode::Intercept,
-        get: RequestMode::None,
+        // Intercept to count and cap running requests; the log events tell when one ends.
+        get: RequestMode::InterceptLog,
         get_many: RequestMode::None,
         push: RequestMode::Disabled,
         throttle: ThrottleMode::Intercept,
@@ -73,9 +80,26 @@ pub(crate) fn provider_events(
         })
     });
     let (tx, mut rx) = EventSender::channel(64, mask);
+    let running = Arc::new(AtomicU64::new(0));
     tokio::spawn(async move {
         while let Some(msg) = rx.recv().await {
             match msg {
+                ProviderMessage::GetRequestReceived(msg) => {
+                    let busy = running.load(Ordering::SeqCst) >= slots as u64;
+                    if busy {
+                        msg.tx.send(Err(AbortReason::RateLimited)).await.ok();
+                        continue;
+                    }
+                    running.fetch_add(1, Ordering::SeqCst);
+                    msg.tx.send(Ok(())).await.ok();
+                    let running = running.clone();
+                    let mut updates = msg.rx;
+                    tokio::spawn(async move {
+                        // The update channel closes when the request ends, however it ends.
+                        while let Ok(Some(_)) = updates.recv().await {}
+                        running.fetch_sub(1, Ordering::SeqCst);
+                    });
+                }
                 ProviderMessage::ClientConnected(msg) => {
                     let verdict = match msg.endpoint_id {
                         Some(id) if members.contains(&id) => Ok(()),

@@ -214,7 +214,12 @@ impl Fleet {
         members.extend(settings.members.iter().map(|m| m.0));
         let members = Arc::new(members);
         let uploads = Arc::new(UploadStats::default());
-        let events = gate::provider_events(members.clone(), settings.upload_limit, uploads.clone());
+        let events = gate::provider_events(
+            members.clone(),
+            settings.upload_limit,
+            settings.upload_slots.max(1),
+            uploads.clone(),
+        );
         let blobs = BlobsProtocol::new(&store.blob_api(), Some(events));
 
         let shared = Arc::new(Shared {
