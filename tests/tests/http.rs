@@ -4,7 +4,7 @@
 
 use std::{fs, process::Command};
 
-use netboot_tests::{content, LoopbackSite, NodeProcess};
+use netboot_tests::{content, wait_until, LoopbackSite, NodeProcess};
 
 struct Http {
     site: LoopbackSite,
@@ -147,6 +147,24 @@ fn files_support_head_range_and_etag() {
     assert!(
         headers.contains("content-range: bytes 1000-1999/1500000"),
         "{headers}"
+    );
+
+    // Each transfer with a body ends with a line that says how much went out and how fast;
+    // a HEAD answer has none.
+    wait_until(
+        "the completion lines of the GET and the range",
+        std::time::Duration::from_secs(5),
+        &|| h.node.log_text(),
+        || {
+            let log = h.node.log_text();
+            log.contains("GET /r/debian/1/vmlinuz: sent 1500000 bytes in")
+                && log.contains("GET /r/debian/1/vmlinuz: sent 1000 bytes in")
+        },
+    );
+    assert!(
+        !h.node.log_text().contains("HEAD /r/debian/1/vmlinuz: sent"),
+        "{}",
+        h.node.log_text()
     );
 
     let (status, _, body) = curl(&["-H", "Range: bytes=-100"], &url);

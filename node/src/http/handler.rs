@@ -16,7 +16,10 @@ use std::{net::Ipv4Addr, net::SocketAddr, path::PathBuf, sync::Arc, time::Instan
 use hyper::{body::Incoming, Method, Request, Response, StatusCode};
 use netboot_proto::{ImageName, ImagePath};
 
-use super::file::{self, full, Body};
+use super::{
+    completion::CompletionLog,
+    file::{self, full, Body},
+};
 use crate::{
     boot::{ipxe, pxelinux, BootChoice, BootPolicy, FirstStage, Loader},
     dhcp::MacAddr,
@@ -57,6 +60,22 @@ enum Answer {
     Error(StatusCode, String),
 }
 
+/// Adds the completion line (bytes sent, time, or how far a client got before it left) to a
+/// file answer that has a body.
+fn log_completion(resp: Response<Body>, method: &Method, label: String) -> Response<Body> {
+    let len = resp
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    let has_body = matches!(resp.status(), StatusCode::OK | StatusCode::PARTIAL_CONTENT);
+    if method != Method::GET || !has_body || len == 0 {
+        return resp;
+    }
+    resp.map(|body| CompletionLog::wrap(body, label, len))
+}
+
 /// A decoded query parameter (iPXE percent-encodes the `:` of `${mac}`).
 fn query_param(query: &str, key: &str) -> Option<String> {
     form_urlencoded::parse(query.as_bytes())
@@ -95,6 +114,7 @@ impl HttpHandler {
         let response = match answer {
             Answer::Pending(pending) => {
                 let resp = self.serve_pending(&method, req.headers(), &pending);
+                let resp = log_completion(resp, &method, format!("http {peer} {method} {path}"));
                 tracing::info!(
                     "http {peer} {method} {path}: {} {} v{} {} ({} bytes) READ-THROUGH: the release is still being fetched; streaming verified bytes as they arrive",
                     resp.status().as_u16(),
@@ -154,6 +174,7 @@ impl HttpHandler {
                     content_type(&path),
                 )
                 .await;
+                let resp = log_completion(resp, &method, format!("http {peer} {method} {path}"));
                 tracing::info!(
                     "http {peer} {method} {path}: {} {what} ({size} bytes{}) in {} ms",
                     resp.status().as_u16(),

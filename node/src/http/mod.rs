@@ -1,6 +1,7 @@
 //! The HTTP server: kernels, initrds, root filesystems, ISOs and the generated iPXE scripts.
 //! A listener ([`serve`]) plus a handler ([`handler::HttpHandler`]) that asks the store.
 
+mod completion;
 pub mod file;
 pub mod handler;
 

@@ -1,0 +1,96 @@
+//! The line that tells how a file transfer ended. The request line is logged when the answer
+//! starts; for a kernel or a squashfs the interesting part is after that: did the client get
+//! every byte, and how fast. (TFTP logs the same on completion.)
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use bytes::Bytes;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+
+use super::file::Body;
+
+/// A response body that counts what went out and logs once, when it ends or is dropped.
+pub struct CompletionLog {
+    inner: Body,
+    /// "http PEER METHOD PATH", the request line's prefix, so the two lines pair up.
+    label: String,
+    len: u64,
+    sent: u64,
+    started: Instant,
+    logged: bool,
+}
+
+impl CompletionLog {
+    pub fn wrap(inner: Body, label: String, len: u64) -> Body {
+        http_body_util::BodyExt::boxed(CompletionLog {
+            inner,
+            label,
+            len,
+            sent: 0,
+            started: Instant::now(),
+            logged: false,
+        })
+    }
+
+    fn log_end(&mut self, error: Option<&std::io::Error>) {
+        if self.logged {
+            return;
+        }
+        self.logged = true;
+        let elapsed = self.started.elapsed();
+        let ms = elapsed.as_millis();
+        let (label, sent, len) = (&self.label, self.sent, self.len);
+        if let Some(e) = error {
+            tracing::warn!("{label}: transfer FAILED after {sent} of {len} bytes, {ms} ms: {e}");
+        } else if sent >= len {
+            let mb_s = sent as f64 / elapsed.as_secs_f64().max(1e-6) / 1e6;
+            tracing::info!("{label}: sent {sent} bytes in {ms} ms ({mb_s:.1} MB/s)");
+        } else {
+            tracing::info!("{label}: client went away after {sent} of {len} bytes, {ms} ms");
+        }
+    }
+}
+
+impl HttpBody for CompletionLog {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.sent += data.len() as u64;
+                }
+            }
+            Poll::Ready(Some(Err(e))) => this.log_end(Some(e)),
+            Poll::Ready(None) => this.log_end(None),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for CompletionLog {
+    /// hyper may drop a body once Content-Length bytes are out without polling its end, and
+    /// drops it early when the client closes the connection.
+    fn drop(&mut self) {
+        self.log_end(None);
+    }
+}
