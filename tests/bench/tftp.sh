@@ -12,30 +12,23 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${1:-5}
 SIZE_MIB=100
-[ "$(id -u)" -eq 0 ] || { echo "tftp.sh: run as root (it creates a network namespace)" >&2; exit 1; }
-# The peers, from Debian's packages. tftpd-hpa's package starts a daemon on the host's port 69:
-# stop it, the benchmark runs its own copy inside the namespace.
-missing=()
-for p in curl atftp tftpd-hpa dnsmasq-base iproute2; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    service tftpd-hpa stop >/dev/null 2>&1 || true
-fi
-cargo build --release --locked -q -p netboot-cli
-BIN="$PWD/target/release/netboot"
+BENCH=tftp.sh
+# shellcheck source=lib.sh
+source tests/bench/lib.sh
+bench_need_root "it creates a network namespace"
+# The peers, from Debian's packages; tftpd-hpa's own daemon on the host's port 69 is stopped,
+# the benchmark runs its own copy inside the namespace.
+bench_install --stop tftpd-hpa curl atftp tftpd-hpa dnsmasq-base iproute2
+bench_build
 
-ID=$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')
+ID=$(bench_id)
 NS="nbbench-$ID"
 WORK=$(mktemp -d /dev/shm/netboot-bench.XXXXXX)
 chmod 755 "$WORK"
 PIDS=()
 # Each server runs in its own cpuacct cgroup, so CPU time includes the children tftpd-hpa
 # forks per transfer (they are auto-reaped, so /proc's cutime never sees them).
-CG=/sys/fs/cgroup/cpuacct
-[ -w "$CG" ] || { echo "tftp.sh: needs the cgroup v1 cpuacct controller at $CG" >&2; exit 1; }
+bench_cgroup
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -44,7 +37,9 @@ cleanup() {
     ip netns del "$NS" 2>/dev/null || true
     rm -rf "$WORK"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 ip netns add "$NS"
 ip -n "$NS" link set lo up
 # tftpd-hpa resolves its bind address with AI_ADDRCONFIG, which ignores loopback: give the
@@ -107,7 +102,6 @@ one() {
     awk -v a="$t0" -v b="$t1" -v c="$c0" -v d="$c1" 'BEGIN { printf "%.3f %.3f\n", b - a, d - c }'
 }
 
-median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "fail"; else print v[int((NR + 1) / 2)] }'; }
 
 declare -A MBS CPU
 CASES=("curl --tftp-blksize 1468" "curl --tftp-blksize 8192" "atftp --option blksize_1468 --option windowsize_16" "atftp --option blksize_1468 --option windowsize_64")
@@ -154,12 +148,4 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "fail" || b == "fail" || b =
     echo "<!-- tftp:end -->"
 } > "$WORK/section.md"
 cat "$WORK/section.md"
-doc=docs/benchmarks.md
-[ -f "$doc" ] || printf '# Benchmarks\n\n' > "$doc"
-if grep -q "<!-- tftp:begin -->" "$doc"; then
-    awk -v f="$WORK/section.md" '/<!-- tftp:begin -->/ { while ((getline l < f) > 0) print l; skip = 1; next }
-        /<!-- tftp:end -->/ { skip = 0; next } !skip' "$doc" > "$WORK/doc.md"
-    cat "$WORK/doc.md" > "$doc"
-else
-    { echo; cat "$WORK/section.md"; } >> "$doc"
-fi
+bench_put_section tftp "$WORK/section.md"
