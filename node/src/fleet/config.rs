@@ -30,9 +30,11 @@ pub struct FleetSection {
     /// Upper bound of what this node sends to peers, e.g. `"20 Mbit/s"` or `"5 MB/s"`, so a
     /// sync does not fill a branch office's uplink. Default: unlimited.
     pub upload_limit: Option<Rate>,
-    /// How many blob requests this node serves at once; more are told to come back later
-    /// and turn to other peers. Small values make a release spread as a tree (the origin
-    /// sends few copies); the publisher's own session is not counted. Default 2.
+    /// How many peers this node sends data to at once; more are told to come back later and
+    /// turn to other peers. A slot stays with a peer while it keeps asking. With 1 (the
+    /// default) a release spreads as a chain in which every site's uplink carries it once; a
+    /// higher value serves more peers at once, each at a share of the uplink. The publisher's
+    /// own session is not counted.
     #[serde(default = "default_upload_slots")]
     pub upload_slots: usize,
     /// A relay server URL for sites that cannot reach each other directly. Off by default:
@@ -76,7 +78,7 @@ fn default_fetch() -> Vec<NamePattern> {
     vec![NamePattern("*".into())]
 }
 fn default_upload_slots() -> usize {
-    2
+    1
 }
 fn default_stall_secs() -> u64 {
     5

@@ -5,17 +5,24 @@
 //! Push (a peer writing into our store) stays disabled: data only enters the store through a
 //! fetch this node decided on, for a release it verified.
 //!
-//! Upload slots bound how many blob requests this node serves at once (BitTorrent's
-//! "unchoke" count). A busy node answers "rate limited"; the requester turns to its next
-//! source — typically a peer that is already receiving the release and can pass it on. So a
-//! release spreads as a tree instead of every site pulling it from the origin at once.
+//! Upload slots bound how many peers this node serves at once (BitTorrent's "unchoke"
+//! count). A busy node answers "rate limited"; the requester turns to its next source —
+//! typically a peer that is already receiving the release and can pass it on. So a release
+//! spreads as a tree instead of every site pulling it from the origin at once. A slot belongs
+//! to a peer (its endpoint id), not to one request: a peer that fetches from a node still
+//! receiving the release asks again each time more has arrived, and between two such requests
+//! its slot must not go to someone else, or the tree would reshuffle every few milliseconds
+//! and the node's uplink be shared among everyone who asked. The slot is released when that
+//! peer has asked nothing for `SLOT_LEASE`, or has closed its last connection. A peer that
+//! restarts comes back with the same id and finds its slot, even while its old connection,
+//! whose packets now go nowhere, has not timed out yet.
 //!
 //! The upload limit is a virtual-clock pacer over iroh-blobs' per-chunk-group throttle hook:
 //! each 16 KiB group is given the next free slot at the configured rate, with a small burst
 //! allowance, so the limit holds across all connections together.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
@@ -33,6 +40,104 @@ use super::config::Rate;
 
 /// Bytes a sender may run ahead of the rate (smooths scheduling jitter).
 const BURST_BYTES: f64 = 256.0 * 1024.0;
+/// How long a slot stays with a connection that has no request running. A peer following a
+/// still-fetching source re-asks within a few hundred milliseconds (fetch.rs); one that is
+/// done or has moved on stops asking.
+const SLOT_LEASE: Duration = Duration::from_secs(2);
+
+/// The upload slots and the peers holding them.
+#[derive(Debug)]
+struct Slots {
+    max: usize,
+    lease: Duration,
+    held: HashMap<EndpointId, Holder>,
+    /// The peer behind each open connection (from the connect event).
+    conns: HashMap<u64, EndpointId>,
+}
+
+#[derive(Debug)]
+struct Holder {
+    running: u32,
+    /// When its last request ended (None while one runs).
+    idle_since: Option<Instant>,
+}
+
+impl Slots {
+    fn new(max: usize, lease: Duration) -> Self {
+        Slots {
+            max: max.max(1),
+            lease,
+            held: HashMap::new(),
+            conns: HashMap::new(),
+        }
+    }
+
+    fn connected(&mut self, conn: u64, peer: EndpointId) {
+        self.conns.insert(conn, peer);
+    }
+
+    /// Whether a request on `conn` may run now; if so it is counted until [`Slots::finished`].
+    fn admit(&mut self, conn: u64, now: Instant) -> bool {
+        let Some(peer) = self.conns.get(&conn).copied() else {
+            // Every admitted connection was announced first; without an id there is no slot.
+            return false;
+        };
+        let lease = self.lease;
+        self.held.retain(|_, h| {
+            h.running > 0 || h.idle_since.is_none_or(|t| now.duration_since(t) < lease)
+        });
+        if let Some(h) = self.held.get_mut(&peer) {
+            h.running += 1;
+            h.idle_since = None;
+            return true;
+        }
+        if self.held.len() >= self.max {
+            return false;
+        }
+        self.held.insert(
+            peer,
+            Holder {
+                running: 1,
+                idle_since: None,
+            },
+        );
+        true
+    }
+
+    fn finished(&mut self, conn: u64, now: Instant) {
+        let Some(peer) = self.conns.get(&conn) else {
+            return;
+        };
+        if let Some(h) = self.held.get_mut(peer) {
+            h.running = h.running.saturating_sub(1);
+            if h.running == 0 {
+                h.idle_since = Some(now);
+            }
+        }
+    }
+
+    /// A request that had stopped counting (no progress for a lease) sends again.
+    fn resumed(&mut self, conn: u64) {
+        let Some(peer) = self.conns.get(&conn).copied() else {
+            return;
+        };
+        let h = self.held.entry(peer).or_insert(Holder {
+            running: 0,
+            idle_since: None,
+        });
+        h.running += 1;
+        h.idle_since = None;
+    }
+
+    fn closed(&mut self, conn: u64) {
+        let Some(peer) = self.conns.remove(&conn) else {
+            return;
+        };
+        if !self.conns.values().any(|p| *p == peer) {
+            self.held.remove(&peer);
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct UploadStats {
@@ -55,6 +160,10 @@ impl Pacer {
         *next = Some(start + Duration::from_secs_f64(size as f64 / self.rate));
         start
     }
+}
+
+fn lock(slots: &Mutex<Slots>) -> std::sync::MutexGuard<'_, Slots> {
+    slots.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Builds the provider's event handler.
@@ -80,29 +189,53 @@ pub(crate) fn provider_events(
         })
     });
     let (tx, mut rx) = EventSender::channel(64, mask);
-    let running = Arc::new(AtomicU64::new(0));
+    let slots = Arc::new(Mutex::new(Slots::new(slots, SLOT_LEASE)));
     tokio::spawn(async move {
         while let Some(msg) = rx.recv().await {
             match msg {
                 ProviderMessage::GetRequestReceived(msg) => {
-                    let busy = running.load(Ordering::SeqCst) >= slots as u64;
-                    if busy {
+                    let conn = msg.connection_id;
+                    if !lock(&slots).admit(conn, Instant::now()) {
                         msg.tx.send(Err(AbortReason::RateLimited)).await.ok();
                         continue;
                     }
-                    running.fetch_add(1, Ordering::SeqCst);
                     msg.tx.send(Ok(())).await.ok();
-                    let running = running.clone();
+                    let slots = slots.clone();
                     let mut updates = msg.rx;
                     tokio::spawn(async move {
                         // The update channel closes when the request ends, however it ends.
-                        while let Ok(Some(_)) = updates.recv().await {}
-                        running.fetch_sub(1, Ordering::SeqCst);
+                        // A request that sends nothing for a lease (its peer died, and the
+                        // connection has not timed out yet) stops counting until it moves.
+                        let mut counted = true;
+                        loop {
+                            match tokio::time::timeout(SLOT_LEASE, updates.recv()).await {
+                                Ok(Ok(Some(_))) if !counted => {
+                                    lock(&slots).resumed(conn);
+                                    counted = true;
+                                }
+                                Ok(Ok(Some(_))) => {}
+                                Ok(_) => break,
+                                Err(_) if counted => {
+                                    lock(&slots).finished(conn, Instant::now());
+                                    counted = false;
+                                }
+                                Err(_) => {}
+                            }
+                        }
+                        if counted {
+                            lock(&slots).finished(conn, Instant::now());
+                        }
                     });
+                }
+                ProviderMessage::ConnectionClosed(msg) => {
+                    lock(&slots).closed(msg.connection_id);
                 }
                 ProviderMessage::ClientConnected(msg) => {
                     let verdict = match msg.endpoint_id {
-                        Some(id) if members.contains(&id) => Ok(()),
+                        Some(id) if members.contains(&id) => {
+                            lock(&slots).connected(msg.connection_id, id);
+                            Ok(())
+                        }
                         Some(id) => {
                             tracing::warn!(
                                 "fleet: refused blob connection from {id}: not a fleet member (add it to [fleet] peers or members)"
@@ -138,6 +271,62 @@ pub(crate) fn provider_events(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slot_stays_with_its_peer_between_requests_until_the_lease_ends() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut slots = Slots::new(1, ms(2000));
+        let peer = |n: u8| iroh::SecretKey::from_bytes(&[n; 32]).public();
+        for (conn, p) in [(1, 1), (2, 2), (3, 3), (4, 1)] {
+            slots.connected(conn, peer(p));
+        }
+        assert!(
+            !slots.admit(9, t0),
+            "a connection never announced gets no slot"
+        );
+        assert!(slots.admit(1, t0), "a free slot is given");
+        assert!(
+            !slots.admit(2, t0),
+            "one slot: the second peer is turned away"
+        );
+        slots.finished(1, t0 + ms(100));
+        // Between two requests of the holder, the slot is still its own.
+        assert!(!slots.admit(2, t0 + ms(300)));
+        assert!(slots.admit(1, t0 + ms(300)), "the holder asks again");
+        assert!(slots.admit(1, t0 + ms(300)), "and may run several requests");
+        slots.finished(1, t0 + ms(400));
+        slots.finished(1, t0 + ms(500));
+        // Idle for the whole lease: the slot goes to the next peer.
+        assert!(!slots.admit(2, t0 + ms(2400)));
+        assert!(slots.admit(2, t0 + ms(2600)));
+        assert!(!slots.admit(1, t0 + ms(2600)));
+        // A closed connection gives its slot back at once.
+        slots.closed(2);
+        assert!(slots.admit(3, t0 + ms(2700)));
+        // The slot is the peer's: a new connection of peer 3 (say after a restart, while the
+        // old one has not timed out) is served; peer 1's new connection is not.
+        slots.connected(5, peer(3));
+        assert!(slots.admit(5, t0 + ms(2800)));
+        assert!(!slots.admit(4, t0 + ms(2800)));
+        slots.closed(3);
+        assert!(
+            !slots.admit(4, t0 + ms(2900)),
+            "peer 3 still has connection 5"
+        );
+        slots.closed(5);
+        assert!(slots.admit(4, t0 + ms(2900)));
+        // A request of peer 1 that stops moving stops holding the slot once a lease has
+        // passed (gate's watcher calls `finished` for it)...
+        slots.finished(4, t0 + ms(3000));
+        slots.connected(6, peer(2));
+        assert!(slots.admit(6, t0 + ms(5100)));
+        // ...and holds one again (over the count) when it moves again.
+        slots.resumed(4);
+        assert!(slots.admit(4, t0 + ms(5200)));
+        slots.connected(7, peer(3));
+        assert!(!slots.admit(7, t0 + ms(5200)));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn pacer_spaces_chunks_at_the_rate() {
