@@ -10,6 +10,7 @@
 #   FLEET_STAR_RUNS=N     runs of the star (default RUNS; its time is set by the origin's link)
 #   FLEET_UPLOAD_SLOTS=N  the nodes' [fleet] upload_slots (default: the node's default, 2)
 #   FLEET_DOC=0           print the section but do not write docs/benchmarks.md
+#   FLEET_SECTION=NAME    the docs/benchmarks.md section it writes (default fleet)
 #   FLEET_QUIET=0         do not wait for an idle machine before each run
 #   FLEET_KEEP=1          keep the work dir (logs, statuses) in /var/tmp
 #
@@ -40,6 +41,7 @@ RUNS=${1:-3}
 SIZE_MIB=${FLEET_SIZE_MIB:-1024}
 ORIGIN_RTT=${FLEET_ORIGIN_RTT:-45}
 RATE_MBIT=${FLEET_RATE_MBIT:-100}
+SECTION=${FLEET_SECTION:-fleet}
 SITES=(s1 s2 s3 s4 s5 s6 s7 s8)
 SITE_RTTS=(10 20 30 40 50 60 70 80)
 FLEET_PORT=7311
@@ -107,48 +109,18 @@ awk '{ print $1 }' "$(dirname "$WAN_ENV")/delayers" | while read -r p; do
     echo "$p" > "$CG/nbfleet-$ID-delay/cgroup.procs"
 done
 cpu() { awk '{ printf "%.2f", $1 / 1e9 }' "$CG/nbfleet-$ID-$1/cpuacct.usage"; }
-# CPU seconds the whole machine has been busy (user, nice, system, irq, softirq, steal).
-busy() { awk '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / 100 }' /proc/stat; }
 # quiet: waits (up to 3 minutes) until the machine has been nearly idle for 2 s, so a run
 # does not share the cores with someone else's work.
-quiet() {
-    local b0 b1
-    [ "${FLEET_QUIET:-1}" = 1 ] || return 0
-    for _ in $(seq 90); do
-        b0=$(busy); sleep 2; b1=$(busy)
-        awk -v a="$b0" -v b="$b1" 'BEGIN { exit !(b - a < 0.3) }' && return 0
-    done
-    log "(the machine is still busy after 3 minutes; measuring anyway)"
-}
+quiet() { [ "${FLEET_QUIET:-1}" = 1 ] || return 0; bench_quiet 2 0.3 90; }
 txbytes() { in_ns origin cat "/sys/class/net/${IFACE[origin]}/statistics/tx_bytes"; }
 now() { date +%s.%N; }
 
 # ---- the file, nginx, and a check of the emulation ----------------------------------------
-mkdir -p "$WORK/www" "$WORK/nginx/tmp"
+mkdir -p "$WORK/www"
 SIZE=$((SIZE_MIB << 20))
 newfile() { head -c "$SIZE" /dev/urandom > "$WORK/www/big.bin"; chmod 644 "$WORK/www/big.bin"; }
 newfile
-cat > "$WORK/nginx/nginx.conf" <<CONF
-worker_processes auto;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    client_body_temp_path $WORK/nginx/tmp/body;
-    proxy_temp_path $WORK/nginx/tmp/proxy;
-    fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
-    uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
-    scgi_temp_path $WORK/nginx/tmp/scgi;
-    default_type application/octet-stream;
-    server {
-        listen ${IP[origin]}:$NGINX_PORT;
-        root $WORK/www;
-    }
-}
-CONF
+bench_nginx_conf "$WORK/nginx" "${IP[origin]}:$NGINX_PORT" "$WORK/www"
 in_ns origin nginx -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' 2>>"$WORK/nginx/stderr.log" &
 NGINX_PID=$!
 echo "$NGINX_PID" > "$CG/nbfleet-$ID-nginx/cgroup.procs"
@@ -181,12 +153,8 @@ for s in "${ALL[@]}"; do NAME_OF[${NID[$s]}]=$s; done
 for s in "${ALL[@]}"; do
     peers=()
     for p in "${ALL[@]}"; do [ "$p" = "$s" ] || peers+=("\"${NID[$p]}@${IP[$p]}:$FLEET_PORT\""); done
-    cat > "$WORK/$s/node.toml" <<TOML
-data_dir = "data"
-trusted_publishers = ["$PUB"]
-[dhcp]
-mode = "off"
-server_ip = "127.0.0.1"
+    bench_node_toml "$WORK/$s/node.toml" "$PUB"
+    cat >> "$WORK/$s/node.toml" <<TOML
 [tftp]
 enabled = false
 [http]
@@ -325,7 +293,7 @@ mib() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1048576 }'; }
 util() { awk -v c="$1" -v t="$2" -v n="$(nproc)" 'BEGIN { if (t == "fail" || t == 0) print "-"; else printf "%.0f %%", 100 * c / (t * n) }'; }
 runs_of() { printf '%s\n' "$@" | awk '{ printf "%s%s", (NR > 1 ? ", " : ""), $2 }'; }
 {
-    echo "<!-- fleet:begin -->"
+    echo "<!-- $SECTION:begin -->"
     echo "### Fleet: one ${SIZE_MIB} MiB release to 8 sites, ${RATE_MBIT} Mbit/s links, 10–80 ms"
     echo
     echo "Command: \`bash tests/bench/fleet.sh $RUNS\`$( [ "$SIZE_MIB" = 1024 ] || echo " with \`FLEET_SIZE_MIB=$SIZE_MIB\`")$( [ "$ORIGIN_RTT" = 45 ] || echo " \`FLEET_ORIGIN_RTT=$ORIGIN_RTT\`")$( [ "$RATE_MBIT" = 100 ] || echo " \`FLEET_RATE_MBIT=$RATE_MBIT\`")$( [ -z "${FLEET_UPLOAD_SLOTS:-}" ] || echo " \`FLEET_UPLOAD_SLOTS=$FLEET_UPLOAD_SLOTS\`")$( [ "${FLEET_STAR_RUNS:-$RUNS}" = "$RUNS" ] || echo " \`FLEET_STAR_RUNS=$FLEET_STAR_RUNS\`") — $(date -u +%Y-%m-%d), netboot $REV, $(nproc) cores, $(uname -r), median of $RUNS runs (netboot) and ${#ST[@]} (star); load average before/after: $LOAD0 / $LOAD1; took $(( ($(date +%s) - START) / 60 )) min."
@@ -363,8 +331,8 @@ runs_of() { printf '%s\n' "$@" | awk '{ printf "%s%s", (NR > 1 ? ", " : ""), $2 
         echo "Uploaded by each node (MiB): $(for s in "${ALL[@]}"; do printf '%s %s, ' "$s" "$(mib "$(jq .uploaded_bytes "$d/$s.json")")"; done | sed 's/, $//')."
         echo "Fetch decisions logged in that run (all nodes): $(cat "$d"/*.log | grep -c 'switching from' || true) switches to a nearer peer, $(cat "$d"/*.log | grep -c 'stalled on' || true) stalls, $(cat "$d"/*.log | grep -c 'nothing new of' || true) waits on a still-fetching nearer peer that ran out."
     fi
-    echo "<!-- fleet:end -->"
+    echo "<!-- $SECTION:end -->"
 } > "$WORK/section.md"
 cat "$WORK/section.md"
 [ "${FLEET_DOC:-1}" = 1 ] || exit 0
-bench_put_section fleet "$WORK/section.md"
+bench_put_section "$SECTION" "$WORK/section.md"

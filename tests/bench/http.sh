@@ -31,28 +31,10 @@ bench_need_root "it creates a network namespace"
 bench_install --stop nginx curl wrk nginx-light iproute2
 bench_build
 
-ID=$(bench_id)
-NS="nbbench-$ID"
-WORK=$(mktemp -d /dev/shm/netboot-bench.XXXXXX)
-chmod 755 "$WORK"
-PIDS=()
 # Each server (and the client) runs in its own cpuacct cgroup: CPU time covers all of nginx's
 # worker processes and all of the node's threads.
 bench_cgroup
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    sleep 0.3
-    for g in "$CG"/nbbench-"$ID"-*; do [ -d "$g" ] && rmdir "$g" 2>/dev/null || true; done
-    ip netns del "$NS" 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-ip netns add "$NS"
-ip -n "$NS" link set lo up
-in_ns() { ip netns exec "$NS" "$@"; }
+bench_netns
 
 mkdir -p "$WORK/root" "$WORK/nginx/tmp"
 head -c "$((SIZE_MIB << 20))" /dev/urandom > "$WORK/root/big.bin"
@@ -61,12 +43,8 @@ chmod -R a+rX "$WORK/root"
 
 # netboot: the file published as a files-only release; HTTP only (no DHCP, no TFTP).
 key=$("$BIN" keygen --out "$WORK/k" 2>/dev/null)
-cat > "$WORK/node.toml" <<TOML
-data_dir = "data"
-trusted_publishers = ["$key"]
-[dhcp]
-mode = "off"
-server_ip = "127.0.0.1"
+bench_node_toml "$WORK/node.toml" "$key"
+cat >> "$WORK/node.toml" <<TOML
 [tftp]
 enabled = false
 [http]
@@ -77,50 +55,15 @@ NB_URL=http://127.0.0.1:16980/images/bench/big.bin
 NB_SMALL=http://127.0.0.1:16980/boot.ipxe
 
 # nginx: one worker per core (Debian's default), sendfile, keep-alive without a request cap.
-cat > "$WORK/nginx/nginx.conf" <<CONF
-worker_processes auto;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
-    keepalive_requests 1000000;
-    client_body_temp_path $WORK/nginx/tmp/body;
-    proxy_temp_path $WORK/nginx/tmp/proxy;
-    fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
-    uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
-    scgi_temp_path $WORK/nginx/tmp/scgi;
-    default_type application/octet-stream;
-    server {
-        listen 127.0.0.1:16981;
-        root $WORK/root;
-    }
-}
-CONF
+bench_nginx_conf "$WORK/nginx" 127.0.0.1:16981 "$WORK/root" "tcp_nodelay on" "keepalive_requests 1000000"
 NG_URL=http://127.0.0.1:16981/big.bin
 NG_SMALL=http://127.0.0.1:16981/small.txt
 
-# cgroup NAME PID: moves a just-started process into its own accounting group.
-cgroup() { mkdir -p "$CG/nbbench-$ID-$1"; echo "$2" > "$CG/nbbench-$ID-$1/cgroup.procs"; }
+# wrk's own accounting group (the servers get theirs when they start).
 mkdir -p "$CG/nbbench-$ID-client"
-# CPU seconds used so far by group NAME and everything it started.
-cpu() { awk '{ printf "%.3f", $1 / 1e9 }' "$CG/nbbench-$ID-$1/cpuacct.usage"; }
-# CPU seconds the whole machine has been busy (user, nice, system, irq, softirq, steal).
-busy() { awk '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / 100 }' /proc/stat; }
-# quiet: waits (up to 2 minutes) until the machine has been nearly idle for a second, so that
-# a run does not share the cores with someone else's work (the "other load" line shows how well
-# that held).
-quiet() {
-    local b0 b1
-    for _ in $(seq 120); do
-        b0=$(busy); sleep 1; b1=$(busy)
-        awk -v a="$b0" -v b="$b1" 'BEGIN { exit !(b - a < 0.15) }' && return 0
-    done
-    echo "  (the machine is still busy after 2 minutes; measuring anyway)" >&2
-}
+# quiet: waits (up to 2 minutes) until the machine has been nearly idle for a second (the
+# "other load" line shows how well that held).
+quiet() { bench_quiet 1 0.15 120; }
 # rss NAME: "VmRSS RssAnon" in kB, summed over the group's processes (nginx: master + workers).
 rss() {
     local files=() p

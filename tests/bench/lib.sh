@@ -71,3 +71,120 @@ bench_put_section() {
         { echo; cat "$2"; } >> "$doc"
     fi
 }
+
+# bench_netns: a namespace of the run's own (loopback up) and a work dir in /dev/shm, both
+# removed on any exit, with every process in PIDS and the run's cgroups. Sets ID, NS, WORK
+# and PIDS.
+bench_netns() {
+    ID=$(bench_id)
+    NS="nbbench-$ID"
+    WORK=$(mktemp -d /dev/shm/netboot-bench.XXXXXX)
+    chmod 755 "$WORK"
+    PIDS=()
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    ip netns add "$NS"
+    ip -n "$NS" link set lo up
+}
+bench_cleanup() {
+    local p g
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    sleep 0.3
+    for g in "$CG"/nbbench-"$ID"-*; do [ -d "$g" ] && rmdir "$g" 2>/dev/null || true; done
+    ip netns del "$NS" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+in_ns() { ip netns exec "$NS" "$@"; }
+
+# bench_veth: tftpd-hpa resolves its bind address with AI_ADDRCONFIG, which ignores loopback:
+# give the namespace one non-loopback address (a veth pair inside it; no traffic uses it).
+bench_veth() {
+    ip -n "$NS" link add nbv0 type veth peer name nbv1
+    ip -n "$NS" addr add 10.255.255.1/30 dev nbv0
+    ip -n "$NS" link set nbv0 up
+    ip -n "$NS" link set nbv1 up
+}
+
+# cgroup NAME PID: moves a just-started server into its own accounting group of this run.
+cgroup() { mkdir -p "$CG/nbbench-$ID-$1"; echo "$2" > "$CG/nbbench-$ID-$1/cgroup.procs"; }
+# cpu NAME: CPU seconds that group has used so far.
+cpu() { awk '{ printf "%.3f", $1 / 1e9 }' "$CG/nbbench-$ID-$1/cpuacct.usage"; }
+
+# busy: CPU seconds the whole machine has been busy so far (user, nice, system, irq, softirq,
+# steal, all cores).
+busy() { awk '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / 100 }' /proc/stat; }
+
+# bench_quiet SECONDS MAX_BUSY TRIES: waits until the machine used less than MAX_BUSY
+# CPU-seconds in SECONDS (nearly idle), at most TRIES times, so a run does not share the
+# cores with someone else's work; then measures anyway, and says so.
+bench_quiet() {
+    local b0 b1
+    for _ in $(seq "$3"); do
+        b0=$(busy); sleep "$1"; b1=$(busy)
+        awk -v a="$b0" -v b="$b1" -v m="$2" 'BEGIN { exit !(b - a < m) }' && return 0
+    done
+    echo "$BENCH: (the machine is still busy; measuring anyway)" >&2
+}
+
+# bench_nginx_conf DIR LISTEN ROOT [DIRECTIVE...]: an nginx config of the benchmark's own (pid,
+# logs and temp files under DIR, never the system service's): sendfile, no access log, one
+# worker per core, ROOT served on LISTEN; extra http-level directives after it.
+bench_nginx_conf() {
+    local dir=$1 listen=$2 root=$3 extra
+    shift 3
+    extra=$(printf '    %s;\n' "$@")
+    mkdir -p "$dir/tmp"
+    cat > "$dir/nginx.conf" <<CONF
+worker_processes auto;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+$( [ $# -eq 0 ] || echo "$extra")
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    default_type application/octet-stream;
+    server {
+        listen $listen;
+        root $root;
+    }
+}
+CONF
+}
+
+# bench_node_toml FILE PUBKEY: the head of a node config for a benchmark: its data dir beside
+# FILE, PUBKEY trusted, no DHCP. The caller appends the [tftp]/[http]/[fleet] it measures.
+bench_node_toml() {
+    cat > "$1" <<TOML
+data_dir = "data"
+trusted_publishers = ["$2"]
+[dhcp]
+mode = "off"
+server_ip = "127.0.0.1"
+TOML
+}
+
+# bench_tftp_node FILE: a node in $WORK whose first-stage program is FILE (published as a
+# files-only release, signed with a key of the run's own), TFTP on 127.0.0.1:16969.
+bench_tftp_node() {
+    local key
+    key=$("$BIN" keygen --out "$WORK/k" 2>/dev/null)
+    bench_node_toml "$WORK/node.toml" "$key"
+    cat >> "$WORK/node.toml" <<TOML
+[tftp]
+listen = "127.0.0.1:16969"
+[http]
+listen = "127.0.0.1:16980"
+[boot]
+first_stage = "bench"
+TOML
+    "$BIN" publish --config "$WORK/node.toml" --key "$WORK/k" --name bench --file "$1" >/dev/null 2>&1
+}

@@ -28,6 +28,8 @@
 # nginx runs with its own config, pid and logs under PEER_DIR (never the system service).
 # Exit: status of whichever child exited first; 143/130 on TERM/INT; 2 usage / missing prerequisite.
 set -euo pipefail
+# shellcheck source=../pxe/peer-lib.sh
+source "$(dirname "$0")/../pxe/peer-lib.sh"
 
 die2() { echo "peer-dnsmasq-nginx: ERROR: $*" >&2; exit 2; }
 kind=${1:-}
@@ -81,15 +83,7 @@ EOF
 fi
 
 {
-    echo "port=0"
-    echo "interface=$LAB_IFACE_SERVER"
-    echo "bind-interfaces"
-    echo "user=root"
-    echo "group=root"
-    echo "log-facility=-"
-    echo "log-dhcp"
-    echo "pid-file=$dir/dnsmasq.pid"
-    echo "dhcp-leasefile=$dir/dnsmasq.leases"
+    dnsmasq_base_conf "$dir/dnsmasq"
     echo "enable-tftp"
     echo "tftp-root=$dir/tftp"
     echo "dhcp-range=$LAB_NET.0,proxy,$LAB_NETMASK"
@@ -140,14 +134,4 @@ http_pid=$!
 stamp() { while IFS= read -r l; do printf '%s %s\n' "$EPOCHREALTIME" "$l"; done; }
 dnsmasq --keep-in-foreground --conf-file="$dir/dnsmasq.conf" > >(stamp >>"$dir/dnsmasq.log") 2>&1 &
 dns_pid=$!
-stop() {
-    kill -TERM "$http_pid" "$dns_pid" 2>/dev/null || true
-    wait "$http_pid" "$dns_pid" 2>/dev/null || true
-}
-trap 'stop; exit 143' TERM
-trap 'stop; exit 130' INT
-rc=0
-wait -n "$http_pid" "$dns_pid" || rc=$?
-echo "peer-dnsmasq-nginx: a child exited (status $rc), stopping" >&2
-stop
-exit "$rc"
+supervise peer-dnsmasq-nginx "$http_pid" "$dns_pid"

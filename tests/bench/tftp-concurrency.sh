@@ -28,58 +28,19 @@ bench_need_root "it creates a network namespace"
 bench_install --stop tftpd-hpa curl tftpd-hpa dnsmasq-base iproute2 util-linux
 bench_build
 
-ID=$(bench_id)
-NS="nbbench-$ID"
-WORK=$(mktemp -d /dev/shm/netboot-bench.XXXXXX)
-chmod 755 "$WORK"
-PIDS=()
 # Each server runs in its own cpuacct cgroup, so CPU time includes the children tftpd-hpa
 # forks per transfer (they are auto-reaped, so /proc's cutime never sees them).
 bench_cgroup
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    sleep 0.2
-    for g in "$CG"/nbbench-"$ID"-*; do [ -d "$g" ] && rmdir "$g" 2>/dev/null || true; done
-    ip netns del "$NS" 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-ip netns add "$NS"
-ip -n "$NS" link set lo up
+bench_netns
 ip -n "$NS" addr add 127.0.0.2/8 dev lo
-# tftpd-hpa resolves its bind address with AI_ADDRCONFIG, which ignores loopback: give the
-# namespace one non-loopback address (a veth pair inside it; no traffic uses it).
-ip -n "$NS" link add nbv0 type veth peer name nbv1
-ip -n "$NS" addr add 10.255.255.1/30 dev nbv0
-ip -n "$NS" link set nbv0 up
-ip -n "$NS" link set nbv1 up
-in_ns() { ip netns exec "$NS" "$@"; }
+bench_veth
 
 mkdir -p "$WORK/root"
 head -c "$SIZE" /dev/urandom > "$WORK/root/ipxe.efi"
 chmod -R a+rX "$WORK/root"
 
 # netboot: the file published as a files-only release, served as a first-stage program.
-key=$("$BIN" keygen --out "$WORK/k" 2>/dev/null)
-cat > "$WORK/node.toml" <<TOML
-data_dir = "data"
-trusted_publishers = ["$key"]
-[dhcp]
-mode = "off"
-server_ip = "127.0.0.1"
-[tftp]
-listen = "127.0.0.1:16969"
-[http]
-listen = "127.0.0.1:16980"
-[boot]
-first_stage = "bench"
-TOML
-"$BIN" publish --config "$WORK/node.toml" --key "$WORK/k" --name bench --file "$WORK/root/ipxe.efi" >/dev/null 2>&1
-# cgroup NAME PID: moves a just-started server into its own accounting group.
-cgroup() { mkdir -p "$CG/nbbench-$ID-$1"; echo "$2" > "$CG/nbbench-$ID-$1/cgroup.procs"; }
+bench_tftp_node "$WORK/root/ipxe.efi"
 ip netns exec "$NS" env RUST_LOG=warn "$BIN" node --config "$WORK/node.toml" 2>"$WORK/netboot.log" &
 PIDS+=($!); cgroup netboot $!
 ip netns exec "$NS" in.tftpd -L -a 127.0.0.1:16970 -s "$WORK/root" 2>"$WORK/hpa.log" &
@@ -100,7 +61,6 @@ done
 
 mkdir -p "$CG/nbbench-$ID-clients"
 # CPU seconds used so far by server NAME and everything it started.
-cpu() { awk '{ printf "%.3f", $1 / 1e9 }' "$CG/nbbench-$ID-$1/cpuacct.usage"; }
 # CPU seconds the whole machine has been busy (user, nice, system, irq, softirq, steal).
 busy() { awk '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / 100 }' /proc/stat; }
 # quiet: waits (up to 2 minutes) until the machine has been nearly idle for a second, so that

@@ -21,57 +21,18 @@ bench_need_root "it creates a network namespace"
 bench_install --stop tftpd-hpa curl atftp tftpd-hpa dnsmasq-base iproute2
 bench_build
 
-ID=$(bench_id)
-NS="nbbench-$ID"
-WORK=$(mktemp -d /dev/shm/netboot-bench.XXXXXX)
-chmod 755 "$WORK"
-PIDS=()
 # Each server runs in its own cpuacct cgroup, so CPU time includes the children tftpd-hpa
 # forks per transfer (they are auto-reaped, so /proc's cutime never sees them).
 bench_cgroup
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    sleep 0.2
-    for g in "$CG"/nbbench-"$ID"-*; do [ -d "$g" ] && rmdir "$g" 2>/dev/null || true; done
-    ip netns del "$NS" 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-ip netns add "$NS"
-ip -n "$NS" link set lo up
-# tftpd-hpa resolves its bind address with AI_ADDRCONFIG, which ignores loopback: give the
-# namespace one non-loopback address (a veth pair inside it; no traffic uses it).
-ip -n "$NS" link add nbv0 type veth peer name nbv1
-ip -n "$NS" addr add 10.255.255.1/30 dev nbv0
-ip -n "$NS" link set nbv0 up
-ip -n "$NS" link set nbv1 up
-in_ns() { ip netns exec "$NS" "$@"; }
+bench_netns
+bench_veth
 
 mkdir -p "$WORK/root"
 head -c "$((SIZE_MIB << 20))" /dev/urandom > "$WORK/root/big.bin"
 chmod -R a+rX "$WORK/root"
 
 # netboot: the file published as a files-only release, served as a first-stage program.
-key=$("$BIN" keygen --out "$WORK/k" 2>/dev/null)
-cat > "$WORK/node.toml" <<TOML
-data_dir = "data"
-trusted_publishers = ["$key"]
-[dhcp]
-mode = "off"
-server_ip = "127.0.0.1"
-[tftp]
-listen = "127.0.0.1:16969"
-[http]
-listen = "127.0.0.1:16980"
-[boot]
-first_stage = "bench"
-TOML
-"$BIN" publish --config "$WORK/node.toml" --key "$WORK/k" --name bench --file "$WORK/root/big.bin" >/dev/null 2>&1
-# cgroup NAME PID: moves a just-started server into its own accounting group.
-cgroup() { mkdir -p "$CG/nbbench-$ID-$1"; echo "$2" > "$CG/nbbench-$ID-$1/cgroup.procs"; }
+bench_tftp_node "$WORK/root/big.bin"
 ip netns exec "$NS" env RUST_LOG=warn "$BIN" node --config "$WORK/node.toml" 2>"$WORK/netboot.log" &
 PIDS+=($!); NETBOOT_PID=$!; cgroup netboot $!
 ip netns exec "$NS" in.tftpd -L -a 127.0.0.1:16970 -s "$WORK/root" 2>"$WORK/hpa.log" &
@@ -85,7 +46,6 @@ for p in $NETBOOT_PID $HPA_PID $DNSMASQ_PID; do
 done
 
 # CPU seconds used so far by server NAME and everything it started.
-cpu() { awk '{ printf "%.3f", $1 / 1e9 }' "$CG/nbbench-$ID-$1/cpuacct.usage"; }
 
 # one PORT NAME CLIENT ARGS...: prints "seconds cpu_seconds", or "fail".
 one() {

@@ -21,6 +21,8 @@
 # Writes $LAB_DIR/dnsmasq-server.{conf,log,leases}, $LAB_DIR/http.log, $LAB_DIR/http/.
 # Exit: status of whichever child exited first; 143/130 on TERM/INT; 2 usage / missing prerequisite.
 set -euo pipefail
+# shellcheck source=peer-lib.sh
+source "$(dirname "$0")/peer-lib.sh"
 
 die2() { echo "reference-server: ERROR: $*" >&2; exit 2; }
 kind=${1:-}
@@ -50,15 +52,7 @@ EOF
 
 conf="$LAB_DIR/dnsmasq-server.conf"
 {
-    echo "port=0"
-    echo "interface=$LAB_IFACE_SERVER"
-    echo "bind-interfaces"
-    echo "user=root"
-    echo "group=root"
-    echo "log-facility=-"
-    echo "log-dhcp"
-    echo "pid-file=$LAB_DIR/dnsmasq-server.pid"
-    echo "dhcp-leasefile=$LAB_DIR/dnsmasq-server.leases"
+    dnsmasq_base_conf "$LAB_DIR/dnsmasq-server"
     echo "enable-tftp"
     echo "tftp-root=/usr/lib/ipxe"
     echo "dhcp-userclass=set:ipxe,iPXE"
@@ -89,14 +83,4 @@ python3 -u -m http.server "$port" --bind "$LAB_SERVER_IP" --directory "$dir" >>"
 http_pid=$!
 dnsmasq --keep-in-foreground --conf-file="$conf" >>"$LAB_DIR/dnsmasq-server.log" 2>&1 &
 dns_pid=$!
-stop() {
-    kill -TERM "$http_pid" "$dns_pid" 2>/dev/null || true
-    wait "$http_pid" "$dns_pid" 2>/dev/null || true
-}
-trap 'stop; exit 143' TERM
-trap 'stop; exit 130' INT
-rc=0
-wait -n "$http_pid" "$dns_pid" || rc=$?
-echo "reference-server: a child exited (status $rc), stopping" >&2
-stop
-exit "$rc"
+supervise reference-server "$http_pid" "$dns_pid"
