@@ -121,7 +121,9 @@ SIZE=$((SIZE_MIB << 20))
 newfile() { head -c "$SIZE" /dev/urandom > "$WORK/www/big.bin"; chmod 644 "$WORK/www/big.bin"; }
 newfile
 bench_nginx_conf "$WORK/nginx" "${IP[origin]}:$NGINX_PORT" "$WORK/www"
-in_ns origin nginx -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' 2>>"$WORK/nginx/stderr.log" &
+# Started with ip netns exec itself, not through the in_ns function: a function run with &
+# is a subshell, and $! would be that subshell, not the server (kill and cgroups would miss it).
+ip netns exec "${NS[origin]}" nginx -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' 2>>"$WORK/nginx/stderr.log" &
 NGINX_PID=$!
 echo "$NGINX_PID" > "$CG/nbfleet-$ID-nginx/cgroup.procs"
 URL="http://${IP[origin]}:$NGINX_PORT/big.bin"
@@ -174,14 +176,17 @@ start_nodes() {
     NODE_PIDS=()
     for s in "${ALL[@]}"; do
         find "$WORK/$s/data" -mindepth 1 -maxdepth 1 ! -name fleet.key -exec rm -rf {} +
-        in_ns "$s" "$BIN" node --config "$WORK/$s/node.toml" > "$WORK/$s/node.log" 2>&1 &
+        ip netns exec "${NS[$s]}" "$BIN" node --config "$WORK/$s/node.toml" > "$WORK/$s/node.log" 2>&1 &
         p=$!
         NODE_PIDS+=("$p")
         echo "$p" > "$CG/nbfleet-$ID-nodes/cgroup.procs"
     done
     for s in "${ALL[@]}"; do
         for n in $(seq 300); do grep -q "netboot node up" "$WORK/$s/node.log" && break; sleep 0.1; done
-        grep -q "netboot node up" "$WORK/$s/node.log" || { log "node $s did not start:"; cat "$WORK/$s/node.log" >&2; exit 1; }
+        grep -q "netboot node up" "$WORK/$s/node.log" || {
+            log "node $s did not start:"; cat "$WORK/$s/node.log" >&2
+            in_ns "$s" ss -ltnup >&2; ps -ef | grep -v grep | grep "netboot" >&2; exit 1
+        }
     done
     for n in $(seq 120); do
         local ok=1
@@ -284,6 +289,7 @@ LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 col() { local k=$1; shift; printf '%s\n' "$@" | awk -v k="$k" '$2 != "fail" { print $k }' | median; }
 nb_t=$(col 2 "${NB[@]}"); nb_tx=$(col 3 "${NB[@]}"); nb_up=$(col 4 "${NB[@]}"); nb_busy=$(col 5 "${NB[@]}")
 nb_cpu=$(col 6 "${NB[@]}"); nb_dcpu=$(col 7 "${NB[@]}"); nb_pub=$(col 8 "${NB[@]}")
+STAR_RUNS=${#ST[@]}
 [ ${#ST[@]} -gt 0 ] || ST=("0 fail")
 st_t=$(col 2 "${ST[@]}"); st_tx=$(col 3 "${ST[@]}"); st_busy=$(col 4 "${ST[@]}"); st_cpu=$(col 5 "${ST[@]}"); st_dcpu=$(col 6 "${ST[@]}")
 # The netboot run whose time is the median: its distribution tree is shown.
@@ -292,11 +298,16 @@ x() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "fail" || b == 0) print "-"; els
 mib() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1048576 }'; }
 util() { awk -v c="$1" -v t="$2" -v n="$(nproc)" 'BEGIN { if (t == "fail" || t == 0) print "-"; else printf "%.0f %%", 100 * c / (t * n) }'; }
 runs_of() { printf '%s\n' "$@" | awk '{ printf "%s%s", (NR > 1 ? ", " : ""), $2 }'; }
+# The settings that differ from the defaults, as they were given.
+ENVS=()
+for v in FLEET_SIZE_MIB FLEET_ORIGIN_RTT FLEET_RATE_MBIT FLEET_UPLOAD_SLOTS FLEET_STAR FLEET_STAR_RUNS FLEET_SECTION; do
+    [ -z "${!v:-}" ] || ENVS+=("$v=${!v}")
+done
 {
     echo "<!-- $SECTION:begin -->"
     echo "### Fleet: one ${SIZE_MIB} MiB release to 8 sites, ${RATE_MBIT} Mbit/s links, 10–80 ms"
     echo
-    echo "Command: \`bash tests/bench/fleet.sh $RUNS\`$( [ "$SIZE_MIB" = 1024 ] || echo " with \`FLEET_SIZE_MIB=$SIZE_MIB\`")$( [ "$ORIGIN_RTT" = 45 ] || echo " \`FLEET_ORIGIN_RTT=$ORIGIN_RTT\`")$( [ "$RATE_MBIT" = 100 ] || echo " \`FLEET_RATE_MBIT=$RATE_MBIT\`")$( [ -z "${FLEET_UPLOAD_SLOTS:-}" ] || echo " \`FLEET_UPLOAD_SLOTS=$FLEET_UPLOAD_SLOTS\`")$( [ "${FLEET_STAR_RUNS:-$RUNS}" = "$RUNS" ] || echo " \`FLEET_STAR_RUNS=$FLEET_STAR_RUNS\`") — $(date -u +%Y-%m-%d), netboot $REV, $(nproc) cores, $(uname -r), median of $RUNS runs (netboot) and ${#ST[@]} (star); load average before/after: $LOAD0 / $LOAD1; took $(( ($(date +%s) - START) / 60 )) min."
+    echo "Command: \`${ENVS[*]}${ENVS[*]:+ }bash tests/bench/fleet.sh $RUNS\` — $(date -u +%Y-%m-%d), netboot $REV, $(nproc) cores, $(uname -r), median of $RUNS runs (netboot) and $STAR_RUNS (star); load average before/after: $LOAD0 / $LOAD1; took $(( ($(date +%s) - START) / 60 )) min."
     echo
     echo "Links to the core router: origin ${ORIGIN_RTT} ms; s1…s8 ${SITE_RTTS[*]} ms (round trip; site to site = the sum of both links), each ${RATE_MBIT} Mbit/s. Lower bound = size ÷ ${RATE_MBIT} Mbit/s = **${LB} s**."
     echo "Emulation check on the idle lab: $(IFS=';'; echo "${CHECK[*]}" | sed 's/;/; /g')."
@@ -304,11 +315,11 @@ runs_of() { printf '%s\n' "$@" | awk '{ printf "%s%s", (NR > 1 ? ", " : ""), $2 
     echo "| | last site has it | ÷ lower bound | origin sent (wire) | ÷ size | machine CPU busy |"
     echo "|---|---|---|---|---|---|"
     echo "| netboot fleet sync | ${nb_t} s | $(x "$nb_t" "$LB") | $(mib "$nb_tx") MiB (payload $(mib "$nb_up") MiB) | $(x "$nb_tx" "$SIZE") | $(util "$nb_busy" "$nb_t") |"
-    echo "| star: 8 × curl from nginx at the origin | ${st_t} s | $(x "$st_t" "$LB") | $(mib "$st_tx") MiB | $(x "$st_tx" "$SIZE") | $(util "$st_busy" "$st_t") |"
+    [ "$STAR_RUNS" = 0 ] || echo "| star: 8 × curl from nginx at the origin | ${st_t} s | $(x "$st_t" "$LB") | $(mib "$st_tx") MiB | $(x "$st_tx" "$SIZE") | $(util "$st_busy" "$st_t") |"
     echo "| targets (issue 5) | | ≤ 1.30× | | ≤ 2.00× | |"
     echo
-    echo "Runs (s): netboot $(runs_of "${NB[@]}"); star $(runs_of "${ST[@]}"). \`publish --to\` itself returned after ${nb_pub} s (origin committed)."
-    echo "CPU seconds per run (cpuacct): the nine nodes ${nb_cpu}, delayers ${nb_dcpu} (netboot); nginx ${st_cpu}, delayers ${st_dcpu} (star). Machine CPU busy = all CPU time of the host during the run ÷ (time × $(nproc) cores), other users' work included."
+    echo "Runs (s): netboot $(runs_of "${NB[@]}")$( [ "$STAR_RUNS" = 0 ] || echo "; star $(runs_of "${ST[@]}")"). \`publish --to\` itself returned after ${nb_pub} s (origin committed)."
+    echo "CPU seconds per run (cpuacct): the nine nodes ${nb_cpu}, delayers ${nb_dcpu} (netboot)$( [ "$STAR_RUNS" = 0 ] || echo "; nginx ${st_cpu}, delayers ${st_dcpu} (star)"). Machine CPU busy = all CPU time of the host during the run ÷ (time × $(nproc) cores), other users' work included."
     if [ -n "$MED" ]; then
         d="$WORK/nb-$MED"
         echo
