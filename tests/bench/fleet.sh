@@ -209,10 +209,10 @@ LB=$(awk -v b="$SIZE" -v r="$RATE_MBIT" 'BEGIN { printf "%.2f", b * 8 / (r * 1e6
 DEADLINE=$(awk -v l="$LB" 'BEGIN { printf "%d", l * 12 + 180 }')
 
 # run_netboot N: sets RES to "seconds origin_wire_bytes origin_uploaded_bytes busy_cpu_s nodes_cpu_s
-# delay_cpu_s publish_seconds"; keeps the statuses, logs, per-site finish
+# delay_cpu_s publish_seconds peak_node_rss_kB"; keeps the statuses, logs, per-site finish
 # times and a progress trace in $WORK/nb-N/.
 run_netboot() {
-    local n=$1 dir="$WORK/nb-$1" s t0 t tx0 tx1 b0 b1 c0 c1 d0 d1 left pub_pid tpub
+    local n=$1 dir="$WORK/nb-$1" s t0 t tx0 tx1 b0 b1 c0 c1 d0 d1 left pub_pid tpub rss peak=0
     mkdir -p "$dir"
     newfile
     start_nodes
@@ -239,6 +239,9 @@ run_netboot() {
         done
         left=("${still[@]}")
         echo "$(awk -v a="$t0" -v b="$t" 'BEGIN { printf "%.1f", b - a }') $(busy)" >> "$dir/cpu"
+        # The largest node (VmRSS, kB) seen so far: the footprint while distributing.
+        rss=$(for p in "${NODE_PIDS[@]}"; do awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null; done | sort -n | tail -1)
+        [ "${rss:-0}" -le "$peak" ] || peak=$rss
         if awk -v a="$t0" -v b="$t" -v d="$DEADLINE" 'BEGIN { exit !(b - a > d) }'; then
             log "netboot run $n: not done after ${DEADLINE} s (left: ${left[*]})"
             break
@@ -253,8 +256,8 @@ run_netboot() {
     if [ ${#left[@]} -gt 0 ]; then RES=fail; return; fi
     RES=$(awk -v a="$t0" -v b="$t" -v tx="$((tx1 - tx0))" -v up="$(jq .uploaded_bytes "$dir/origin.json")" \
         -v busy="$(awk -v a="$b0" -v b="$b1" 'BEGIN { print b - a }')" -v c="$(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }')" \
-        -v d="$(awk -v a="$d0" -v b="$d1" 'BEGIN { print b - a }')" -v p="$tpub" -v last="$(sort -k2 -n "$dir/done" | tail -1 | cut -d' ' -f2)" \
-        'BEGIN { printf "%.1f %.0f %.0f %.1f %.1f %.1f %s\n", last, tx, up, busy, c, d, p }')
+        -v d="$(awk -v a="$d0" -v b="$d1" 'BEGIN { print b - a }')" -v p="$tpub" -v rss="$peak" -v last="$(sort -k2 -n "$dir/done" | tail -1 | cut -d' ' -f2)" \
+        'BEGIN { printf "%.1f %.0f %.0f %.1f %.1f %.1f %s %d\n", last, tx, up, busy, c, d, p, rss }')
 }
 
 # run_star N: sets RES to "seconds origin_wire_bytes busy_cpu_s nginx_cpu_s delay_cpu_s".
@@ -289,6 +292,7 @@ LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 col() { local k=$1; shift; printf '%s\n' "$@" | awk -v k="$k" '$2 != "fail" { print $k }' | median; }
 nb_t=$(col 2 "${NB[@]}"); nb_tx=$(col 3 "${NB[@]}"); nb_up=$(col 4 "${NB[@]}"); nb_busy=$(col 5 "${NB[@]}")
 nb_cpu=$(col 6 "${NB[@]}"); nb_dcpu=$(col 7 "${NB[@]}"); nb_pub=$(col 8 "${NB[@]}")
+nb_rss=$(col 9 "${NB[@]}")
 STAR_RUNS=${#ST[@]}
 [ ${#ST[@]} -gt 0 ] || ST=("0 fail")
 st_t=$(col 2 "${ST[@]}"); st_tx=$(col 3 "${ST[@]}"); st_busy=$(col 4 "${ST[@]}"); st_cpu=$(col 5 "${ST[@]}"); st_dcpu=$(col 6 "${ST[@]}")
@@ -319,6 +323,7 @@ done
     echo "| targets (issue 5) | | ≤ 1.30× | | ≤ 2.00× | |"
     echo
     echo "Runs (s): netboot $(runs_of "${NB[@]}")$( [ "$STAR_RUNS" = 0 ] || echo "; star $(runs_of "${ST[@]}")"). \`publish --to\` itself returned after ${nb_pub} s (origin committed)."
+    echo "Node footprint while distributing: the largest node's VmRSS peaked at $(awk -v k="$nb_rss" 'BEGIN { printf "%.1f", k / 1024 }') MiB (median over the runs of the largest of the nine, sampled every 0.5 s)."
     echo "CPU seconds per run (cpuacct): the nine nodes ${nb_cpu}, delayers ${nb_dcpu} (netboot)$( [ "$STAR_RUNS" = 0 ] || echo "; nginx ${st_cpu}, delayers ${st_dcpu} (star)"). Machine CPU busy = all CPU time of the host during the run ÷ (time × $(nproc) cores), other users' work included."
     if [ -n "$MED" ]; then
         d="$WORK/nb-$MED"

@@ -92,10 +92,11 @@ median() { bench_median -; }
 
 # --- Footprint: fresh starts ---------------------------------------------------------------
 # Each run starts a server, times start -> first 200 answer (netboot: the /boot.ipxe script;
-# nginx: a small file), waits 2 s and reads its idle RSS, then times a first 1-byte range of the
+# nginx: a small file), waits 2 s and reads its idle RSS, measures the CPU it uses in the next
+# 10 s of idling (the node keeps no timers of its own when idle), then times a first 1-byte range of the
 # 1 GiB file (for the node this includes the one-time BLAKE3 check of a file not yet verified
 # since start), and stops it.
-declare -A UP IDLE IDLEANON FIRSTBIG
+declare -A UP IDLE IDLEANON IDLECPU FIRSTBIG
 for name in netboot nginx; do
     : > "$WORK/fp.$name"
     for _ in $(seq "$RUNS"); do
@@ -107,17 +108,20 @@ for name in netboot nginx; do
         up=$(ms_since "$t0")
         sleep 2
         read -r r a <<<"$(rss "$name")"
+        c0=$(cpu "$name"); sleep 10; c1=$(cpu "$name")
+        idle_ms=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.0f", (b - a) * 1000 }')
         t1=$(date +%s.%N)
         in_ns curl -sf -o /dev/null -r 0-0 "$big"
         first=$(ms_since "$t1")
-        echo "$up $r $a $first" >> "$WORK/fp.$name"
-        echo "  $name start: first answer $up ms, idle RSS $r kB (anon $a kB), first 1 GiB-file byte $first ms" >&2
+        echo "$up $r $a $first $idle_ms" >> "$WORK/fp.$name"
+        echo "  $name start: first answer $up ms, idle RSS $r kB (anon $a kB), idle CPU $idle_ms ms in 10 s, first 1 GiB-file byte $first ms" >&2
         stop "$SERVER_PID"
     done
     UP[$name]=$(awk '{ print $1 }' "$WORK/fp.$name" | median)
     IDLE[$name]=$(awk '{ print $2 }' "$WORK/fp.$name" | median)
     IDLEANON[$name]=$(awk '{ print $3 }' "$WORK/fp.$name" | median)
     FIRSTBIG[$name]=$(awk '{ print $4 }' "$WORK/fp.$name" | median)
+    IDLECPU[$name]=$(awk '{ print $5 }' "$WORK/fp.$name" | median)
 done
 
 # --- Load ----------------------------------------------------------------------------------
@@ -296,6 +300,7 @@ met() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN { if (v == "-") print "no dat
     echo "| start → first HTTP answer | ${UP[netboot]} ms | ${UP[nginx]} ms | |"
     echo "| idle VmRSS | $(mb "${IDLE[netboot]}") MiB | $(mb "${IDLE[nginx]}") MiB | ≤ 30 MB: $(met "$(awk -v k="${IDLE[netboot]}" 'BEGIN { print k * 1024 / 1e6 }')" 30 le) |"
     echo "| idle RssAnon | $(mb "${IDLEANON[netboot]}") MiB | $(mb "${IDLEANON[nginx]}") MiB | |"
+    echo "| idle CPU, 10 s from 2 s after the first answer | ${IDLECPU[netboot]} ms | ${IDLECPU[nginx]} ms | |"
     echo "| first byte of the 1 GiB file after start | ${FIRSTBIG[netboot]} ms | ${FIRSTBIG[nginx]} ms | |"
     for script in whole range; do
         p=$(peak netboot "$script" 200 8)
