@@ -93,7 +93,7 @@ median() { bench_median -; }
 # --- Footprint: fresh starts ---------------------------------------------------------------
 # Each run starts a server, times start -> first 200 answer (netboot: the /boot.ipxe script;
 # nginx: a small file), waits 2 s and reads its idle RSS, measures the CPU it uses in the next
-# 10 s of idling (the node keeps no timers of its own when idle), then times a first 1-byte range of the
+# 10 s of idling, then times a first 1-byte range of the
 # 1 GiB file (for the node this includes the one-time BLAKE3 check of a file not yet verified
 # since start), and stops it.
 declare -A UP IDLE IDLEANON IDLECPU FIRSTBIG
