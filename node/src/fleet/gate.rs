@@ -40,7 +40,7 @@ use super::config::Rate;
 
 /// Bytes a sender may run ahead of the rate (smooths scheduling jitter).
 const BURST_BYTES: f64 = 256.0 * 1024.0;
-/// How long a slot stays with a connection that has no request running. A peer following a
+/// How long a slot stays with a peer that has no request running. A peer following a
 /// still-fetching source re-asks within a few hundred milliseconds (fetch.rs); one that is
 /// done or has moved on stops asking.
 const SLOT_LEASE: Duration = Duration::from_secs(2);
