@@ -95,6 +95,15 @@ pub struct TftpSection {
     pub enabled: bool,
     #[serde(default = "default_tftp_listen")]
     pub listen: SocketAddr,
+    /// Transfers at once; more get "server busy" (each holds a socket and a file).
+    #[serde(default = "default_tftp_max_transfers")]
+    pub max_transfers: usize,
+    /// Transfers at once from one client IP address (a PXE client runs one at a time).
+    #[serde(default = "default_tftp_max_per_client")]
+    pub max_transfers_per_client: usize,
+    /// Largest `timeout` option a client may negotiate, seconds; larger ones are declined.
+    #[serde(default = "default_tftp_max_timeout_option")]
+    pub max_timeout_option_secs: u8,
 }
 
 impl Default for TftpSection {
@@ -102,6 +111,23 @@ impl Default for TftpSection {
         Self {
             enabled: true,
             listen: default_tftp_listen(),
+            max_transfers: default_tftp_max_transfers(),
+            max_transfers_per_client: default_tftp_max_per_client(),
+            max_timeout_option_secs: default_tftp_max_timeout_option(),
+        }
+    }
+}
+
+impl TftpSection {
+    /// The TFTP server's settings: these limits, the rest at their defaults.
+    pub fn server_config(&self) -> crate::tftp::TftpConfig {
+        crate::tftp::TftpConfig {
+            max_transfers: self.max_transfers.max(1),
+            max_transfers_per_client: self.max_transfers_per_client.max(1),
+            max_option_timeout: std::time::Duration::from_secs(
+                self.max_timeout_option_secs.max(1).into(),
+            ),
+            ..crate::tftp::TftpConfig::default()
         }
     }
 }
@@ -115,6 +141,19 @@ pub struct HttpSection {
     /// The URL clients are told, e.g. `http://10.0.0.1:8080`. Default: `http://<server_ip>`
     /// with the listen port.
     pub base_url: Option<String>,
+    /// Open connections in total; when full, the connection idle longest is closed for a
+    /// new one, and a new one is refused only while every connection is busy.
+    #[serde(default = "default_http_max_connections")]
+    pub max_connections: usize,
+    /// Open connections from one client IP address (same rule when full).
+    #[serde(default = "default_http_max_per_client")]
+    pub max_connections_per_client: usize,
+    /// Seconds a client has to send a complete request head.
+    #[serde(default = "default_http_header_timeout")]
+    pub header_timeout_secs: u64,
+    /// Seconds a kept-alive connection may sit without a request before it is closed.
+    #[serde(default = "default_http_idle_timeout")]
+    pub idle_timeout_secs: u64,
 }
 
 impl Default for HttpSection {
@@ -122,6 +161,21 @@ impl Default for HttpSection {
         Self {
             listen: default_http_listen(),
             base_url: None,
+            max_connections: default_http_max_connections(),
+            max_connections_per_client: default_http_max_per_client(),
+            header_timeout_secs: default_http_header_timeout(),
+            idle_timeout_secs: default_http_idle_timeout(),
+        }
+    }
+}
+
+impl HttpSection {
+    pub fn limits(&self) -> crate::http::HttpLimits {
+        crate::http::HttpLimits {
+            max_connections: self.max_connections.max(1),
+            max_connections_per_client: self.max_connections_per_client.max(1),
+            header_timeout: std::time::Duration::from_secs(self.header_timeout_secs.max(1)),
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout_secs.max(1)),
         }
     }
 }
@@ -182,6 +236,32 @@ fn yes() -> bool {
 }
 fn default_tftp_listen() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 69))
+}
+// Defaults keep the node's descriptors (HTTP connections + 2 per TFTP transfer + the store
+// and fleet) well under 1024, the limit systemd gives a service unless told otherwise.
+fn default_tftp_max_transfers() -> usize {
+    crate::tftp::TftpConfig::default().max_transfers
+}
+fn default_tftp_max_per_client() -> usize {
+    crate::tftp::TftpConfig::default().max_transfers_per_client
+}
+fn default_tftp_max_timeout_option() -> u8 {
+    crate::tftp::TftpConfig::default()
+        .max_option_timeout
+        .as_secs()
+        .clamp(1, 255) as u8
+}
+fn default_http_max_connections() -> usize {
+    crate::http::HttpLimits::default().max_connections
+}
+fn default_http_max_per_client() -> usize {
+    crate::http::HttpLimits::default().max_connections_per_client
+}
+fn default_http_header_timeout() -> u64 {
+    crate::http::HttpLimits::default().header_timeout.as_secs()
+}
+fn default_http_idle_timeout() -> u64 {
+    crate::http::HttpLimits::default().idle_timeout.as_secs()
 }
 fn default_http_listen() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 80))

@@ -11,7 +11,7 @@ use crate::{
     config::{Config, DhcpModeName},
     dhcp::{arch::PxelinuxBoot, BootFiles, DhcpConfig, DhcpMode, DhcpServer},
     fleet::{Fleet, FleetError},
-    http::{self, HttpHandler},
+    http::{self, HttpHandler, HttpLimits},
     integrity::VerifiedFiles,
     store::{Store, StoreError, StoreOptions},
     tftp::{StoreSource, TftpConfig, TftpSource},
@@ -99,7 +99,8 @@ pub struct Node {
     pub base_url: String,
     http_listener: TcpListener,
     http_handler: Arc<HttpHandler>,
-    tftp: Option<(tokio::net::UdpSocket, Arc<StoreSource>)>,
+    http_limits: HttpLimits,
+    tftp: Option<(tokio::net::UdpSocket, Arc<StoreSource>, TftpConfig)>,
     dhcp: Option<DhcpServer>,
     fleet: Option<Fleet>,
 }
@@ -159,6 +160,7 @@ impl Node {
             verified: Arc::new(VerifiedFiles::default()),
             read_through: fleet.as_ref().map(Fleet::read_through),
             fleet_status: fleet.as_ref().map(Fleet::status_source),
+            stopping: Arc::default(),
         });
         let tftp = if config.tftp.enabled {
             let socket = tokio::net::UdpSocket::bind(config.tftp.listen)
@@ -175,7 +177,7 @@ impl Node {
                 first_stage: first_stage.clone(),
                 verified: http_handler.verified.clone(),
             });
-            Some((socket, source))
+            Some((socket, source, config.tftp.server_config()))
         } else {
             None
         };
@@ -234,6 +236,7 @@ impl Node {
             base_url,
             http_listener,
             http_handler,
+            http_limits: config.http.limits(),
             tftp,
             dhcp,
             fleet,
@@ -258,27 +261,44 @@ impl Node {
             store,
             http_listener,
             http_handler,
+            http_limits,
             tftp,
             dhcp,
             fleet,
             ..
         } = self;
-        let http = tokio::spawn(http::serve(http_listener, http_handler));
-        let tftp = tftp.map(|(socket, source)| {
+        // Both servers end their running transfers when told, and log them as stopped by
+        // the node; the store closes only after that.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let http = tokio::spawn(http::serve(
+            http_listener,
+            http_handler,
+            http_limits,
+            stopped(stop_rx.clone()),
+        ));
+        let tftp = tftp.map(|(socket, source, config)| {
             let source: Arc<dyn TftpSource> = source;
-            tokio::spawn(crate::tftp::serve(socket, source, TftpConfig::default()))
+            tokio::spawn(crate::tftp::serve_until_stopped(
+                socket,
+                source,
+                config,
+                stopped(stop_rx.clone()),
+            ))
         });
         let dhcp = dhcp.map(|d| tokio::spawn(d.run()));
         shutdown.await;
         tracing::info!("shutting down");
-        http.abort();
-        if let Some(t) = tftp {
-            t.abort();
-        }
+        let _ = stop_tx.send(true);
         if let Some(d) = dhcp {
             d.abort();
         }
         let _ = http.await;
+        if let Some(t) = tftp {
+            let _ = t.await;
+        }
         match fleet {
             // The fleet's router closes (and flushes) the blob store it serves from, partial
             // downloads included, so a restart resumes them.

@@ -1,4 +1,5 @@
-//! Path traversal and symlink escapes: each gets a TFTP error and no data.
+//! Path traversal and symlink escapes: each gets a TFTP error and no data. A flood of
+//! requests that are never acknowledged holds only its host's few slots.
 
 mod common;
 
@@ -111,4 +112,49 @@ async fn curl_gets_nothing_outside_the_root() {
             "{name}: got data"
         );
     }
+}
+
+/// 1,100 read requests from one host asking for `timeout=255`, none ever acknowledged
+/// (issue 11): the host gets its per-client share of transfers and "busy" for the rest,
+/// the 255 s timeout is declined, and a real client on another address is served while
+/// those transfers still wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_unacknowledged_requests_does_not_lock_out_real_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let want = write_file(dir.path(), "ipxe.efi", 300_000, 21);
+    let config = TftpConfig::default();
+    let per_client = config.max_transfers_per_client;
+    let server = TestServer::start(dir.path(), config).await;
+
+    let mut flood = Vec::new();
+    for _ in 0..1100 {
+        let c = RawClient::new_from(server.addr, "127.0.0.2:0").await;
+        c.rrq("ipxe.efi", &[("timeout", "255"), ("tsize", "0")]).await;
+        flood.push(c);
+    }
+    let (mut held, mut busy) = (0, 0);
+    for c in &mut flood {
+        match c.expect(Duration::from_secs(5)).await {
+            Rx::Oack(opts) => {
+                assert!(
+                    !opts.iter().any(|(n, _)| n == "timeout"),
+                    "a 255 s timeout was acknowledged: {opts:?}"
+                );
+                held += 1;
+            }
+            Rx::Error { code: 0, message } if message.contains("busy") => busy += 1,
+            other => panic!("flood request: unexpected {other:?}"),
+        }
+    }
+    assert_eq!((held, busy), (per_client, 1100 - per_client));
+
+    // The flood's transfers are still waiting for their first ACK; a real client gets
+    // the whole file meanwhile.
+    let out = dir.path().join("fetched");
+    let got = common::curl_fetch(server.port(), "ipxe.efi", Some(1468), &out).await;
+    assert_eq!(got, want);
+    assert!(
+        logcap::lines_with(&["too many concurrent transfers"]).is_empty(),
+        "the global limit was reached"
+    );
 }

@@ -4,6 +4,10 @@
 
 use std::{
     pin::Pin,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     task::{Context, Poll},
     time::Instant,
 };
@@ -22,10 +26,12 @@ pub struct CompletionLog {
     sent: u64,
     started: Instant,
     logged: bool,
+    /// Set when the node shuts down: a transfer cut then was cut by us, not the client.
+    stopping: Arc<AtomicBool>,
 }
 
 impl CompletionLog {
-    pub fn wrap(inner: Body, label: String, len: u64) -> Body {
+    pub fn wrap(inner: Body, label: String, len: u64, stopping: Arc<AtomicBool>) -> Body {
         http_body_util::BodyExt::boxed(CompletionLog {
             inner,
             label,
@@ -33,6 +39,7 @@ impl CompletionLog {
             sent: 0,
             started: Instant::now(),
             logged: false,
+            stopping,
         })
     }
 
@@ -44,11 +51,19 @@ impl CompletionLog {
         let elapsed = self.started.elapsed();
         let ms = elapsed.as_millis();
         let (label, sent, len) = (&self.label, self.sent, self.len);
-        if let Some(e) = error {
+        if let Some(e) = error.filter(|e| crate::integrity::is_integrity_error(e)) {
+            tracing::error!(
+                "{label}: transfer CUT after {sent} of {len} bytes, {ms} ms: REFUSED by the integrity check: {e}"
+            );
+        } else if let Some(e) = error {
             tracing::warn!("{label}: transfer FAILED after {sent} of {len} bytes, {ms} ms: {e}");
         } else if sent >= len {
             let mb_s = sent as f64 / elapsed.as_secs_f64().max(1e-6) / 1e6;
             tracing::info!("{label}: sent {sent} bytes in {ms} ms ({mb_s:.1} MB/s)");
+        } else if self.stopping.load(Ordering::Relaxed) {
+            tracing::info!(
+                "{label}: transfer stopped by the node (shutting down) after {sent} of {len} bytes, {ms} ms"
+            );
         } else {
             tracing::info!("{label}: client went away after {sent} of {len} bytes, {ms} ms");
         }

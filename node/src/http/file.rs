@@ -13,6 +13,8 @@ use hyper::{
 };
 use n0_future::StreamExt;
 
+use crate::integrity::VerifiedFile;
+
 pub type Body = BoxBody<Bytes, std::io::Error>;
 
 const CHUNK: usize = 256 * 1024;
@@ -78,7 +80,9 @@ pub fn parse_range(value: Option<&str>, size: u64) -> RangeRequest {
             size
         } else {
             match last.parse::<u64>() {
-                Ok(l) if l >= start => (l + 1).min(size),
+                // A last-byte position past the end (even u64::MAX) means "to the end"
+                // (RFC 9110 §14.1.2): 206 with what there is.
+                Ok(l) if l >= start => l.saturating_add(1).min(size),
                 _ => return RangeRequest::Whole,
             }
         };
@@ -103,11 +107,19 @@ fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
         })
 }
 
-/// Builds the response for a verified file. `path` must hold exactly `size` bytes.
+/// Where a file answer's bytes come from.
+pub enum FileSource {
+    /// A release file: every piece is checked against the signed hash as it is read.
+    Verified(VerifiedFile),
+    /// The operator's unverified `first_stage_dir` (logged as such at start).
+    Plain(PathBuf),
+}
+
+/// Builds the response for a file. The source must hold exactly `size` bytes.
 pub async fn serve(
     method: &Method,
     headers: &HeaderMap,
-    path: PathBuf,
+    source: FileSource,
     size: u64,
     hash: Option<blake3::Hash>,
     content_type: &str,
@@ -149,7 +161,11 @@ pub async fn serve(
     let body: Body = if method == Method::HEAD || len == 0 {
         empty_body()
     } else {
-        match open_range(path, range).await {
+        let opened = match source {
+            FileSource::Verified(file) => Ok(verified_range(file, range)),
+            FileSource::Plain(path) => open_range(path, range),
+        };
+        match opened {
             Ok(body) => body,
             Err(e) => {
                 return full(
@@ -183,6 +199,60 @@ pub fn stream_body(
 ) -> Body {
     let stream = SyncStream(std::sync::Mutex::new(Box::pin(stream)));
     BodyExt::boxed(StreamBody::new(stream.map(|chunk| chunk.map(Frame::data))))
+}
+
+/// Calls `ended` once, when `body` has ended or is dropped (sent, failed or abandoned).
+pub fn on_end(body: Body, ended: impl FnOnce() + Send + Sync + 'static) -> Body {
+    BodyExt::boxed(OnEnd {
+        inner: body,
+        ended: Some(Box::new(ended)),
+    })
+}
+
+type EndHook = Box<dyn FnOnce() + Send + Sync>;
+
+struct OnEnd {
+    inner: Body,
+    ended: Option<EndHook>,
+}
+
+impl OnEnd {
+    fn fire(&mut self) {
+        if let Some(ended) = self.ended.take() {
+            ended();
+        }
+    }
+}
+
+impl hyper::body::Body for OnEnd {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None | Some(Err(_)))) {
+            this.fire();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for OnEnd {
+    fn drop(&mut self) {
+        self.fire();
+    }
 }
 
 /// hyper's boxed body must be `Sync`; a stream that is polled only through `&mut` is made
@@ -247,7 +317,7 @@ pub fn with_headers(
 /// file blocks this worker for the disk's latency, as nginx's reads do; the files served
 /// here were hashed by the store before their first byte went out, so they are usually in
 /// the page cache.
-async fn open_range(path: PathBuf, range: ByteRange) -> std::io::Result<Body> {
+fn open_range(path: PathBuf, range: ByteRange) -> std::io::Result<Body> {
     use std::io::{Read, Seek};
     let mut file = std::fs::File::open(&path)?;
     file.seek(SeekFrom::Start(range.start))?;
@@ -278,6 +348,31 @@ async fn open_range(path: PathBuf, range: ByteRange) -> std::io::Result<Body> {
     Ok(stream_body(chunks))
 }
 
+/// Streams `range` of a release file in CHUNK-sized frames, each read and checked against
+/// the signed hash on the worker (see [`open_range`] for why on the worker). Pieces start at
+/// multiples of CHUNK, so whole-file reads touch every 16 KiB group once; a range that
+/// starts or ends inside a group reads that group whole. A piece that fails ends the body
+/// with an error: hyper then cuts the connection short of Content-Length, so the client
+/// sees a failed transfer and never the changed bytes.
+fn verified_range(file: VerifiedFile, range: ByteRange) -> Body {
+    let file = std::sync::Arc::new(file);
+    let chunks = n0_future::stream::try_unfold(range.start, move |pos| {
+        let file = file.clone();
+        async move {
+            if pos >= range.end {
+                return Ok(None);
+            }
+            let next = ((pos / CHUNK as u64 + 1) * CHUNK as u64).min(range.end);
+            let bytes = file.read_verified(pos, next - pos).map_err(|e| {
+                tracing::error!("INTEGRITY: {e}");
+                std::io::Error::from(e)
+            })?;
+            Ok(Some((bytes, next)))
+        }
+    });
+    stream_body(chunks)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,6 +397,14 @@ mod tests {
         assert_eq!(parse_range(Some("bytes=0-1,5-6"), 100), RangeRequest::Whole);
         assert_eq!(parse_range(Some("bytes=9-3"), 100), RangeRequest::Whole);
         assert_eq!(parse_range(Some("items=0-1"), 100), RangeRequest::Whole);
+        assert_eq!(
+            parse_range(Some("bytes=0-18446744073709551615"), 100),
+            r(0, 100)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=7-18446744073709551615"), 100),
+            r(7, 100)
+        );
         assert_eq!(
             parse_range(Some("bytes=0-0"), 0),
             RangeRequest::Unsatisfiable

@@ -11,14 +11,20 @@
 //! | `/blobs/<blake3 hex>` | a file by content hash |
 //! | `/first-stage/<path>` | iPXE/PXELINUX programs (UEFI HTTP boot) |
 
-use std::{net::Ipv4Addr, net::SocketAddr, path::PathBuf, sync::Arc, time::Instant};
+use std::{
+    net::Ipv4Addr,
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{atomic::AtomicBool, Arc},
+    time::Instant,
+};
 
 use hyper::{body::Incoming, Method, Request, Response, StatusCode};
 use netboot_proto::{ImageName, ImagePath};
 
 use super::{
     completion::CompletionLog,
-    file::{self, full, Body},
+    file::{self, full, Body, FileSource},
 };
 use crate::{
     boot::{ipxe, pxelinux, BootChoice, BootPolicy, FirstStage, Loader},
@@ -44,6 +50,8 @@ pub struct HttpHandler {
     pub read_through: Option<ReadThrough>,
     /// `/fleet/status.json`, when the node is in a fleet.
     pub fleet_status: Option<FleetStatus>,
+    /// Set by the listener on shutdown, so cut transfers are logged as the node's doing.
+    pub stopping: Arc<AtomicBool>,
 }
 
 /// What a request resolved to, before building the response.
@@ -62,7 +70,12 @@ enum Answer {
 
 /// Adds the completion line (bytes sent, time, or how far a client got before it left) to a
 /// file answer that has a body.
-fn log_completion(resp: Response<Body>, method: &Method, label: String) -> Response<Body> {
+fn log_completion(
+    resp: Response<Body>,
+    method: &Method,
+    label: String,
+    stopping: &Arc<AtomicBool>,
+) -> Response<Body> {
     let len = resp
         .headers()
         .get(hyper::header::CONTENT_LENGTH)
@@ -73,7 +86,7 @@ fn log_completion(resp: Response<Body>, method: &Method, label: String) -> Respo
     if method != Method::GET || !has_body || len == 0 {
         return resp;
     }
-    resp.map(|body| CompletionLog::wrap(body, label, len))
+    resp.map(|body| CompletionLog::wrap(body, label, len, stopping.clone()))
 }
 
 /// A decoded query parameter (iPXE percent-encodes the `:` of `${mac}`).
@@ -114,7 +127,12 @@ impl HttpHandler {
         let response = match answer {
             Answer::Pending(pending) => {
                 let resp = self.serve_pending(&method, req.headers(), &pending);
-                let resp = log_completion(resp, &method, format!("http {peer} {method} {path}"));
+                let resp = log_completion(
+                    resp,
+                    &method,
+                    format!("http {peer} {method} {path}"),
+                    &self.stopping,
+                );
                 tracing::info!(
                     "http {peer} {method} {path}: {} {} v{} {} ({} bytes) READ-THROUGH: the release is still being fetched; streaming verified bytes as they arrive",
                     resp.status().as_u16(),
@@ -139,42 +157,50 @@ impl HttpHandler {
                 hash,
                 what,
             } => {
-                if let Some(expected) = hash {
-                    let verified = self.verified.clone();
-                    let checked = file.clone();
-                    let result = tokio::task::spawn_blocking(move || {
-                        verified.check(&checked, &expected, size)
-                    })
-                    .await;
-                    match result {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => {
-                            tracing::error!("http {peer} {method} {path}: 500 REFUSED, {what} failed its integrity check: {e}");
-                            return full(
-                                StatusCode::INTERNAL_SERVER_ERROR,
-                                "text/plain",
-                                "file failed its integrity check; not served\n",
-                            );
-                        }
-                        Err(e) => {
-                            return full(
-                                StatusCode::INTERNAL_SERVER_ERROR,
-                                "text/plain",
-                                format!("integrity check failed: {e}\n"),
-                            )
+                let source = match hash {
+                    Some(expected) => {
+                        let verified = self.verified.clone();
+                        let checked = file.clone();
+                        let result = tokio::task::spawn_blocking(move || {
+                            verified.open(&checked, &expected, size)
+                        })
+                        .await;
+                        match result {
+                            Ok(Ok(opened)) => FileSource::Verified(opened),
+                            Ok(Err(e)) => {
+                                tracing::error!("http {peer} {method} {path}: 500 REFUSED, {what} failed its integrity check: {e}");
+                                return full(
+                                    StatusCode::INTERNAL_SERVER_ERROR,
+                                    "text/plain",
+                                    "file failed its integrity check; not served\n",
+                                );
+                            }
+                            Err(e) => {
+                                return full(
+                                    StatusCode::INTERNAL_SERVER_ERROR,
+                                    "text/plain",
+                                    format!("integrity check failed: {e}\n"),
+                                )
+                            }
                         }
                     }
-                }
+                    None => FileSource::Plain(file),
+                };
                 let resp = file::serve(
                     &method,
                     req.headers(),
-                    file,
+                    source,
                     size,
                     hash,
                     content_type(&path),
                 )
                 .await;
-                let resp = log_completion(resp, &method, format!("http {peer} {method} {path}"));
+                let resp = log_completion(
+                    resp,
+                    &method,
+                    format!("http {peer} {method} {path}"),
+                    &self.stopping,
+                );
                 tracing::info!(
                     "http {peer} {method} {path}: {} {what} ({size} bytes{}) in {} ms",
                     resp.status().as_u16(),
@@ -290,12 +316,9 @@ impl HttpHandler {
                 let Ok(hash) = blake3::Hash::from_hex(hex) else {
                     return not_found(format!("bad hash in {path}"));
                 };
-                for r in self
-                    .store
-                    .servable_latest()
-                    .iter()
-                    .chain(self.store.releases().iter())
-                {
+                // Only bytes some servable release still vouches for: an expired release
+                // keeps its blobs on disk until GC, but must not be served by hash either.
+                for r in self.store.servable_releases().iter().rev() {
                     if let Some(f) = r.verified.files.iter().find(|f| f.hash == hash) {
                         return Answer::File {
                             path: self.store.blob_path(&hash),

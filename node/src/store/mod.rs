@@ -224,6 +224,15 @@ impl Store {
         names.iter().filter_map(|n| self.servable(n)).collect()
     }
 
+    /// Every release that may be served now (not expired), by name then version.
+    pub fn servable_releases(&self) -> Vec<Arc<StoredRelease>> {
+        let now = fsutil::now_unix();
+        self.releases()
+            .into_iter()
+            .filter(|r| !r.verified.is_expired(now))
+            .collect()
+    }
+
     /// Release files that are not servable, and why.
     pub fn problems(&self) -> Vec<Problem> {
         self.read_index().problems.clone()

@@ -32,8 +32,18 @@ pub struct TftpConfig {
     /// abandoned.
     pub max_retries: u32,
     /// Concurrent transfers; requests beyond it get ERROR 0 "server busy" so a
-    /// flood cannot exhaust sockets or memory.
+    /// flood cannot exhaust sockets or memory. Each holds two file descriptors
+    /// (its socket and the file).
     pub max_transfers: usize,
+    /// Concurrent transfers per client IP address; beyond it, ERROR 0 "server
+    /// busy". A PXE client runs one transfer at a time (UEFI: a `tsize` probe,
+    /// then the fetch), so a handful is plenty, and one host that sends a flood
+    /// of requests it never acknowledges holds only this many slots.
+    pub max_transfers_per_client: usize,
+    /// Largest `timeout` option (RFC 2349) accepted; a larger one is not
+    /// acknowledged and the transfer runs with `default_timeout` instead.
+    /// The server may not shorten a client's timeout, only decline it.
+    pub max_option_timeout: Duration,
     /// Bytes read from the source per blocking read; also the per-transfer
     /// buffer size (capped by the file size). Always at least one block.
     pub read_ahead: usize,
@@ -48,7 +58,9 @@ impl Default for TftpConfig {
             default_timeout: Duration::from_secs(1),
             max_timeout: Duration::from_secs(8),
             max_retries: 5,
-            max_transfers: 1024,
+            max_transfers: 192,
+            max_transfers_per_client: 4,
+            max_option_timeout: Duration::from_secs(5),
             read_ahead: 256 * 1024,
         }
     }
@@ -60,6 +72,7 @@ impl TftpConfig {
             max_blksize: self.max_blksize,
             max_windowsize: self.max_windowsize,
             max_window_bytes: self.max_window_bytes,
+            max_timeout_secs: self.max_option_timeout.as_secs().clamp(1, 255) as u8,
         }
         .sanitized()
     }

@@ -34,6 +34,6 @@ mod transfer;
 
 pub use config::TftpConfig;
 pub use packet::ErrorCode;
-pub use server::{serve, serve_until};
+pub use server::{serve, serve_until, serve_until_stopped};
 pub use source::{DirFile, DirSource, OpenError, TftpFile, TftpSource};
 pub use store_source::StoreSource;

@@ -10,7 +10,7 @@
 //! - a value above what we allow is clamped, which RFC 2348 and RFC 7440 permit
 //!   (the server may answer with a smaller value);
 //! - `timeout` cannot be altered by the server (RFC 2349), so it is either echoed
-//!   verbatim or ignored.
+//!   verbatim or ignored; values above the configured ceiling are ignored.
 
 use std::time::Duration;
 
@@ -23,6 +23,10 @@ pub struct OptionLimits {
     pub max_windowsize: u16,
     /// Cap on `windowsize * blksize`; 0 disables it. See `TftpConfig::max_window_bytes`.
     pub max_window_bytes: usize,
+    /// Largest `timeout` option acknowledged (1..=255 s); a larger one is declined.
+    /// A client asking for 255 s that never ACKs would otherwise hold its transfer slot
+    /// for 255 s times the retries.
+    pub max_timeout_secs: u8,
 }
 
 impl OptionLimits {
@@ -33,6 +37,7 @@ impl OptionLimits {
             max_blksize: self.max_blksize.clamp(MIN_BLKSIZE, MAX_BLKSIZE),
             max_windowsize: self.max_windowsize.max(1),
             max_window_bytes: self.max_window_bytes,
+            max_timeout_secs: self.max_timeout_secs.max(1),
         }
     }
 
@@ -102,7 +107,7 @@ pub fn negotiate(requested: &[TftpOption], file_size: u64, limits: OptionLimits)
                 windowsize = Some(value.min(u64::from(u16::MAX)) as u16);
                 accepted.push("windowsize");
             }
-            "timeout" if (1..=255).contains(&value) => {
+            "timeout" if (1..=u64::from(limits.max_timeout_secs)).contains(&value) => {
                 timeout = Some(value);
                 accepted.push("timeout");
             }
@@ -180,6 +185,7 @@ mod tests {
         max_blksize: MAX_BLKSIZE,
         max_windowsize: 64,
         max_window_bytes: 0,
+        max_timeout_secs: 255,
     };
 
     fn opts(pairs: &[(&str, &str)]) -> Vec<TftpOption> {
@@ -251,6 +257,7 @@ mod tests {
             max_blksize: 1428,
             max_windowsize: 64,
             max_window_bytes: 0,
+            ..LIMITS
         };
         let n = negotiate(&opts(&[("blksize", "8192")]), 0, small);
         assert_eq!(n.blksize, 1428);
@@ -263,6 +270,7 @@ mod tests {
             max_blksize: 2,
             max_windowsize: 0,
             max_window_bytes: 0,
+            ..LIMITS
         };
         let n = negotiate(&opts(&[("blksize", "1024"), ("windowsize", "8")]), 0, bad);
         assert_eq!(n.blksize, MIN_BLKSIZE);
@@ -271,6 +279,7 @@ mod tests {
             max_blksize: u16::MAX,
             max_windowsize: u16::MAX,
             max_window_bytes: 0,
+            ..LIMITS
         };
         let n = negotiate(
             &opts(&[("blksize", "65535"), ("windowsize", "65535")]),
@@ -301,6 +310,7 @@ mod tests {
             max_blksize: MAX_BLKSIZE,
             max_windowsize: 64,
             max_window_bytes: 65536,
+            ..LIMITS
         };
         let n = negotiate(
             &opts(&[("windowsize", "16"), ("blksize", "8192")]),
@@ -345,6 +355,15 @@ mod tests {
         let n = negotiate(&opts(&[("timeout", "255")]), 0, LIMITS);
         assert_eq!(n.timeout, Some(Duration::from_secs(255)));
         assert_eq!(oack(&n), vec![("timeout", "255")]);
+        // Above the configured ceiling: declined, not shortened (RFC 2349).
+        let capped = OptionLimits {
+            max_timeout_secs: 5,
+            ..LIMITS
+        };
+        let n = negotiate(&opts(&[("timeout", "255")]), 0, capped);
+        assert_eq!((n.timeout, n.oack.is_empty()), (None, true));
+        let n = negotiate(&opts(&[("timeout", "5")]), 0, capped);
+        assert_eq!(oack(&n), vec![("timeout", "5")]);
     }
 
     #[test]

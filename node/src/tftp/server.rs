@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
@@ -40,6 +40,26 @@ pub async fn serve(
     serve_until(socket, source, config, std::future::pending()).await
 }
 
+/// Like [`serve_until`], but once `shutdown` completes the running transfers are ended
+/// too: each client gets an ERROR "server shutting down" and each transfer's log line says
+/// the node stopped it (not that the client went away). For a node's own shutdown.
+pub async fn serve_until_stopped<F>(
+    socket: UdpSocket,
+    source: Arc<dyn TftpSource>,
+    config: TftpConfig,
+    shutdown: F,
+) -> io::Result<()>
+where
+    F: Future<Output = ()>,
+{
+    let (tx, rx) = watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    };
+    run_server(socket, source, config, shutdown, Some(rx)).await
+}
+
 /// Like [`serve`], but once `shutdown` completes stops taking requests and
 /// returns after the running transfers have ended (each is bounded by its
 /// retry budget, so this terminates).
@@ -60,6 +80,19 @@ pub async fn serve_until<F>(
 where
     F: Future<Output = ()>,
 {
+    run_server(socket, source, config, shutdown, None).await
+}
+
+async fn run_server<F>(
+    socket: UdpSocket,
+    source: Arc<dyn TftpSource>,
+    config: TftpConfig,
+    shutdown: F,
+    stop: Option<watch::Receiver<bool>>,
+) -> io::Result<()>
+where
+    F: Future<Output = ()>,
+{
     let mut transfer_bind = socket.local_addr()?;
     transfer_bind.set_port(0);
     let limiter = Arc::new(Semaphore::new(config.max_transfers.max(1)));
@@ -69,6 +102,7 @@ where
         transfer_bind,
         active: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(0),
+        stop,
     });
     let mut tasks = JoinSet::new();
     let mut buf = vec![0u8; REQUEST_BUF_LEN];
@@ -113,6 +147,8 @@ struct Shared {
     /// Running transfers by client address, to recognise a retransmitted RRQ.
     active: Mutex<HashMap<SocketAddr, Active>>,
     next_id: AtomicU64,
+    /// With [`serve_until_stopped`]: tells running transfers to end.
+    stop: Option<watch::Receiver<bool>>,
 }
 
 impl Shared {
@@ -208,6 +244,28 @@ async fn start_read(
                 return;
             }
         }
+    }
+    let per_client = shared.config.max_transfers_per_client.max(1);
+    let held = shared
+        .active()
+        .keys()
+        .filter(|a| a.ip() == client.ip())
+        .count();
+    if held >= per_client {
+        warn!(
+            %client,
+            file = ?request.filename,
+            max_transfers_per_client = per_client,
+            "tftp request refused: this client already has the most transfers allowed"
+        );
+        reply_error(
+            socket,
+            client,
+            ErrorCode::NotDefined,
+            "server busy, try again",
+        )
+        .await;
+        return;
     }
     let Ok(permit) = limiter.clone().try_acquire_owned() else {
         warn!(
@@ -330,10 +388,14 @@ async fn serve_read(
         read_ahead: shared.config.read_ahead,
         oack: negotiated.oack,
     };
-    let report = transfer::run(&socket, file, &spec, progressed).await;
+    let report = transfer::run(&socket, file, &spec, progressed, shared.stop.clone()).await;
     let elapsed = started.elapsed();
 
-    if let Outcome::Source(_) | Outcome::Socket(_) = report.outcome {
+    if let Outcome::Stopped = report.outcome {
+        send_error(&socket, ErrorCode::NotDefined, "server shutting down").await;
+    } else if report.outcome.is_integrity_refusal() {
+        send_error(&socket, ErrorCode::NotDefined, "file failed its integrity check").await;
+    } else if let Outcome::Source(_) | Outcome::Socket(_) = report.outcome {
         // Our failure: tell the client instead of letting it time out.
         send_error(&socket, ErrorCode::NotDefined, "server error").await;
     }
@@ -360,6 +422,7 @@ async fn serve_read(
     }
     match report.outcome {
         Outcome::OptionProbe { .. } => transfer_line!(debug),
+        ref o if o.is_integrity_refusal() => transfer_line!(error),
         ref o if o.is_server_fault() => transfer_line!(warn),
         _ => transfer_line!(info),
     }

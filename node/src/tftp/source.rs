@@ -203,6 +203,18 @@ impl TftpFile for DirFile {
     }
 }
 
+/// A release file whose every read is checked against its signed hash; a failed check is
+/// an `InvalidData` error, which ends the transfer with an error packet.
+impl TftpFile for crate::integrity::VerifiedFile {
+    fn size(&self) -> u64 {
+        crate::integrity::VerifiedFile::size(self)
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        crate::integrity::VerifiedFile::read_at(self, offset, buf)
+    }
+}
+
 /// An in-memory file, for generated content (e.g. an iPXE script rendered per
 /// client) and tests.
 impl TftpFile for io::Cursor<Vec<u8>> {

@@ -57,19 +57,21 @@ impl TftpSource for StoreSource {
                 LookupError::BadName(why) => OpenError::AccessViolation(why),
                 LookupError::NotFound(..) => OpenError::NotFound,
             })?;
-        if let Some(hash) = found.hash {
-            // Runs on a blocking thread (the server's contract), so hashing here is fine.
-            self.verified
-                .check(&found.path, &hash, found.size)
-                .map_err(|e| {
-                    tracing::error!(
-                        "tftp {client} {path}: REFUSED, failed its integrity check: {e}"
-                    );
-                    OpenError::AccessViolation("integrity check failed".into())
-                })?;
-        }
-        let file = File::open(&found.path).map_err(OpenError::from_io)?;
+        let Some(hash) = found.hash else {
+            let file = File::open(&found.path).map_err(OpenError::from_io)?;
+            tracing::debug!("tftp {client} {path}: from {}", found.origin);
+            return Ok(Box::new(DirFile::new(file, found.size)));
+        };
+        // Runs on a blocking thread (the server's contract), so hashing here is fine. Every
+        // later read is checked again, so a write in place during the transfer is caught.
+        let file = self
+            .verified
+            .open(&found.path, &hash, found.size)
+            .map_err(|e| {
+                tracing::error!("tftp {client} {path}: REFUSED, failed its integrity check: {e}");
+                OpenError::AccessViolation("integrity check failed".into())
+            })?;
         tracing::debug!("tftp {client} {path}: from {}", found.origin);
-        Ok(Box::new(DirFile::new(file, found.size)))
+        Ok(Box::new(file))
     }
 }

@@ -6,8 +6,11 @@
 //! mapped back by its distance from the last acknowledged block.
 //!
 //! Hot path: one packet buffer, one receive buffer and one read-ahead buffer per
-//! transfer, all allocated up front; per DATA packet only a memcpy from the
-//! read-ahead buffer and a `send`.
+//! transfer; per DATA packet only a memcpy from the read-ahead buffer and a
+//! `send`. The packet and read-ahead buffers are allocated when the first DATA
+//! goes out, and the read-ahead reaches full size only once the client has
+//! acknowledged data: a flood of requests that are never acknowledged holds
+//! little memory.
 
 use std::fmt;
 use std::io;
@@ -15,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::packet::{write_data_header, ErrorCode, Packet, TftpOption, DATA_HEADER_LEN};
@@ -60,6 +64,8 @@ pub(crate) enum Outcome {
     },
     /// ICMP port unreachable: the client went away.
     ClientGone,
+    /// The node is shutting down and ended the transfer.
+    Stopped,
     Source(io::Error),
     Socket(io::Error),
 }
@@ -68,6 +74,11 @@ impl Outcome {
     /// Failures on our side, worth a warning rather than an info line.
     pub fn is_server_fault(&self) -> bool {
         matches!(self, Outcome::Source(_) | Outcome::Socket(_))
+    }
+
+    /// The file changed on disk during the transfer and was cut (see `crate::integrity`).
+    pub fn is_integrity_refusal(&self) -> bool {
+        matches!(self, Outcome::Source(e) if crate::integrity::is_integrity_error(e))
     }
 }
 
@@ -94,6 +105,10 @@ impl fmt::Display for Outcome {
                 )
             }
             Outcome::ClientGone => f.write_str("client unreachable (ICMP port unreachable)"),
+            Outcome::Stopped => f.write_str("stopped by the node (shutting down)"),
+            Outcome::Source(e) if crate::integrity::is_integrity_error(e) => {
+                write!(f, "REFUSED by the integrity check: {e}")
+            }
             Outcome::Source(e) => write!(f, "source read error: {e}"),
             Outcome::Socket(e) => write!(f, "socket error: {e}"),
         }
@@ -116,18 +131,28 @@ pub(crate) async fn run(
     file: Box<dyn TftpFile>,
     spec: &TransferSpec,
     progressed: &AtomicBool,
+    stop: Option<watch::Receiver<bool>>,
 ) -> Report {
     let size = file.size();
     let blksize = usize::from(spec.blksize.max(1));
     let mut t = Transfer {
         socket,
-        reader: BlockReader::new(file, size, blksize, spec.read_ahead),
+        reader: BlockReader::new(
+            file,
+            size,
+            blksize,
+            spec.read_ahead,
+            blksize * usize::from(spec.windowsize.max(1)),
+        ),
         size,
         blksize,
-        packet: vec![0u8; DATA_HEADER_LEN + blksize],
+        // Allocated with the first DATA: a request that never gets that far (an OACK
+        // nobody acknowledges) costs no buffers.
+        packet: Vec::new(),
         rx: vec![0u8; RX_BUF_LEN],
         backoff: Backoff::new(spec),
         acked: 0,
+        stop,
     };
     let outcome = t.run(spec, progressed).await;
     let bytes = (t.acked.saturating_mul(blksize as u64)).min(size);
@@ -144,6 +169,8 @@ struct Transfer<'a> {
     backoff: Backoff,
     /// Highest block the client acknowledged; 0 before any DATA was acknowledged.
     acked: u64,
+    /// Turns true when the node shuts down and running transfers are to end now.
+    stop: Option<watch::Receiver<bool>>,
 }
 
 /// What arrived while waiting for an acknowledgement.
@@ -157,6 +184,7 @@ enum Reply {
     /// Anything else from the client's port: ignored, as RFC 1350 allows.
     Ignored,
     Gone,
+    Stopped,
     Io(io::Error),
 }
 
@@ -213,6 +241,7 @@ impl Transfer<'_> {
                     }
                     Reply::Ignored => continue,
                     Reply::Gone => return Outcome::ClientGone,
+                    Reply::Stopped => return Outcome::Stopped,
                     Reply::Io(e) => return Outcome::Socket(e),
                 }
             }
@@ -256,6 +285,7 @@ impl Transfer<'_> {
                         });
                     }
                     Reply::Gone => return Err(Outcome::ClientGone),
+                    Reply::Stopped => return Err(Outcome::Stopped),
                     Reply::Io(e) => return Err(Outcome::Socket(e)),
                 }
             }
@@ -272,13 +302,30 @@ impl Transfer<'_> {
             .get(offset, len)
             .await
             .map_err(Outcome::Source)?;
+        if self.packet.is_empty() {
+            self.packet = vec![0u8; DATA_HEADER_LEN + self.blksize];
+        }
         self.packet[DATA_HEADER_LEN..DATA_HEADER_LEN + len].copy_from_slice(payload);
         write_data_header(&mut self.packet, block as u16);
         send_on(self.socket, &self.packet[..DATA_HEADER_LEN + len]).await
     }
 
     async fn wait(&mut self, deadline: Instant) -> Reply {
-        let received = tokio::time::timeout_at(deadline, self.socket.recv(&mut self.rx)).await;
+        let stop = &mut self.stop;
+        let stopped = async move {
+            let signalled = match stop {
+                Some(rx) => rx.wait_for(|s| *s).await.is_ok(),
+                None => false,
+            };
+            if !signalled {
+                // No stop signal, or its sender is gone: never.
+                std::future::pending::<()>().await;
+            }
+        };
+        let received = tokio::select! {
+            r = tokio::time::timeout_at(deadline, self.socket.recv(&mut self.rx)) => r,
+            () = stopped => return Reply::Stopped,
+        };
         let n = match received {
             Err(_elapsed) => return Reply::Timeout,
             Ok(Ok(n)) => n,
@@ -358,13 +405,25 @@ struct BlockReader {
     /// `None` only while a read is in flight on the blocking pool, or after it panicked.
     file: Option<Box<dyn TftpFile>>,
     size: u64,
+    /// Full read-ahead size, reached from the second read on.
+    capacity: usize,
+    /// Size of the first read.
+    first: usize,
     buf: Vec<u8>,
     start: u64,
     len: usize,
 }
 
 impl BlockReader {
-    fn new(file: Box<dyn TftpFile>, size: u64, blksize: usize, read_ahead: usize) -> Self {
+    /// `first` bounds the first read (the first window): nothing more is read, or
+    /// allocated, before the client has acknowledged something.
+    fn new(
+        file: Box<dyn TftpFile>,
+        size: u64,
+        blksize: usize,
+        read_ahead: usize,
+        first: usize,
+    ) -> Self {
         let blocks = (read_ahead / blksize).max(1);
         let capacity = (blocks * blksize) as u64;
         // Small files (the usual first-stage loader) get a buffer of their own size.
@@ -372,7 +431,9 @@ impl BlockReader {
         Self {
             file: Some(file),
             size,
-            buf: vec![0u8; capacity],
+            capacity,
+            first: first.max(blksize).min(capacity),
+            buf: Vec::new(),
             start: 0,
             len: 0,
         }
@@ -393,6 +454,10 @@ impl BlockReader {
     }
 
     async fn fill(&mut self, offset: u64) -> io::Result<()> {
+        let wanted_capacity = if offset == 0 { self.first } else { self.capacity };
+        if self.buf.len() < wanted_capacity {
+            self.buf.resize(wanted_capacity, 0);
+        }
         let want = (self.buf.len() as u64).min(self.size.saturating_sub(offset)) as usize;
         let mut file = self
             .file
@@ -505,6 +570,7 @@ mod tests {
             10_000,
             512,
             2048,
+            512,
         );
         let a = r.get(0, 512).await.unwrap().to_vec();
         assert_eq!(a[511], (511 % 251) as u8);
@@ -516,6 +582,22 @@ mod tests {
         assert!(r.get(10_000, 0).await.unwrap().is_empty());
     }
 
+    /// Nothing is allocated before the first DATA, the first read is one window, and
+    /// the full read-ahead comes only once the client has acknowledged data.
+    #[tokio::test]
+    async fn block_reader_grows_only_after_the_first_window() {
+        let file = Dribble {
+            size: 1_000_000,
+            real: 1_000_000,
+        };
+        let mut r = BlockReader::new(Box::new(file), 1_000_000, 1468, 256 * 1024, 4 * 1468);
+        assert_eq!(r.buf.capacity(), 0);
+        r.get(0, 1468).await.unwrap();
+        assert_eq!(r.buf.len(), 4 * 1468);
+        r.get(4 * 1468, 1468).await.unwrap();
+        assert_eq!(r.buf.len(), (256 * 1024 / 1468) * 1468);
+    }
+
     #[tokio::test]
     async fn block_reader_reports_a_file_that_shrank() {
         let mut r = BlockReader::new(
@@ -525,6 +607,7 @@ mod tests {
             }),
             4096,
             512,
+            4096,
             4096,
         );
         let err = r.get(0, 512).await.unwrap_err();

@@ -193,6 +193,12 @@ impl RawClient {
         } else {
             "127.0.0.1:0"
         };
+        Self::new_from(server, bind).await
+    }
+
+    /// A client on another address, e.g. `127.0.0.2:0` (all of 127/8 is loopback), to be
+    /// a different host to the server.
+    pub async fn new_from(server: SocketAddr, bind: &str) -> Self {
         let sock = UdpSocket::bind(bind).await.expect("bind raw client");
         Self {
             sock,
