@@ -88,9 +88,7 @@ impl NodeProcess {
     /// Starts `netboot node --config <config>` (optionally inside a network namespace) and
     /// waits until it logs that it is up.
     pub fn start(config: &Path, netns: Option<&str>) -> NodeProcess {
-        let log = config.with_extension("log");
-        let log_file = std::fs::File::create(&log).expect("create node log");
-        let mut cmd = match netns {
+        let cmd = match netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
                 c.args(["netns", "exec", ns]).arg(netboot_bin());
@@ -98,6 +96,22 @@ impl NodeProcess {
             }
             None => Command::new(netboot_bin()),
         };
+        Self::start_cmd(config, cmd)
+    }
+
+    /// Like [`start`](Self::start) on loopback, with at most `nofile` open files (what
+    /// systemd's default `LimitNOFILE` gives a service), through util-linux's `prlimit`.
+    pub fn start_with_nofile(config: &Path, nofile: u32) -> NodeProcess {
+        let mut cmd = Command::new("prlimit");
+        cmd.arg(format!("--nofile={nofile}:{nofile}"))
+            .arg("--")
+            .arg(netboot_bin());
+        Self::start_cmd(config, cmd)
+    }
+
+    fn start_cmd(config: &Path, mut cmd: Command) -> NodeProcess {
+        let log = config.with_extension("log");
+        let log_file = std::fs::File::create(&log).expect("create node log");
         cmd.arg("node")
             .arg("--config")
             .arg(config)

@@ -1,6 +1,8 @@
 //! The node's HTTP server, over loopback, as iPXE and curl see it: scripts per machine,
 //! files with HEAD/Range/ETag, traversal refused, a file changed on disk refused at serve
-//! time while intact files keep being served.
+//! time while intact files keep being served, and changed in the middle of a transfer
+//! cut before a changed byte goes out; expired releases are not served by hash; floods of
+//! idle connections leave room for real clients; a shutdown says it stopped transfers.
 
 use std::{fs, process::Command};
 
@@ -171,6 +173,15 @@ fn files_support_head_range_and_etag() {
     assert_eq!(
         (status, body.as_slice()),
         (206, &kernel[kernel.len() - 100..])
+    );
+
+    // A last position past the end, even the largest number, means "to the end" (RFC 9110).
+    let (status, headers, body) = curl(&["-H", "Range: bytes=0-18446744073709551615"], &url);
+    assert_eq!((status, body.len()), (206, kernel.len()));
+    assert_eq!(body, kernel);
+    assert!(
+        headers.contains("content-range: bytes 0-1499999/1500000"),
+        "{headers}"
     );
 
     let (status, headers, _) = curl(&["-H", "Range: bytes=2000000-"], &url);
@@ -355,4 +366,203 @@ fn first_stage_programs_over_http_for_uefi_http_boot() {
     );
     // Symlinks in the local directory are never followed.
     assert_eq!(curl(&[], &format!("{base}/first-stage/link.efi")).0, 404);
+}
+
+/// `/blobs/<hash>` serves only bytes a servable release vouches for: once the release has
+/// expired its blob is 404, also after a restart (issue 11, item 4).
+#[test]
+fn blobs_of_an_expired_release_are_not_served_also_after_restart() {
+    let site = LoopbackSite::new("");
+    let data = content(7, 50_000);
+    let f = site.file("tool.bin", &data);
+    site.publish(&["--name", "tool", "--expires", "3s", "--file", &f]);
+    let url = format!("{}/blobs/{}", site.base_url(), blake3::hash(&data).to_hex());
+    let node = site.start();
+    let (status, _, body) = curl(&[], &url);
+    assert_eq!((status, body == data), (200, true), "before it expires");
+    wait_until(
+        "the release to expire",
+        std::time::Duration::from_secs(10),
+        &|| node.log_text(),
+        || curl(&[], &url).0 == 404,
+    );
+    drop(node);
+    assert!(site.blob(&data).exists(), "the blob is still on disk");
+    let node = site.start();
+    let (status, _, body) = curl(&[], &url);
+    assert_eq!(status, 404, "after restart: {}", String::from_utf8_lossy(&body));
+    assert!(body.len() < 200 && !node.log_text().contains("sent 50000 bytes"));
+}
+
+/// A blob overwritten in place while a client downloads it: every byte the client got is
+/// the original, the transfer is cut short, and the log calls it an integrity refusal
+/// (issue 11, item 6).
+#[test]
+fn a_blob_overwritten_during_a_transfer_never_reaches_the_client() {
+    use std::os::unix::fs::FileExt;
+    let site = LoopbackSite::new("");
+    let len = 32 << 20;
+    let data = content(8, len);
+    let f = site.file("big.img", &data);
+    site.publish(&["--name", "big", "--file", &f]);
+    let node = site.start();
+    let out = site.dir().join("received");
+    let mut client = Command::new("curl")
+        .args(["-s", "--limit-rate", "8M", "-o"])
+        .arg(&out)
+        .arg(format!("{}/r/big/1/big.img", site.base_url()))
+        .spawn()
+        .expect("curl");
+    wait_until(
+        "the first megabyte to arrive",
+        std::time::Duration::from_secs(20),
+        &|| node.log_text(),
+        || fs::metadata(&out).map(|m| m.len() >= 1 << 20).unwrap_or(false),
+    );
+    // Well past what the node has read so far (1 MB out plus socket buffers), in place.
+    let blob = fs::OpenOptions::new()
+        .write(true)
+        .open(site.blob(&data))
+        .expect("open blob for writing");
+    let changed = vec![0x5a; len - (20 << 20)];
+    blob.write_all_at(&changed, 20 << 20).unwrap();
+    drop(blob);
+    let status = client.wait().unwrap();
+    let got = fs::read(&out).unwrap();
+    assert!(!status.success(), "curl should see a failed transfer");
+    assert!(got.len() < len, "the whole file went out");
+    assert!(got.len() >= 1 << 20);
+    let first_bad = got.iter().zip(&data).position(|(a, b)| a != b);
+    assert_eq!(first_bad, None, "the client received a changed byte");
+    wait_until(
+        "the integrity refusal in the log",
+        std::time::Duration::from_secs(5),
+        &|| node.log_text(),
+        || node.log_text().contains("REFUSED by the integrity check"),
+    );
+}
+
+/// The node under a 1024-file limit while 1,100 connections from 50 other addresses sit in
+/// an unfinished request head (slowloris): a real client still gets its files over HTTP and
+/// TFTP, the held connections are closed by the header timeout, and an idle keep-alive
+/// connection is closed by the idle timeout (issue 11, item 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_connections_do_not_lock_out_real_clients() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let site = LoopbackSite::new("header_timeout_secs = 3\nidle_timeout_secs = 2\n");
+    let kernel = content(1, 1_500_000);
+    let k = site.file("vmlinuz", &kernel);
+    site.publish(&["--name", "debian", "--file", &k]);
+    let ipxe = content(9, 200_000);
+    let i = site.file("ipxe.efi", &ipxe);
+    site.publish(&["--name", "ipxe", "--file", &i]);
+    let node = NodeProcess::start_with_nofile(&site.config, 1024);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", site.http_port).parse().unwrap();
+
+    let mut held = Vec::new();
+    for n in 0..1100u32 {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(format!("127.0.1.{}:0", 1 + n % 50).parse().unwrap())
+            .unwrap();
+        let Ok(Ok(mut stream)) =
+            tokio::time::timeout(std::time::Duration::from_secs(2), sock.connect(addr)).await
+        else {
+            continue; // the listen backlog was full: that is a refusal too
+        };
+        let _ = stream.write_all(b"GET /images/debian/vmlinuz HTTP/1.1\r\nHost: x\r\n").await;
+        held.push(stream);
+    }
+    assert!(held.len() > 1000, "only {} connections were accepted", held.len());
+
+    // While they are held: a real client over HTTP, and over TFTP (which needs descriptors).
+    let base = site.base_url();
+    let http = tokio::task::spawn_blocking(move || curl(&["--max-time", "10"], &format!("{base}/images/debian/vmlinuz")));
+    let (status, _, body) = http.await.unwrap();
+    assert_eq!((status, body == kernel), (200, true), "{}", node.log_text());
+    let out = site.dir().join("ipxe.out");
+    let tftp = Command::new("curl")
+        .args(["-s", "--max-time", "10", "-o"])
+        .arg(&out)
+        .arg(format!("tftp://127.0.0.1:{}/ipxe.efi", site.tftp_port))
+        .status()
+        .expect("curl");
+    assert!(tftp.success(), "TFTP failed during the flood\n{}", node.log_text());
+    assert_eq!(fs::read(&out).unwrap(), ipxe);
+
+    // Every held connection is closed by the node: made room for others, or timed out
+    // in its header (3 s).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    for stream in &mut held {
+        let mut buf = [0u8; 512];
+        loop {
+            match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(_)) => continue, // a 408 before the close
+                Err(_) => panic!("a held connection is still open after 10 s"),
+            }
+        }
+    }
+    let log = node.log_text();
+    assert!(!log.contains("Too many open files"), "{log}");
+
+    // Idle keep-alive: one request, then silence; closed after idle_timeout_secs (2 s).
+    let mut keep = tokio::net::TcpStream::connect(addr).await.unwrap();
+    keep.write_all(b"GET /boot.ipxe HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = keep.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let started = std::time::Instant::now();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match keep.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "idle keep-alive connection not closed within 10 s");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1500));
+}
+
+/// SIGTERM during a download: the log says the node stopped the transfer, not that the
+/// client went away (issue 11, item 9).
+#[test]
+fn shutdown_logs_that_the_node_stopped_transfers() {
+    let site = LoopbackSite::new("");
+    let data = content(10, 8 << 20);
+    let f = site.file("big.img", &data);
+    site.publish(&["--name", "big", "--file", &f]);
+    let node = site.start();
+    let out = site.dir().join("received");
+    let mut client = Command::new("curl")
+        .args(["-s", "--limit-rate", "1M", "-o"])
+        .arg(&out)
+        .arg(format!("{}/r/big/1/big.img", site.base_url()))
+        .spawn()
+        .expect("curl");
+    wait_until(
+        "the download to start",
+        std::time::Duration::from_secs(20),
+        &|| node.log_text(),
+        || fs::metadata(&out).map(|m| m.len() > 0).unwrap_or(false),
+    );
+    let killed = Command::new("kill")
+        .args(["-TERM", &node.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    wait_until(
+        "the node to log its shutdown",
+        std::time::Duration::from_secs(20),
+        &|| node.log_text(),
+        || node.log_text().contains("http: closed"),
+    );
+    let _ = client.wait();
+    let log = node.log_text();
+    assert!(
+        log.contains("GET /r/big/1/big.img: transfer stopped by the node (shutting down) after"),
+        "{log}"
+    );
+    assert!(!log.contains("client went away"), "{log}");
 }

@@ -209,7 +209,6 @@ async fn serve_connection(
         .header_read_timeout(limits.header_timeout)
         .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
-    let mut closing = false;
     loop {
         // While a request runs, only look again after another idle period.
         let idle_deadline = if conn.busy.load(Ordering::Relaxed) > 0 {
@@ -224,17 +223,16 @@ async fn serve_connection(
                 }
                 return;
             }
-            () = conn.close.notified(), if !closing => {
-                closing = true;
-                connection.as_mut().graceful_shutdown();
-            }
-            () = tokio::time::sleep_until(idle_deadline.into()), if !closing => {
+            // Chosen to make room: it was idle (no response under way), so close it now.
+            // A graceful shutdown would wait for a half-sent request head, which is what a
+            // slowloris never finishes.
+            () = conn.close.notified() => return,
+            () = tokio::time::sleep_until(idle_deadline.into()) => {
                 if conn.busy.load(Ordering::Relaxed) == 0
                     && conn.idle_since().elapsed() >= limits.idle_timeout
                 {
-                    tracing::debug!("http {peer}: idle for {:?}, closing", limits.idle_timeout);
-                    closing = true;
-                    connection.as_mut().graceful_shutdown();
+                    tracing::debug!("http {peer}: idle for {:?}, closed", limits.idle_timeout);
+                    return;
                 }
             }
         }
