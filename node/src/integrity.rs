@@ -97,9 +97,12 @@ pub fn is_integrity_error(e: &io::Error) -> bool {
 
 type Outboard = PreOrderMemOutboard<Vec<u8>>;
 
+/// What a file looked like when it last hashed to the signed value, and its outboard.
+type Verified = (Stamp, blake3::Hash, Arc<Outboard>);
+
 #[derive(Debug, Default)]
 pub struct VerifiedFiles {
-    verified: Mutex<HashMap<PathBuf, (Stamp, blake3::Hash, Arc<Outboard>)>>,
+    verified: Mutex<HashMap<PathBuf, Verified>>,
 }
 
 impl VerifiedFiles {
@@ -221,7 +224,10 @@ impl VerifiedFile {
             return Ok(Bytes::new());
         }
         let span_start = start - start % GROUP_BYTES;
-        let span_end = end.div_ceil(GROUP_BYTES).saturating_mul(GROUP_BYTES).min(self.size);
+        let span_end = end
+            .div_ceil(GROUP_BYTES)
+            .saturating_mul(GROUP_BYTES)
+            .min(self.size);
         let mut buf = vec![0u8; (span_end - span_start) as usize];
         let changed = || IntegrityError::ChangedDuringTransfer {
             path: self.path.clone(),
@@ -322,7 +328,9 @@ mod tests {
             let bytes = data(len);
             let path = dir.path().join(format!("f{len}"));
             std::fs::write(&path, &bytes).unwrap();
-            let f = files.open(&path, &blake3::hash(&bytes), len as u64).unwrap();
+            let f = files
+                .open(&path, &blake3::hash(&bytes), len as u64)
+                .unwrap();
             for (start, n) in [(0, len), (1, 5000), (16_000, 40_000), (len / 2, len)] {
                 let start = start.min(len);
                 let end = (start + n).min(len);
@@ -349,7 +357,11 @@ mod tests {
         assert_eq!(&f.read_verified(0, 98_304).unwrap()[..], &bytes[..98_304]);
         assert!(matches!(
             f.read_verified(98_304, 10),
-            Err(IntegrityError::ChangedDuringTransfer { start: 98_304, end: 114_688, .. })
+            Err(IntegrityError::ChangedDuringTransfer {
+                start: 98_304,
+                end: 114_688,
+                ..
+            })
         ));
         assert!(f.read_verified(90_000, 20_000).is_err());
         let mut buf = [0u8; 100];

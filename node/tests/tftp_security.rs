@@ -129,7 +129,8 @@ async fn a_flood_of_unacknowledged_requests_does_not_lock_out_real_clients() {
     let mut flood = Vec::new();
     for _ in 0..1100 {
         let c = RawClient::new_from(server.addr, "127.0.0.2:0").await;
-        c.rrq("ipxe.efi", &[("timeout", "255"), ("tsize", "0")]).await;
+        c.rrq("ipxe.efi", &[("timeout", "255"), ("tsize", "0")])
+            .await;
         flood.push(c);
     }
     let (mut held, mut busy) = (0, 0);

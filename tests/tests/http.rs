@@ -390,7 +390,12 @@ fn blobs_of_an_expired_release_are_not_served_also_after_restart() {
     assert!(site.blob(&data).exists(), "the blob is still on disk");
     let node = site.start();
     let (status, _, body) = curl(&[], &url);
-    assert_eq!(status, 404, "after restart: {}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        status,
+        404,
+        "after restart: {}",
+        String::from_utf8_lossy(&body)
+    );
     assert!(body.len() < 200 && !node.log_text().contains("sent 50000 bytes"));
 }
 
@@ -417,7 +422,11 @@ fn a_blob_overwritten_during_a_transfer_never_reaches_the_client() {
         "the first megabyte to arrive",
         std::time::Duration::from_secs(20),
         &|| node.log_text(),
-        || fs::metadata(&out).map(|m| m.len() >= 1 << 20).unwrap_or(false),
+        || {
+            fs::metadata(&out)
+                .map(|m| m.len() >= 1 << 20)
+                .unwrap_or(false)
+        },
     );
     // Well past what the node has read so far (1 MB out plus socket buffers), in place.
     let blob = fs::OpenOptions::new()
@@ -469,14 +478,25 @@ async fn held_connections_do_not_lock_out_real_clients() {
         else {
             continue; // the listen backlog was full: that is a refusal too
         };
-        let _ = stream.write_all(b"GET /images/debian/vmlinuz HTTP/1.1\r\nHost: x\r\n").await;
+        let _ = stream
+            .write_all(b"GET /images/debian/vmlinuz HTTP/1.1\r\nHost: x\r\n")
+            .await;
         held.push(stream);
     }
-    assert!(held.len() > 1000, "only {} connections were accepted", held.len());
+    assert!(
+        held.len() > 1000,
+        "only {} connections were accepted",
+        held.len()
+    );
 
     // While they are held: a real client over HTTP, and over TFTP (which needs descriptors).
     let base = site.base_url();
-    let http = tokio::task::spawn_blocking(move || curl(&["--max-time", "10"], &format!("{base}/images/debian/vmlinuz")));
+    let http = tokio::task::spawn_blocking(move || {
+        curl(
+            &["--max-time", "10"],
+            &format!("{base}/images/debian/vmlinuz"),
+        )
+    });
     let (status, _, body) = http.await.unwrap();
     assert_eq!((status, body == kernel), (200, true), "{}", node.log_text());
     let out = site.dir().join("ipxe.out");
@@ -486,7 +506,11 @@ async fn held_connections_do_not_lock_out_real_clients() {
         .arg(format!("tftp://127.0.0.1:{}/ipxe.efi", site.tftp_port))
         .status()
         .expect("curl");
-    assert!(tftp.success(), "TFTP failed during the flood\n{}", node.log_text());
+    assert!(
+        tftp.success(),
+        "TFTP failed during the flood\n{}",
+        node.log_text()
+    );
     assert_eq!(fs::read(&out).unwrap(), ipxe);
 
     // Every held connection is closed by the node: made room for others, or timed out
@@ -507,7 +531,9 @@ async fn held_connections_do_not_lock_out_real_clients() {
 
     // Idle keep-alive: one request, then silence; closed after idle_timeout_secs (2 s).
     let mut keep = tokio::net::TcpStream::connect(addr).await.unwrap();
-    keep.write_all(b"GET /boot.ipxe HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    keep.write_all(b"GET /boot.ipxe HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut buf = vec![0u8; 4096];
     let n = keep.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
@@ -521,7 +547,10 @@ async fn held_connections_do_not_lock_out_real_clients() {
         }
     })
     .await;
-    assert!(closed.is_ok(), "idle keep-alive connection not closed within 10 s");
+    assert!(
+        closed.is_ok(),
+        "idle keep-alive connection not closed within 10 s"
+    );
     assert!(started.elapsed() >= std::time::Duration::from_millis(1500));
 }
 

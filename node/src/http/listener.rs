@@ -139,7 +139,10 @@ pub async fn serve(
                 if let Some(old) = table.lock().get(&id) {
                     old.closing.store(true, Ordering::Relaxed);
                     old.close.notify_one();
-                    tracing::debug!("http {}: idle connection closed to make room for {peer}", old.peer);
+                    tracing::debug!(
+                        "http {}: idle connection closed to make room for {peer}",
+                        old.peer
+                    );
                 }
             }
             Admission::Refuse(limit) => {

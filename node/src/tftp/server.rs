@@ -394,7 +394,12 @@ async fn serve_read(
     if let Outcome::Stopped = report.outcome {
         send_error(&socket, ErrorCode::NotDefined, "server shutting down").await;
     } else if report.outcome.is_integrity_refusal() {
-        send_error(&socket, ErrorCode::NotDefined, "file failed its integrity check").await;
+        send_error(
+            &socket,
+            ErrorCode::NotDefined,
+            "file failed its integrity check",
+        )
+        .await;
     } else if let Outcome::Source(_) | Outcome::Socket(_) = report.outcome {
         // Our failure: tell the client instead of letting it time out.
         send_error(&socket, ErrorCode::NotDefined, "server error").await;

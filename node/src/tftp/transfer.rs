@@ -454,7 +454,11 @@ impl BlockReader {
     }
 
     async fn fill(&mut self, offset: u64) -> io::Result<()> {
-        let wanted_capacity = if offset == 0 { self.first } else { self.capacity };
+        let wanted_capacity = if offset == 0 {
+            self.first
+        } else {
+            self.capacity
+        };
         if self.buf.len() < wanted_capacity {
             self.buf.resize(wanted_capacity, 0);
         }
