@@ -159,3 +159,86 @@ async fn a_flood_of_unacknowledged_requests_does_not_lock_out_real_clients() {
         "the global limit was reached"
     );
 }
+
+/// A release file served through `integrity::VerifiedFiles`, as the node's store source
+/// does.
+struct Verifying {
+    path: std::path::PathBuf,
+    hash: blake3::Hash,
+    size: u64,
+    files: netboot_node::integrity::VerifiedFiles,
+}
+
+impl netboot_node::tftp::TftpSource for Verifying {
+    fn open(
+        &self,
+        _path: &str,
+        _client: std::net::SocketAddr,
+    ) -> Result<Box<dyn netboot_node::tftp::TftpFile>, netboot_node::tftp::OpenError> {
+        let file = self
+            .files
+            .open(&self.path, &self.hash, self.size)
+            .map_err(|e| netboot_node::tftp::OpenError::AccessViolation(e.to_string()))?;
+        Ok(Box::new(file))
+    }
+}
+
+/// A file overwritten in place while a client fetches it over TFTP: the client gets an
+/// ERROR instead of the changed blocks, and every byte it did get is the original (issue
+/// 11, item 6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_overwritten_during_a_transfer_is_cut_before_a_changed_byte() {
+    use std::os::unix::fs::FileExt;
+    logcap::install();
+    let dir = tempfile::tempdir().unwrap();
+    let want = write_file(dir.path(), "image", 2_000_000, 22);
+    let path = dir.path().join("image");
+    let source = std::sync::Arc::new(Verifying {
+        hash: blake3::hash(&want),
+        size: want.len() as u64,
+        path: path.clone(),
+        files: Default::default(),
+    });
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let server = tokio::spawn(netboot_node::tftp::serve(
+        socket,
+        source,
+        common::quick_config(),
+    ));
+
+    let mut c = RawClient::new(addr).await;
+    c.rrq("image", &[("blksize", "1468")]).await;
+    assert!(matches!(
+        c.expect(Duration::from_secs(5)).await,
+        Rx::Oack(_)
+    ));
+    c.ack(0).await;
+    let mut got = Vec::new();
+    let ended = loop {
+        match c.expect(Duration::from_secs(5)).await {
+            Rx::Data { block, payload } => {
+                got.extend_from_slice(&payload);
+                if block == 100 {
+                    // Far beyond the node's read-ahead (256 KiB) at this point.
+                    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+                    f.write_all_at(&vec![0x5a; 1_000_000], 1_000_000).unwrap();
+                }
+                if payload.len() < 1468 {
+                    break None;
+                }
+                c.ack(block).await;
+            }
+            Rx::Error { message, .. } => break Some(message),
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    server.abort();
+    assert_eq!(ended.as_deref(), Some("file failed its integrity check"));
+    assert!(got.len() < want.len() && got.len() >= 100 * 1468);
+    assert!(
+        got[..] == want[..got.len()],
+        "the client received a changed byte"
+    );
+    assert!(!logcap::lines_with(&["REFUSED by the integrity check"]).is_empty());
+}
