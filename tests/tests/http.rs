@@ -368,6 +368,34 @@ fn first_stage_programs_over_http_for_uefi_http_boot() {
     assert_eq!(curl(&[], &format!("{base}/first-stage/link.efi")).0, 404);
 }
 
+/// A node with one release `big` v1 holding `big.img` (`len` bytes of `content(seed)`), and
+/// a curl fetching it at `rate` into the returned path.
+fn slow_download(
+    seed: u64,
+    len: usize,
+    rate: &str,
+) -> (
+    LoopbackSite,
+    NodeProcess,
+    Vec<u8>,
+    std::path::PathBuf,
+    std::process::Child,
+) {
+    let site = LoopbackSite::new("");
+    let data = content(seed, len);
+    let f = site.file("big.img", &data);
+    site.publish(&["--name", "big", "--file", &f]);
+    let node = site.start();
+    let out = site.dir().join("received");
+    let client = Command::new("curl")
+        .args(["-s", "--limit-rate", rate, "-o"])
+        .arg(&out)
+        .arg(format!("{}/r/big/1/big.img", site.base_url()))
+        .spawn()
+        .expect("curl");
+    (site, node, data, out, client)
+}
+
 /// `/blobs/<hash>` serves only bytes a servable release vouches for: once the release has
 /// expired its blob is 404, also after a restart (issue 11, item 4).
 #[test]
@@ -405,19 +433,8 @@ fn blobs_of_an_expired_release_are_not_served_also_after_restart() {
 #[test]
 fn a_blob_overwritten_during_a_transfer_never_reaches_the_client() {
     use std::os::unix::fs::FileExt;
-    let site = LoopbackSite::new("");
     let len = 32 << 20;
-    let data = content(8, len);
-    let f = site.file("big.img", &data);
-    site.publish(&["--name", "big", "--file", &f]);
-    let node = site.start();
-    let out = site.dir().join("received");
-    let mut client = Command::new("curl")
-        .args(["-s", "--limit-rate", "8M", "-o"])
-        .arg(&out)
-        .arg(format!("{}/r/big/1/big.img", site.base_url()))
-        .spawn()
-        .expect("curl");
+    let (site, node, data, out, mut client) = slow_download(8, len, "8M");
     wait_until(
         "the first megabyte to arrive",
         std::time::Duration::from_secs(20),
@@ -558,18 +575,7 @@ async fn held_connections_do_not_lock_out_real_clients() {
 /// client went away (issue 11, item 9).
 #[test]
 fn shutdown_logs_that_the_node_stopped_transfers() {
-    let site = LoopbackSite::new("");
-    let data = content(10, 8 << 20);
-    let f = site.file("big.img", &data);
-    site.publish(&["--name", "big", "--file", &f]);
-    let node = site.start();
-    let out = site.dir().join("received");
-    let mut client = Command::new("curl")
-        .args(["-s", "--limit-rate", "1M", "-o"])
-        .arg(&out)
-        .arg(format!("{}/r/big/1/big.img", site.base_url()))
-        .spawn()
-        .expect("curl");
+    let (_site, node, _data, out, mut client) = slow_download(10, 8 << 20, "1M");
     wait_until(
         "the download to start",
         std::time::Duration::from_secs(20),
