@@ -181,6 +181,9 @@ bench_tftp_node() {
     cat >> "$WORK/node.toml" <<TOML
 [tftp]
 listen = "127.0.0.1:16969"
+# Every simulated client comes from 127.0.0.1: lift the per-client cap meant for real hosts.
+max_transfers = 1000
+max_transfers_per_client = 1000
 [http]
 listen = "127.0.0.1:16980"
 [boot]
