@@ -25,6 +25,7 @@ Typical first steps:
       --kernel vmlinuz --initrd initrd.img --cmdline 'console=ttyS0 ip=dhcp'
   netboot images --data-dir /var/lib/netboot --trust ed25519:<key>
   netboot verify --config /etc/netboot/netboot.toml
+  netboot repair --config /etc/netboot/netboot.toml   # if the node says its blob index is damaged
 
 A fleet: give each node a [fleet] section listing its peers as <endpoint-id>@<host:port>
 (`netboot node-id` prints a node's id), then publish once to any node:
@@ -52,6 +53,7 @@ enum Command {
     Publish(cmd::publish::PublishArgs),
     Images(cmd::images::ImagesArgs),
     Verify(cmd::verify::VerifyArgs),
+    Repair(cmd::repair::RepairArgs),
     Import(cmd::bundle::ImportArgs),
     Export(cmd::bundle::ExportArgs),
 }
@@ -98,6 +100,7 @@ fn main() -> ExitCode {
             Command::Publish(args) => cmd::publish::run(args).await,
             Command::Images(args) => cmd::images::run(args).await,
             Command::Verify(args) => cmd::verify::run(args).await,
+            Command::Repair(args) => cmd::repair::run(args).await,
             Command::Import(args) => cmd::bundle::import(args).await,
             Command::Export(args) => cmd::bundle::export(args).await,
         }

@@ -511,6 +511,149 @@ async fn a_foreign_directory_is_not_taken_over() {
         fs::read(tmp.path().join("thesis.tex")).unwrap(),
         b"precious"
     );
+    let left: Vec<_> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["thesis.tex"], "a refused directory is left as found");
+}
+
+#[tokio::test]
+async fn a_deleted_release_file_does_not_lower_the_version_floor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, data) = (tmp.path().join("src"), tmp.path().join("data"));
+    fs::create_dir(&src).unwrap();
+    let publisher = key(1);
+    let mut spec = linux_spec(
+        "debian",
+        write(&src, "vmlinuz", &content(1, 1000)),
+        write(&src, "initrd.img", &content(2, 1000)),
+    );
+    let mut bundle = |v: u64| {
+        spec.version = Some(v);
+        let out = tmp.path().join(format!("bundle-{v}"));
+        publish_to_bundle(&out, &publisher, &spec, &mut |_| {}).unwrap();
+        out
+    };
+    let (v1, v2) = (bundle(1), bundle(2));
+    let store = Store::open(options(&data, &[&publisher], 2)).await.unwrap();
+    store.import_bundle(&v2, &mut |_, _| {}).await.unwrap();
+    let v2_file = store.releases()[0].file.clone();
+    store.close().await;
+    fs::remove_file(&v2_file).unwrap();
+    let store = Store::open(options(&data, &[&publisher], 2)).await.unwrap();
+    assert!(store.releases().is_empty());
+    assert_eq!(store.high_water(&"debian".parse().unwrap()), Some(2));
+    let err = store.import_bundle(&v1, &mut |_, _| {}).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AcceptError::Refused(Refusal::NotNewer { current: 2, .. })
+        ),
+        "{err}"
+    );
+    store.close().await;
+}
+
+/// Publishes two releases sharing a kernel, and a third whose only file will be damaged.
+async fn three_releases(tmp: &Path, data: &Path, publisher: &SecretKey) -> Vec<(String, Vec<u8>)> {
+    let src = tmp.join("src");
+    fs::create_dir_all(&src).unwrap();
+    let store = Store::open(options(data, &[publisher], 2)).await.unwrap();
+    let kernel = write(&src, "vmlinuz", &content(7, 300_000));
+    for (name, seed) in [("rescue", 8), ("installer", 9)] {
+        let spec = linux_spec(name, kernel.clone(), write(&src, name, &content(seed, 50_000)));
+        publish_to_store(&store, publisher, &spec, &mut |_| {})
+            .await
+            .unwrap();
+    }
+    let mut iso = linux_spec("doomed", kernel.clone(), kernel.clone());
+    iso.kernel = None;
+    iso.initrds = vec![];
+    iso.cmdline = String::new();
+    iso.files = vec![write(&src, "doomed.img", &content(10, 40_000))];
+    publish_to_store(&store, publisher, &iso, &mut |_| {})
+        .await
+        .unwrap();
+    store.close().await;
+    vec![
+        ("vmlinuz".into(), content(7, 300_000)),
+        ("rescue".into(), content(8, 50_000)),
+        ("installer".into(), content(9, 50_000)),
+        ("doomed.img".into(), content(10, 40_000)),
+    ]
+}
+
+#[tokio::test]
+async fn a_damaged_or_missing_blob_index_is_named_and_repair_restores_what_verifies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let publisher = key(1);
+    let files = three_releases(tmp.path(), &data, &publisher).await;
+    let db = data.join("blobs/blobs.db");
+
+    // Damage: a page of garbage where redb keeps its tree (it panics on this).
+    let mut bytes = fs::read(&db).unwrap();
+    bytes[4096..8192].fill(0x5a);
+    fs::write(&db, &bytes).unwrap();
+    let err = Store::open(options(&data, &[&publisher], 2))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::IndexDamaged { .. }), "{text}");
+    assert!(
+        text.contains(&db.display().to_string()) && text.contains("netboot repair"),
+        "{text}"
+    );
+    assert!(!text.contains('\n'), "one line: {text}");
+
+    // And one release's data damaged behind the store's back.
+    fs::write(data.join(format!("blobs/data/{}", data_name(&files[3].1))), b"rot").unwrap();
+    let report = netboot_node::store::repair(&options(&data, &[&publisher], 2))
+        .await
+        .unwrap();
+    let mut restored: Vec<String> = report
+        .restored
+        .iter()
+        .map(|(n, v)| format!("{n} v{v}"))
+        .collect();
+    restored.sort();
+    assert_eq!(restored, ["installer v1", "rescue v1"], "{report:?}");
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert!(report.failed[0].1.contains("doomed.img"), "{report:?}");
+    assert_eq!(report.blobs_verified, 4, "every blob re-hashed once");
+
+    let check = |store: &Store| {
+        assert_eq!(store.releases().len(), 2);
+        for r in store.releases() {
+            for f in &r.verified.files {
+                let served = fs::read(store.blob_path(&f.hash)).unwrap();
+                assert!(files.iter().any(|(_, d)| *d == served));
+                assert_eq!(blake3::hash(&served), f.hash);
+            }
+        }
+        assert_eq!(store.problems().len(), 1, "doomed stays not servable");
+        assert!(store.verify(&mut |_| {}).damage.is_empty());
+    };
+    let store = Store::open(options(&data, &[&publisher], 2)).await.unwrap();
+    check(&store);
+    store.close().await;
+
+    // Deleted: refused with its own sentence (not "0 releases"), then repaired the same way.
+    fs::remove_file(&db).unwrap();
+    let err = Store::open(options(&data, &[&publisher], 2))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::IndexMissing { .. }), "{err}");
+    assert!(err.to_string().contains("netboot repair"), "{err}");
+    let report = netboot_node::store::repair(&options(&data, &[&publisher], 2))
+        .await
+        .unwrap();
+    assert_eq!(report.restored.len(), 2, "{report:?}");
+    let store = Store::open(options(&data, &[&publisher], 2)).await.unwrap();
+    check(&store);
+    store.close().await;
+    assert!(!data.join("blobs/repair").exists());
 }
 
 #[tokio::test]

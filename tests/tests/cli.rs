@@ -512,3 +512,107 @@ fn walk(dir: &Path) -> Vec<String> {
     }
     out
 }
+
+/// A small tmpfs mounted on a directory of the test's own temp dir; unmounted on drop, also
+/// when the test fails. Needs root (CI runs as root); without it the test fails saying so.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Self {
+        fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "netboot-test"])
+            .arg(dir)
+            .output()
+            .expect("run mount (util-linux)");
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs and needs root: mount said {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self(dir.to_path_buf())
+    }
+
+    fn free_bytes(&self) -> u64 {
+        let out = run(
+            std::process::Command::new("stat")
+                .args(["-f", "-c", "%a %S"])
+                .arg(&self.0),
+            true,
+        );
+        let text = stdout(&out);
+        let mut it = text.split_whitespace().map(|n| n.parse::<u64>().unwrap());
+        it.next().unwrap() * it.next().unwrap()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+fn temp_files(data: &Path) -> Vec<String> {
+    fs::read_dir(data.join("blobs/temp"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_publish_that_fills_the_disk_leaves_no_partial_file_and_start_up_removes_old_ones() {
+    let site = netboot_tests::LoopbackSite::new("");
+    let data = site.dir().join("data");
+    let disk = Tmpfs::mount(&data, "4m");
+    let small = site.file("small.img", &content(1, 200_000));
+    site.publish(&["--name", "small", "--file", &small]);
+    let free = disk.free_bytes();
+    let big = site.file("big.img", &content(2, 6 << 20));
+    for attempt in 0..2 {
+        let out = run(
+            netboot()
+                .args(["publish", "--config"])
+                .arg(&site.config)
+                .arg("--key")
+                .arg(&site.key)
+                .args(["--name", "big", "--file", &big]),
+            false,
+        );
+        let err = stderr(&out);
+        assert!(err.to_lowercase().contains("no space"), "{err}");
+        assert_eq!(temp_files(&data), Vec::<String>::new(), "attempt {attempt}");
+        let now = disk.free_bytes();
+        assert!(
+            now + (256 << 10) >= free,
+            "attempt {attempt}: {free} bytes free before, {now} after"
+        );
+    }
+
+    // A copy cut short by a crash (kill, power cut) is removed when the store is next
+    // opened: by `verify`, which says so, and by `netboot node`.
+    fs::write(data.join("blobs/temp/0123abcd.temp"), content(3, 1 << 20)).unwrap();
+    let out = run(
+        netboot().args(["verify", "--config"]).arg(&site.config),
+        true,
+    );
+    let text = stdout(&out);
+    assert!(text.contains("REMOVED 1 partial file"), "{text}");
+    assert!(text.contains("all intact"), "{text}");
+    assert_eq!(temp_files(&data), Vec::<String>::new());
+    fs::write(data.join("blobs/temp/4567cdef.temp"), content(4, 1 << 20)).unwrap();
+    let node = site.start();
+    assert!(
+        node.log_text().contains("removed 1 partial file"),
+        "{}",
+        node.log_text()
+    );
+    assert_eq!(temp_files(&data), Vec::<String>::new());
+    assert!(disk.free_bytes() + (256 << 10) >= free);
+    drop(node);
+    drop(disk);
+}

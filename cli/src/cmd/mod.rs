@@ -3,4 +3,5 @@ pub mod images;
 pub mod keys;
 pub mod node;
 pub mod publish;
+pub mod repair;
 pub mod verify;

@@ -7,8 +7,10 @@ use crate::{progress::human_bytes, target::StoreArgs};
 /// Re-hash every file of every release in the store and report damage.
 ///
 /// Reads every byte the node would serve and compares it with the signed BLAKE3 hash; also
-/// reports release files that are damaged, untrusted or incomplete. Exits 1 if anything is
-/// wrong, naming the image, version and file at fault, so it can run from cron or a monitor.
+/// reports release files that are damaged, untrusted or incomplete, and removes (and reports)
+/// partial copies left by a publish or import that failed or was killed. Exits 1 if a release
+/// is damaged or not servable, naming the image, version and file at fault, so it can run
+/// from cron or a monitor.
 #[derive(Args)]
 pub struct VerifyArgs {
     #[command(flatten)]
@@ -20,6 +22,13 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let report = tokio::task::block_in_place(|| store.verify(&mut |_| {}));
     store.close().await;
+    if report.leftovers.files > 0 {
+        println!(
+            "REMOVED {} partial file(s) ({}) left by failed or interrupted imports",
+            report.leftovers.files,
+            human_bytes(report.leftovers.bytes)
+        );
+    }
     for problem in &report.problems {
         println!("NOT SERVABLE {problem}");
     }

@@ -94,6 +94,56 @@ pub(crate) struct Blobs {
     paths: PathOptions,
     dir: PathBuf,
     gc: Arc<GcControl>,
+    /// One copy-in at a time, so the temp files a failed one leaves are known to be its own.
+    staging: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// What start-up removed: partial copies of interrupted or failed imports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Leftovers {
+    pub files: usize,
+    pub bytes: u64,
+}
+
+/// The directory where iroh-blobs copies a file before it hashes it and moves it into place.
+pub(crate) fn temp_dir(blobs_dir: &Path) -> PathBuf {
+    PathOptions::new(blobs_dir).temp_path
+}
+
+/// Removes every file in the temp dir. Only while no store is open on it: the data dir lock
+/// makes this process its only user, so anything there is a leftover (a copy cut short by a
+/// full disk or a kill).
+pub(crate) fn remove_leftovers(blobs_dir: &Path) -> std::io::Result<Leftovers> {
+    remove_files(&temp_dir(blobs_dir), |_| true)
+}
+
+fn remove_files(
+    dir: &Path,
+    doomed: impl Fn(&std::ffi::OsStr) -> bool,
+) -> std::io::Result<Leftovers> {
+    let mut gone = Leftovers::default();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(gone),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        if !doomed(&entry.file_name()) {
+            continue;
+        }
+        let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+        std::fs::remove_file(entry.path())?;
+        gone.files += 1;
+        gone.bytes += size;
+    }
+    Ok(gone)
+}
+
+fn file_names(dir: &Path) -> std::collections::HashSet<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default()
 }
 
 impl Blobs {
@@ -121,6 +171,7 @@ impl Blobs {
             paths,
             dir: dir.to_path_buf(),
             gc,
+            staging: Default::default(),
         })
     }
 
@@ -149,6 +200,31 @@ impl Blobs {
     /// Copies `source` into the store and hashes it; the store computes the hash, so what is
     /// stored is exactly what was hashed even if `source` changes afterwards.
     pub(crate) async fn stage(
+        &self,
+        source: &Path,
+        progress: &mut dyn FnMut(StageProgress),
+    ) -> Result<StagedFile, StoreError> {
+        let _one = self.staging.lock().await;
+        let temp = self.paths.temp_path.clone();
+        let before = file_names(&temp);
+        let result = self.stage_unlocked(source, progress).await;
+        if result.is_err() {
+            // iroh-blobs leaves its partial copy behind when the copy fails (e.g. the disk is
+            // full); without this, each retry would leave one more.
+            match remove_files(&temp, |name| !before.contains(name)) {
+                Ok(gone) if gone.files > 0 => tracing::info!(
+                    "removed the partial copy of {} ({} bytes)",
+                    source.display(),
+                    gone.bytes
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("cannot remove partial copies in {}: {e}", temp.display()),
+            }
+        }
+        result
+    }
+
+    async fn stage_unlocked(
         &self,
         source: &Path,
         progress: &mut dyn FnMut(StageProgress),

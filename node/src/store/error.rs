@@ -16,6 +16,16 @@ pub enum StoreError {
         path: PathBuf,
         cause: std::io::Error,
     },
+    #[error("blob index {file} is damaged ({reason}); the store cannot be opened. Rebuild the index from the release files and blob data: netboot repair --config <this node's config> (or --data-dir {data_dir})")]
+    IndexDamaged {
+        file: PathBuf,
+        data_dir: PathBuf,
+        reason: String,
+    },
+    #[error("blob index {file} is missing although release files or blob data remain (opening would list no releases); rebuild it: netboot repair --config <this node's config> (or --data-dir {data_dir})")]
+    IndexMissing { file: PathBuf, data_dir: PathBuf },
+    #[error("version floors file {file}: {message} (fix that line; a floor must never be lowered)")]
+    Floors { file: PathBuf, message: String },
     #[error("blob store under {dir}: {message}")]
     Blobs { dir: PathBuf, message: String },
 }

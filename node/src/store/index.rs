@@ -92,8 +92,9 @@ impl std::fmt::Display for Problem {
 pub(crate) struct Index {
     pub(crate) releases: BTreeMap<ImageName, BTreeMap<u64, Arc<StoredRelease>>>,
     pub(crate) problems: Vec<Problem>,
-    /// Highest version of each name ever committed here, including problem files, so a
-    /// damaged newest release cannot be used to slip an older one back in.
+    /// Highest version of each name ever committed here, including problem files and the
+    /// floors file, so a damaged or deleted newest release cannot be used to slip an older
+    /// one back in.
     pub(crate) high_water: BTreeMap<ImageName, u64>,
 }
 
@@ -112,8 +113,12 @@ impl Index {
         layout: &Layout,
         blobs: &Blobs,
         trusted: &TrustedKeys,
+        floors: BTreeMap<ImageName, u64>,
     ) -> Result<Self, StoreError> {
-        let mut index = Index::default();
+        let mut index = Index {
+            high_water: floors,
+            ..Index::default()
+        };
         let dir = layout.releases_dir();
         fs::create_dir_all(&dir).map_err(StoreError::io("cannot create", &dir))?;
         for entry in read_dir_sorted(&dir)? {

@@ -4,7 +4,8 @@
 //! <data_dir>/
 //!   FORMAT                       "netboot data dir format 1"
 //!   netboot.lock                 held by the one process using the dir
-//!   blobs/                       iroh-blobs FsStore: blobs.db (redb), data/<hash>.data|.obao4
+//!   floors                       `<name> <version>` lines: the version each new release must exceed
+//!   blobs/                       iroh-blobs FsStore: blobs.db (redb), data/<hash>.data|.obao4, temp/
 //!   releases/<name>/<version>.release   signed releases; writing one is the commit point
 //! ```
 
@@ -34,6 +35,21 @@ impl Layout {
 
     pub fn blobs_dir(&self) -> PathBuf {
         self.root.join("blobs")
+    }
+
+    /// iroh-blobs' database: which blobs exist, complete or partial, and their tags.
+    pub fn blob_index(&self) -> PathBuf {
+        self.blobs_dir().join("blobs.db")
+    }
+
+    /// Where complete blobs live as plain `<hash>.data` files (with `.obao4` outboards).
+    pub fn blob_data_dir(&self) -> PathBuf {
+        self.blobs_dir().join("data")
+    }
+
+    /// Each name's version floor (see `floors.rs`).
+    pub fn floors_file(&self) -> PathBuf {
+        self.root.join(super::floors::FLOORS_FILE)
     }
 
     pub fn releases_dir(&self) -> PathBuf {

@@ -17,11 +17,15 @@ pub(crate) const LOCK_FILE: &str = "netboot.lock";
 #[derive(Debug)]
 pub(crate) struct DataDirLock {
     _file: File,
+    path: std::path::PathBuf,
+    /// This process created the lock file (it was not there before).
+    created: bool,
 }
 
 impl DataDirLock {
     pub(crate) fn acquire(dir: &Path) -> Result<Self, StoreError> {
         let path = dir.join(LOCK_FILE);
+        let created = !path.exists();
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -43,7 +47,12 @@ impl DataDirLock {
                     holder,
                 });
             }
-            Err(TryLockError::Error(e)) => return Err(StoreError::io("cannot lock", &path)(e)),
+            Err(TryLockError::Error(e)) => {
+                if created {
+                    let _ = std::fs::remove_file(&path);
+                }
+                return Err(StoreError::io("cannot lock", &path)(e));
+            }
         }
         let note = format!(
             "pid {} ({})",
@@ -55,6 +64,19 @@ impl DataDirLock {
             .and_then(|_| file.rewind())
             .and_then(|_| file.write_all(note.as_bytes()));
         write.map_err(StoreError::io("cannot write lock file", &path))?;
-        Ok(Self { _file: file })
+        Ok(Self {
+            _file: file,
+            path,
+            created,
+        })
+    }
+
+    /// For a directory that turned out not to be ours: remove the lock file if this process
+    /// made it, so a refused directory is left as it was found.
+    pub(crate) fn release_leaving_no_trace(self) {
+        if self.created {
+            // Still holding the lock while removing: no other netboot can be using it.
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }

@@ -15,9 +15,12 @@
 mod blobs;
 mod bundle;
 mod error;
+mod floors;
 mod index;
+mod index_check;
 mod layout;
 mod lock;
+mod repair;
 mod verify;
 
 use std::{
@@ -27,11 +30,12 @@ use std::{
     sync::{Arc, RwLock},
 };
 
-pub use blobs::{StageProgress, StagedFile};
+pub use blobs::{Leftovers, StageProgress, StagedFile};
 pub use bundle::BUNDLE_RELEASE_FILE;
 pub use error::{AcceptError, StoreError};
 pub use index::{Problem, StoredRelease};
 pub use layout::Layout;
+pub use repair::{repair, RepairReport};
 use netboot_proto::{admit, ImageName, ReleaseId, SignedRelease, TrustedKeys, VerifiedRelease};
 pub use verify::{FileDamage, VerifyProgress, VerifyReport};
 
@@ -63,10 +67,12 @@ pub struct Store {
     index: RwLock<Index>,
     /// Commits and retention run one at a time.
     commit: tokio::sync::Mutex<()>,
+    /// Partial copies found (and removed) at open.
+    leftovers: blobs::Leftovers,
     _lock: DataDirLock,
 }
 
-fn tag_prefix(name: &ImageName, version: u64) -> String {
+pub(crate) fn tag_prefix(name: &ImageName, version: u64) -> String {
     format!("{}{name}/{version:020}/", blobs::RELEASE_TAG_PREFIX)
 }
 
@@ -75,26 +81,46 @@ impl Store {
     /// re-checking every release file.
     pub async fn open(options: StoreOptions) -> Result<Self, StoreError> {
         let layout = Layout::new(&options.data_dir);
-        let root = layout.root().to_path_buf();
-        fs::create_dir_all(&root).map_err(StoreError::io("cannot create data dir", &root))?;
-        let lock = DataDirLock::acquire(&root)?;
-        check_format(&root)?;
+        let lock = open_data_dir(&layout)?;
+        let leftovers = remove_leftovers(&layout)?;
+        check_blob_index(&layout)?;
         let blobs = Blobs::open(&layout.blobs_dir()).await?;
-        let index = Index::load(&layout, &blobs, &options.trusted).await?;
+        let floors_file = layout.floors_file();
+        let floors = floors::load(&floors_file).map_err(|message| StoreError::Floors {
+            file: floors_file.clone(),
+            message,
+        })?;
+        let index = Index::load(&layout, &blobs, &options.trusted, floors.clone()).await?;
         let store = Self {
             layout,
             blobs,
             options,
             index: RwLock::new(index),
             commit: Default::default(),
+            leftovers,
             _lock: lock,
         };
-        store.reconcile_tags().await?;
-        let dropped = store.apply_retention().await?;
-        if !dropped.is_empty() {
-            store.blobs.collect_garbage().await?;
+        if store.read_index().high_water != floors {
+            store.save_floors()?;
         }
+        store.reconcile_tags().await?;
+        store.apply_retention().await?;
+        // Always: blobs of a publish or import that failed or was killed before its commit
+        // point are referenced by nothing, and should not hold disk space until the next
+        // retention run.
+        store.blobs.collect_garbage().await?;
         Ok(store)
+    }
+
+    /// Partial copies of interrupted imports that were removed when the store was opened.
+    pub fn leftovers_removed(&self) -> blobs::Leftovers {
+        self.leftovers
+    }
+
+    fn save_floors(&self) -> Result<(), StoreError> {
+        let floors = self.read_index().high_water.clone();
+        let file = self.layout.floors_file();
+        floors::save(&file, &floors).map_err(StoreError::io("cannot write", &file))
     }
 
     /// Tags without a release file are leftovers of a publish that crashed before its commit
@@ -342,6 +368,11 @@ impl Store {
             verified: release.clone(),
             file,
         });
+        // The release file already holds the floor; the floors file keeps it should that
+        // file be deleted later. A failure here is caught up at the next open.
+        if let Err(e) = self.save_floors() {
+            tracing::error!("{e}");
+        }
         tracing::info!(
             "accepted {} v{} ({} files, {} bytes, id {}, publisher {})",
             r.name,
@@ -462,6 +493,50 @@ impl Store {
     pub fn read_signed(path: &Path) -> Result<VerifiedRelease, AcceptError> {
         let bytes = fs::read(path).map_err(StoreError::io("cannot read", path))?;
         SignedRelease::open(&bytes).map_err(|e| AcceptError::Decode(path.to_path_buf(), e))
+    }
+}
+
+/// Creates the data dir if needed, takes its lock and checks it is a netboot data dir. A
+/// refused directory is left exactly as it was found.
+fn open_data_dir(layout: &Layout) -> Result<DataDirLock, StoreError> {
+    let root = layout.root();
+    fs::create_dir_all(root).map_err(StoreError::io("cannot create data dir", root))?;
+    let lock = DataDirLock::acquire(root)?;
+    match check_format(root) {
+        Ok(()) => Ok(lock),
+        Err(e) => {
+            lock.release_leaving_no_trace();
+            Err(e)
+        }
+    }
+}
+
+fn remove_leftovers(layout: &Layout) -> Result<blobs::Leftovers, StoreError> {
+    let blobs_dir = layout.blobs_dir();
+    let gone = blobs::remove_leftovers(&blobs_dir)
+        .map_err(StoreError::io("cannot clean", blobs::temp_dir(&blobs_dir)))?;
+    if gone.files > 0 {
+        tracing::warn!(
+            "removed {} partial file(s) ({} bytes) left by interrupted or failed imports from {}",
+            gone.files,
+            gone.bytes,
+            blobs::temp_dir(&blobs_dir).display()
+        );
+    }
+    Ok(gone)
+}
+
+fn check_blob_index(layout: &Layout) -> Result<(), StoreError> {
+    let file = layout.blob_index();
+    let data_dir = layout.root().to_path_buf();
+    match index_check::check(&file, &layout.blob_data_dir(), &layout.releases_dir()) {
+        index_check::IndexState::New | index_check::IndexState::Sound => Ok(()),
+        index_check::IndexState::Missing => Err(StoreError::IndexMissing { file, data_dir }),
+        index_check::IndexState::Damaged(reason) => Err(StoreError::IndexDamaged {
+            file,
+            data_dir,
+            reason,
+        }),
     }
 }
 

@@ -41,6 +41,8 @@ pub struct VerifyReport {
     pub damage: Vec<FileDamage>,
     /// Release files that were already not servable when the store was opened.
     pub problems: Vec<Problem>,
+    /// Partial copies of failed or interrupted imports, removed when the store was opened.
+    pub leftovers: super::Leftovers,
 }
 
 impl VerifyReport {
@@ -60,6 +62,7 @@ pub(crate) fn verify(store: &Store, progress: &mut dyn FnMut(&VerifyProgress)) -
     let mut report = VerifyReport {
         releases: releases.len(),
         problems: store.problems(),
+        leftovers: store.leftovers_removed(),
         ..Default::default()
     };
     let mut unique: BTreeMap<[u8; 32], u64> = BTreeMap::new();
