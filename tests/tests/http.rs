@@ -601,3 +601,65 @@ fn shutdown_logs_that_the_node_stopped_transfers() {
     );
     assert!(!log.contains("client went away"), "{log}");
 }
+
+#[test]
+fn a_damaged_blob_index_stops_the_node_with_one_line_and_repair_brings_every_release_back() {
+    let Http { site, node, base } = setup("");
+    drop(node);
+    let db = site.dir().join("data/blobs/blobs.db");
+    // Everything after redb's header page overwritten: its trees are garbage.
+    let mut bytes = fs::read(&db).unwrap();
+    bytes[4096..].fill(0x5a);
+    fs::write(&db, &bytes).unwrap();
+    let mut child = Command::new(netboot_tests::netboot_bin())
+        .args(["node", "--config"])
+        .arg(&site.config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "the node started on a damaged blob index:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(
+        errors[0].contains(&db.display().to_string()) && errors[0].contains("netboot repair"),
+        "{err}"
+    );
+
+    let out = netboot_tests::run(
+        netboot_tests::netboot()
+            .args(["repair", "--config"])
+            .arg(&site.config),
+        true,
+    );
+    let report = netboot_tests::stdout(&out);
+    assert!(
+        report.contains("RESTORED debian v1") && report.contains("RESTORED rescue v1"),
+        "{report}"
+    );
+    let _node = site.start();
+    for (path, data) in [
+        ("/r/debian/1/vmlinuz", content(1, 1_500_000)),
+        ("/r/debian/1/initrd.img", content(2, 200_000)),
+        ("/r/rescue/1/rescue.iso", content(3, 300_000)),
+    ] {
+        let (status, _, body) = curl(&[], &format!("{base}{path}"));
+        assert_eq!(status, 200, "{path}");
+        assert!(body == data, "{path} serves its signed bytes again");
+    }
+}

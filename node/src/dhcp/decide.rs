@@ -170,13 +170,13 @@ fn decide_server(
             else {
                 return ignore("no free address in the pool");
             };
-            state.offers.insert(req.mac, (ip, now + OFFER_HOLD_SECS));
+            state.offer(req.mac, ip, now + OFFER_HOLD_SECS);
             let (boot, note) = server_boot(cfg, req);
             Decision::Offer { ip, boot, note }
         }
         MessageType::Request => {
             if let Some(s) = other_server {
-                state.offers.remove(&req.mac);
+                state.withdraw_offer(req.mac);
                 return ignore(format!("client chose server {s}"));
             }
             let ip = match (req.requested_ip, req.ciaddr) {
@@ -189,10 +189,8 @@ fn decide_server(
                     reason: format!("address {ip} {why}"),
                 };
             }
-            state
-                .leases
-                .bind(req.mac, ip, now + u64::from(pool.lease_time_secs));
-            state.offers.remove(&req.mac);
+            state.bind(req.mac, ip, now + u64::from(pool.lease_time_secs));
+            state.withdraw_offer(req.mac);
             let (boot, note) = server_boot(cfg, req);
             Decision::Ack { ip, boot, note }
         }
@@ -204,9 +202,9 @@ fn decide_server(
                 };
             }
             let ip = req.ciaddr;
-            match state.leases.by_ip(ip) {
+            match state.leases().by_ip(ip) {
                 Some(l) if l.mac == req.mac => {
-                    state.leases.expire(ip, now);
+                    state.release(ip, now);
                     Decision::Released(ip)
                 }
                 _ => ignore(format!(
@@ -224,20 +222,15 @@ fn decide_server(
             let Some(ip) = req.requested_ip else {
                 return ignore("DECLINE without the declined address (option 50)");
             };
-            let leased = state.leases.by_ip(ip).is_some_and(|l| l.mac == req.mac);
-            let offered = state.offers.get(&req.mac).is_some_and(|(o, _)| *o == ip);
+            let leased = state.leases().by_ip(ip).is_some_and(|l| l.mac == req.mac);
+            let offered = state.offer_of(req.mac).is_some_and(|(o, _)| o == ip);
             if !leased && !offered {
                 return ignore(format!(
                     "DECLINE of {ip}, which was not given to this client"
                 ));
             }
-            if leased {
-                state.leases.remove(ip);
-            }
-            state.offers.remove(&req.mac);
-            state
-                .declined
-                .insert(ip, now + u64::from(pool.decline_hold_secs));
+            state.withdraw_offer(req.mac);
+            state.decline(ip, now + u64::from(pool.decline_hold_secs), leased);
             Decision::Declined(ip)
         }
         MessageType::Inform => {

@@ -65,7 +65,7 @@ pub fn process(cfg: &DhcpConfig, state: &mut State, pkt: &Inbound<'_>) -> Outcom
             return Outcome {
                 reply: None,
                 log: format!("{} bytes from {}: {e}", pkt.data.len(), pkt.src),
-                quiet: true,
+                quiet: !e.is_suspicious(),
             }
         }
     };

@@ -10,10 +10,12 @@
 pub mod arch;
 pub mod config;
 pub mod decide;
+pub mod free;
 pub mod handler;
 pub mod lease;
 pub mod mac;
 pub mod pool;
+pub mod port_owner;
 pub mod reply;
 pub mod request;
 pub mod server;

@@ -43,53 +43,51 @@ pub fn check(
     if ip == server_ip {
         return Err(Unavailable::ServerAddress);
     }
-    if state.declined.get(&ip).is_some_and(|until| *until > now) {
+    if state.declined_until(ip).is_some_and(|until| until > now) {
         return Err(Unavailable::Declined);
     }
-    if let Some(l) = state.leases.by_ip(ip) {
+    if let Some(l) = state.leases().by_ip(ip) {
         if l.mac != mac && l.is_active(now) {
             return Err(Unavailable::LeasedTo(l.mac));
         }
     }
-    for (other, (offered, until)) in &state.offers {
-        if *offered == ip && *other != mac && *until > now {
-            return Err(Unavailable::OfferedTo(*other));
+    if let Some((other, until)) = state.offered_to(ip) {
+        if other != mac && until > now {
+            return Err(Unavailable::OfferedTo(other));
         }
     }
     Ok(())
 }
 
 /// The address to OFFER: the client's lease (even expired), else its pending
-/// offer, else the address it asked for, else a never-used address, else the
-/// longest-expired one. `None` when the pool is exhausted.
+/// offer, else the address it asked for, else one that was never leased (a lapsed offer,
+/// then a never-used one), else the longest-expired lease. `None` when the pool is
+/// exhausted. O(log n) in the pool size: see `free.rs`.
 pub fn choose(
-    state: &State,
+    state: &mut State,
     pool: &PoolConfig,
     server_ip: Ipv4Addr,
     mac: MacAddr,
     requested: Option<Ipv4Addr>,
     now: u64,
 ) -> Option<Ipv4Addr> {
-    let ok = |ip: Ipv4Addr| check(state, pool, server_ip, mac, ip, now).is_ok();
     let preferred = [
-        state.leases.by_mac(mac).map(|l| l.ip),
+        state.leases().by_mac(mac).map(|l| l.ip),
         state
-            .offers
-            .get(&mac)
+            .offer_of(mac)
             .filter(|(_, until)| *until > now)
-            .map(|(ip, _)| *ip),
+            .map(|(ip, _)| ip),
         requested,
     ];
-    if let Some(ip) = preferred.into_iter().flatten().find(|ip| ok(*ip)) {
+    let ok = |state: &State, ip: Ipv4Addr| check(state, pool, server_ip, mac, ip, now).is_ok();
+    if let Some(ip) = preferred.into_iter().flatten().find(|ip| ok(state, *ip)) {
         return Some(ip);
     }
-    if let Some(ip) = pool
-        .addresses()
-        .find(|ip| state.leases.by_ip(*ip).is_none() && ok(*ip))
-    {
+    if let Some(ip) = state.unleased_address(now, |ip| ok(state, ip)) {
         return Some(ip);
     }
-    pool.addresses()
-        .filter(|ip| ok(*ip))
-        .min_by_key(|ip| state.leases.by_ip(*ip).map_or(0, |l| l.expires))
+    if let Some(ip) = state.fresh_address(pool, server_ip) {
+        return Some(ip);
+    }
+    state.expired_lease_address(now, |ip| ok(state, ip))
 }

@@ -29,6 +29,24 @@ pub enum RequestError {
     NoMessageType,
     #[error("not a PXE client (option 60 {0}), ignored")]
     NotPxeClient(String),
+    /// Replies go to the relay address: one no relay agent can have would make the node
+    /// send to itself, to a whole segment or to a multicast group on a stranger's behalf.
+    #[error("relay address (giaddr) {0} is loopback, broadcast, multicast or reserved, not a relay agent's; dropped")]
+    BadRelay(Ipv4Addr),
+}
+
+impl RequestError {
+    /// Worth an operator's attention (someone sends crafted packets), not just junk.
+    pub fn is_suspicious(&self) -> bool {
+        matches!(self, Self::BadRelay(_))
+    }
+}
+
+/// Whether `giaddr` is "no relay" or an address a relay agent could have.
+pub fn valid_relay(giaddr: Ipv4Addr) -> bool {
+    let first = giaddr.octets()[0];
+    giaddr.is_unspecified()
+        || !(giaddr.is_loopback() || giaddr.is_multicast() || first == 0 || first >= 240)
 }
 
 /// Option 60 as far as netboot cares.
@@ -147,6 +165,9 @@ impl BootRequest {
             Some(DhcpOption::ServerIdentifier(ip)) => Some(*ip),
             _ => None,
         };
+        if !valid_relay(msg.giaddr()) {
+            return Err(RequestError::BadRelay(msg.giaddr()));
+        }
         Ok(BootRequest {
             mac: MacAddr(mac),
             xid: msg.xid(),

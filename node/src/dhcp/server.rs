@@ -27,6 +27,12 @@ pub enum ServerError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Lease(#[from] LeaseError),
+    #[error("another process already serves DHCP on {addr}{} ({}): two DHCP services on one segment give clients conflicting answers; stop it, or set [dhcp] mode = \"off\" on this node", interface.as_ref().map(|i| format!(", interface {i}")).unwrap_or_default(), if holders.is_empty() { "process unknown".to_string() } else { holders.join(", ") })]
+    InUse {
+        addr: SocketAddr,
+        interface: Option<String>,
+        holders: Vec<String>,
+    },
     #[error("cannot open DHCP socket on {addr}{}: {source}", interface.as_ref().map(|i| format!(" (interface {i})")).unwrap_or_default())]
     Bind {
         addr: SocketAddr,
@@ -129,7 +135,7 @@ impl DhcpServer {
                 now: SystemTime::now(),
             };
             let reply = handle(&cfg, &mut state, &inbound);
-            persist(&mut state.leases).await;
+            persist(&mut state).await;
             if let Some((msg, to)) = reply {
                 match reply::encode(&msg) {
                     Ok(bytes) => {
@@ -154,8 +160,8 @@ async fn recv_opt(s: Option<&UdpSocket>, buf: &mut [u8]) -> io::Result<(usize, S
 /// Save changed leases before the reply goes out, off the async threads.
 /// A failed save is logged and retried on the next change; the reply is still
 /// sent (a lab that cannot write its lease file keeps booting).
-async fn persist(leases: &mut LeaseStore) {
-    let Some((path, bytes)) = leases.take_snapshot() else {
+async fn persist(state: &mut State) {
+    let Some((path, bytes)) = state.take_lease_snapshot() else {
         return;
     };
     let p = path.clone();
@@ -165,7 +171,7 @@ async fn persist(leases: &mut LeaseStore) {
         Ok(Err(e)) => e.to_string(),
         Err(e) => e.to_string(),
     };
-    leases.mark_dirty();
+    state.mark_leases_dirty();
     tracing::error!("dhcp: cannot write lease file {}: {err}", path.display());
 }
 
@@ -177,13 +183,25 @@ fn open_socket(cfg: &DhcpConfig, port: u16) -> Result<UdpSocket, ServerError> {
         source,
     };
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(err)?;
-    s.set_reuse_address(true).map_err(err)?;
+    // No SO_REUSEADDR/SO_REUSEPORT: with them a second DHCP service (another node, a
+    // dnsmasq) could bind the same port and both would answer every client. Without them
+    // the kernel refuses the second bind on the same interface (sockets bound to different
+    // interfaces with SO_BINDTODEVICE do not conflict).
     s.set_broadcast(true).map_err(err)?;
     if let Some(ifname) = &cfg.interface {
         s.bind_device(Some(ifname.as_bytes())).map_err(err)?;
     }
     s.set_nonblocking(true).map_err(err)?;
-    s.bind(&addr.into()).map_err(err)?;
+    if let Err(e) = s.bind(&addr.into()) {
+        if e.kind() == io::ErrorKind::AddrInUse {
+            return Err(ServerError::InUse {
+                addr,
+                interface: cfg.interface.clone(),
+                holders: super::port_owner::udp_port_holders(port),
+            });
+        }
+        return Err(err(e));
+    }
     UdpSocket::from_std(s.into()).map_err(err)
 }
 
@@ -195,7 +213,7 @@ fn log_start(cfg: &DhcpConfig, state: &State, dhcp: &UdpSocket, pxe: Option<&Udp
             "server, pool {}-{}, {} leases loaded",
             p.range_start,
             p.range_end,
-            state.leases.len()
+            state.leases().len()
         ),
         DhcpMode::Off => "off".to_string(),
     };

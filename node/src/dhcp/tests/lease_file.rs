@@ -50,7 +50,7 @@ fn leases_survive_a_reload() {
     let path = dir.file("leases.json");
     let cfg = cfg_with_file(path.clone());
     let mut st = State::new(LeaseStore::open(&path).unwrap());
-    assert!(st.leases.is_empty(), "missing file = no leases");
+    assert!(st.leases().is_empty(), "missing file = no leases");
 
     let o = wire(&run67(&cfg, &mut st, &edk2(Discover, MAC1)));
     let r = with_opt(
@@ -58,8 +58,8 @@ fn leases_survive_a_reload() {
         DhcpOption::RequestedIpAddress(o.yiaddr),
     );
     assert_eq!(wire(&run67(&cfg, &mut st, &r)).msg_type(), ACK);
-    st.leases.save().unwrap();
-    assert!(!st.leases.is_dirty());
+    st.save_leases().unwrap();
+    assert!(!st.leases().is_dirty());
     assert!(
         !dir.file("leases.json.tmp").exists(),
         "temporary file renamed away"
@@ -70,7 +70,7 @@ fn leases_survive_a_reload() {
 
     // "Restart": a new state from the file.
     let mut st2 = State::new(LeaseStore::open(&path).unwrap());
-    let l = st2.leases.by_mac(MacAddr(MAC1)).unwrap();
+    let l = st2.leases().by_mac(MacAddr(MAC1)).unwrap();
     assert_eq!((l.ip, l.expires), (Ipv4Addr::new(10, 1, 0, 100), T0 + 3600));
     // The address is still taken for others, still the client's own.
     assert_eq!(
@@ -100,9 +100,9 @@ fn leases_survive_a_reload() {
         "10.1.0.100:68",
         T0 + 5,
     );
-    st2.leases.save().unwrap();
+    st2.save_leases().unwrap();
     let st3 = State::new(LeaseStore::open(&path).unwrap());
-    assert_eq!(st3.leases.by_mac(MacAddr(MAC1)).unwrap().expires, T0 + 5);
+    assert_eq!(st3.leases().by_mac(MacAddr(MAC1)).unwrap().expires, T0 + 5);
 }
 
 #[test]

@@ -326,3 +326,31 @@ fn fuzz_mutated_packets_through_the_handler() {
         "mutations should not all be rejected ({answered} answered)"
     );
 }
+
+#[test]
+fn a_relay_address_no_relay_agent_can_have_is_refused_and_logged() {
+    use std::net::Ipv4Addr;
+    let (pcfg, scfg) = (proxy_cfg(), server_cfg());
+    for bad in [
+        Ipv4Addr::LOCALHOST,
+        Ipv4Addr::new(127, 9, 9, 9),
+        Ipv4Addr::BROADCAST,
+        Ipv4Addr::new(224, 0, 0, 1),
+        Ipv4Addr::new(239, 1, 2, 3),
+        Ipv4Addr::new(0, 1, 2, 3),
+        Ipv4Addr::new(250, 0, 0, 1),
+    ] {
+        for cfg in [&pcfg, &scfg] {
+            let mut st = State::default();
+            let out = run67(cfg, &mut st, &with_giaddr(edk2(Discover, MAC2), bad));
+            assert!(out.reply.is_none(), "{bad}");
+            assert!(!out.quiet, "logged at info, not debug: {bad}");
+            assert!(out.log.contains(&format!("giaddr) {bad}")), "{}", out.log);
+            assert!(st.leases().is_empty());
+        }
+    }
+    // A real relay's address is still served.
+    let relay = Ipv4Addr::new(10, 2, 0, 1);
+    let out = run67(&scfg, &mut State::default(), &with_giaddr(edk2(Discover, MAC2), relay));
+    assert_eq!(out.reply.unwrap().1, "10.2.0.1:67".parse().unwrap());
+}

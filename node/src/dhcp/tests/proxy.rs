@@ -412,7 +412,7 @@ fn proxy_never_hands_out_addresses() {
             }
         }
     }
-    assert!(st.leases.is_empty());
+    assert!(st.leases().is_empty());
 }
 
 #[test]

@@ -85,54 +85,65 @@ async fn proxy_listener_survives_junk_and_answers_4011() {
         .unwrap();
 }
 
+/// The client without the broadcast flag: replies to a client with an address (ciaddr) go
+/// to it by unicast, which keeps every reply of these tests on loopback.
+fn unicast(mut m: Message) -> Message {
+    m.set_flags(dhcproto::v4::Flags::default());
+    m
+}
+
+async fn no_reply(s: &UdpSocket) {
+    let mut buf = vec![0u8; 2048];
+    let got = tokio::time::timeout(Duration::from_millis(500), s.recv_from(&mut buf)).await;
+    assert!(got.is_err(), "unexpected reply");
+}
+
 #[tokio::test]
-async fn server_mode_relay_round_trip_persists_lease() {
+async fn server_mode_round_trip_persists_lease_and_a_loopback_relay_gets_nothing() {
     let dir = std::env::temp_dir().join(format!("dhcp-sock-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let lease_file = dir.join("leases.json");
     let _ = std::fs::remove_file(&lease_file);
 
-    // The "relay agent" lives on 127.0.0.2 at the same port number as the
-    // server's DHCP port on 127.0.0.1: replies go to giaddr:<dhcp port>.
-    let relay = UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 2), 0))
-        .await
-        .unwrap();
-    let port = relay.local_addr().unwrap().port();
+    let client_ip = Ipv4Addr::new(127, 0, 0, 2);
+    let client = UdpSocket::bind((client_ip, 0)).await.unwrap();
     let mut p = pool();
     p.lease_file = Some(lease_file.clone());
     let cfg = DhcpConfig {
         mode: DhcpMode::Server(p),
-        dhcp_port: port,
+        client_port: client.local_addr().unwrap().port(),
         ..loopback(server_cfg())
     };
     let server = DhcpServer::bind(cfg).await.unwrap();
     let to: SocketAddr = server.local_addrs().0.unwrap();
-    assert_eq!(to.port(), port);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(server.run_until(async {
         let _ = stopped.await;
     }));
 
-    let giaddr = Ipv4Addr::new(127, 0, 0, 2);
-    relay
-        .send_to(&bytes(&with_giaddr(ipxe(Discover, MAC1, 0), giaddr)), to)
+    // A "relay" on loopback would make the node answer to itself: dropped, no reply.
+    client
+        .send_to(&bytes(&with_giaddr(ipxe(Discover, MAC1, 0), client_ip)), to)
         .await
         .unwrap();
-    let offer = recv_reply(&relay).await;
+    no_reply(&client).await;
+
+    let discover = unicast(with_ciaddr(ipxe(Discover, MAC1, 0), client_ip));
+    client.send_to(&bytes(&discover), to).await.unwrap();
+    let offer = recv_reply(&client).await;
     assert_eq!(offer.opts().msg_type(), Some(MessageType::Offer));
     assert_eq!(offer.yiaddr(), Ipv4Addr::new(10, 1, 0, 100));
-    assert_eq!(offer.giaddr(), giaddr);
     assert_eq!(file(&offer), SCRIPT_URL);
 
-    let req = with_giaddr(
+    let req = unicast(with_ciaddr(
         with_opt(
             with_opt(ipxe(Request, MAC1, 0), DhcpOption::ServerIdentifier(LOOP)),
             DhcpOption::RequestedIpAddress(offer.yiaddr()),
         ),
-        giaddr,
-    );
-    relay.send_to(&bytes(&req), to).await.unwrap();
-    let ack = recv_reply(&relay).await;
+        client_ip,
+    ));
+    client.send_to(&bytes(&req), to).await.unwrap();
+    let ack = recv_reply(&client).await;
     assert_eq!(ack.opts().msg_type(), Some(MessageType::Ack));
     // The lease was written before the ACK was sent.
     let text = std::fs::read_to_string(&lease_file).unwrap();
@@ -147,6 +158,100 @@ async fn server_mode_relay_round_trip_persists_lease() {
         .unwrap()
         .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_second_dhcp_service_on_the_same_port_is_refused_naming_the_holder() {
+    let first = DhcpServer::bind(loopback(proxy_cfg())).await.unwrap();
+    let (dhcp, pxe) = first.local_addrs();
+    let cfg = DhcpConfig {
+        dhcp_port: dhcp.unwrap().port(),
+        pxe_port: pxe.unwrap().port(),
+        ..loopback(proxy_cfg())
+    };
+    let err = DhcpServer::bind(cfg).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, ServerError::InUse { .. }), "{text}");
+    assert!(
+        text.contains("already serves DHCP")
+            && text.contains(&format!("pid {}", std::process::id())),
+        "{text}"
+    );
+    drop(first);
+}
+
+/// A flood of DISCOVERs from random MACs against a /16 pool: each reserves a new address
+/// for a minute. Real clients sent in between must still get their OFFERs.
+#[tokio::test]
+async fn a_discover_flood_on_a_large_pool_does_not_starve_real_clients() {
+    const FLOOD: u32 = 2000;
+    let client_ip = Ipv4Addr::new(127, 0, 0, 3);
+    let client = std::sync::Arc::new(UdpSocket::bind((client_ip, 0)).await.unwrap());
+    let mut p = pool();
+    p.range_start = Ipv4Addr::new(10, 1, 0, 1);
+    p.range_end = Ipv4Addr::new(10, 1, 255, 254);
+    p.subnet_mask = Ipv4Addr::new(255, 255, 0, 0);
+    let cfg = DhcpConfig {
+        mode: DhcpMode::Server(p),
+        client_port: client.local_addr().unwrap().port(),
+        ..loopback(server_cfg())
+    };
+    let server = DhcpServer::bind(cfg).await.unwrap();
+    let to: SocketAddr = server.local_addrs().0.unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.run_until(async {
+        let _ = stopped.await;
+    }));
+
+    // Collect every reply: (MAC, type).
+    let rx = client.clone();
+    let collector = tokio::spawn(async move {
+        let mut got = std::collections::HashMap::new();
+        let mut buf = vec![0u8; 2048];
+        while let Ok(Ok((n, _))) =
+            tokio::time::timeout(Duration::from_secs(3), rx.recv_from(&mut buf)).await
+        {
+            if let Ok(m) = Message::from_bytes(&buf[..n]) {
+                got.insert(m.chaddr().to_vec(), m.opts().msg_type());
+            }
+        }
+        got
+    });
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut real = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    for i in 0..FLOOD {
+        if i % 10 == 0 {
+            tick.tick().await; // ~1,000 packets/s: a flood, not a socket-buffer overflow
+        }
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let mut mac = [0u8; 6];
+        mac.copy_from_slice(&rng.to_le_bytes()[..6]);
+        mac[0] = (mac[0] & 0xfe) | 0x02;
+        if i % 200 == 100 {
+            mac = [0x52, 0x54, 0x00, 0xaa, 0x00, real.len() as u8];
+            real.push(mac.to_vec());
+        }
+        let m = unicast(with_ciaddr(dhclient(Discover, mac), client_ip));
+        client.send_to(&bytes(&m), to).await.unwrap();
+    }
+    let got = collector.await.unwrap();
+    for mac in &real {
+        assert_eq!(
+            got.get(mac),
+            Some(&Some(MessageType::Offer)),
+            "real client {mac:02x?} got no OFFER during the flood ({} replies in all)",
+            got.len()
+        );
+    }
+    assert!(got.len() as u32 >= FLOOD * 9 / 10, "{} of {FLOOD} answered", got.len());
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]
