@@ -54,7 +54,7 @@ pub struct Config {
     #[serde(default)]
     pub boot: BootSection,
     /// MAC address → image name (or `{ image = "…", loader = "pxelinux" }`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::boot::deserialize_machines")]
     pub machines: BTreeMap<MacAddr, Machine>,
     /// `[fleet]`: peers and sync. Without this section the node is standalone (no fleet
     /// port is opened).
@@ -325,6 +325,24 @@ impl fmt::Display for KeepVersions {
     }
 }
 
+/// Clients are told this URL verbatim (iPXE scripts, DHCP boot URLs): it must be an
+/// absolute http(s) URL with a host, without query or fragment.
+fn check_base_url(url: &str) -> Result<(), &'static str> {
+    let uri: hyper::Uri = url.parse().map_err(|_| "is not a URL")?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        Some(_) => return Err("has a scheme other than http or https"),
+        None => return Err("is not an absolute URL (no http:// or https://)"),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err("has no host");
+    }
+    if uri.query().is_some() {
+        return Err("has a query (?…), which the node's paths cannot follow");
+    }
+    Ok(())
+}
+
 fn default_data_dir() -> PathBuf {
     PathBuf::from(DEFAULT_DATA_DIR)
 }
@@ -354,11 +372,36 @@ impl Config {
                 message: "[dhcp] mode = \"server\" needs a [dhcp.pool] section (range_start, range_end, subnet_mask, …)".into(),
             });
         }
+        if let Some(message) = config.check() {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message,
+            });
+        }
         if config.data_dir.is_relative() {
             let base = path.parent().unwrap_or(Path::new("."));
             config.data_dir = base.join(&config.data_dir);
         }
         Ok(config)
+    }
+
+    /// Checks across fields that serde cannot express; the message names the field.
+    fn check(&self) -> Option<String> {
+        let mode = self.dhcp.mode;
+        if self.dhcp.pool.is_some() && mode != DhcpModeName::Server {
+            let mode = format!("{mode:?}").to_lowercase();
+            return Some(format!(
+                "[dhcp.pool] is set but [dhcp] mode = \"{mode}\": a pool is used only with mode = \"server\" (remove the pool, or set mode = \"server\" on an isolated network)"
+            ));
+        }
+        if let Some(url) = &self.http.base_url {
+            if let Err(why) = check_base_url(url) {
+                return Some(format!(
+                    "[http] base_url = {url:?} {why}; expected a URL like http://10.0.0.1:8080"
+                ));
+            }
+        }
+        None
     }
 
     pub fn trusted_keys(&self) -> TrustedKeys {
@@ -424,6 +467,57 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn cross_field_errors_name_the_field() {
+        let pool = "[dhcp.pool]\nrange_start = \"10.0.0.100\"\nrange_end = \"10.0.0.200\"\nsubnet_mask = \"255.255.255.0\"\n";
+        for mode in ["", "[dhcp]\nmode = \"proxy\"\n", "[dhcp]\nmode = \"off\"\n"] {
+            let err = Config::parse(&format!("{mode}{pool}"), Path::new("/n.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("/n.toml") && err.contains("[dhcp.pool]") && err.contains("mode"),
+                "{err}"
+            );
+        }
+        for bad in ["not a url", "10.0.0.1:8080", "ftp://10.0.0.1", "http://", "http://x/?a=1"] {
+            let err = Config::parse(&format!("[http]\nbase_url = \"{bad}\"\n"), Path::new("/n.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("base_url") && err.contains(bad), "{err}");
+        }
+        for good in ["http://10.0.0.1", "https://boot.example:8443/netboot/"] {
+            let c = Config::parse(&format!("[http]\nbase_url = \"{good}\"\n"), Path::new("/n.toml"));
+            assert!(c.is_ok(), "{good}: {c:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_machine_entry_names_the_mac_the_value_and_what_is_allowed() {
+        let err = Config::parse(
+            "[machines]\n\"52:54:00:12:34:56\" = \"Debian 12!\"\n",
+            Path::new("/n.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("52:54:00:12:34:56")
+                && err.contains("`Debian 12!`")
+                && err.contains("a-z 0-9")
+                && !err.contains("untagged"),
+            "{err}"
+        );
+        let err = Config::parse(
+            "[machines]\n\"52:54:00:12:34:57\" = { image = \"deb\", loader = \"grub\" }\n",
+            Path::new("/n.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("52:54:00:12:34:57") && err.contains("grub") && err.contains("pxelinux"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -68,6 +68,60 @@ pub fn server_ip(config: &Config) -> Result<Ipv4Addr, RuntimeError> {
         })
 }
 
+/// IPv4 addresses and netmasks of `iface`.
+fn interface_addrs(iface: &str) -> Result<Vec<(Ipv4Addr, Ipv4Addr)>, RuntimeError> {
+    let addrs = if_addrs::get_if_addrs().map_err(|e| RuntimeError::Config {
+        field: "dhcp.interface",
+        message: e.to_string(),
+    })?;
+    Ok(addrs
+        .into_iter()
+        .filter(|a| a.name == iface)
+        .filter_map(|a| match a.addr {
+            if_addrs::IfAddr::V4(v4) => Some((v4.ip, v4.netmask)),
+            _ => None,
+        })
+        .collect())
+}
+
+/// On the boot interface, `server_ip` must be one of its addresses (clients are told to
+/// come back to it) and a server-mode pool must lie in that address's subnet (clients
+/// given an address off the segment cannot reach anything).
+pub fn check_interface(
+    iface: &str,
+    addrs: &[(Ipv4Addr, Ipv4Addr)],
+    server_ip: Ipv4Addr,
+    pool: Option<&crate::dhcp::PoolConfig>,
+) -> Result<(), RuntimeError> {
+    let Some(&(ip, mask)) = addrs.iter().find(|(ip, _)| *ip == server_ip) else {
+        let have: Vec<String> = addrs.iter().map(|(ip, _)| ip.to_string()).collect();
+        return Err(RuntimeError::Config {
+            field: "dhcp.server_ip",
+            message: format!(
+                "{server_ip} is not an address of interface `{iface}` (it has {})",
+                if have.is_empty() { "no IPv4 address".to_string() } else { have.join(", ") }
+            ),
+        });
+    };
+    if let Some(pool) = pool {
+        let net = u32::from(ip) & u32::from(mask);
+        let inside = |a: Ipv4Addr| u32::from(a) & u32::from(mask) == net;
+        if !inside(pool.range_start) || !inside(pool.range_end) {
+            return Err(RuntimeError::Config {
+                field: "dhcp.pool",
+                message: format!(
+                    "range {}-{} is outside the subnet {}/{} of interface `{iface}`",
+                    pool.range_start,
+                    pool.range_end,
+                    Ipv4Addr::from(net),
+                    u32::from(mask).leading_ones()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// PXELINUX for BIOS firmware: for every machine, or for those assigned to it.
 fn pxelinux_boot(config: &Config, base_url: &str) -> Option<PxelinuxBoot> {
     let all = config.boot.bios_loader == Loader::Pxelinux;
@@ -121,6 +175,16 @@ impl Node {
             );
         }
         let ip = server_ip(&config)?;
+        if let (Some(iface), false) = (
+            &config.dhcp.interface,
+            config.dhcp.mode == DhcpModeName::Off,
+        ) {
+            let pool = match config.dhcp.mode {
+                DhcpModeName::Server => config.dhcp.pool.as_ref(),
+                _ => None,
+            };
+            check_interface(iface, &interface_addrs(iface)?, ip, pool)?;
+        }
         let base_url = base_url(&config, ip);
         let first_stage = FirstStage {
             release: config.boot.first_stage.clone(),
@@ -306,5 +370,49 @@ impl Node {
             None => store.shutdown().await,
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_ip_and_pool_must_fit_the_interface() {
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        let addrs = [(ip("10.1.0.1"), ip("255.255.255.0"))];
+        let pool = |start: &str, end: &str| crate::dhcp::PoolConfig {
+            range_start: ip(start),
+            range_end: ip(end),
+            subnet_mask: ip("255.255.255.0"),
+            router: None,
+            dns_servers: vec![],
+            domain_name: None,
+            lease_time_secs: 3600,
+            lease_file: None,
+            decline_hold_secs: 600,
+        };
+        assert!(check_interface("br0", &addrs, ip("10.1.0.1"), None).is_ok());
+        let ok = pool("10.1.0.100", "10.1.0.200");
+        assert!(check_interface("br0", &addrs, ip("10.1.0.1"), Some(&ok)).is_ok());
+        let err = check_interface("br0", &addrs, ip("10.9.0.1"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("dhcp.server_ip: 10.9.0.1") && err.contains("`br0`") && err.contains("10.1.0.1"),
+            "{err}"
+        );
+        let off = pool("10.2.0.100", "10.2.0.200");
+        let err = check_interface("br0", &addrs, ip("10.1.0.1"), Some(&off))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("dhcp.pool: range 10.2.0.100-10.2.0.200") && err.contains("10.1.0.0/24"),
+            "{err}"
+        );
+        let err = check_interface("br0", &[], ip("10.1.0.1"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no IPv4 address"), "{err}");
     }
 }

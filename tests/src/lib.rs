@@ -146,6 +146,11 @@ impl NodeProcess {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Whether the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
 }
 
 impl Drop for NodeProcess {

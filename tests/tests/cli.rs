@@ -616,3 +616,28 @@ fn a_publish_that_fills_the_disk_leaves_no_partial_file_and_start_up_removes_old
     drop(node);
     drop(disk);
 }
+
+#[test]
+fn sighup_is_logged_and_ignored_by_a_running_node() {
+    let site = netboot_tests::LoopbackSite::new("");
+    let mut node = site.start();
+    let pid = node.pid().to_string();
+    for _ in 0..2 {
+        run(std::process::Command::new("kill").args(["-HUP", &pid]), true);
+    }
+    netboot_tests::wait_until(
+        "the node logs the SIGHUP",
+        Duration::from_secs(10),
+        &|| node.log_text(),
+        || node.log_text().matches("SIGHUP received: ignored").count() == 2,
+    );
+    // Still serving.
+    let out = run(
+        std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+            .arg(format!("{}/boot.ipxe", site.base_url())),
+        true,
+    );
+    assert_eq!(stdout(&out), "200");
+    assert!(node.is_running(), "{}", node.log_text());
+}

@@ -11,7 +11,8 @@ use netboot_node::{config::Config, runtime::Node};
 /// client transaction (DHCP offer, script, file) and per fleet event (release learned,
 /// fetched from whom, refused and why) at the default level; -v adds detail. Fleet state:
 /// GET /fleet/status.json on the HTTP port. Stops cleanly on SIGINT/SIGTERM; a fetch in
-/// progress resumes at the next start.
+/// progress resumes at the next start. SIGHUP is logged and ignored: the config is read
+/// only at start, so restart the node to apply a change.
 #[derive(Args)]
 pub struct NodeArgs {
     /// The node config file.
@@ -21,24 +22,42 @@ pub struct NodeArgs {
 
 pub async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
+    // Before the node is up: a signal that arrives early must find its handler in place
+    // (SIGHUP's default action would end the process without a word).
+    let signals = Signals::new().context("cannot install signal handlers")?;
     let node = Node::start(config)
         .await
         .with_context(|| format!("cannot start the node of {}", args.config.display()))?;
-    node.run(shutdown_signal()).await?;
+    node.run(signals.shutdown()).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Resolves on SIGTERM or SIGINT.
+    async fn shutdown(mut self) {
+        loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+                _ = self.term.recv() => return,
+                _ = self.int.recv() => return,
+                _ = self.hup.recv() => tracing::info!(
+                    "SIGHUP received: ignored (the config is read only at start; restart the node to apply a change)"
+                ),
             }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

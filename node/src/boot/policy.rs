@@ -17,15 +17,84 @@ pub enum Loader {
 }
 
 /// A `[machines]` entry: just an image name, or a table with a loader too.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Machine {
     Image(ImageName),
     Detailed {
         image: ImageName,
-        #[serde(default)]
         loader: Option<Loader>,
     },
+}
+
+/// By hand rather than `untagged`: serde's untagged error ("did not match any variant")
+/// would hide which value is wrong and what is allowed.
+impl<'de> Deserialize<'de> for Machine {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(MachineVisitor)
+    }
+}
+
+struct MachineVisitor;
+
+impl<'de> serde::de::Visitor<'de> for MachineVisitor {
+    type Value = Machine;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(r#"an image name, or { image = "<name>", loader = "ipxe" | "pxelinux" }"#)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Machine, E> {
+        v.parse().map(Machine::Image).map_err(E::custom)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Machine, A::Error> {
+        use serde::de::Error;
+        let (mut image, mut loader) = (None, None);
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "image" => {
+                    let name: String = map.next_value()?;
+                    image = Some(name.parse::<ImageName>().map_err(A::Error::custom)?);
+                }
+                "loader" => loader = Some(map.next_value::<Loader>()?),
+                other => {
+                    return Err(A::Error::unknown_field(other, &["image", "loader"]));
+                }
+            }
+        }
+        let image = image.ok_or_else(|| A::Error::missing_field("image"))?;
+        Ok(Machine::Detailed { image, loader })
+    }
+}
+
+/// `[machines]`: each entry's error names its MAC.
+pub fn deserialize_machines<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<MacAddr, Machine>, D::Error> {
+    struct Machines;
+    impl<'de> serde::de::Visitor<'de> for Machines {
+        type Value = BTreeMap<MacAddr, Machine>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a table of MAC address = image")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            use serde::de::Error;
+            let mut out = BTreeMap::new();
+            while let Some(mac) = map.next_key::<MacAddr>()? {
+                let machine = map
+                    .next_value::<Machine>()
+                    .map_err(|e| A::Error::custom(format!("machine {mac}: {e}")))?;
+                out.insert(mac, machine);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Machines)
 }
 
 impl Machine {
