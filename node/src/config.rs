@@ -481,14 +481,26 @@ mod tests {
                 "{err}"
             );
         }
-        for bad in ["not a url", "10.0.0.1:8080", "ftp://10.0.0.1", "http://", "http://x/?a=1"] {
-            let err = Config::parse(&format!("[http]\nbase_url = \"{bad}\"\n"), Path::new("/n.toml"))
-                .unwrap_err()
-                .to_string();
+        for bad in [
+            "not a url",
+            "10.0.0.1:8080",
+            "ftp://10.0.0.1",
+            "http://",
+            "http://x/?a=1",
+        ] {
+            let err = Config::parse(
+                &format!("[http]\nbase_url = \"{bad}\"\n"),
+                Path::new("/n.toml"),
+            )
+            .unwrap_err()
+            .to_string();
             assert!(err.contains("base_url") && err.contains(bad), "{err}");
         }
         for good in ["http://10.0.0.1", "https://boot.example:8443/netboot/"] {
-            let c = Config::parse(&format!("[http]\nbase_url = \"{good}\"\n"), Path::new("/n.toml"));
+            let c = Config::parse(
+                &format!("[http]\nbase_url = \"{good}\"\n"),
+                Path::new("/n.toml"),
+            );
             assert!(c.is_ok(), "{good}: {c:?}");
         }
     }

@@ -99,7 +99,11 @@ pub fn check_interface(
             field: "dhcp.server_ip",
             message: format!(
                 "{server_ip} is not an address of interface `{iface}` (it has {})",
-                if have.is_empty() { "no IPv4 address".to_string() } else { have.join(", ") }
+                if have.is_empty() {
+                    "no IPv4 address".to_string()
+                } else {
+                    have.join(", ")
+                }
             ),
         });
     };
@@ -399,7 +403,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.starts_with("dhcp.server_ip: 10.9.0.1") && err.contains("`br0`") && err.contains("10.1.0.1"),
+            err.starts_with("dhcp.server_ip: 10.9.0.1")
+                && err.contains("`br0`")
+                && err.contains("10.1.0.1"),
             "{err}"
         );
         let off = pool("10.2.0.100", "10.2.0.200");
@@ -407,7 +413,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.starts_with("dhcp.pool: range 10.2.0.100-10.2.0.200") && err.contains("10.1.0.0/24"),
+            err.starts_with("dhcp.pool: range 10.2.0.100-10.2.0.200")
+                && err.contains("10.1.0.0/24"),
             "{err}"
         );
         let err = check_interface("br0", &[], ip("10.1.0.1"), None)

@@ -562,7 +562,11 @@ async fn three_releases(tmp: &Path, data: &Path, publisher: &SecretKey) -> Vec<(
     let store = Store::open(options(data, &[publisher], 2)).await.unwrap();
     let kernel = write(&src, "vmlinuz", &content(7, 300_000));
     for (name, seed) in [("rescue", 8), ("installer", 9)] {
-        let spec = linux_spec(name, kernel.clone(), write(&src, name, &content(seed, 50_000)));
+        let spec = linux_spec(
+            name,
+            kernel.clone(),
+            write(&src, name, &content(seed, 50_000)),
+        );
         publish_to_store(&store, publisher, &spec, &mut |_| {})
             .await
             .unwrap();
@@ -608,7 +612,11 @@ async fn a_damaged_or_missing_blob_index_is_named_and_repair_restores_what_verif
     assert!(!text.contains('\n'), "one line: {text}");
 
     // And one release's data damaged behind the store's back.
-    fs::write(data.join(format!("blobs/data/{}", data_name(&files[3].1))), b"rot").unwrap();
+    fs::write(
+        data.join(format!("blobs/data/{}", data_name(&files[3].1))),
+        b"rot",
+    )
+    .unwrap();
     let report = netboot_node::store::repair(&options(&data, &[&publisher], 2))
         .await
         .unwrap();

@@ -623,7 +623,10 @@ fn sighup_is_logged_and_ignored_by_a_running_node() {
     let mut node = site.start();
     let pid = node.pid().to_string();
     for _ in 0..2 {
-        run(std::process::Command::new("kill").args(["-HUP", &pid]), true);
+        run(
+            std::process::Command::new("kill").args(["-HUP", &pid]),
+            true,
+        );
     }
     netboot_tests::wait_until(
         "the node logs the SIGHUP",

@@ -21,7 +21,10 @@ pub fn udp_port_holders(port: u16) -> Vec<String> {
     let mut holders = Vec::new();
     for p in procs.filter_map(Result::ok) {
         let name = p.file_name();
-        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else {
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
             continue;
         };
         let Ok(fds) = fs::read_dir(p.path().join("fd")) else {

@@ -24,7 +24,9 @@ pub enum StoreError {
     },
     #[error("blob index {file} is missing although release files or blob data remain (opening would list no releases); rebuild it: netboot repair --config <this node's config> (or --data-dir {data_dir})")]
     IndexMissing { file: PathBuf, data_dir: PathBuf },
-    #[error("version floors file {file}: {message} (fix that line; a floor must never be lowered)")]
+    #[error(
+        "version floors file {file}: {message} (fix that line; a floor must never be lowered)"
+    )]
     Floors { file: PathBuf, message: String },
     #[error("blob store under {dir}: {message}")]
     Blobs { dir: PathBuf, message: String },

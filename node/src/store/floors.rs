@@ -32,7 +32,10 @@ pub(crate) fn load(path: &Path) -> Result<Floors, String> {
             continue;
         }
         let parsed = line.split_once(' ').and_then(|(name, version)| {
-            Some((name.parse::<ImageName>().ok()?, version.parse::<u64>().ok()?))
+            Some((
+                name.parse::<ImageName>().ok()?,
+                version.parse::<u64>().ok()?,
+            ))
         });
         let Some((name, version)) = parsed else {
             return Err(format!(

@@ -7,10 +7,7 @@
 //! panic into one sentence. A missing index beside release or blob files is damage too:
 //! opening would create an empty one and list no releases although every file is intact.
 
-use std::{
-    path::Path,
-    sync::Once,
-};
+use std::{path::Path, sync::Once};
 
 /// Name of the checking thread, whose panics are expected and reported, not printed.
 const CHECK_THREAD: &str = "netboot-index-check";

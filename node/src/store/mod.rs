@@ -35,8 +35,8 @@ pub use bundle::BUNDLE_RELEASE_FILE;
 pub use error::{AcceptError, StoreError};
 pub use index::{Problem, StoredRelease};
 pub use layout::Layout;
-pub use repair::{repair, RepairReport};
 use netboot_proto::{admit, ImageName, ReleaseId, SignedRelease, TrustedKeys, VerifiedRelease};
+pub use repair::{repair, RepairReport};
 pub use verify::{FileDamage, VerifyProgress, VerifyReport};
 
 use self::{blobs::Blobs, index::Index, lock::DataDirLock};

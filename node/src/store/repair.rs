@@ -81,8 +81,10 @@ fn set_aside(layout: &Layout, holding: &Path) -> Result<(), StoreError> {
             }
         }
     }
-    blobs::remove_leftovers(&layout.blobs_dir())
-        .map_err(StoreError::io("cannot clean", blobs::temp_dir(&layout.blobs_dir())))?;
+    blobs::remove_leftovers(&layout.blobs_dir()).map_err(StoreError::io(
+        "cannot clean",
+        blobs::temp_dir(&layout.blobs_dir()),
+    ))?;
     let db = layout.blob_index();
     match fs::remove_file(&db) {
         Ok(()) => {}

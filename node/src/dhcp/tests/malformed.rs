@@ -351,6 +351,10 @@ fn a_relay_address_no_relay_agent_can_have_is_refused_and_logged() {
     }
     // A real relay's address is still served.
     let relay = Ipv4Addr::new(10, 2, 0, 1);
-    let out = run67(&scfg, &mut State::default(), &with_giaddr(edk2(Discover, MAC2), relay));
+    let out = run67(
+        &scfg,
+        &mut State::default(),
+        &with_giaddr(edk2(Discover, MAC2), relay),
+    );
     assert_eq!(out.reply.unwrap().1, "10.2.0.1:67".parse().unwrap());
 }

@@ -181,10 +181,12 @@ async fn a_second_dhcp_service_on_the_same_port_is_refused_naming_the_holder() {
 }
 
 /// A flood of DISCOVERs from random MACs against a /16 pool: each reserves a new address
-/// for a minute. Real clients sent in between must still get their OFFERs.
+/// for a minute. Real clients sent in between must still get their OFFERs. (With the
+/// former linear scan over the pool and all pending offers the node fell behind, the
+/// socket buffer overflowed, and the late real clients went unanswered.)
 #[tokio::test]
 async fn a_discover_flood_on_a_large_pool_does_not_starve_real_clients() {
-    const FLOOD: u32 = 2000;
+    const FLOOD: u32 = 3000;
     let client_ip = Ipv4Addr::new(127, 0, 0, 3);
     let client = std::sync::Arc::new(UdpSocket::bind((client_ip, 0)).await.unwrap());
     let mut p = pool();
@@ -230,7 +232,8 @@ async fn a_discover_flood_on_a_large_pool_does_not_starve_real_clients() {
         let mut mac = [0u8; 6];
         mac.copy_from_slice(&rng.to_le_bytes()[..6]);
         mac[0] = (mac[0] & 0xfe) | 0x02;
-        if i % 200 == 100 {
+        // Real clients come late, when the flood has reserved thousands of addresses.
+        if i >= 2000 && i % 100 == 50 {
             mac = [0x52, 0x54, 0x00, 0xaa, 0x00, real.len() as u8];
             real.push(mac.to_vec());
         }
@@ -246,7 +249,11 @@ async fn a_discover_flood_on_a_large_pool_does_not_starve_real_clients() {
             got.len()
         );
     }
-    assert!(got.len() as u32 >= FLOOD * 9 / 10, "{} of {FLOOD} answered", got.len());
+    assert!(
+        got.len() as u32 >= FLOOD * 95 / 100,
+        "{} of {FLOOD} answered",
+        got.len()
+    );
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(5), task)
         .await
