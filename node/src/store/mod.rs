@@ -503,7 +503,11 @@ fn open_data_dir(layout: &Layout) -> Result<DataDirLock, StoreError> {
     fs::create_dir_all(root).map_err(StoreError::io("cannot create data dir", root))?;
     let lock = DataDirLock::acquire(root)?;
     match check_format(root) {
-        Ok(()) => Ok(lock),
+        Ok(()) => {
+            // Leftovers of atomic writes (the floors file) cut short by a crash.
+            fsutil::remove_tmp_files(root).map_err(StoreError::io("cannot clean", root))?;
+            Ok(lock)
+        }
         Err(e) => {
             lock.release_leaving_no_trace();
             Err(e)
