@@ -385,16 +385,8 @@ mod tests {
     fn server_ip_and_pool_must_fit_the_interface() {
         let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
         let addrs = [(ip("10.1.0.1"), ip("255.255.255.0"))];
-        let pool = |start: &str, end: &str| crate::dhcp::PoolConfig {
-            range_start: ip(start),
-            range_end: ip(end),
-            subnet_mask: ip("255.255.255.0"),
-            router: None,
-            dns_servers: vec![],
-            domain_name: None,
-            lease_time_secs: 3600,
-            lease_file: None,
-            decline_hold_secs: 600,
+        let pool = |start: &str, end: &str| {
+            crate::dhcp::PoolConfig::new(ip(start), ip(end), ip("255.255.255.0"))
         };
         assert!(check_interface("br0", &addrs, ip("10.1.0.1"), None).is_ok());
         let ok = pool("10.1.0.100", "10.1.0.200");

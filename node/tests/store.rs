@@ -201,12 +201,10 @@ async fn untrusted_publisher_is_refused_and_nothing_is_visible() {
     store.close().await;
 }
 
-#[tokio::test]
-async fn replayed_or_equal_versions_are_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (src, data) = (tmp.path().join("src"), tmp.path().join("data"));
-    fs::create_dir(&src).unwrap();
-    let publisher = key(1);
+/// Bundles of `debian` v1 and v2 (same files), in `tmp`.
+fn two_versions(tmp: &Path, publisher: &SecretKey) -> (PathBuf, PathBuf) {
+    let src = tmp.join("src");
+    fs::create_dir_all(&src).unwrap();
     let mut spec = linux_spec(
         "debian",
         write(&src, "vmlinuz", &content(1, 1000)),
@@ -214,11 +212,19 @@ async fn replayed_or_equal_versions_are_refused() {
     );
     let mut bundle = |v: u64| {
         spec.version = Some(v);
-        let out = tmp.path().join(format!("bundle-{v}"));
-        publish_to_bundle(&out, &publisher, &spec, &mut |_| {}).unwrap();
+        let out = tmp.join(format!("bundle-{v}"));
+        publish_to_bundle(&out, publisher, &spec, &mut |_| {}).unwrap();
         out
     };
-    let (v1, v2) = (bundle(1), bundle(2));
+    (bundle(1), bundle(2))
+}
+
+#[tokio::test]
+async fn replayed_or_equal_versions_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let publisher = key(1);
+    let (v1, v2) = two_versions(tmp.path(), &publisher);
     let store = Store::open(options(&data, &[&publisher], 2)).await.unwrap();
     store.import_bundle(&v2, &mut |_, _| {}).await.unwrap();
     for old in [&v1, &v2] {
@@ -521,21 +527,9 @@ async fn a_foreign_directory_is_not_taken_over() {
 #[tokio::test]
 async fn a_deleted_release_file_does_not_lower_the_version_floor() {
     let tmp = tempfile::tempdir().unwrap();
-    let (src, data) = (tmp.path().join("src"), tmp.path().join("data"));
-    fs::create_dir(&src).unwrap();
+    let data = tmp.path().join("data");
     let publisher = key(1);
-    let mut spec = linux_spec(
-        "debian",
-        write(&src, "vmlinuz", &content(1, 1000)),
-        write(&src, "initrd.img", &content(2, 1000)),
-    );
-    let mut bundle = |v: u64| {
-        spec.version = Some(v);
-        let out = tmp.path().join(format!("bundle-{v}"));
-        publish_to_bundle(&out, &publisher, &spec, &mut |_| {}).unwrap();
-        out
-    };
-    let (v1, v2) = (bundle(1), bundle(2));
+    let (v1, v2) = two_versions(tmp.path(), &publisher);
     let store = Store::open(options(&data, &[&publisher], 2)).await.unwrap();
     store.import_bundle(&v2, &mut |_, _| {}).await.unwrap();
     let v2_file = store.releases()[0].file.clone();

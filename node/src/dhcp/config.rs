@@ -56,6 +56,21 @@ fn default_decline_hold() -> u32 {
 pub const MAX_POOL_SIZE: u32 = 65536;
 
 impl PoolConfig {
+    /// A pool of `range_start..=range_end` with the defaults for everything else.
+    pub fn new(range_start: Ipv4Addr, range_end: Ipv4Addr, subnet_mask: Ipv4Addr) -> Self {
+        Self {
+            range_start,
+            range_end,
+            subnet_mask,
+            router: None,
+            dns_servers: vec![],
+            domain_name: None,
+            lease_time_secs: default_lease_time(),
+            lease_file: None,
+            decline_hold_secs: default_decline_hold(),
+        }
+    }
+
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
         let n = u32::from(ip);
         n >= u32::from(self.range_start) && n <= u32::from(self.range_end)

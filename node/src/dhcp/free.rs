@@ -85,17 +85,7 @@ mod tests {
     use super::*;
 
     fn pool(start: [u8; 4], end: [u8; 4]) -> PoolConfig {
-        PoolConfig {
-            range_start: start.into(),
-            range_end: end.into(),
-            subnet_mask: [255, 255, 0, 0].into(),
-            router: None,
-            dns_servers: vec![],
-            domain_name: None,
-            lease_time_secs: 3600,
-            lease_file: None,
-            decline_hold_secs: 600,
-        }
+        PoolConfig::new(start.into(), end.into(), [255, 255, 0, 0].into())
     }
 
     #[test]

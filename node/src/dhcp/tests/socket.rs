@@ -92,6 +92,37 @@ fn unicast(mut m: Message) -> Message {
     m
 }
 
+/// A server-mode listener on loopback whose replies to clients go to `client`'s port.
+async fn serve_pool(pool: crate::dhcp::PoolConfig, client: &UdpSocket) -> (SocketAddr, Running) {
+    let cfg = DhcpConfig {
+        mode: DhcpMode::Server(pool),
+        client_port: client.local_addr().unwrap().port(),
+        ..loopback(server_cfg())
+    };
+    let server = DhcpServer::bind(cfg).await.unwrap();
+    let to: SocketAddr = server.local_addrs().0.unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.run_until(async {
+        let _ = stopped.await;
+    }));
+    (to, Running { stop, task })
+}
+
+struct Running {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), self.task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
 async fn no_reply(s: &UdpSocket) {
     let mut buf = vec![0u8; 2048];
     let got = tokio::time::timeout(Duration::from_millis(500), s.recv_from(&mut buf)).await;
@@ -109,17 +140,7 @@ async fn server_mode_round_trip_persists_lease_and_a_loopback_relay_gets_nothing
     let client = UdpSocket::bind((client_ip, 0)).await.unwrap();
     let mut p = pool();
     p.lease_file = Some(lease_file.clone());
-    let cfg = DhcpConfig {
-        mode: DhcpMode::Server(p),
-        client_port: client.local_addr().unwrap().port(),
-        ..loopback(server_cfg())
-    };
-    let server = DhcpServer::bind(cfg).await.unwrap();
-    let to: SocketAddr = server.local_addrs().0.unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server.run_until(async {
-        let _ = stopped.await;
-    }));
+    let (to, server) = serve_pool(p, &client).await;
 
     // A "relay" on loopback would make the node answer to itself: dropped, no reply.
     client
@@ -152,11 +173,7 @@ async fn server_mode_round_trip_persists_lease_and_a_loopback_relay_gets_nothing
         "{text}"
     );
 
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), task)
-        .await
-        .unwrap()
-        .unwrap();
+    server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -193,17 +210,7 @@ async fn a_discover_flood_on_a_large_pool_does_not_starve_real_clients() {
     p.range_start = Ipv4Addr::new(10, 1, 0, 1);
     p.range_end = Ipv4Addr::new(10, 1, 255, 254);
     p.subnet_mask = Ipv4Addr::new(255, 255, 0, 0);
-    let cfg = DhcpConfig {
-        mode: DhcpMode::Server(p),
-        client_port: client.local_addr().unwrap().port(),
-        ..loopback(server_cfg())
-    };
-    let server = DhcpServer::bind(cfg).await.unwrap();
-    let to: SocketAddr = server.local_addrs().0.unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server.run_until(async {
-        let _ = stopped.await;
-    }));
+    let (to, server) = serve_pool(p, &client).await;
 
     // Collect every reply: (MAC, type).
     let rx = client.clone();
@@ -254,11 +261,7 @@ async fn a_discover_flood_on_a_large_pool_does_not_starve_real_clients() {
         "{} of {FLOOD} answered",
         got.len()
     );
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), task)
-        .await
-        .unwrap()
-        .unwrap();
+    server.stop().await;
 }
 
 #[tokio::test]
