@@ -160,6 +160,60 @@ impl Drop for NodeProcess {
     }
 }
 
+/// Runs `cmd` to its end, or kills it after `limit` and panics with what it printed (a
+/// command expected to fail at once must not hang a test if it starts instead).
+pub fn run_bounded(cmd: &mut Command, limit: std::time::Duration) -> Output {
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("wait");
+            panic!(
+                "{cmd:?} still running after {limit:?}:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("wait")
+}
+
+/// A network namespace with only `lo` (up), deleted on drop. Needs root (CI is root).
+pub struct Netns(pub String);
+
+impl Netns {
+    pub fn new(prefix: &str) -> Self {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = format!("{prefix}-{}-{n}", std::process::id());
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "`ip netns add {name}` failed: this test needs root and iproute2 (CI runs as root)"
+        );
+        let ns = Self(name);
+        run(
+            Command::new("ip").args(["-n", &ns.0, "link", "set", "lo", "up"]),
+            true,
+        );
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
 /// A free TCP/UDP port on loopback (bound and released; fine for tests).
 pub fn free_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")

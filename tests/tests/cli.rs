@@ -644,3 +644,40 @@ fn sighup_is_logged_and_ignored_by_a_running_node() {
     assert_eq!(stdout(&out), "200");
     assert!(node.is_running(), "{}", node.log_text());
 }
+
+#[test]
+fn a_second_node_on_the_same_dhcp_interface_refuses_to_start_naming_the_first() {
+    let ns = netboot_tests::Netns::new("nb-dhcp2");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = |n: u16| {
+        let path = tmp.path().join(format!("node{n}.toml"));
+        fs::write(
+            &path,
+            format!(
+                "data_dir = \"data{n}\"\n[dhcp]\nmode = \"proxy\"\ninterface = \"lo\"\nserver_ip = \"127.0.0.1\"\n\
+                 [tftp]\nenabled = false\n[http]\nlisten = \"127.0.0.1:{}\"\n",
+                8080 + n
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let first = netboot_tests::NodeProcess::start(&config(1), Some(&ns.0));
+    let out = netboot_tests::run_bounded(
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &ns.0])
+            .arg(netboot_tests::netboot_bin())
+            .arg("node")
+            .arg("--config")
+            .arg(config(2)),
+        Duration::from_secs(30),
+    );
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("another process already serves DHCP on 0.0.0.0:67, interface lo")
+            && err.contains(&format!("pid {} (netboot)", first.pid())),
+        "{err}"
+    );
+    drop(first);
+}

@@ -611,26 +611,12 @@ fn a_damaged_blob_index_stops_the_node_with_one_line_and_repair_brings_every_rel
     let mut bytes = fs::read(&db).unwrap();
     bytes[4096..].fill(0x5a);
     fs::write(&db, &bytes).unwrap();
-    let mut child = Command::new(netboot_tests::netboot_bin())
-        .args(["node", "--config"])
-        .arg(&site.config)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "the node started on a damaged blob index:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = netboot_tests::run_bounded(
+        Command::new(netboot_tests::netboot_bin())
+            .args(["node", "--config"])
+            .arg(&site.config),
+        std::time::Duration::from_secs(30),
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(!err.contains("panicked"), "{err}");
