@@ -54,7 +54,7 @@ pub struct Config {
     #[serde(default)]
     pub boot: BootSection,
     /// MAC address → image name (or `{ image = "…", loader = "pxelinux" }`).
-    #[serde(default, deserialize_with = "crate::boot::deserialize_machines")]
+    #[serde(default)]
     pub machines: BTreeMap<MacAddr, Machine>,
     /// `[fleet]`: peers and sync. Without this section the node is standalone (no fleet
     /// port is opened).

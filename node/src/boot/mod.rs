@@ -8,4 +8,4 @@ pub mod policy;
 pub mod pxelinux;
 
 pub use first_stage::{FirstStage, FirstStageFile};
-pub use policy::{deserialize_machines, BootChoice, BootPolicy, Loader, Machine};
+pub use policy::{BootChoice, BootPolicy, Loader, Machine};

@@ -27,7 +27,8 @@ pub enum Machine {
 }
 
 /// By hand rather than `untagged`: serde's untagged error ("did not match any variant")
-/// would hide which value is wrong and what is allowed.
+/// would hide which value is wrong and what is allowed. Errors come from the value itself,
+/// so TOML points at its line, which shows the MAC.
 impl<'de> Deserialize<'de> for Machine {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(MachineVisitor)
@@ -65,36 +66,6 @@ impl<'de> serde::de::Visitor<'de> for MachineVisitor {
         let image = image.ok_or_else(|| A::Error::missing_field("image"))?;
         Ok(Machine::Detailed { image, loader })
     }
-}
-
-/// `[machines]`: each entry's error names its MAC.
-pub fn deserialize_machines<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<BTreeMap<MacAddr, Machine>, D::Error> {
-    struct Machines;
-    impl<'de> serde::de::Visitor<'de> for Machines {
-        type Value = BTreeMap<MacAddr, Machine>;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a table of MAC address = image")
-        }
-
-        fn visit_map<A: serde::de::MapAccess<'de>>(
-            self,
-            mut map: A,
-        ) -> Result<Self::Value, A::Error> {
-            use serde::de::Error;
-            let mut out = BTreeMap::new();
-            while let Some(mac) = map.next_key::<MacAddr>()? {
-                let machine = map
-                    .next_value::<Machine>()
-                    .map_err(|e| A::Error::custom(format!("machine {mac}: {e}")))?;
-                out.insert(mac, machine);
-            }
-            Ok(out)
-        }
-    }
-    d.deserialize_map(Machines)
 }
 
 impl Machine {
