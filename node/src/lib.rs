@@ -13,3 +13,4 @@ pub mod publish;
 pub mod runtime;
 pub mod store;
 pub mod tftp;
+pub mod throttled;

@@ -19,6 +19,7 @@ use super::{
     limits::{admit, Admission, ConnView, HttpLimits},
     HttpHandler,
 };
+use crate::throttled::Throttled;
 
 /// One open connection, shared by the table and the connection's task.
 struct Conn {
@@ -66,33 +67,8 @@ impl Table {
     }
 }
 
-/// Warns at most every `EVERY` about a recurring condition, with how often it happened.
-struct Throttled {
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-const EVERY: Duration = Duration::from_secs(10);
-
-impl Throttled {
-    fn new() -> Self {
-        Self {
-            last: None,
-            suppressed: 0,
-        }
-    }
-
-    /// Some(count of suppressed repeats) when it is time to log again.
-    fn due(&mut self) -> Option<u64> {
-        let now = Instant::now();
-        if self.last.is_some_and(|l| now.duration_since(l) < EVERY) {
-            self.suppressed += 1;
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.suppressed))
-    }
-}
+/// Refused connections are logged at most this often.
+const REFUSED_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Serves until `shutdown` resolves; then closes every connection (a transfer in progress
 /// is logged as stopped by the node) and returns once all connection tasks have ended.
@@ -105,7 +81,7 @@ pub async fn serve(
     let table = Arc::new(Table::default());
     let mut tasks = JoinSet::new();
     let mut next_id = 0u64;
-    let mut refused_log = Throttled::new();
+    let mut refused_log = Throttled::new(REFUSED_LOG_EVERY);
     let mut accept_failures = 0u64;
     tokio::pin!(shutdown);
     loop {
