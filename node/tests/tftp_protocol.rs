@@ -387,6 +387,9 @@ async fn busy_server_refuses_beyond_max_transfers() {
     let mut first = RawClient::new(server.addr).await;
     first.rrq("f", &[]).await;
     data(first.expect(WAIT).await);
+    // Acknowledged: in progress, so a new request may not take its slot.
+    first.ack(1).await;
+    assert_eq!(data(first.expect(WAIT).await).0, 2);
     let mut second = RawClient::new(server.addr).await;
     second.rrq("f", &[]).await;
     assert!(matches!(

@@ -242,3 +242,97 @@ async fn a_file_overwritten_during_a_transfer_is_cut_before_a_changed_byte() {
     );
     assert!(!logcap::lines_with(&["REFUSED by the integrity check"]).is_empty());
 }
+
+/// A flood of read requests nobody acknowledges, from 96 addresses, each under the
+/// per-client cap, so together they fill every transfer slot (issue 11, item 2). New
+/// requests take the slots of the oldest never-acknowledged transfers: no request of the
+/// flood is refused, a real client that arrives while the table is full gets the whole
+/// file, and a transfer already in progress when the flood began is never ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_from_many_addresses_makes_room_for_real_clients() {
+    const WAIT: Duration = Duration::from_secs(10);
+    const HOSTS: usize = 96;
+    let dir = tempfile::tempdir().unwrap();
+    let want = write_file(dir.path(), "ipxe.efi", 300_000, 23);
+    let config = TftpConfig {
+        // The in-progress client below waits out the flood without acknowledging; on a
+        // loaded machine that may take long enough to look like a dead client.
+        max_retries: 10,
+        ..TftpConfig::default()
+    };
+    let (slots, per_host) = (config.max_transfers, config.max_transfers_per_client - 1);
+    let server = TestServer::start(dir.path(), config).await;
+
+    // In progress before the flood: it has acknowledged the OACK and holds DATA 1.
+    let mut early = RawClient::new(server.addr).await;
+    early.rrq("ipxe.efi", &[("blksize", "1468")]).await;
+    assert!(matches!(early.expect(WAIT).await, Rx::Oack(_)));
+    early.ack(0).await;
+    let mut early_got = match early.expect(WAIT).await {
+        Rx::Data { block: 1, payload } => payload,
+        other => panic!("expected DATA 1, got {other:?}"),
+    };
+
+    let mut flood = Vec::new();
+    for host in 1..=HOSTS {
+        for _ in 0..per_host {
+            let c = RawClient::new_from(server.addr, &format!("127.0.1.{host}:0")).await;
+            c.rrq("ipxe.efi", &[("timeout", "255"), ("tsize", "0")])
+                .await;
+            flood.push(c);
+        }
+    }
+    assert!(flood.len() > slots, "the flood does not fill the table");
+    // Every one that fitted, or was later ended, had its OACK; none was told "busy".
+    for c in &mut flood {
+        if let Some(Rx::Error { message, .. }) = c.recv(Duration::from_millis(200)).await {
+            panic!("a flood request was refused: {message:?}");
+        }
+    }
+    // The early client holds one slot, the flood the rest; everything beyond was made
+    // room for, each logged at debug.
+    let ended = flood.len() - (slots - 1);
+    let lines = logcap::wait_count(
+        &["tftp transfer ended to make room", "client=127.0.1."],
+        ended,
+        WAIT,
+    )
+    .await;
+    assert_eq!(lines.len(), ended, "transfers ended to make room");
+    assert!(lines.iter().all(|l| l.starts_with("DEBUG")), "{lines:?}");
+    let summary = logcap::lines_with(&["ended the oldest transfers never acknowledged"]);
+    assert!(
+        !summary.is_empty() && summary.iter().all(|l| l.starts_with("INFO")),
+        "{summary:?}"
+    );
+
+    // The table is full of waiting flood transfers; a real client is served anyway.
+    let out = dir.path().join("fetched");
+    let got = common::curl_fetch(server.port(), "ipxe.efi", Some(1468), &out).await;
+    assert_eq!(got, want);
+
+    // And the transfer in progress since before the flood was kept: it ends complete.
+    let mut expected = 1u16;
+    loop {
+        early.ack(expected).await;
+        expected += 1;
+        let payload = loop {
+            match early.expect(WAIT).await {
+                Rx::Data { block, payload } if block == expected => break payload,
+                // DATA resent while we kept it waiting.
+                Rx::Data { block, .. } if block < expected => continue,
+                other => panic!("early client: expected DATA {expected}, got {other:?}"),
+            }
+        };
+        early_got.extend_from_slice(&payload);
+        if payload.len() < 1468 {
+            break;
+        }
+    }
+    early.ack(expected).await;
+    assert_eq!(early_got, want);
+    assert!(
+        logcap::lines_with(&["too many concurrent transfers"]).is_empty(),
+        "a request was refused"
+    );
+}

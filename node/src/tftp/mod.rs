@@ -23,6 +23,7 @@
 //! probes (client aborts with ERROR 8 after the OACK) are logged at debug level,
 //! server-side failures at warn, everything else at info.
 
+mod admission;
 mod config;
 pub mod options;
 pub mod packet;

@@ -10,21 +10,26 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::watch;
+use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
+use super::admission::{admit, Admission, Limit, TransferView};
 use super::config::TftpConfig;
 use super::options::negotiate;
 use super::packet::{encode_error, ErrorCode, Mode, Packet, ParseError, Request};
 use super::path;
 use super::source::TftpSource;
 use super::transfer::{self, Outcome, TransferSpec};
+use crate::throttled::Throttled;
 
 /// Requests are at most 512 bytes by RFC 2347; slack for clients that ignore that.
 /// A longer datagram is cut, fails to parse and is answered with ERROR 4.
 const REQUEST_BUF_LEN: usize = 4096;
+
+/// The summary of transfers ended to make room is logged at most this often.
+const MADE_ROOM_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Serves read requests arriving on `socket` until the future is dropped or an
 /// unrecoverable error occurs (there is none today: receive errors are logged
@@ -95,7 +100,6 @@ where
 {
     let mut transfer_bind = socket.local_addr()?;
     transfer_bind.set_port(0);
-    let limiter = Arc::new(Semaphore::new(config.max_transfers.max(1)));
     let shared = Arc::new(Shared {
         source,
         config,
@@ -105,6 +109,7 @@ where
         stop,
     });
     let mut tasks = JoinSet::new();
+    let mut made_room = MadeRoom::new();
     let mut buf = vec![0u8; REQUEST_BUF_LEN];
     tokio::pin!(shutdown);
 
@@ -120,7 +125,7 @@ where
             }
             received = socket.recv_from(&mut buf) => match received {
                 Ok((n, peer)) => {
-                    handle_datagram(&socket, &buf[..n], peer, &shared, &limiter, &mut tasks).await;
+                    handle_datagram(&socket, &buf[..n], peer, &shared, &mut made_room, &mut tasks).await;
                 }
                 Err(e) => {
                     // UDP receive errors are per-datagram (e.g. a queued ICMP error);
@@ -144,15 +149,17 @@ struct Shared {
     source: Arc<dyn TftpSource>,
     config: TftpConfig,
     transfer_bind: SocketAddr,
-    /// Running transfers by client address, to recognise a retransmitted RRQ.
-    active: Mutex<HashMap<SocketAddr, Active>>,
+    /// Running transfers by id (ids grow with each admitted request). Also the count the
+    /// limits apply to: an entry is removed when its task ends or when it is ended to make
+    /// room.
+    active: Mutex<HashMap<u64, Active>>,
     next_id: AtomicU64,
     /// With [`serve_until_stopped`]: tells running transfers to end.
     stop: Option<watch::Receiver<bool>>,
 }
 
 impl Shared {
-    fn active(&self) -> MutexGuard<'_, HashMap<SocketAddr, Active>> {
+    fn active(&self) -> MutexGuard<'_, HashMap<u64, Active>> {
         // Nothing panics while holding the lock; if something ever does, the map
         // is still consistent enough to keep serving.
         self.active
@@ -162,23 +169,47 @@ impl Shared {
 }
 
 struct Active {
-    id: u64,
+    client: SocketAddr,
     filename: String,
     progressed: Arc<AtomicBool>,
+    task: Option<AbortHandle>,
 }
 
 /// Removes the transfer's entry when its task ends, however it ends.
 struct ActiveGuard {
     shared: Arc<Shared>,
-    client: SocketAddr,
     id: u64,
 }
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        let mut active = self.shared.active();
-        if active.get(&self.client).is_some_and(|a| a.id == self.id) {
-            active.remove(&self.client);
+        self.shared.active().remove(&self.id);
+    }
+}
+
+/// Transfers ended to make room for new requests: counted, and summarised at info at most
+/// once per [`MADE_ROOM_LOG_EVERY`] (each one is logged at debug).
+struct MadeRoom {
+    log: Throttled,
+    total: u64,
+}
+
+impl MadeRoom {
+    fn new() -> Self {
+        Self {
+            log: Throttled::new(MADE_ROOM_LOG_EVERY),
+            total: 0,
+        }
+    }
+
+    fn record(&mut self) {
+        self.total += 1;
+        if let Some(held_back) = self.log.due() {
+            info!(
+                ended = held_back + 1,
+                total = self.total,
+                "tftp: all transfer slots taken (tftp.max_transfers); ended the oldest transfers never acknowledged by their client to make room for new requests (a flood of requests nobody acknowledges?)"
+            );
         }
     }
 }
@@ -188,7 +219,7 @@ async fn handle_datagram(
     datagram: &[u8],
     peer: SocketAddr,
     shared: &Arc<Shared>,
-    limiter: &Arc<Semaphore>,
+    made_room: &mut MadeRoom,
     tasks: &mut JoinSet<()>,
 ) {
     if peer.port() == 0 {
@@ -196,7 +227,9 @@ async fn handle_datagram(
         return;
     }
     match Packet::parse(datagram) {
-        Ok(Packet::Rrq(request)) => start_read(socket, request, peer, shared, limiter, tasks).await,
+        Ok(Packet::Rrq(request)) => {
+            start_read(socket, request, peer, shared, made_room, tasks).await
+        }
         Ok(Packet::Wrq(request)) => {
             info!(client = %peer, file = ?request.filename, "tftp write request refused: read-only server");
             reply_error(socket, peer, ErrorCode::AccessViolation, "read-only server").await;
@@ -229,81 +262,106 @@ async fn start_read(
     request: Request,
     client: SocketAddr,
     shared: &Arc<Shared>,
-    limiter: &Arc<Semaphore>,
+    made_room: &mut MadeRoom,
     tasks: &mut JoinSet<()>,
 ) {
-    {
+    let admission = {
         let active = shared.active();
-        if let Some(existing) = active.get(&client) {
-            if existing.filename == request.filename && !existing.progressed.load(Ordering::Relaxed)
-            {
-                // The client repeated its RRQ before seeing our first reply; the
-                // running transfer will answer it. A client that already talked
-                // to a transfer and asks again has started over: serve it anew.
-                debug!(%client, file = ?request.filename, "tftp: retransmitted request ignored");
-                return;
+        let retransmitted = active.values().any(|a| {
+            a.client == client
+                && a.filename == request.filename
+                && !a.progressed.load(Ordering::Relaxed)
+        });
+        if retransmitted {
+            // The client repeated its RRQ before seeing our first reply; the
+            // running transfer will answer it. A client that already talked
+            // to a transfer and asks again has started over: serve it anew.
+            debug!(%client, file = ?request.filename, "tftp: retransmitted request ignored");
+            return;
+        }
+        let views: Vec<TransferView> = active
+            .iter()
+            .map(|(id, a)| TransferView {
+                id: *id,
+                ip: a.client.ip(),
+                progressed: a.progressed.load(Ordering::Relaxed),
+            })
+            .collect();
+        admit(
+            &views,
+            client.ip(),
+            shared.config.max_transfers,
+            shared.config.max_transfers_per_client,
+        )
+    };
+    match admission {
+        Admission::Admit => {}
+        Admission::AdmitEnding(id) => {
+            if let Some(ended) = shared.active().remove(&id) {
+                // Its task is dropped at its next poll: socket and file close, no packet
+                // goes out. A real client that lost its slot this way retries its RRQ.
+                if let Some(task) = ended.task {
+                    task.abort();
+                }
+                debug!(
+                    client = %ended.client,
+                    file = ?ended.filename,
+                    for_client = %client,
+                    "tftp transfer ended to make room: never acknowledged, all slots taken"
+                );
+                made_room.record();
             }
         }
+        Admission::Refuse(limit) => {
+            warn!(
+                %client,
+                file = ?request.filename,
+                %limit,
+                max_transfers = shared.config.max_transfers,
+                max_transfers_per_client = shared.config.max_transfers_per_client,
+                "tftp request refused: {}",
+                match limit {
+                    Limit::PerClient => "this client already has the most transfers allowed",
+                    Limit::Total => "too many concurrent transfers, all of them in progress",
+                }
+            );
+            reply_error(
+                socket,
+                client,
+                ErrorCode::NotDefined,
+                "server busy, try again",
+            )
+            .await;
+            return;
+        }
     }
-    let per_client = shared.config.max_transfers_per_client.max(1);
-    let held = shared
-        .active()
-        .keys()
-        .filter(|a| a.ip() == client.ip())
-        .count();
-    if held >= per_client {
-        warn!(
-            %client,
-            file = ?request.filename,
-            max_transfers_per_client = per_client,
-            "tftp request refused: this client already has the most transfers allowed"
-        );
-        reply_error(
-            socket,
-            client,
-            ErrorCode::NotDefined,
-            "server busy, try again",
-        )
-        .await;
-        return;
-    }
-    let Ok(permit) = limiter.clone().try_acquire_owned() else {
-        warn!(
-            %client,
-            file = ?request.filename,
-            max_transfers = shared.config.max_transfers,
-            "tftp request refused: too many concurrent transfers"
-        );
-        reply_error(
-            socket,
-            client,
-            ErrorCode::NotDefined,
-            "server busy, try again",
-        )
-        .await;
-        return;
-    };
 
-    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let progressed = Arc::new(AtomicBool::new(false));
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    // Inserted before the task exists, so that a task which ends at once removes an entry
+    // that is there; its abort handle is filled in right after the spawn (only this loop
+    // ends transfers to make room, so nobody looks for it in between).
     shared.active().insert(
-        client,
+        id,
         Active {
-            id,
+            client,
             filename: request.filename.clone(),
             progressed: progressed.clone(),
+            task: None,
         },
     );
     let guard = ActiveGuard {
         shared: shared.clone(),
-        client,
         id,
     };
-    let shared = shared.clone();
-    tasks.spawn(async move {
+    let task_shared = shared.clone();
+    let task = tasks.spawn(async move {
         let _guard = guard;
-        serve_read(&shared, request, client, &progressed, permit).await;
+        serve_read(&task_shared, request, client, &progressed).await;
     });
+    if let Some(entry) = shared.active().get_mut(&id) {
+        entry.task = Some(task);
+    }
 }
 
 /// One read request from first reply to the final log line.
@@ -312,7 +370,6 @@ async fn serve_read(
     request: Request,
     client: SocketAddr,
     progressed: &AtomicBool,
-    _permit: OwnedSemaphorePermit,
 ) {
     let started = Instant::now();
     let socket = match bind_transfer_socket(shared.transfer_bind, client).await {
