@@ -95,7 +95,9 @@ pub struct TftpSection {
     pub enabled: bool,
     #[serde(default = "default_tftp_listen")]
     pub listen: SocketAddr,
-    /// Transfers at once; more get "server busy" (each holds a socket and a file).
+    /// Transfers at once (each holds a socket and a file). When all are taken, a new request
+    /// takes the slot of the oldest transfer never acknowledged; if every one is in
+    /// progress, it gets "server busy".
     #[serde(default = "default_tftp_max_transfers")]
     pub max_transfers: usize,
     /// Transfers at once from one client IP address (a PXE client runs one at a time).

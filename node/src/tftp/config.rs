@@ -31,9 +31,11 @@ pub struct TftpConfig {
     /// Retransmissions of the same packet/window before the transfer is
     /// abandoned.
     pub max_retries: u32,
-    /// Concurrent transfers; requests beyond it get ERROR 0 "server busy" so a
-    /// flood cannot exhaust sockets or memory. Each holds two file descriptors
-    /// (its socket and the file).
+    /// Concurrent transfers, so a flood cannot exhaust sockets or memory. Each
+    /// holds two file descriptors (its socket and the file). When all are taken a
+    /// new request ends the oldest transfer never acknowledged by its client and
+    /// takes its slot; only when every transfer has made progress does it get
+    /// ERROR 0 "server busy".
     pub max_transfers: usize,
     /// Concurrent transfers per client IP address; beyond it, ERROR 0 "server
     /// busy". A PXE client runs one transfer at a time (UEFI: a `tsize` probe,
