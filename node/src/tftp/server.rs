@@ -206,8 +206,8 @@ impl MadeRoom {
         self.total += 1;
         if let Some(held_back) = self.log.due() {
             info!(
-                ended = held_back + 1,
-                total = self.total,
+                ended_since_last_line = held_back + 1,
+                ended_in_total = self.total,
                 "tftp: all transfer slots taken (tftp.max_transfers); ended the oldest transfers never acknowledged by their client to make room for new requests (a flood of requests nobody acknowledges?)"
             );
         }
