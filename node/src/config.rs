@@ -206,6 +206,12 @@ pub struct BootSection {
     /// (lpxelinux.0 from the first-stage release, configs generated, files over HTTP).
     #[serde(default)]
     pub bios_loader: Loader,
+    /// What UEFI PXE firmware (x86-64, arm64) runs: `ipxe` (default; refused by Secure Boot)
+    /// or `grub` (shim + signed GRUB from the first-stage release, see `[boot.grub]`).
+    #[serde(default)]
+    pub efi_loader: Loader,
+    #[serde(default)]
+    pub grub: GrubSection,
     /// PXELINUX's first stage (the HTTP-capable build).
     #[serde(default = "default_pxelinux")]
     pub pxelinux: String,
@@ -226,11 +232,66 @@ impl Default for BootSection {
             efi_ia32: None,
             efi_arm64: None,
             bios_loader: Loader::default(),
+            efi_loader: Loader::default(),
+            grub: GrubSection::default(),
             pxelinux: default_pxelinux(),
             default_image: None,
             menu_timeout_secs: default_menu_timeout(),
         }
     }
+}
+
+/// `[boot.grub]`: the Secure Boot chain firmware → shim → signed GRUB → signed kernel. All
+/// files come from the first-stage release (e.g. published from Debian's `shim-signed` and
+/// `grub-efi-amd64-signed`); netboot re-signs nothing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrubSection {
+    /// The boot program for UEFI x86-64 PXE firmware: the Microsoft-signed shim.
+    #[serde(default = "default_shim_x64")]
+    pub efi_x64: String,
+    /// The same for arm64; without it arm64 firmware gets `boot.efi_arm64` (if any).
+    pub efi_arm64: Option<String>,
+    /// The GRUB file shim fetches by this bare name from the TFTP root (shim's built-in
+    /// name). Must be in the first-stage release under this name.
+    #[serde(default = "default_grub_x64")]
+    pub grub_x64: String,
+    #[serde(default = "default_grub_arm64")]
+    pub grub_arm64: String,
+    /// How GRUB fetches kernels and initrds: `http` (default; needs the node's HTTP on port
+    /// 80, GRUB's `(http,…)` device has no port) or `tftp`.
+    #[serde(default)]
+    pub files_over: GrubTransfer,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GrubTransfer {
+    #[default]
+    Http,
+    Tftp,
+}
+
+impl Default for GrubSection {
+    fn default() -> Self {
+        Self {
+            efi_x64: default_shim_x64(),
+            efi_arm64: None,
+            grub_x64: default_grub_x64(),
+            grub_arm64: default_grub_arm64(),
+            files_over: GrubTransfer::default(),
+        }
+    }
+}
+
+fn default_shim_x64() -> String {
+    "shimx64.efi".into()
+}
+fn default_grub_x64() -> String {
+    "grubx64.efi".into()
+}
+fn default_grub_arm64() -> String {
+    "grubaa64.efi".into()
 }
 
 fn yes() -> bool {
@@ -403,7 +464,33 @@ impl Config {
                 ));
             }
         }
-        None
+        self.check_boot().err()
+    }
+
+    /// Loader choices that cannot work, named by field.
+    fn check_boot(&self) -> Result<(), String> {
+        let b = &self.boot;
+        if b.bios_loader == Loader::Grub {
+            return Err("[boot] bios_loader = \"grub\": GRUB is the UEFI (Secure Boot) chain; BIOS machines use \"ipxe\" or \"pxelinux\" (set efi_loader = \"grub\" instead)".into());
+        }
+        if b.efi_loader == Loader::Pxelinux {
+            return Err("[boot] efi_loader = \"pxelinux\": PXELINUX is BIOS-only; UEFI machines use \"ipxe\" or \"grub\"".into());
+        }
+        let names = [
+            ("[boot.grub] efi_x64", Some(&b.grub.efi_x64)),
+            ("[boot.grub] efi_arm64", b.grub.efi_arm64.as_ref()),
+            ("[boot.grub] grub_x64", Some(&b.grub.grub_x64)),
+            ("[boot.grub] grub_arm64", Some(&b.grub.grub_arm64)),
+        ];
+        for (field, name) in names {
+            let Some(name) = name else { continue };
+            if let Err(e) = name.parse::<netboot_proto::ImagePath>() {
+                return Err(format!(
+                    "{field} = {name:?}: not a file name in the first-stage release: {e}"
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub fn trusted_keys(&self) -> TrustedKeys {
@@ -561,6 +648,58 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("at least 1"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod grub_tests {
+    use super::*;
+
+    #[test]
+    fn grub_chain_settings_and_their_errors() {
+        let text = r#"
+            [boot]
+            efi_loader = "grub"
+            [boot.grub]
+            efi_x64 = "shim/shimx64.efi"
+            efi_arm64 = "shimaa64.efi"
+            files_over = "tftp"
+            [machines]
+            "52:54:00:12:34:56" = { image = "debian", loader = "grub" }
+            "52:54:00:12:34:57" = { image = "debian", loader = "ipxe" }
+        "#;
+        let c = Config::parse(text, Path::new("/n.toml")).unwrap();
+        assert_eq!(c.boot.efi_loader, Loader::Grub);
+        assert_eq!(c.boot.bios_loader, Loader::Ipxe);
+        assert_eq!(c.boot.grub.efi_x64, "shim/shimx64.efi");
+        assert_eq!(c.boot.grub.efi_arm64.as_deref(), Some("shimaa64.efi"));
+        assert_eq!(c.boot.grub.grub_x64, "grubx64.efi");
+        assert_eq!(c.boot.grub.grub_arm64, "grubaa64.efi");
+        assert_eq!(c.boot.grub.files_over, GrubTransfer::Tftp);
+
+        let defaults = Config::parse("", Path::new("/n.toml")).unwrap();
+        assert_eq!(defaults.boot.efi_loader, Loader::Ipxe);
+        assert_eq!(defaults.boot.grub.efi_x64, "shimx64.efi");
+        assert_eq!(defaults.boot.grub.files_over, GrubTransfer::Http);
+
+        let err = |text: &str| {
+            Config::parse(text, Path::new("/etc/n.toml"))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err("[boot]\nbios_loader = \"grub\"\n");
+        assert!(
+            e.contains("/etc/n.toml") && e.contains("bios_loader"),
+            "{e}"
+        );
+        let e = err("[boot]\nefi_loader = \"pxelinux\"\n");
+        assert!(e.contains("efi_loader") && e.contains("BIOS-only"), "{e}");
+        let e = err("[boot.grub]\nefi_x64 = \"../shim.efi\"\n");
+        assert!(e.contains("[boot.grub] efi_x64"), "{e}");
+        let e = err("[boot.grub]\nshim = \"x\"\n");
+        assert!(e.contains("shim") && e.contains("line 2"), "{e}");
+        let e = err("[boot]\nefi_loader = \"grubb\"\n");
+        assert!(e.contains("efi_loader") || e.contains("grubb"), "{e}");
     }
 }
 

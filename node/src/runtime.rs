@@ -7,9 +7,12 @@ use tokio::net::TcpListener;
 
 use crate::{
     boot::Loader,
-    boot::{BootPolicy, FirstStage},
-    config::{Config, DhcpModeName},
-    dhcp::{arch::PxelinuxBoot, BootFiles, DhcpConfig, DhcpMode, DhcpServer},
+    boot::{grub, BootPolicy, FirstStage},
+    config::{Config, DhcpModeName, GrubTransfer},
+    dhcp::{
+        arch::{GrubBoot, MachineSet, PxelinuxBoot},
+        BootFiles, DhcpConfig, DhcpMode, DhcpServer,
+    },
     fleet::{Fleet, FleetError},
     http::{self, HttpHandler, HttpLimits},
     integrity::VerifiedFiles,
@@ -143,6 +146,67 @@ fn pxelinux_boot(config: &Config, base_url: &str) -> Option<PxelinuxBoot> {
     })
 }
 
+/// shim + GRUB for UEFI firmware: for every machine (but those assigned another UEFI
+/// loader), or for those assigned to it.
+fn grub_boot(config: &Config) -> Option<GrubBoot> {
+    let policy = boot_policy(config);
+    let machines = if config.boot.efi_loader == Loader::Grub {
+        MachineSet::All {
+            except: config
+                .machines
+                .keys()
+                .filter(|mac| policy.efi_loader_for(Some(mac)) != Loader::Grub)
+                .copied()
+                .collect(),
+        }
+    } else {
+        let only: std::collections::BTreeSet<_> = config
+            .machines
+            .keys()
+            .filter(|mac| policy.efi_loader_for(Some(mac)) == Loader::Grub)
+            .copied()
+            .collect();
+        if only.is_empty() {
+            return None;
+        }
+        MachineSet::Only(only)
+    };
+    Some(GrubBoot {
+        efi_x64: config.boot.grub.efi_x64.clone(),
+        efi_arm64: config.boot.grub.efi_arm64.clone(),
+        machines,
+    })
+}
+
+fn boot_policy(config: &Config) -> BootPolicy {
+    BootPolicy {
+        machines: config.machines.clone(),
+        default_image: config.boot.default_image.clone(),
+        menu_timeout_secs: config.boot.menu_timeout_secs,
+        bios_loader: config.boot.bios_loader,
+        efi_loader: config.boot.efi_loader,
+    }
+}
+
+/// Tells the operator at start-up when the GRUB chain lacks a file it will be asked for.
+fn check_grub_files(config: &Config, store: &Store, first_stage: &FirstStage) {
+    let g = &config.boot.grub;
+    let mut wanted = vec![
+        ("boot.grub.efi_x64", &g.efi_x64),
+        ("boot.grub.grub_x64", &g.grub_x64),
+    ];
+    if let Some(shim) = &g.efi_arm64 {
+        wanted.push(("boot.grub.efi_arm64", shim));
+        wanted.push(("boot.grub.grub_arm64", &g.grub_arm64));
+    }
+    for (field, name) in wanted {
+        match first_stage.lookup(store, name) {
+            Ok(f) => tracing::info!("GRUB chain: {name} ({field}) from {}", f.origin),
+            Err(e) => tracing::warn!("GRUB chain: {field}: {e}; UEFI machines on the GRUB loader will not boot until it is published"),
+        }
+    }
+}
+
 pub fn base_url(config: &Config, ip: Ipv4Addr) -> String {
     match &config.http.base_url {
         Some(url) => url.trim_end_matches('/').to_string(),
@@ -201,6 +265,13 @@ impl Node {
                 dir.display()
             );
         }
+        let grub = grub_boot(&config);
+        let grub_files_root =
+            grub::files_root(&base_url, config.boot.grub.files_over == GrubTransfer::Http);
+        if grub.is_some() {
+            check_grub_files(&config, &store, &first_stage);
+            tracing::info!("GRUB loads kernels and initrds from {grub_files_root}");
+        }
         let http_listener = TcpListener::bind(config.http.listen)
             .await
             .map_err(|cause| RuntimeError::Bind {
@@ -217,12 +288,8 @@ impl Node {
         let http_handler = Arc::new(HttpHandler {
             store: store.clone(),
             base_url: base_url.clone(),
-            policy: BootPolicy {
-                machines: config.machines.clone(),
-                default_image: config.boot.default_image.clone(),
-                menu_timeout_secs: config.boot.menu_timeout_secs,
-                bios_loader: config.boot.bios_loader,
-            },
+            policy: boot_policy(&config),
+            grub_files_root: grub_files_root.clone(),
             first_stage: first_stage.clone(),
             pxelinux_file: config.boot.pxelinux.clone(),
             verified: Arc::new(VerifiedFiles::default()),
@@ -242,6 +309,7 @@ impl Node {
                 store: store.clone(),
                 policy: http_handler.policy.clone(),
                 base_url: base_url.clone(),
+                grub_files_root: grub_files_root.clone(),
                 first_stage: first_stage.clone(),
                 verified: http_handler.verified.clone(),
             });
@@ -273,6 +341,7 @@ impl Node {
                         ipxe_script_url: format!("{base_url}/boot.ipxe"),
                         http_base_url: format!("{base_url}/first-stage"),
                         pxelinux: pxelinux_boot(&config, &base_url),
+                        grub: grub.clone(),
                     },
                     ..DhcpConfig::default()
                 };

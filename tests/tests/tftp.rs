@@ -137,3 +137,141 @@ fn pxelinux_configs_are_generated() {
     let (code, _) = fetch(&t, "pxelinux.cfg/C0A80001", "512");
     assert_ne!(code, 0, "probes for hex-IP names are file-not-found");
 }
+
+/// A site whose UEFI machines boot through shim + GRUB: GRUB finds its configs where the
+/// signed Debian builds look, and kernels over TFTP (the HTTP port is not 80 here).
+fn grub_site() -> Tftp {
+    let site = LoopbackSite::new(
+        "[boot]\nefi_loader = \"grub\"\ndefault_image = \"deb\"\n[machines]\n\"52:54:00:12:34:56\" = \"alt\"\n",
+    );
+    let (shim, grub) = (
+        site.file("shimx64.efi", &content(4, 900_000)),
+        site.file("grubx64.efi", &content(5, 1_500_000)),
+    );
+    site.publish(&["--name", "ipxe", "--file", &shim, "--file", &grub]);
+    let k = site.file("vmlinuz", &content(3, 3_000_000));
+    let i = site.file("initrd.img", &content(6, 500_000));
+    site.publish(&[
+        "--name",
+        "deb",
+        "--kernel",
+        &k,
+        "--initrd",
+        &i,
+        "--cmdline",
+        "console=ttyS0 check={{image_url}}/x",
+    ]);
+    let k2 = site.file("vmlinuz-alt", &content(7, 1000));
+    site.publish(&["--name", "alt", "--kernel", &k2, "--cmdline", "alt"]);
+    let node = site.start();
+    Tftp {
+        port: site.tftp_port,
+        site,
+        node,
+    }
+}
+
+#[test]
+fn grub_configs_are_generated_where_signed_grub_looks() {
+    let t = grub_site();
+    assert_eq!(fetch(&t, "shimx64.efi", "1468").1, content(4, 900_000));
+    assert_eq!(fetch(&t, "grubx64.efi", "1468").1, content(5, 1_500_000));
+    for prefix in ["grub", "debian-installer/amd64/grub"] {
+        let (code, cfg) = fetch(&t, &format!("{prefix}/grub.cfg"), "1468");
+        let cfg = String::from_utf8_lossy(&cfg);
+        assert_eq!(code, 0, "{prefix}");
+        assert!(
+            cfg.contains("source \"$prefix/grub.cfg-01-$nb1-$nb2-$nb3-$nb4-$nb5-$nb6\""),
+            "{cfg}"
+        );
+        // Without a MAC: the default image.
+        assert!(cfg.contains("'(tftp,127.0.0.1)/r/deb/1/vmlinuz'"), "{cfg}");
+        let (code, _) = fetch(&t, &format!("{prefix}/x86_64-efi/grub.cfg"), "512");
+        assert_ne!(code, 0, "the memdisk script's probe is file-not-found");
+    }
+    let (code, alt) = fetch(&t, "grub/grub.cfg-01-52-54-00-12-34-56", "512");
+    let alt = String::from_utf8_lossy(&alt).into_owned();
+    assert_eq!(code, 0);
+    assert!(
+        alt.contains("if linux '(tftp,127.0.0.1)/r/alt/1/vmlinuz-alt' alt; then"),
+        "the assigned image: {alt}"
+    );
+    let (_, cfg) = fetch(&t, "grub/grub.cfg-01-52-54-00-00-00-09", "512");
+    let cfg = String::from_utf8_lossy(&cfg);
+    assert!(
+        cfg.contains(&format!(
+            "if linux '(tftp,127.0.0.1)/r/deb/1/vmlinuz' console=ttyS0 check=http://127.0.0.1:{}/r/deb/1/x; then",
+            t.site.http_port
+        )) && cfg.contains("if initrd '(tftp,127.0.0.1)/r/deb/1/initrd.img'; then"),
+        "the default image: {cfg}"
+    );
+    let (code, _) = fetch(&t, "grub/grub.cfg-0A0A0A64", "512");
+    assert_ne!(code, 0, "hex-IP probes are file-not-found");
+    // The same configs over HTTP, for a GRUB whose prefix is an HTTP URL.
+    let http = Command::new("curl")
+        .args([
+            "-sf",
+            &format!("{}/grub/grub.cfg-01-52-54-00-12-34-56", t.site.base_url()),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&http.stdout), alt);
+    let log = t.node.log_text();
+    assert!(
+        log.contains("grub/grub.cfg-01-52-54-00-12-34-56: GRUB config: 52:54:00:12:34:56 boots alt v1 (assigned to this MAC)"),
+        "{log}"
+    );
+}
+
+#[test]
+fn release_files_over_tftp_are_verified_and_windowed() {
+    let t = grub_site();
+    let got = t.site.dir().join("got-vmlinuz");
+    let atftp = Command::new("atftp")
+        .args([
+            "--option",
+            "windowsize 16",
+            "--option",
+            "blksize 1468",
+            "-g",
+            "-r",
+        ])
+        .arg("r/deb/1/vmlinuz")
+        .arg("-l")
+        .arg(&got)
+        .args(["127.0.0.1", &t.port.to_string()])
+        .output()
+        .expect("atftp is needed for these tests: apt-get install atftp");
+    assert!(
+        atftp.status.success(),
+        "{}",
+        String::from_utf8_lossy(&atftp.stderr)
+    );
+    assert_eq!(fs::read(&got).unwrap(), content(3, 3_000_000));
+    let log = t.node.log_text();
+    assert!(
+        log.contains("file=\"r/deb/1/vmlinuz\" outcome=complete") && log.contains("windowsize=16"),
+        "{log}"
+    );
+    for path in [
+        "r/deb/2/vmlinuz",
+        "r/deb/1/nope",
+        "r/nope/1/vmlinuz",
+        "r/deb/x/vmlinuz",
+    ] {
+        let (code, bytes) = fetch(&t, path, "512");
+        assert!(code != 0 && bytes.is_empty(), "{path} was served");
+    }
+    // Changed on disk behind the store's back: refused over TFTP exactly as over HTTP.
+    let blob = t.site.blob(&content(6, 500_000));
+    let mut bytes = fs::read(&blob).unwrap();
+    bytes[100] ^= 0xff;
+    fs::write(&blob, bytes).unwrap();
+    let (code, got) = fetch(&t, "r/deb/1/initrd.img", "1468");
+    assert!(code != 0 && got.is_empty(), "a tampered initrd was served");
+    let log = t.node.log_text();
+    assert!(
+        log.contains("r/deb/1/initrd.img: REFUSED, failed its integrity check"),
+        "{log}"
+    );
+}

@@ -7,13 +7,33 @@ use serde::Deserialize;
 
 use crate::dhcp::MacAddr;
 
-/// What BIOS clients run after the firmware: iPXE (default) or PXELINUX.
+/// What a machine runs after its firmware: iPXE (default, BIOS and UEFI), PXELINUX (BIOS
+/// only) or shim + signed GRUB (UEFI only: the chain Secure Boot firmware accepts).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Loader {
     #[default]
     Ipxe,
     Pxelinux,
+    Grub,
+}
+
+impl Loader {
+    pub fn name(self) -> &'static str {
+        match self {
+            Loader::Ipxe => "ipxe",
+            Loader::Pxelinux => "pxelinux",
+            Loader::Grub => "grub",
+        }
+    }
+
+    fn runs_on_bios(self) -> bool {
+        self != Loader::Grub
+    }
+
+    fn runs_on_uefi(self) -> bool {
+        self != Loader::Pxelinux
+    }
 }
 
 /// A `[machines]` entry: just an image name, or a table with a loader too.
@@ -88,8 +108,9 @@ pub struct BootPolicy {
     pub machines: BTreeMap<MacAddr, Machine>,
     pub default_image: Option<ImageName>,
     pub menu_timeout_secs: u32,
-    /// The site-wide loader; a machine entry may override it.
+    /// The site-wide loaders per firmware kind; a machine entry may override them.
     pub bios_loader: Loader,
+    pub efi_loader: Loader,
 }
 
 /// The decision for one client, with the reason for the log.
@@ -100,10 +121,25 @@ pub enum BootChoice {
 }
 
 impl BootPolicy {
-    pub fn loader(&self, mac: Option<&MacAddr>) -> Loader {
+    fn machine_loader(&self, mac: Option<&MacAddr>) -> Option<Loader> {
         mac.and_then(|m| self.machines.get(m))
             .and_then(Machine::loader)
+    }
+
+    /// The loader BIOS firmware of this machine runs: its own entry's, unless that one is
+    /// UEFI-only (`grub`), else the site's `bios_loader`.
+    pub fn bios_loader_for(&self, mac: Option<&MacAddr>) -> Loader {
+        self.machine_loader(mac)
+            .filter(|l| l.runs_on_bios())
             .unwrap_or(self.bios_loader)
+    }
+
+    /// The loader UEFI firmware of this machine runs: its own entry's, unless that one is
+    /// BIOS-only (`pxelinux`), else the site's `efi_loader`.
+    pub fn efi_loader_for(&self, mac: Option<&MacAddr>) -> Loader {
+        self.machine_loader(mac)
+            .filter(|l| l.runs_on_uefi())
+            .unwrap_or(self.efi_loader)
     }
 
     pub fn choose(&self, mac: Option<&MacAddr>) -> BootChoice {
@@ -157,7 +193,7 @@ mod tests {
                 why: "default image"
             }
         );
-        assert_eq!(p.loader(Some(&mac)), Loader::Ipxe);
+        assert_eq!(p.bios_loader_for(Some(&mac)), Loader::Ipxe);
         p.machines.insert(
             other,
             Machine::Detailed {
@@ -165,7 +201,47 @@ mod tests {
                 loader: Some(Loader::Pxelinux),
             },
         );
-        assert_eq!(p.loader(Some(&other)), Loader::Pxelinux);
-        assert_eq!(p.loader(None), Loader::Ipxe);
+        assert_eq!(p.bios_loader_for(Some(&other)), Loader::Pxelinux);
+        assert_eq!(p.bios_loader_for(None), Loader::Ipxe);
+    }
+
+    #[test]
+    fn loaders_per_firmware_kind() {
+        let detailed = |loader| Machine::Detailed {
+            image: "x".parse().unwrap(),
+            loader: Some(loader),
+        };
+        let (grub, pxe, ipxe, plain): (MacAddr, MacAddr, MacAddr, MacAddr) = (
+            "52:54:00:00:00:01".parse().unwrap(),
+            "52:54:00:00:00:02".parse().unwrap(),
+            "52:54:00:00:00:03".parse().unwrap(),
+            "52:54:00:00:00:04".parse().unwrap(),
+        );
+        let mut p = BootPolicy {
+            bios_loader: Loader::Pxelinux,
+            efi_loader: Loader::Grub,
+            ..BootPolicy::default()
+        };
+        p.machines.insert(grub, detailed(Loader::Grub));
+        p.machines.insert(pxe, detailed(Loader::Pxelinux));
+        p.machines.insert(ipxe, detailed(Loader::Ipxe));
+        p.machines
+            .insert(plain, Machine::Image("x".parse().unwrap()));
+        // (mac, BIOS firmware runs, UEFI firmware runs)
+        for (mac, bios, efi) in [
+            (grub, Loader::Pxelinux, Loader::Grub),
+            (pxe, Loader::Pxelinux, Loader::Grub),
+            (ipxe, Loader::Ipxe, Loader::Ipxe),
+            (plain, Loader::Pxelinux, Loader::Grub),
+        ] {
+            assert_eq!(p.bios_loader_for(Some(&mac)), bios, "{mac}");
+            assert_eq!(p.efi_loader_for(Some(&mac)), efi, "{mac}");
+        }
+        p.efi_loader = Loader::Ipxe;
+        p.bios_loader = Loader::Ipxe;
+        assert_eq!(p.efi_loader_for(Some(&pxe)), Loader::Ipxe);
+        assert_eq!(p.efi_loader_for(Some(&grub)), Loader::Grub);
+        assert_eq!(p.bios_loader_for(Some(&grub)), Loader::Ipxe);
+        assert_eq!(p.efi_loader_for(None), Loader::Ipxe);
     }
 }

@@ -132,6 +132,49 @@ pub struct BootFiles {
     pub http_base_url: String,
     /// BIOS firmware of these machines gets PXELINUX instead of `bios`.
     pub pxelinux: Option<PxelinuxBoot>,
+    /// UEFI firmware of these machines gets shim (then signed GRUB) instead of `efi_*`.
+    pub grub: Option<GrubBoot>,
+}
+
+/// The Secure Boot chain for UEFI firmware: shim as the boot program; shim then fetches
+/// GRUB, GRUB its config and the kernel (`boot::grub`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrubBoot {
+    pub efi_x64: String,
+    pub efi_arm64: Option<String>,
+    pub machines: MachineSet,
+}
+
+/// Which machines a site-wide or per-machine choice covers.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub enum MachineSet {
+    All {
+        except: std::collections::BTreeSet<super::MacAddr>,
+    },
+    Only(std::collections::BTreeSet<super::MacAddr>),
+}
+
+impl MachineSet {
+    pub fn contains(&self, mac: &super::MacAddr) -> bool {
+        match self {
+            MachineSet::All { except } => !except.contains(mac),
+            MachineSet::Only(macs) => macs.contains(mac),
+        }
+    }
+}
+
+impl GrubBoot {
+    /// The boot table with shim in place of the EFI programs, for a machine this applies
+    /// to; `None` otherwise. Platforms without a shim keep their usual program.
+    pub fn files_for(&self, mac: &super::MacAddr, files: &BootFiles) -> Option<BootFiles> {
+        self.machines.contains(mac).then(|| BootFiles {
+            efi_x64: self.efi_x64.clone(),
+            efi_arm64: self.efi_arm64.clone().or_else(|| files.efi_arm64.clone()),
+            grub: None,
+            ..files.clone()
+        })
+    }
 }
 
 /// PXELINUX for BIOS firmware, with the options the ArchWiki describes: 210 (path prefix,
@@ -163,6 +206,7 @@ impl Default for BootFiles {
             ipxe_script_url: "http://{server_ip}/boot.ipxe".into(),
             http_base_url: "http://{server_ip}".into(),
             pxelinux: None,
+            grub: None,
         }
     }
 }
@@ -244,6 +288,50 @@ mod tests {
             http_base_url: "http://10.0.0.1:8080/".into(),
             ..BootFiles::default()
         }
+    }
+
+    #[test]
+    fn grub_replaces_the_efi_programs_of_its_machines_only() {
+        use BootAnswer::*;
+        use ClientArch::*;
+        let mac: crate::dhcp::MacAddr = "52:54:00:00:00:01".parse().unwrap();
+        let other: crate::dhcp::MacAddr = "52:54:00:00:00:02".parse().unwrap();
+        let grub = GrubBoot {
+            efi_x64: "shimx64.efi".into(),
+            efi_arm64: Some("shimaa64.efi".into()),
+            machines: MachineSet::Only([mac].into()),
+        };
+        assert_eq!(grub.files_for(&other, &files()), Option::None);
+        let f = grub.files_for(&mac, &files()).unwrap();
+        assert_eq!(
+            select_boot(Some(EfiX64), false, false, &f),
+            TftpFile("shimx64.efi".into())
+        );
+        assert_eq!(
+            select_boot(Some(EfiArm64), false, false, &f),
+            TftpFile("shimaa64.efi".into())
+        );
+        assert_eq!(
+            select_boot(Some(BiosX86), false, false, &f),
+            TftpFile("undionly.kpxe".into())
+        );
+        assert_eq!(
+            select_boot(Some(HttpX64), false, true, &f),
+            HttpUrl("http://10.0.0.1:8080/shimx64.efi".into())
+        );
+        let all = GrubBoot {
+            efi_arm64: Option::None,
+            machines: MachineSet::All {
+                except: [other].into(),
+            },
+            ..grub
+        };
+        assert!(all.files_for(&other, &files()).is_none());
+        let f = all.files_for(&mac, &files()).unwrap();
+        assert_eq!(
+            select_boot(Some(EfiArm64), false, false, &f),
+            None("no boot program for arch EFI arm64".into())
+        );
     }
 
     #[test]

@@ -92,7 +92,14 @@ pub fn decide(
 }
 
 fn boot_for(cfg: &DhcpConfig, req: &BootRequest) -> BootAnswer {
-    let answer = select_boot(req.arch, req.is_ipxe, req.is_http_client(), &cfg.boot_files);
+    // UEFI firmware of a machine on the GRUB chain gets shim instead of iPXE; iPXE itself
+    // (a ROM, or one already loaded) keeps getting its script.
+    let grub_files = match &cfg.boot_files.grub {
+        Some(g) if !req.is_ipxe => g.files_for(&req.mac, &cfg.boot_files),
+        _ => None,
+    };
+    let files = grub_files.as_ref().unwrap_or(&cfg.boot_files);
+    let answer = select_boot(req.arch, req.is_ipxe, req.is_http_client(), files);
     // BIOS firmware of a machine that uses PXELINUX gets lpxelinux.0 and its options instead.
     match (&answer, &cfg.boot_files.pxelinux) {
         (BootAnswer::TftpFile(f), Some(p))

@@ -10,6 +10,7 @@
 //! | `/images/<name>/<path>` | a file of the newest servable release of `<name>` |
 //! | `/blobs/<blake3 hex>` | a file by content hash |
 //! | `/first-stage/<path>` | iPXE/PXELINUX programs (UEFI HTTP boot) |
+//! | `/grub/grub.cfg`, `/grub/grub.cfg-01-<mac>` (and the other `boot::grub::PREFIXES`) | generated GRUB configs |
 
 use std::{
     net::Ipv4Addr,
@@ -27,7 +28,7 @@ use super::{
     file::{self, full, Body, FileSource},
 };
 use crate::{
-    boot::{ipxe, pxelinux, BootChoice, BootPolicy, FirstStage, Loader},
+    boot::{grub, ipxe, pxelinux, release_file, BootChoice, BootPolicy, FirstStage, Loader},
     dhcp::MacAddr,
     fleet::{
         readthrough::{PendingFile, ReadThrough},
@@ -42,6 +43,8 @@ pub struct HttpHandler {
     pub store: Arc<Store>,
     pub base_url: String,
     pub policy: BootPolicy,
+    /// Where generated GRUB configs load kernels from: `(http,<node>)` or `(tftp,<node>)`.
+    pub grub_files_root: String,
     pub first_stage: FirstStage,
     /// PXELINUX's loader file name (`lpxelinux.0`).
     pub pxelinux_file: String,
@@ -236,7 +239,7 @@ impl HttpHandler {
                 );
             };
             let bios = matches!(query_param(query, "arch").as_deref(), None | Some("i386"));
-            if bios && self.policy.loader(Some(&client)) == Loader::Pxelinux {
+            if bios && self.policy.bios_loader_for(Some(&client)) == Loader::Pxelinux {
                 return Answer::Script(
                     pxelinux::handoff_script(&self.base_url, &client, &self.pxelinux_file),
                     format!("client {client} hands over to PXELINUX"),
@@ -281,6 +284,18 @@ impl HttpHandler {
                     what: format!("PXELINUX file from {}", f.origin),
                 },
                 Err(e) => not_found(e.to_string()),
+            };
+        }
+        if let Some(request) = grub::classify(path.trim_start_matches('/')) {
+            return match grub::generated_config(
+                &self.store,
+                &self.policy,
+                &self.base_url,
+                &self.grub_files_root,
+                request,
+            ) {
+                Some((text, what)) => Answer::Script(text, format!("GRUB config: {what}")),
+                None => not_found(format!("no {path} (GRUB probes it; expected)")),
             };
         }
         let segments: Vec<&str> = path.trim_start_matches('/').splitn(4, '/').collect();
@@ -393,24 +408,14 @@ impl HttpHandler {
     }
 
     fn release_file(&self, stored: &crate::store::StoredRelease, file: &str) -> Answer {
-        let r = &stored.verified;
-        let Ok(path) = file.parse::<ImagePath>() else {
-            return Answer::Error(
-                StatusCode::NOT_FOUND,
-                format!("refused path `{file}`: not a valid path inside an image"),
-            );
-        };
-        match r.file(&path) {
-            Some(f) => Answer::File {
-                path: self.store.blob_path(&f.hash),
+        match release_file::release_file(&self.store, stored, file) {
+            Ok(f) => Answer::File {
+                path: f.path,
                 size: f.size,
-                hash: Some(f.hash),
-                what: format!("{} v{} {}", r.name, r.version, f.path),
+                hash: f.hash,
+                what: f.origin,
             },
-            None => Answer::Error(
-                StatusCode::NOT_FOUND,
-                format!("{} v{} has no file `{path}`", r.name, r.version),
-            ),
+            Err(e) => Answer::Error(StatusCode::NOT_FOUND, e.to_string()),
         }
     }
 

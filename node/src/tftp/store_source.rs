@@ -1,12 +1,20 @@
 //! What the node serves over TFTP: first-stage programs from the verified store (or the
-//! logged, unverified `first_stage_dir`), and generated `pxelinux.cfg/*` files for PXELINUX
-//! setups that fetch their config over TFTP.
+//! logged, unverified `first_stage_dir`), generated `pxelinux.cfg/*` files for PXELINUX
+//! setups that fetch their config over TFTP, generated GRUB configs where the signed GRUB
+//! builds look for them, and release files by their pinned path `r/<name>/<version>/<path>`
+//! (GRUB without HTTP). Every stored file goes through the same serve-time integrity layer as
+//! over HTTP: checked before its first byte goes out, and every read checked again.
 
 use std::{fs::File, net::SocketAddr, sync::Arc};
 
 use super::{DirFile, OpenError, TftpFile, TftpSource};
 use crate::{
-    boot::{first_stage::LookupError, pxelinux, BootPolicy, FirstStage},
+    boot::{
+        first_stage::LookupError,
+        grub, pxelinux,
+        release_file::{self, ReleaseFileError},
+        BootPolicy, FirstStage,
+    },
     integrity::VerifiedFiles,
     store::Store,
 };
@@ -16,6 +24,8 @@ pub struct StoreSource {
     pub store: Arc<Store>,
     pub policy: BootPolicy,
     pub base_url: String,
+    /// Where generated GRUB configs load kernels from: `(http,<node>)` or `(tftp,<node>)`.
+    pub grub_files_root: String,
     pub first_stage: FirstStage,
     pub verified: Arc<VerifiedFiles>,
 }
@@ -50,13 +60,41 @@ impl TftpSource for StoreSource {
                 None => Err(OpenError::NotFound),
             };
         }
-        let found = self
-            .first_stage
-            .lookup(&self.store, path)
-            .map_err(|e| match e {
-                LookupError::BadName(why) => OpenError::AccessViolation(why),
-                LookupError::NotFound(..) => OpenError::NotFound,
-            })?;
+        if let Some(request) = grub::classify(path) {
+            return match grub::generated_config(
+                &self.store,
+                &self.policy,
+                &self.base_url,
+                &self.grub_files_root,
+                request,
+            ) {
+                Some((text, what)) => {
+                    tracing::info!("tftp {client} {path}: GRUB config: {what}");
+                    Ok(Box::new(MemFile(text.into_bytes())))
+                }
+                None => {
+                    tracing::debug!("tftp {client} {path}: not found (GRUB probes it; expected)");
+                    Err(OpenError::NotFound)
+                }
+            };
+        }
+        let found = match release_file::pinned(&self.store, path) {
+            Some(Ok(found)) => found,
+            Some(Err(e)) => {
+                tracing::warn!("tftp {client} {path}: {e}");
+                return Err(match e {
+                    ReleaseFileError::BadPath(_) => OpenError::AccessViolation(e.to_string()),
+                    _ => OpenError::NotFound,
+                });
+            }
+            None => self
+                .first_stage
+                .lookup(&self.store, path)
+                .map_err(|e| match e {
+                    LookupError::BadName(why) => OpenError::AccessViolation(why),
+                    LookupError::NotFound(..) => OpenError::NotFound,
+                })?,
+        };
         let Some(hash) = found.hash else {
             let file = File::open(&found.path).map_err(OpenError::from_io)?;
             tracing::debug!("tftp {client} {path}: from {}", found.origin);

@@ -536,3 +536,62 @@ fn pxelinux_machines_get_lpxelinux_with_options_209_and_210() {
         SCRIPT_URL
     );
 }
+
+#[test]
+fn grub_machines_get_shim_from_firmware_and_ipxe_keeps_its_script() {
+    use crate::dhcp::{
+        arch::{GrubBoot, MachineSet},
+        MacAddr,
+    };
+    let grub = GrubBoot {
+        efi_x64: "shimx64.efi".into(),
+        efi_arm64: Some("shimaa64.efi".into()),
+        machines: MachineSet::All {
+            except: [MacAddr(MAC2)].into_iter().collect(),
+        },
+    };
+    let cfg = DhcpConfig {
+        boot_files: BootFiles {
+            grub: Some(grub),
+            ..boot_files()
+        },
+        ..proxy_cfg()
+    }
+    .finalize()
+    .unwrap();
+    let mut st = State::default();
+    let out = run67(&cfg, &mut st, &edk2(Discover, MAC3));
+    let w = wire(&out);
+    assert_eq!(w.file, "shimx64.efi");
+    assert_eq!(w.opt(66), Some(SERVER_IP.to_string().as_bytes()));
+    assert!(
+        out.log.contains("proxy OFFER tftp file shimx64.efi"),
+        "{}",
+        out.log
+    );
+    assert_eq!(
+        wire(&run67(&cfg, &mut st, &arm64(Discover, MAC3))).file,
+        "shimaa64.efi"
+    );
+    // The boot-server request on 4011 gets the same answer.
+    let out = run(
+        &cfg,
+        &mut st,
+        &with_ciaddr(edk2(Request, MAC3), "10.0.0.57".parse().unwrap()),
+        LocalPort::Pxe,
+        "10.0.0.57:68",
+        T0,
+    );
+    assert_eq!(wire(&out).file, "shimx64.efi");
+    // The excepted machine keeps iPXE; BIOS firmware and iPXE are never given shim.
+    assert_eq!(
+        wire(&run67(&cfg, &mut st, &edk2(Discover, MAC2))).file,
+        "ipxe.efi"
+    );
+    let bios = firmware(Discover, MAC3, 0, "PXEClient:Arch:00000:UNDI:002001");
+    assert_eq!(wire(&run67(&cfg, &mut st, &bios)).file, "undionly.kpxe");
+    assert_eq!(
+        wire(&run67(&cfg, &mut st, &ipxe(Discover, MAC3, 7))).file,
+        SCRIPT_URL
+    );
+}
