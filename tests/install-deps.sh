@@ -4,7 +4,8 @@
 #   QEMU with iPXE ROMs and OVMF for real PXE clients; iPXE/PXELINUX binaries to serve;
 #   busybox/cpio for the test initramfs; dnsmasq as a site's own DHCP server; TFTP/HTTP
 #   clients; iproute2 for network namespaces; python3 for the lab's RA responder; iptables,
-#   iputils-ping and procps (sysctl) for the WAN lab (tests/wan).
+#   iputils-ping and procps (sysctl) for the WAN lab (tests/wan); Debian's signed shim and
+#   network GRUB plus sbsigntool (sbattach) for the Secure Boot tests.
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then
     echo "install-deps.sh: run as root (it installs packages; tests create network namespaces)" >&2
@@ -14,7 +15,7 @@ command -v cargo >/dev/null || { echo "install-deps.sh: cargo not found: install
 PACKAGES=(
     qemu-system-x86 ipxe-qemu seabios ovmf ipxe pxelinux syslinux-common busybox-static cpio
     iproute2 dnsmasq-base curl atftp tftp-hpa iptables kmod xz-utils python3 util-linux
-    iputils-ping procps
+    iputils-ping procps shim-signed grub-efi-amd64-signed sbsigntool
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -266,11 +266,17 @@ impl Node {
             );
         }
         let grub = grub_boot(&config);
-        let grub_files_root =
-            grub::files_root(&base_url, config.boot.grub.files_over == GrubTransfer::Http);
+        let grub_files = grub::GrubFiles::new(
+            &base_url,
+            ip,
+            config.boot.grub.files_over == GrubTransfer::Http,
+        );
         if grub.is_some() {
             check_grub_files(&config, &store, &first_stage);
-            tracing::info!("GRUB loads kernels and initrds from {grub_files_root}");
+            tracing::info!(
+                "GRUB loads kernels and initrds from {}",
+                grub_files.describe()
+            );
         }
         let http_listener = TcpListener::bind(config.http.listen)
             .await
@@ -289,7 +295,7 @@ impl Node {
             store: store.clone(),
             base_url: base_url.clone(),
             policy: boot_policy(&config),
-            grub_files_root: grub_files_root.clone(),
+            grub_files: grub_files.clone(),
             first_stage: first_stage.clone(),
             pxelinux_file: config.boot.pxelinux.clone(),
             verified: Arc::new(VerifiedFiles::default()),
@@ -309,7 +315,7 @@ impl Node {
                 store: store.clone(),
                 policy: http_handler.policy.clone(),
                 base_url: base_url.clone(),
-                grub_files_root: grub_files_root.clone(),
+                grub_files: grub_files.clone(),
                 first_stage: first_stage.clone(),
                 verified: http_handler.verified.clone(),
             });

@@ -514,6 +514,9 @@ EOF
 #   MODE: bios       SeaBIOS + the NIC's default ROM (iPXE, arch 0, user-class iPXE)
 #         uefi-ipxe  OVMF + the NIC's default ROM (iPXE EFI driver, arch 7)
 #         uefi-pxe   OVMF with romfile= (EDK2's own PXE client, arch 7; serve snponly.efi)
+#         uefi-sb    as uefi-pxe on Secure Boot-enforcing OVMF (OVMF_CODE_4M.secboot.fd + a
+#                    copy of OVMF_VARS_4M.ms.fd, Microsoft keys enrolled): only signed
+#                    programs run (serve shim, then signed GRUB and kernel)
 #   Env:  LAB_NIC (virtio-net-pci | e1000 | e1000e | rtl8139; default virtio-net-pci)
 #         LAB_QEMU_MEM (MiB, default 512), LAB_QEMU_EXTRA (extra args, word-split)
 #         LAB_OVMF_CODE / LAB_OVMF_VARS (default /usr/share/OVMF/OVMF_{CODE,VARS}.fd;
@@ -522,7 +525,9 @@ EOF
 #   work with all four NICs.
 #   Success: the log shows "NETBOOT-E2E: PASS". Failure: "NETBOOT-E2E: FAIL",
 #   "Kernel panic", "No bootable device", "PXE-E<nn>", "No more network devices",
-#   "UEFI Interactive Shell" (OVMF gave up), QEMU exiting without a verdict, or the timeout.
+#   "UEFI Interactive Shell" (OVMF gave up), a netboot script or config saying
+#   "netboot: booting ... failed" or "netboot: nothing to boot", QEMU exiting without a
+#   verdict, or the timeout.
 #   stdout: one line  "qemu_boot: mode=MODE result=PASS|FAIL|TIMEOUT|EXITED elapsed=S.S
 #           initramfs=S.S log=SERIAL_LOG"   (seconds since QEMU start; initramfs = time to
 #           the "initramfs up" marker, "-" if never seen). On failure the serial-log tail
@@ -560,7 +565,7 @@ qemu_boot() {
         uefi=1
         [[ -z $rom ]] || lab__need_rom "efi-$rom.rom" ipxe-qemu || return 4
         ;;
-    uefi-pxe)
+    uefi-pxe | uefi-sb)
         uefi=1
         romfile=",romfile="
         if [[ $nic != virtio-net-pci ]]; then
@@ -570,7 +575,7 @@ qemu_boot() {
         fi
         ;;
     *)
-        lab__err "qemu_boot: unknown mode '$mode' (bios, uefi-ipxe, uefi-pxe)"
+        lab__err "qemu_boot: unknown mode '$mode' (bios, uefi-ipxe, uefi-pxe, uefi-sb)"
         return 4
         ;;
     esac
@@ -586,6 +591,10 @@ qemu_boot() {
     if [[ $uefi == 1 ]]; then
         local code=${LAB_OVMF_CODE:-/usr/share/OVMF/OVMF_CODE.fd}
         local vars_src=${LAB_OVMF_VARS:-/usr/share/OVMF/OVMF_VARS.fd} vars
+        if [[ $mode == uefi-sb ]]; then
+            code=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd
+            vars_src=/usr/share/OVMF/OVMF_VARS_4M.ms.fd
+        fi
         lab__need_file "$code" ovmf || return 4
         lab__need_file "$vars_src" ovmf || return 4
         vars=$(mktemp "$LAB_DIR/OVMF_VARS.XXXXXX.fd")
@@ -607,7 +616,7 @@ qemu_boot() {
     QEMU_BOOT_PID=$pid
 
     # "UEFI Interactive Shell": OVMF found nothing to boot and fell back to its shell
-    local fail_re='NETBOOT-E2E: FAIL|Kernel panic|No bootable device|PXE-E[0-9A-F]{2}|No more network devices|UEFI Interactive Shell'
+    local fail_re='NETBOOT-E2E: FAIL|Kernel panic|No bootable device|PXE-E[0-9A-F]{2}|No more network devices|UEFI Interactive Shell|netboot: booting [^ ]+( v[0-9]+)? failed|netboot: nothing to boot'
     while :; do
         if [[ $t_init == - ]] && grep -aq 'NETBOOT-E2E: initramfs up' "$log"; then
             t_init=$(lab__since "$start")
@@ -670,6 +679,8 @@ qemu_boot() {
 # ------------------------------------------------------------------------------------
 # lab_site_dhcp — the site's own DHCP server (the office router): dnsmasq in LAB_NS_SITE
 # handing out addresses only, no boot options, as a node in proxy mode expects beside it.
+# With LAB_SITE_NEXT_SERVER=ADDR its answers also name ADDR as next-server (siaddr, no boot
+# file): the one site setting a GRUB without proxy-DHCP support needs to find its TFTP server.
 # Needs `lab_up site`. Log: $LAB_DIR/dnsmasq-site.log. Stopped by lab_down.
 lab_site_dhcp() {
     [[ -n ${LAB_NS_SITE:-} ]] || {
@@ -691,6 +702,9 @@ dhcp-range=$LAB_DHCP_START,$LAB_DHCP_END,$LAB_NETMASK,1h
 dhcp-authoritative
 no-ping
 EOF
+    if [[ -n ${LAB_SITE_NEXT_SERVER:-} ]]; then
+        echo "dhcp-boot=,,$LAB_SITE_NEXT_SERVER" >>"$LAB_DIR/dnsmasq-site.conf"
+    fi
     lab_bg_in_site --log "$LAB_DIR/dnsmasq-site.log" dnsmasq --keep-in-foreground --conf-file="$LAB_DIR/dnsmasq-site.conf"
     lab_wait_listen "$LAB_NS_SITE" udp 67
 }

@@ -9,8 +9,17 @@
 # SCENARIO: proxy | server | pxelinux (server mode, BIOS via PXELINUX) |
 #           tamper (server mode; check.bin is damaged on disk after publishing) |
 #           multihomed (server mode on a host with a second, addressed interface that
-#           comes first in the interface list; created inside this lab's server namespace)
-# Environment: NETBOOT_BIN (the netboot binary), NETBOOT_E2E_IMAGE, NETBOOT_E2E_KERNEL_ARGS.
+#           comes first in the interface list; created inside this lab's server namespace) |
+#           sb-proxy (proxy mode, UEFI through shim + signed GRUB, kernel over HTTP) |
+#           sb-server (server mode, the same chain, kernel over TFTP; the client's MAC is
+#           assigned image e2e-b, the default stays e2e) |
+#           sb-unsigned (server mode, GRUB chain; e2e v2 is the same kernel with its
+#           signature stripped, which Secure Boot must refuse)
+#   The sb-* scenarios publish Debian's signed shim and network GRUB (shim-signed,
+#   grub-efi-amd64-signed) as shimx64.efi and grubx64.efi, and boot the kernel without
+#   `quiet` so that it logs the Secure Boot state.
+# Environment: NETBOOT_BIN (the netboot binary), NETBOOT_E2E_IMAGE, NETBOOT_E2E_KERNEL_ARGS,
+# LAB_CLIENT_MAC (sb-server).
 set -euo pipefail
 [[ $# -eq 7 ]] || { sed -n '2,12p' "$0" >&2; exit 4; }
 scenario=$1 iface=$2 server_ip=$3 dhcp_start=$4 dhcp_end=$5 netmask=$6 lab_dir=$7
@@ -23,6 +32,15 @@ need /usr/lib/ipxe/undionly.kpxe ipxe
 need /usr/lib/ipxe/snponly.efi ipxe
 need /usr/lib/PXELINUX/lpxelinux.0 pxelinux
 need /usr/lib/syslinux/modules/bios/ldlinux.c32 syslinux-common
+sb=0
+[[ $scenario == sb-* ]] && sb=1
+if [[ $sb == 1 ]]; then
+    need /usr/lib/shim/shimx64.efi.signed shim-signed
+    need /usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed grub-efi-amd64-signed
+    command -v sbattach >/dev/null || { echo "netboot-server: sbattach missing: apt-get install sbsigntool" >&2; exit 4; }
+    # The kernel must log the Secure Boot state: no `quiet`.
+    kernel_args=${kernel_args// quiet/}
+fi
 
 if [[ $scenario == multihomed ]]; then
     # Another network on the same host, with its own address and a broadcast route: the node
@@ -38,7 +56,7 @@ work="$lab_dir/netboot"
 mkdir -p "$work"
 key=$("$bin" keygen --out "$work/publisher.key" 2>/dev/null)
 dhcp_mode=server
-[[ $scenario == proxy ]] && dhcp_mode=proxy
+[[ $scenario == proxy || $scenario == sb-proxy ]] && dhcp_mode=proxy
 {
     echo "data_dir = \"data\""
     echo "trusted_publishers = [\"$key\"]"
@@ -59,15 +77,41 @@ dhcp_mode=server
     echo "default_image = \"e2e\""
     echo "efi_x64 = \"snponly.efi\""
     [[ $scenario == pxelinux ]] && echo "bios_loader = \"pxelinux\""
+    if [[ $sb == 1 ]]; then
+        echo "efi_loader = \"grub\""
+        if [[ $scenario == sb-server ]]; then
+            echo "[boot.grub]"
+            echo "files_over = \"tftp\""
+            echo "[machines]"
+            echo "\"${LAB_CLIENT_MAC:?}\" = \"e2e-b\""
+        fi
+    fi
 } >"$work/node.toml"
 
 publish() { "$bin" publish --config "$work/node.toml" --key "$work/publisher.key" "$@" >/dev/null; }
 # First-stage programs, published like any image: served verified over TFTP and HTTP.
-publish --name ipxe --file /usr/lib/ipxe/undionly.kpxe --file /usr/lib/ipxe/ipxe.efi \
-    --file /usr/lib/ipxe/snponly.efi --file /usr/lib/PXELINUX/lpxelinux.0 \
-    --file /usr/lib/syslinux/modules/bios/ldlinux.c32
+first_stage=(--file /usr/lib/ipxe/undionly.kpxe --file /usr/lib/ipxe/ipxe.efi
+    --file /usr/lib/ipxe/snponly.efi --file /usr/lib/PXELINUX/lpxelinux.0
+    --file /usr/lib/syslinux/modules/bios/ldlinux.c32)
+if [[ $sb == 1 ]]; then
+    # The Secure Boot chain from Debian's packages, under the names shim and GRUB ask for.
+    first_stage+=(--file shimx64.efi=/usr/lib/shim/shimx64.efi.signed
+        --file grubx64.efi=/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed)
+fi
+publish --name ipxe "${first_stage[@]}"
 publish --name e2e --kernel "$image/vmlinuz" --initrd "$image/initrd.img" --file "$image/check.bin" \
     --cmdline "$kernel_args netboot_check={{image_url}}/check.bin"
+if [[ $scenario == sb-server ]]; then
+    publish --name e2e-b --kernel "$image/vmlinuz" --initrd "$image/initrd.img" --file "$image/check.bin" \
+        --cmdline "$kernel_args netboot_check={{image_url}}/check.bin"
+fi
+if [[ $scenario == sb-unsigned ]]; then
+    # Its publisher signed the release, so the node serves it; only the client can tell.
+    cp "$image/vmlinuz" "$work/vmlinuz-unsigned"
+    sbattach --remove "$work/vmlinuz-unsigned"
+    publish --name e2e --kernel "vmlinuz=$work/vmlinuz-unsigned" --initrd "$image/initrd.img" \
+        --file "$image/check.bin" --cmdline "$kernel_args netboot_check={{image_url}}/check.bin"
+fi
 
 if [[ $scenario == tamper ]]; then
     # Behind the store's back: one byte of check.bin on disk.

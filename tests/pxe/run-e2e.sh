@@ -4,13 +4,16 @@
 # boot the client VM in each MODE, tear everything down.
 #
 # Usage: tests/pxe/run-e2e.sh [OPTIONS] -- SERVER_CMD [ARG...]
-#   --mode MODE        bios | uefi-ipxe | uefi-pxe; repeatable, booted in order (default: bios)
+#   --mode MODE        bios | uefi-ipxe | uefi-pxe | uefi-sb (Secure Boot enforced); repeatable,
+#                      booted in order (default: bios)
 #   --timeout SECONDS  per boot (default 180)
 #   --image DIR        boot image dir (default $NETBOOT_TEST_CACHE/image, built/refreshed
 #                      with build-boot-image.sh; NETBOOT_TEST_CACHE defaults to
 #                      /var/cache/netboot-tests)
 #   --site-dhcp        also create the site namespace with a plain DHCP server (dnsmasq,
 #                      addresses only) — for testing a proxy-DHCP server
+#   --site-next-server the site DHCP server also names the server under test as next-server
+#                      (siaddr; no boot file), as GRUB 2.06 in proxy setups needs
 #   --ra               run the lab's RA responder (router lifetime 0) in the server namespace
 #   --ready PROTO:PORT wait (up to 10 s) until the server listens on PROTO (tcp|udp) PORT before
 #                      booting; repeatable; default udp:67; "--ready none" disables
@@ -43,13 +46,14 @@ usage() {
     exit 4
 }
 
-modes=() ready=() timeout=180 image="" site_dhcp=0 ra=0 logdir=""
+modes=() ready=() timeout=180 image="" site_dhcp=0 site_next=0 ra=0 logdir=""
 while [[ $# -gt 0 ]]; do
     case $1 in
     --mode) modes+=("${2:?}"); shift 2 ;;
     --timeout) timeout=${2:?}; shift 2 ;;
     --image) image=${2:?}; shift 2 ;;
     --site-dhcp) site_dhcp=1; shift ;;
+    --site-next-server) site_next=1; shift ;;
     --ra) ra=1; shift ;;
     --ready) ready+=("${2:?}"); shift 2 ;;
     --nic) export LAB_NIC=${2:?}; shift 2 ;;
@@ -62,7 +66,7 @@ done
 [[ ${#modes[@]} -gt 0 ]] || modes=(bios)
 [[ ${#ready[@]} -gt 0 ]] || ready=(udp:67)
 for m in "${modes[@]}"; do
-    case $m in bios | uefi-ipxe | uefi-pxe) ;; *) usage ;; esac
+    case $m in bios | uefi-ipxe | uefi-pxe | uefi-sb) ;; *) usage ;; esac
 done
 [[ $timeout =~ ^[0-9]+$ ]] || usage
 
@@ -100,6 +104,7 @@ export NETBOOT_E2E_IMAGE=$image
 export NETBOOT_E2E_KERNEL_ARGS="console=ttyS0 quiet panic=-1"
 
 if [[ $site_dhcp == 1 ]]; then
+    [[ $site_next == 0 ]] || export LAB_SITE_NEXT_SERVER=$LAB_SERVER_IP
     lab_site_dhcp || exit 4
 fi
 if [[ $ra == 1 ]]; then lab_ra_responder || exit 4; fi

@@ -2,7 +2,7 @@
 # run-qemu.sh — boot the PXE client VM in an existing lab and wait for its verdict.
 #
 # Usage: tests/pxe/run-qemu.sh MODE SERIAL_LOG [TIMEOUT_SECONDS]
-#   MODE      bios | uefi-ipxe | uefi-pxe   (see qemu_boot in lab.sh)
+#   MODE      bios | uefi-ipxe | uefi-pxe | uefi-sb   (see qemu_boot in lab.sh)
 #   The lab comes from LAB_ENV=/path/to/lab.env (written by `tests/pxe/lab.sh up`), or from
 #   the LAB_* variables already in the environment (exported by lab_up in a parent script).
 #   Optional env: LAB_NIC, LAB_QEMU_MEM, LAB_QEMU_EXTRA, LAB_OVMF_CODE, LAB_OVMF_VARS.
@@ -10,7 +10,8 @@
 # stdout: "qemu_boot: mode=MODE result=PASS|FAIL|TIMEOUT|EXITED elapsed=S.S initramfs=S.S log=LOG"
 # stderr: on failure, the tail of the serial log.
 # Exit:   0 PASS, 1 FAIL marker (NETBOOT-E2E: FAIL, Kernel panic, No bootable device, PXE-E..,
-#         No more network devices, UEFI Interactive Shell), 2 timeout,
+#         No more network devices, UEFI Interactive Shell, netboot: booting … failed,
+#         netboot: nothing to boot), 2 timeout,
 #         3 QEMU exited without a verdict, 4 usage error / missing prerequisite.
 # QEMU is killed when this script exits or is signalled; the lab itself is left up.
 set -euo pipefail

@@ -2,8 +2,12 @@
 //! busybox initramfs from `netboot node`; the initramfs fetches check.bin of the same release
 //! over HTTP from the node and checks its SHA-256 (tests/pxe/build-boot-image.sh).
 //!
-//! These need root, iproute2, QEMU, iPXE/OVMF/PXELINUX files and dnsmasq: `tests/run-all.sh`
-//! installs them. A missing prerequisite fails the test with the harness's message naming the
+//! The Secure Boot tests boot Secure Boot-enforcing OVMF (Microsoft keys enrolled) through
+//! Debian's signed shim and GRUB, published in the first-stage release, to Debian's signed
+//! kernel; the kernel is booted without `quiet` so that it logs the Secure Boot state.
+//!
+//! These need root, iproute2, QEMU, iPXE/OVMF/PXELINUX files, shim/GRUB/sbsigntool and dnsmasq:
+//! `tests/run-all.sh` installs them. A missing prerequisite fails the test with the harness's message naming the
 //! package; nothing is skipped. One VM at a time: the machine has 2 cores.
 
 use std::{
@@ -32,6 +36,10 @@ fn repo() -> PathBuf {
 
 /// Runs tests/pxe/run-e2e.sh with netboot-server.sh as the server.
 fn boot(scenario: &str, mode: &str, extra: &[&str]) -> Boot {
+    boot_within(scenario, mode, extra, 150)
+}
+
+fn boot_within(scenario: &str, mode: &str, extra: &[&str], timeout_secs: u32) -> Boot {
     let _vm = ONE_VM_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     assert!(
         Command::new("id")
@@ -48,7 +56,7 @@ fn boot(scenario: &str, mode: &str, extra: &[&str]) -> Boot {
             mode,
             "--ra",
             "--timeout",
-            "150",
+            &timeout_secs.to_string(),
             "--ready",
             "udp:67",
             "--ready",
@@ -97,6 +105,15 @@ fn boot(scenario: &str, mode: &str, extra: &[&str]) -> Boot {
 }
 
 fn assert_passed(b: &Boot) {
+    assert_reached_userspace(b);
+    assert!(
+        b.server_log.contains("GET /r/e2e/1/check.bin: 200"),
+        "the initramfs fetched check.bin from the node:\n{}",
+        b.server_log
+    );
+}
+
+fn assert_reached_userspace(b: &Boot) {
     assert!(
         b.code == 0 && b.serial_log.contains("NETBOOT-E2E: PASS"),
         "boot failed (exit {}):\n{}\n--- node log ---\n{}\n--- serial (tail) ---\n{}",
@@ -113,10 +130,30 @@ fn assert_passed(b: &Boot) {
             .collect::<Vec<_>>()
             .join("\n")
     );
+}
+
+/// The kernel's EFI stub and the kernel itself both saw Secure Boot enforced, so every stage
+/// before them (shim, GRUB, the kernel) passed the firmware's and shim's signature checks.
+fn assert_secure_boot(b: &Boot) {
+    for line in [
+        "EFI stub: UEFI Secure Boot is enabled.",
+        "secureboot: Secure boot enabled",
+    ] {
+        assert!(
+            b.serial_log.contains(line),
+            "the kernel did not log `{line}`:\n{}",
+            b.serial_log
+        );
+    }
+    let log = &b.server_log;
     assert!(
-        b.server_log.contains("GET /r/e2e/1/check.bin: 200"),
-        "the initramfs fetched check.bin from the node:\n{}",
-        b.server_log
+        log.contains("file=\"shimx64.efi\" outcome=complete")
+            && log.contains("file=\"grubx64.efi\" outcome=complete"),
+        "shim and GRUB came from the node over TFTP:\n{log}"
+    );
+    assert!(
+        log.contains("grub/grub.cfg: GRUB config: bootstrap") && log.contains("grub/grub.cfg-01-"),
+        "GRUB read the bootstrap, then its per-MAC config:\n{log}"
     );
 }
 
@@ -228,5 +265,85 @@ fn a_file_tampered_in_the_store_is_refused_and_the_client_never_gets_it() {
         !b.server_log.contains("GET /r/e2e/1/check.bin: 200"),
         "{}",
         b.server_log
+    );
+}
+
+#[test]
+fn secure_boot_uefi_through_shim_and_signed_grub_with_node_in_proxy_mode() {
+    // GRUB 2.06 (Debian 12's signed build) takes its TFTP server from the site's DHCP ACK,
+    // not from the node's proxy offer: the site names the node as next-server
+    // (docs/operations.md). Shim and the NBP still come by proxy DHCP.
+    let b = boot_within(
+        "sb-proxy",
+        "uefi-sb",
+        &["--site-dhcp", "--site-next-server"],
+        240,
+    );
+    assert_passed(&b);
+    assert_secure_boot(&b);
+    let log = &b.server_log;
+    assert!(
+        log.contains("firmware: proxy OFFER tftp file shimx64.efi"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(" ACK 10."),
+        "proxy mode never hands out an address:\n{log}"
+    );
+    assert!(log.contains("boots e2e v1 (default image)"), "{log}");
+}
+
+#[test]
+fn secure_boot_in_server_mode_boots_the_image_assigned_to_the_mac_over_tftp() {
+    let b = boot_within("sb-server", "uefi-sb", &[], 240);
+    assert_reached_userspace(&b);
+    assert_secure_boot(&b);
+    let log = &b.server_log;
+    assert!(log.contains(": ACK 10."), "{log}");
+    assert!(
+        log.contains("boots e2e-b v1 (assigned to this MAC)"),
+        "the per-MAC config chose the assigned image:\n{log}"
+    );
+    // The kernel command line of the image that booted pins its own release: the initramfs
+    // fetched e2e-b's check.bin, never the default image's.
+    assert!(log.contains("GET /r/e2e-b/1/check.bin: 200"), "{log}");
+    assert!(!log.contains("/r/e2e/1/"), "{log}");
+    assert!(
+        log.contains("file=\"r/e2e-b/1/vmlinuz\" outcome=complete")
+            && log.contains("file=\"r/e2e-b/1/initrd.img\" outcome=complete"),
+        "GRUB fetched kernel and initrd over TFTP (files_over = \"tftp\"):\n{log}"
+    );
+}
+
+#[test]
+fn secure_boot_refuses_a_kernel_whose_signature_was_stripped() {
+    let b = boot_within("sb-unsigned", "uefi-sb", &[], 240);
+    let log = &b.server_log;
+    assert!(
+        log.contains("boots e2e v2 (default image)"),
+        "the node chose the new release:\n{log}"
+    );
+    // The publisher signed the release, so the node serves the kernel: only the client's
+    // Secure Boot can tell that the kernel itself is not signed.
+    assert!(
+        log.contains("GET /r/e2e/2/vmlinuz: 200")
+            || log.contains("file=\"r/e2e/2/vmlinuz\" outcome=complete"),
+        "the node served the stripped kernel:\n{log}"
+    );
+    assert_eq!(b.code, 1, "the boot must fail:\n{}", b.stdout);
+    assert!(
+        b.serial_log.contains("bad shim signature"),
+        "GRUB refused the kernel through shim:\n{}",
+        b.serial_log
+    );
+    assert!(
+        b.serial_log.contains("netboot: booting e2e v2 failed"),
+        "{}",
+        b.serial_log
+    );
+    assert!(
+        !b.serial_log.contains("NETBOOT-E2E: initramfs up"),
+        "the unsigned kernel must not reach userspace:\n{}",
+        b.serial_log
     );
 }

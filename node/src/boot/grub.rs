@@ -16,13 +16,67 @@
 //! - `grub.cfg-01-<mac>`: that machine's config (assignment, default image, or menu);
 //! - everything else (`<platform>/grub.cfg`, hex IPs, UUIDs): not found, as GRUB expects.
 //!
-//! Kernel and initrds come from `files_root`: `(http,<node>)` when GRUB fetches them over
-//! HTTP, `(tftp,<node>)` otherwise, always from version-pinned `/r/<name>/<version>/` paths.
+//! Kernel and initrds come from version-pinned `/r/<name>/<version>/` paths on the node, over
+//! HTTP when this GRUB has the `http` module (the d-i build has it built in; Debian's
+//! `grubnetx64.efi.signed` does not, and Secure Boot forbids loading it from the network),
+//! else over TFTP: each config first probes `(http,<node>)/grub/grub.cfg` and picks
+//! `(http,<node>)` or `(tftp,<node>)` into `$nb_files` ([`GrubFiles`]).
 //! Unlike the iPXE path no `initrd=<name>` is added to the kernel line: GRUB hands the
 //! initrds to the kernel itself, and the x86 EFI stub would try to open `initrd=` files on
 //! GRUB's boot device (the NIC, which has no file system) and fail the boot.
 
 use std::net::Ipv4Addr;
+
+/// Where generated configs load kernels and initrds from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrubFiles {
+    /// `(tftp,<node IP>)`: always works.
+    pub tftp: String,
+    /// `(http,<host>)`, used when GRUB has its `http` module; `None` when GRUB must not try
+    /// (`files_over = "tftp"`, or the node's HTTP is not on port 80: GRUB 2.06's `(http,…)`
+    /// device has no port).
+    pub http: Option<String>,
+}
+
+impl GrubFiles {
+    pub fn new(base_url: &str, server_ip: Ipv4Addr, prefer_http: bool) -> Self {
+        let authority = base_url
+            .strip_prefix("http://")
+            .map(|r| r.split('/').next().unwrap_or(r));
+        let http = match authority {
+            Some(a) if prefer_http && !a.contains(':') => Some(format!("(http,{a})")),
+            Some(a) if prefer_http => a.strip_suffix(":80").map(|host| format!("(http,{host})")),
+            _ => None,
+        };
+        Self {
+            tftp: format!("(tftp,{server_ip})"),
+            http,
+        }
+    }
+
+    /// Script lines choosing `$nb_files`, exported so that menu entries see it.
+    fn preamble(&self) -> String {
+        let mut s = format!("set nb_files={}\n", quote(&self.tftp));
+        if let Some(http) = &self.http {
+            // `insmod` reports success even when the module is missing, so probe a file the
+            // node always serves instead: without the module the device does not exist.
+            s.push_str(&format!(
+                "if [ -e {}/grub/grub.cfg ]; then\n    set nb_files={}\nfi\n",
+                quote(http),
+                quote(http)
+            ));
+        }
+        s.push_str("export nb_files\n");
+        s
+    }
+
+    pub fn describe(&self) -> String {
+        match &self.http {
+            Some(http) => format!("{http} if GRUB has its http module, else {}", self.tftp),
+            None => self.tftp.clone(),
+        }
+    }
+}
 
 use netboot_proto::{BootEntry, Release};
 
@@ -80,7 +134,7 @@ pub fn generated_config(
     store: &Store,
     policy: &BootPolicy,
     base_url: &str,
-    files_root: &str,
+    files: &GrubFiles,
     request: GrubRequest,
 ) -> Option<(String, String)> {
     let choose = |mac: Option<&MacAddr>| -> (String, String) {
@@ -88,7 +142,7 @@ pub fn generated_config(
         match policy.choose(mac) {
             BootChoice::Image { name, why } => match store.servable(&name) {
                 Some(r) => (
-                    boot_config(base_url, files_root, &r.verified, mac),
+                    boot_config(base_url, files, &r.verified, mac),
                     format!("{who} boots {name} v{} ({why})", r.verified.version),
                 ),
                 None => (
@@ -100,7 +154,7 @@ pub fn generated_config(
                 let releases = store.servable_latest();
                 let refs: Vec<&Release> = releases.iter().map(|r| r.verified.release()).collect();
                 (
-                    menu_config(base_url, files_root, &refs, policy.menu_timeout_secs, mac),
+                    menu_config(base_url, files, &refs, policy.menu_timeout_secs, mac),
                     format!("{who} gets the menu"),
                 )
             }
@@ -142,13 +196,7 @@ pub fn bootstrap_config(fallback: &str) -> String {
 }
 
 /// One `menuentry` booting `release`, or `None` when GRUB cannot boot it over the network.
-fn entry(
-    base_url: &str,
-    files_root: &str,
-    release: &Release,
-    mac: Option<&MacAddr>,
-    id: &str,
-) -> Option<String> {
+fn entry(base_url: &str, release: &Release, mac: Option<&MacAddr>, id: &str) -> Option<String> {
     let Some(BootEntry::Linux {
         kernel,
         initrds,
@@ -159,14 +207,15 @@ fn entry(
         // releases boot nothing.
         return None;
     };
-    let root = format!("{files_root}/r/{}/{}", release.name, release.version);
+    // Names and image paths hold only characters GRUB takes literally.
+    let root = format!("${{nb_files}}/r/{}/{}", release.name, release.version);
     let vars = cmdline_vars(base_url, release, mac, None::<Ipv4Addr>);
     let args: Vec<String> = cmdline
         .render(&vars)
         .split_whitespace()
         .map(quote)
         .collect();
-    let mut linux = format!("linux {}", quote(&format!("{root}/{kernel}")));
+    let mut linux = format!("linux {root}/{kernel}");
     for a in &args {
         linux.push(' ');
         linux.push_str(a);
@@ -174,18 +223,15 @@ fn entry(
     let mut s = format!(
         "menuentry {} --id {id} {{\n    echo {}\n    if {linux}; then\n",
         quote(&format!("{} (v{})", release.name, release.version)),
-        quote(&format!(
-            "netboot: booting {} v{} from {root}",
+        format!(
+            "\"netboot: booting {} v{} from {root}\"",
             release.name, release.version
-        )),
+        ),
     );
     if initrds.is_empty() {
         s.push_str("        boot\n");
     } else {
-        let list: Vec<String> = initrds
-            .iter()
-            .map(|i| quote(&format!("{root}/{i}")))
-            .collect();
+        let list: Vec<String> = initrds.iter().map(|i| format!("{root}/{i}")).collect();
         s.push_str(&format!(
             "        if initrd {}; then\n            boot\n        fi\n",
             list.join(" ")
@@ -204,14 +250,16 @@ fn entry(
 /// Boots `release` straight away.
 pub fn boot_config(
     base_url: &str,
-    files_root: &str,
+    files: &GrubFiles,
     release: &Release,
     mac: Option<&MacAddr>,
 ) -> String {
-    match entry(base_url, files_root, release, mac, "image") {
+    match entry(base_url, release, mac, "image") {
         Some(e) => format!(
-            "# generated by netboot: boot {} v{}\nset default=image\nset timeout=0\n{e}",
-            release.name, release.version
+            "# generated by netboot: boot {} v{}\n{}set default=image\nset timeout=0\n{e}",
+            release.name,
+            release.version,
+            files.preamble()
         ),
         None => nothing_config(&format!(
             "{} has no kernel GRUB can boot (ISOs need the iPXE loader)",
@@ -223,15 +271,17 @@ pub fn boot_config(
 /// Every bootable image, and the local disk as the default when nobody chooses.
 pub fn menu_config(
     base_url: &str,
-    files_root: &str,
+    files: &GrubFiles,
     releases: &[&Release],
     timeout_secs: u32,
     mac: Option<&MacAddr>,
 ) -> String {
-    let mut s =
-        format!("# generated by netboot: menu\nset default=local\nset timeout={timeout_secs}\n");
+    let mut s = format!(
+        "# generated by netboot: menu\n{}set default=local\nset timeout={timeout_secs}\n",
+        files.preamble()
+    );
     for (i, r) in releases.iter().enumerate() {
-        if let Some(e) = entry(base_url, files_root, r, mac, &format!("img{i}")) {
+        if let Some(e) = entry(base_url, r, mac, &format!("img{i}")) {
             s.push_str(&e);
         }
     }
@@ -258,28 +308,6 @@ pub fn quote(s: &str) -> String {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
-/// Where GRUB fetches kernels and initrds: HTTP when the node serves HTTP on port 80 (GRUB
-/// 2.06's `(http,<host>)` device has no port), else TFTP from the same host.
-pub fn files_root(base_url: &str, prefer_http: bool) -> String {
-    let rest = base_url.strip_prefix("http://");
-    let authority = rest.map(|r| r.split('/').next().unwrap_or(r));
-    match authority {
-        Some(a) if prefer_http && !a.contains(':') => format!("(http,{a})"),
-        Some(a) if prefer_http && a.ends_with(":80") => {
-            format!("(http,{})", a.trim_end_matches(":80"))
-        }
-        Some(a) => format!("(tftp,{})", a.split(':').next().unwrap_or(a)),
-        None => {
-            let host = base_url
-                .split("://")
-                .nth(1)
-                .and_then(|r| r.split(['/', ':']).next())
-                .unwrap_or(base_url);
-            format!("(tftp,{host})")
-        }
     }
 }
 
@@ -344,6 +372,10 @@ mod tests {
         assert_eq!(classify("r/e2e/1/vmlinuz"), None);
     }
 
+    fn files() -> GrubFiles {
+        GrubFiles::new("http://10.0.0.1", Ipv4Addr::new(10, 0, 0, 1), true)
+    }
+
     #[test]
     fn boot_config_pins_the_release_and_quotes_the_command_line() {
         let r = linux(
@@ -351,17 +383,17 @@ mod tests {
             "console=ttyS0 fetch={{image_url}}/x BOOTIF={{bootif}} x=\"a b\" $y;z",
         );
         let mac: MacAddr = "52:54:00:00:00:01".parse().unwrap();
-        let s = boot_config("http://10.0.0.1", "(http,10.0.0.1)", &r, Some(&mac));
+        let s = boot_config("http://10.0.0.1", &files(), &r, Some(&mac));
         assert!(
-            s.starts_with("# generated by netboot: boot deb v3\nset default=image\nset timeout=0\nmenuentry 'deb (v3)' --id image {\n"),
+            s.starts_with("# generated by netboot: boot deb v3\nset nb_files='(tftp,10.0.0.1)'\nif [ -e '(http,10.0.0.1)'/grub/grub.cfg ]; then\n    set nb_files='(http,10.0.0.1)'\nfi\nexport nb_files\nset default=image\nset timeout=0\nmenuentry 'deb (v3)' --id image {\n    echo \"netboot: booting deb v3 from ${nb_files}/r/deb/3\"\n"),
             "{s}"
         );
         assert!(
-            s.contains("    if linux '(http,10.0.0.1)/r/deb/3/vmlinuz' console=ttyS0 fetch=http://10.0.0.1/r/deb/3/x BOOTIF=01-52-54-00-00-00-01 'x=\"a' 'b\"' '$y;z'; then\n"),
+            s.contains("    if linux ${nb_files}/r/deb/3/vmlinuz console=ttyS0 fetch=http://10.0.0.1/r/deb/3/x BOOTIF=01-52-54-00-00-00-01 'x=\"a' 'b\"' '$y;z'; then\n"),
             "{s}"
         );
         assert!(
-            s.contains("        if initrd '(http,10.0.0.1)/r/deb/3/a.img' '(http,10.0.0.1)/r/deb/3/boot/b.img'; then\n            boot\n        fi\n    fi\n"),
+            s.contains("        if initrd ${nb_files}/r/deb/3/a.img ${nb_files}/r/deb/3/boot/b.img; then\n            boot\n        fi\n    fi\n"),
             "{s}"
         );
         assert!(
@@ -393,16 +425,17 @@ mod tests {
             }),
         })
         .unwrap();
-        let s = menu_config("http://n", "(tftp,n)", &[&a, &iso, &b], 7, None);
+        let tftp_only = GrubFiles::new("http://n:8080", Ipv4Addr::new(10, 0, 0, 2), true);
+        let s = menu_config("http://n", &tftp_only, &[&a, &iso, &b], 7, None);
         assert!(
-            s.starts_with("# generated by netboot: menu\nset default=local\nset timeout=7\n"),
+            s.starts_with("# generated by netboot: menu\nset nb_files='(tftp,10.0.0.2)'\nexport nb_files\nset default=local\nset timeout=7\n"),
             "{s}"
         );
         assert!(s.contains("menuentry 'a (v3)' --id img0 {\n"), "{s}");
         assert!(s.contains("menuentry 'b (v3)' --id img2 {\n"), "{s}");
         assert!(!s.contains("iso (v1)"), "{s}");
         assert!(
-            s.contains("if linux '(tftp,n)/r/b/3/vmlinuz' quiet; then"),
+            s.contains("if linux ${nb_files}/r/b/3/vmlinuz quiet; then"),
             "{s}"
         );
         assert!(
@@ -437,10 +470,22 @@ mod tests {
 
     #[test]
     fn files_come_over_http_on_port_80_else_tftp() {
-        assert_eq!(files_root("http://10.0.0.1", true), "(http,10.0.0.1)");
-        assert_eq!(files_root("http://10.0.0.1:80", true), "(http,10.0.0.1)");
-        assert_eq!(files_root("http://10.0.0.1:8080", true), "(tftp,10.0.0.1)");
-        assert_eq!(files_root("http://10.0.0.1", false), "(tftp,10.0.0.1)");
-        assert_eq!(files_root("https://n.example/x", true), "(tftp,n.example)");
+        let ip = Ipv4Addr::new(10, 0, 0, 1);
+        let http = |url: &str, prefer| GrubFiles::new(url, ip, prefer).http;
+        assert_eq!(
+            http("http://boot.example", true).as_deref(),
+            Some("(http,boot.example)")
+        );
+        assert_eq!(
+            http("http://10.0.0.1:80", true).as_deref(),
+            Some("(http,10.0.0.1)")
+        );
+        assert_eq!(http("http://10.0.0.1:8080", true), None);
+        assert_eq!(http("http://10.0.0.1", false), None);
+        assert_eq!(http("https://n.example/x", true), None);
+        assert_eq!(
+            GrubFiles::new("https://n", ip, true).tftp,
+            "(tftp,10.0.0.1)"
+        );
     }
 }

@@ -43,8 +43,8 @@ pub struct HttpHandler {
     pub store: Arc<Store>,
     pub base_url: String,
     pub policy: BootPolicy,
-    /// Where generated GRUB configs load kernels from: `(http,<node>)` or `(tftp,<node>)`.
-    pub grub_files_root: String,
+    /// Where generated GRUB configs load kernels from.
+    pub grub_files: grub::GrubFiles,
     pub first_stage: FirstStage,
     /// PXELINUX's loader file name (`lpxelinux.0`).
     pub pxelinux_file: String,
@@ -291,7 +291,7 @@ impl HttpHandler {
                 &self.store,
                 &self.policy,
                 &self.base_url,
-                &self.grub_files_root,
+                &self.grub_files,
                 request,
             ) {
                 Some((text, what)) => Answer::Script(text, format!("GRUB config: {what}")),

@@ -24,8 +24,8 @@ pub struct StoreSource {
     pub store: Arc<Store>,
     pub policy: BootPolicy,
     pub base_url: String,
-    /// Where generated GRUB configs load kernels from: `(http,<node>)` or `(tftp,<node>)`.
-    pub grub_files_root: String,
+    /// Where generated GRUB configs load kernels from.
+    pub grub_files: grub::GrubFiles,
     pub first_stage: FirstStage,
     pub verified: Arc<VerifiedFiles>,
 }
@@ -65,7 +65,7 @@ impl TftpSource for StoreSource {
                 &self.store,
                 &self.policy,
                 &self.base_url,
-                &self.grub_files_root,
+                &self.grub_files,
                 request,
             ) {
                 Some((text, what)) => {
