@@ -10,14 +10,15 @@
 #           tamper (server mode; check.bin is damaged on disk after publishing) |
 #           multihomed (server mode on a host with a second, addressed interface that
 #           comes first in the interface list; created inside this lab's server namespace) |
-#           sb-proxy (proxy mode, UEFI through shim + signed GRUB, kernel over HTTP) |
-#           sb-server (server mode, the same chain, kernel over TFTP; the client's MAC is
+#           sb-proxy (proxy mode, UEFI through shim + signed GRUB, the d-i build) |
+#           sb-server (server mode, the same chain, files_over = "tftp"; the client's MAC is
 #           assigned image e2e-b, the default stays e2e) |
 #           sb-unsigned (server mode, GRUB chain; e2e v2 is the same kernel with its
 #           signature stripped, which Secure Boot must refuse)
 #   The sb-* scenarios publish Debian's signed shim and network GRUB (shim-signed,
 #   grub-efi-amd64-signed) as shimx64.efi and grubx64.efi, and boot the kernel without
-#   `quiet` so that it logs the Secure Boot state.
+#   `quiet` so that it logs the Secure Boot state. Debian 12's signed GRUB has no http
+#   module, so kernels always come over TFTP here.
 # Environment: NETBOOT_BIN (the netboot binary), NETBOOT_E2E_IMAGE, NETBOOT_E2E_KERNEL_ARGS,
 # LAB_CLIENT_MAC (sb-server).
 set -euo pipefail
@@ -95,8 +96,11 @@ first_stage=(--file /usr/lib/ipxe/undionly.kpxe --file /usr/lib/ipxe/ipxe.efi
     --file /usr/lib/syslinux/modules/bios/ldlinux.c32)
 if [[ $sb == 1 ]]; then
     # The Secure Boot chain from Debian's packages, under the names shim and GRUB ask for.
-    first_stage+=(--file shimx64.efi=/usr/lib/shim/shimx64.efi.signed
-        --file grubx64.efi=/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed)
+    # sb-proxy uses the d-i build (prefix /debian-installer/amd64/grub), the others the
+    # plain network build (prefix /grub): the node must answer where each looks.
+    grub=/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed
+    [[ $scenario == sb-proxy ]] && grub=/usr/lib/grub/x86_64-efi-signed/grubnetx64-installer.efi.signed
+    first_stage+=(--file shimx64.efi=/usr/lib/shim/shimx64.efi.signed --file "grubx64.efi=$grub")
 fi
 publish --name ipxe "${first_stage[@]}"
 publish --name e2e --kernel "$image/vmlinuz" --initrd "$image/initrd.img" --file "$image/check.bin" \
