@@ -150,22 +150,20 @@ fn pxelinux_boot(config: &Config, base_url: &str) -> Option<PxelinuxBoot> {
 /// loader), or for those assigned to it.
 fn grub_boot(config: &Config) -> Option<GrubBoot> {
     let policy = boot_policy(config);
-    let machines = if config.boot.efi_loader == Loader::Grub {
-        MachineSet::All {
-            except: config
-                .machines
-                .keys()
-                .filter(|mac| policy.efi_loader_for(Some(mac)) != Loader::Grub)
-                .copied()
-                .collect(),
-        }
-    } else {
-        let only: std::collections::BTreeSet<_> = config
+    let machines_on_grub = |on_grub: bool| -> std::collections::BTreeSet<_> {
+        config
             .machines
             .keys()
-            .filter(|mac| policy.efi_loader_for(Some(mac)) == Loader::Grub)
+            .filter(|mac| (policy.efi_loader_for(Some(mac)) == Loader::Grub) == on_grub)
             .copied()
-            .collect();
+            .collect()
+    };
+    let machines = if config.boot.efi_loader == Loader::Grub {
+        MachineSet::All {
+            except: machines_on_grub(false),
+        }
+    } else {
+        let only = machines_on_grub(true);
         if only.is_empty() {
             return None;
         }
@@ -454,7 +452,37 @@ impl Node {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
+
+    fn grub_of(text: &str) -> Option<GrubBoot> {
+        grub_boot(&Config::parse(text, Path::new("/n.toml")).unwrap())
+    }
+
+    #[test]
+    fn which_machines_get_the_grub_chain() {
+        let (a, b) = ("52:54:00:00:00:01", "52:54:00:00:00:02");
+        assert_eq!(grub_of(""), None, "nobody asked for GRUB");
+        let site = grub_of(&format!(
+            "[boot]\nefi_loader = \"grub\"\n[machines]\n\"{a}\" = {{ image = \"x\", loader = \"ipxe\" }}\n\"{b}\" = {{ image = \"x\", loader = \"pxelinux\" }}\n"
+        ))
+        .unwrap();
+        assert_eq!(site.efi_x64, "shimx64.efi");
+        assert_eq!(
+            site.machines,
+            MachineSet::All {
+                except: [a.parse().unwrap()].into()
+            },
+            "pxelinux is BIOS-only, so that machine's UEFI firmware keeps the site's GRUB"
+        );
+        let one = grub_of(&format!(
+            "[boot.grub]\nefi_arm64 = \"shimaa64.efi\"\n[machines]\n\"{a}\" = {{ image = \"x\", loader = \"grub\" }}\n\"{b}\" = \"x\"\n"
+        ))
+        .unwrap();
+        assert_eq!(one.machines, MachineSet::Only([a.parse().unwrap()].into()));
+        assert_eq!(one.efi_arm64.as_deref(), Some("shimaa64.efi"));
+    }
 
     #[test]
     fn server_ip_and_pool_must_fit_the_interface() {

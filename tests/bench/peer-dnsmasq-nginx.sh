@@ -15,8 +15,14 @@
 #             syslinux-common, ldlinux.c32) or syslinux.efi (x86-64 UEFI; syslinux-efi,
 #             ldlinux.e64) to every client; pxelinux.cfg/default loads vmlinuz + initrd.img
 #             over TFTP. nginx only serves check.bin, which the initramfs fetches over HTTP.
-# Kernel command line, both: initrd=initrd.img NETBOOT_E2E_KERNEL_ARGS
-#   netboot_check=http://LAB_SERVER_IP/check.bin
+#   grub      the Secure Boot chain the d-i way: proxy-DHCP hands x86-64 UEFI firmware
+#             Debian's signed shim (shim-signed), which fetches grubx64.efi (the signed d-i
+#             network GRUB, grub-efi-amd64-signed) from the TFTP root; GRUB reads a static
+#             debian-installer/amd64/grub/grub.cfg and loads vmlinuz + initrd.img over TFTP.
+#             GRUB 2.06 finds the TFTP server only as next-server of the site's DHCP ACK
+#             (LAB_SITE_NEXT_SERVER). nginx only serves check.bin.
+# Kernel command line: initrd=initrd.img (not for grub: GRUB loads the initrd itself)
+#   NETBOOT_E2E_KERNEL_ARGS netboot_check=http://LAB_SERVER_IP/check.bin
 #
 # Environment: LAB_IFACE_SERVER, LAB_SERVER_IP, LAB_NET, LAB_NETMASK, LAB_DIR (lab.sh),
 #   NETBOOT_E2E_IMAGE, NETBOOT_E2E_KERNEL_ARGS (run-e2e.sh); PEER_DIR (default
@@ -33,16 +39,21 @@ source "$(dirname "$0")/../pxe/peer-lib.sh"
 
 die2() { echo "peer-dnsmasq-nginx: ERROR: $*" >&2; exit 2; }
 kind=${1:-}
-[[ $kind == ipxe || $kind == pxelinux ]] || die2 "usage: peer-dnsmasq-nginx.sh ipxe|pxelinux"
+[[ $kind == ipxe || $kind == pxelinux || $kind == grub ]] || die2 "usage: peer-dnsmasq-nginx.sh ipxe|pxelinux|grub"
 for v in LAB_IFACE_SERVER LAB_SERVER_IP LAB_NET LAB_NETMASK LAB_DIR NETBOOT_E2E_IMAGE; do
     [[ -n ${!v:-} ]] || die2 "$v is not set (run me through run-e2e.sh or boot.sh)"
 done
 command -v dnsmasq >/dev/null || die2 "dnsmasq not found: apt-get install dnsmasq-base"
 command -v nginx >/dev/null || die2 "nginx not found: apt-get install nginx-light"
 need() { [[ -e $1 ]] || die2 "$1 not found: apt-get install $2"; }
+shim=/usr/lib/shim/shimx64.efi.signed
+grub=/usr/lib/grub/x86_64-efi-signed/grubnetx64-installer.efi.signed
 if [[ $kind == ipxe ]]; then
     need /usr/lib/ipxe/undionly.kpxe ipxe
     need /usr/lib/ipxe/snponly.efi ipxe
+elif [[ $kind == grub ]]; then
+    need "$shim" shim-signed
+    need "$grub" grub-efi-amd64-signed
 else
     need /usr/lib/PXELINUX/pxelinux.0 pxelinux
     need /usr/lib/syslinux/modules/bios/ldlinux.c32 syslinux-common
@@ -55,10 +66,23 @@ rm -rf "$dir"
 mkdir -p "$dir/tftp" "$dir/http" "$dir/tmp"
 base="http://$LAB_SERVER_IP"
 img=$NETBOOT_E2E_IMAGE
-cmdline="initrd=initrd.img ${NETBOOT_E2E_KERNEL_ARGS:-console=ttyS0} netboot_check=$base/check.bin"
+cmdline="${NETBOOT_E2E_KERNEL_ARGS:-console=ttyS0} netboot_check=$base/check.bin"
+[[ $kind == grub ]] || cmdline="initrd=initrd.img $cmdline"
 
 ln -s "$img/check.bin" "$dir/http/"
-if [[ $kind == ipxe ]]; then
+if [[ $kind == grub ]]; then
+    ln -s "$img/vmlinuz" "$img/initrd.img" "$dir/tftp/"
+    ln -s "$shim" "$dir/tftp/shimx64.efi"
+    ln -s "$grub" "$dir/tftp/grubx64.efi"
+    mkdir -p "$dir/tftp/debian-installer/amd64/grub"
+    cat >"$dir/tftp/debian-installer/amd64/grub/grub.cfg" <<EOF
+set timeout=0
+menuentry e2e {
+    linux /vmlinuz $cmdline
+    initrd /initrd.img
+}
+EOF
+elif [[ $kind == ipxe ]]; then
     ln -s /usr/lib/ipxe/undionly.kpxe /usr/lib/ipxe/snponly.efi "$dir/tftp/"
     ln -s "$img/vmlinuz" "$img/initrd.img" "$dir/http/"
     cat >"$dir/http/boot.ipxe" <<EOF
@@ -93,6 +117,8 @@ fi
         echo "pxe-service=tag:ipxe,x86PC,\"peer: iPXE script\",$base/boot.ipxe"
         echo "pxe-service=tag:!ipxe,X86-64_EFI,\"peer: chain to iPXE\",snponly.efi"
         echo "pxe-service=tag:ipxe,X86-64_EFI,\"peer: iPXE script\",$base/boot.ipxe"
+    elif [[ $kind == grub ]]; then
+        echo "pxe-service=X86-64_EFI,\"peer: shim + GRUB\",shimx64.efi"
     else
         echo "pxe-service=x86PC,\"peer: PXELINUX\",pxelinux.0"
         echo "pxe-service=X86-64_EFI,\"peer: SYSLINUX EFI\",syslinux.efi"
