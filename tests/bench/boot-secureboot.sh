@@ -65,12 +65,7 @@ server() {
     dnsmasq) lab_bg_in_server --log "$d/server.log" env PEER_DIR="$d/peer" "$REPO/tests/bench/peer-dnsmasq-nginx.sh" grub ;;
     esac
     SERVER_PID=$LAB_LAST_PID
-    local r
-    for r in udp:67 udp:69 tcp:80; do
-        lab_wait_listen "$LAB_NS_SERVER" "${r%:*}" "${r#*:}" 60 || { tail -n 20 "$d/server.log" >&2; return 1; }
-    done
-    sleep 0.3
-    ! lab__gone "$SERVER_PID" || { tail -n 20 "$d/server.log" >&2; return 1; }
+    bench_wait_server "$SERVER_PID" "$d/server.log"
 }
 
 mode_of() { [[ $1 == ipxe ]] && echo uefi-pxe || echo uefi-sb; }

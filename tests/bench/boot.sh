@@ -72,12 +72,7 @@ server() {
     pxelinux) lab_bg_in_server --log "$d/server.log" env PEER_DIR="$d/peer" "$REPO/tests/bench/peer-dnsmasq-nginx.sh" pxelinux ;;
     esac
     SERVER_PID=$LAB_LAST_PID
-    local r
-    for r in udp:67 udp:69 tcp:80; do
-        lab_wait_listen "$LAB_NS_SERVER" "${r%:*}" "${r#*:}" 60 || { tail -n 20 "$d/server.log" >&2; return 1; }
-    done
-    sleep 0.3
-    ! lab__gone "$SERVER_PID" || { tail -n 20 "$d/server.log" >&2; return 1; }
+    bench_wait_server "$SERVER_PID" "$d/server.log"
 }
 
 # stamp: prefix each line with the epoch time it arrived (the serial console and dnsmasq's log

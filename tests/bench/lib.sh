@@ -47,6 +47,18 @@ bench_cgroup() {
 # A short random id, so two runs never share a namespace, cgroup or file name.
 bench_id() { head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 
+# bench_wait_server PID LOG: after starting a boot server in the lab's server namespace, waits
+# until it listens on DHCP, TFTP and HTTP (up to 60 s each) and is still running; on failure
+# prints the tail of LOG and returns 1. Needs tests/pxe/lab.sh sourced.
+bench_wait_server() {
+    local r
+    for r in udp:67 udp:69 tcp:80; do
+        lab_wait_listen "$LAB_NS_SERVER" "${r%:*}" "${r#*:}" 60 || { tail -n 20 "$2" >&2; return 1; }
+    done
+    sleep 0.3
+    ! lab__gone "$1" || { tail -n 20 "$2" >&2; return 1; }
+}
+
 # bench_median [NONE]: the median of the numbers on stdin, one per line; lines "-" (no value)
 # are left out; prints NONE (default "fail") when no number is left.
 bench_median() {

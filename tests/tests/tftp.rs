@@ -43,11 +43,9 @@ fn fetch(t: &Tftp, path: &str, blksize: &str) -> (i32, Vec<u8>) {
     (out.status.code().unwrap_or(-1), out.stdout)
 }
 
-#[test]
-fn first_stage_programs_come_from_the_verified_release() {
-    let t = setup();
-    assert_eq!(fetch(&t, "undionly.kpxe", "512").1, content(1, 70_000));
-    assert_eq!(fetch(&t, "snponly.efi", "1468").1, content(2, 2_000_000));
+/// Fetches with atftp at windowsize 16, blksize 1468; returns the bytes.
+fn atftp_windowed(t: &Tftp, path: &str) -> Vec<u8> {
+    let got = t.site.dir().join("atftp.out");
     let atftp = Command::new("atftp")
         .args([
             "--option",
@@ -56,22 +54,27 @@ fn first_stage_programs_come_from_the_verified_release() {
             "blksize 1468",
             "-g",
             "-r",
-            "snponly.efi",
+            path,
             "-l",
         ])
-        .arg(t.site.dir().join("got.efi"))
+        .arg(&got)
         .args(["127.0.0.1", &t.port.to_string()])
         .output()
         .expect("atftp is needed for these tests: apt-get install atftp");
     assert!(
         atftp.status.success(),
-        "{}",
+        "{path}: {}",
         String::from_utf8_lossy(&atftp.stderr)
     );
-    assert_eq!(
-        fs::read(t.site.dir().join("got.efi")).unwrap(),
-        content(2, 2_000_000)
-    );
+    fs::read(&got).unwrap()
+}
+
+#[test]
+fn first_stage_programs_come_from_the_verified_release() {
+    let t = setup();
+    assert_eq!(fetch(&t, "undionly.kpxe", "512").1, content(1, 70_000));
+    assert_eq!(fetch(&t, "snponly.efi", "1468").1, content(2, 2_000_000));
+    assert_eq!(atftp_windowed(&t, "snponly.efi"), content(2, 2_000_000));
     let log = t.node.log_text();
     assert!(
         log.contains("file=\"snponly.efi\" outcome=complete"),
@@ -230,28 +233,7 @@ fn grub_configs_are_generated_where_signed_grub_looks() {
 #[test]
 fn release_files_over_tftp_are_verified_and_windowed() {
     let t = grub_site();
-    let got = t.site.dir().join("got-vmlinuz");
-    let atftp = Command::new("atftp")
-        .args([
-            "--option",
-            "windowsize 16",
-            "--option",
-            "blksize 1468",
-            "-g",
-            "-r",
-        ])
-        .arg("r/deb/1/vmlinuz")
-        .arg("-l")
-        .arg(&got)
-        .args(["127.0.0.1", &t.port.to_string()])
-        .output()
-        .expect("atftp is needed for these tests: apt-get install atftp");
-    assert!(
-        atftp.status.success(),
-        "{}",
-        String::from_utf8_lossy(&atftp.stderr)
-    );
-    assert_eq!(fs::read(&got).unwrap(), content(3, 3_000_000));
+    assert_eq!(atftp_windowed(&t, "r/deb/1/vmlinuz"), content(3, 3_000_000));
     let log = t.node.log_text();
     assert!(
         log.contains("file=\"r/deb/1/vmlinuz\" outcome=complete") && log.contains("windowsize=16"),

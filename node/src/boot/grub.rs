@@ -313,30 +313,18 @@ pub fn quote(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use netboot_proto::{CmdlineTemplate, FileEntry, ReleaseSpec, SecretKey};
-
-    use super::*;
+    use super::{
+        super::fixtures::{self, release},
+        *,
+    };
 
     fn linux(name: &str, cmdline: &str) -> Release {
-        let f = |p: &str| FileEntry {
-            path: p.parse().unwrap(),
-            size: 1,
-            hash: blake3::hash(p.as_bytes()),
-        };
-        Release::new(ReleaseSpec {
-            name: name.parse().unwrap(),
-            version: 3,
-            created: 1,
-            expires: None,
-            publisher: SecretKey::from_seed([1; 32]).public(),
-            files: vec![f("vmlinuz"), f("a.img"), f("boot/b.img"), f("d.iso")],
-            boot: Some(BootEntry::Linux {
-                kernel: "vmlinuz".parse().unwrap(),
-                initrds: vec!["a.img".parse().unwrap(), "boot/b.img".parse().unwrap()],
-                cmdline: CmdlineTemplate::parse(cmdline).unwrap(),
-            }),
-        })
-        .unwrap()
+        release(
+            name,
+            3,
+            &["vmlinuz", "a.img", "boot/b.img", "d.iso"],
+            Some(fixtures::linux(&["a.img", "boot/b.img"], cmdline)),
+        )
     }
 
     #[test]
@@ -409,22 +397,14 @@ mod tests {
     #[test]
     fn menu_lists_bootable_images_and_defaults_to_the_local_disk() {
         let (a, b) = (linux("a", ""), linux("b", "quiet"));
-        let iso = Release::new(ReleaseSpec {
-            name: "iso".parse().unwrap(),
-            version: 1,
-            created: 1,
-            expires: None,
-            publisher: SecretKey::from_seed([1; 32]).public(),
-            files: vec![FileEntry {
-                path: "d.iso".parse().unwrap(),
-                size: 1,
-                hash: blake3::hash(b"d"),
-            }],
-            boot: Some(BootEntry::Iso {
+        let iso = release(
+            "iso",
+            1,
+            &["d.iso"],
+            Some(BootEntry::Iso {
                 iso: "d.iso".parse().unwrap(),
             }),
-        })
-        .unwrap();
+        );
         let tftp_only = GrubFiles::new("http://n:8080", Ipv4Addr::new(10, 0, 0, 2), true);
         let s = menu_config("http://n", &tftp_only, &[&a, &iso, &b], 7, None);
         assert!(

@@ -165,30 +165,18 @@ pub fn nothing_config(why: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use netboot_proto::{CmdlineTemplate, FileEntry, ReleaseSpec, SecretKey};
-
-    use super::*;
+    use super::{
+        super::fixtures::{self, release},
+        *,
+    };
 
     fn linux(name: &str, cmdline: &str) -> Release {
-        let f = |p: &str| FileEntry {
-            path: p.parse().unwrap(),
-            size: 1,
-            hash: blake3::hash(p.as_bytes()),
-        };
-        Release::new(ReleaseSpec {
-            name: name.parse().unwrap(),
-            version: 2,
-            created: 1,
-            expires: None,
-            publisher: SecretKey::from_seed([1; 32]).public(),
-            files: vec![f("vmlinuz"), f("a.img"), f("b.img")],
-            boot: Some(BootEntry::Linux {
-                kernel: "vmlinuz".parse().unwrap(),
-                initrds: vec!["a.img".parse().unwrap(), "b.img".parse().unwrap()],
-                cmdline: CmdlineTemplate::parse(cmdline).unwrap(),
-            }),
-        })
-        .unwrap()
+        release(
+            name,
+            2,
+            &["vmlinuz", "a.img", "b.img"],
+            Some(fixtures::linux(&["a.img", "b.img"], cmdline)),
+        )
     }
 
     #[test]
