@@ -220,13 +220,12 @@ fn entry(base_url: &str, release: &Release, mac: Option<&MacAddr>, id: &str) -> 
         linux.push(' ');
         linux.push_str(a);
     }
+    // Double quotes: `${nb_files}` is expanded when the entry runs.
     let mut s = format!(
-        "menuentry {} --id {id} {{\n    echo {}\n    if {linux}; then\n",
+        "menuentry {} --id {id} {{\n    echo \"netboot: booting {} v{} from {root}\"\n    if {linux}; then\n",
         quote(&format!("{} (v{})", release.name, release.version)),
-        format!(
-            "\"netboot: booting {} v{} from {root}\"",
-            release.name, release.version
-        ),
+        release.name,
+        release.version,
     );
     if initrds.is_empty() {
         s.push_str("        boot\n");
