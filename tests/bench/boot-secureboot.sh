@@ -97,10 +97,8 @@ done
 RUNTIME=$(($(date +%s) - START))
 UPTIME1=$(uptime)
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "—" || b == "—" || b == 0) print "—"; else printf "%.2f×", a / b }'; }
 fails() { local n; n=$(tr ' ' '\n' <<<"${R[$1,fail]:-}" | grep -c . || true); [[ $n -eq 0 ]] || echo " ($n of $RUNS failed)"; }
-loadstat=$(printf '%s\n' "${LOADS[@]}" | sort -n | awk '{ v[NR] = $1 } END { printf "%s / %s / %s", v[1], v[int((NR + 1) / 2)], v[NR] }')
-ver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null; }
+loadstat=$(bench_loadstat "${LOADS[@]}")
 se=$(med "sb,elapsed") si=$(med "sb,initramfs")
 {
     echo "<!-- boot-secureboot:begin -->"
@@ -108,7 +106,7 @@ se=$(med "sb,elapsed") si=$(med "sb,initramfs")
     echo
     echo "Command: \`bash tests/bench/boot-secureboot.sh $RUNS\` — $(date -u +%Y-%m-%d), netboot $REV, $(nproc) cores, $(uname -r), median of $RUNS runs per case, $((RUNTIME / 60)) min."
     echo "Host load (1-min load average) at each QEMU start, min / median / max: $loadstat; \`uptime\` before: \`${UPTIME0#*load average: }\`, after: \`${UPTIME1#*load average: }\`."
-    echo "QEMU $(ver qemu-system-x86) TCG, q35, 1 vCPU, 512 MiB, virtio-net, OVMF $(ver ovmf) own PXE client (secboot code + MS vars for sb and dnsmasq). shim-signed $(ver shim-signed), grub-efi-amd64-signed $(ver grub-efi-amd64-signed) (d-i network build), dnsmasq $(ver dnsmasq-base). Kernel $(cut -d' ' -f1-2 "$IMAGE/kernel.txt" 2>/dev/null) (Debian-signed), vmlinuz $(stat -c %s "$IMAGE/vmlinuz") B, initrd.img $(stat -c %s "$IMAGE/initrd.img") B; kernel arguments without \`quiet\` in all cases."
+    echo "QEMU $(bench_ver qemu-system-x86) TCG, q35, 1 vCPU, 512 MiB, virtio-net, OVMF $(bench_ver ovmf) own PXE client (secboot code + MS vars for sb and dnsmasq). shim-signed $(bench_ver shim-signed), grub-efi-amd64-signed $(bench_ver grub-efi-amd64-signed) (d-i network build), dnsmasq $(bench_ver dnsmasq-base). Kernel $(cut -d' ' -f1-2 "$IMAGE/kernel.txt" 2>/dev/null) (Debian-signed), vmlinuz $(stat -c %s "$IMAGE/vmlinuz") B, initrd.img $(stat -c %s "$IMAGE/initrd.img") B; kernel arguments without \`quiet\` in all cases."
     echo
     echo "Seconds from QEMU start; ratio > 1 = the Secure Boot path is slower."
     echo
@@ -121,7 +119,7 @@ se=$(med "sb,elapsed") si=$(med "sb,initramfs")
         ipxe) what="netboot: snponly.efi → iPXE → kernel + initrd over HTTP, Secure Boot off" ;;
         dnsmasq) what="dnsmasq proxy + TFTP, same shim + GRUB chain, static grub.cfg, Secure Boot on" ;;
         esac
-        if [[ $c == sb ]]; then re="" ri=""; else re=$(ratio "$se" "$e") ri=$(ratio "$si" "$i"); fi
+        if [[ $c == sb ]]; then re="" ri=""; else re=$(bench_ratio "$se" "$e") ri=$(bench_ratio "$si" "$i"); fi
         echo "| $c | $what | $e (${R[$c,elapsed]:-})$(fails "$c") | $i | $re | $ri |"
     done
     echo "<!-- boot-secureboot:end -->"

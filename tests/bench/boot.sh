@@ -161,18 +161,16 @@ done
 RUNTIME=$(($(date +%s) - START))
 UPTIME1=$(uptime)
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "—" || b == "—" || b == 0) print "—"; else printf "%.2f×", a / b }'; }
 fails() { local n; n=$(tr ' ' '\n' <<<"${R[$1,fail]:-}" | grep -c . || true); [[ $n -eq 0 ]] || echo " ($n of $RUNS failed)"; }
-loadstat=$(printf '%s\n' "${LOADS[@]}" | sort -n | awk '{ v[NR] = $1 } END { printf "%s / %s / %s", v[1], v[int((NR + 1) / 2)], v[NR] }')
-ver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null; }
+loadstat=$(bench_loadstat "${LOADS[@]}")
 {
     echo "<!-- boot:begin -->"
     echo "### QEMU (TCG) PXE boot to the initramfs's PASS marker"
     echo
     echo "Command: \`bash tests/bench/boot.sh $RUNS\` — $(date -u +%Y-%m-%d), netboot $REV, $(nproc) cores ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n1)), $(uname -r), median of $RUNS runs per case, $((RUNTIME / 60)) min."
     echo "Host load (1-min load average) at each QEMU start, min / median / max: $loadstat; \`uptime\` before: \`${UPTIME0#*load average: }\`, after: \`${UPTIME1#*load average: }\`."
-    echo "QEMU $(ver qemu-system-x86) TCG, q35, 1 vCPU, 512 MiB, virtio-net; SeaBIOS $(ver seabios) + iPXE ROM $(ver ipxe-qemu) (bios); OVMF $(ver ovmf) own PXE client (uefi-pxe)."
-    echo "Peers: dnsmasq $(ver dnsmasq-base), nginx $(ver nginx) (sendfile), PXELINUX/syslinux.efi $(ver syslinux-common). Kernel $(cut -d' ' -f1-2 "$IMAGE/kernel.txt" 2>/dev/null), vmlinuz $(stat -c %s "$IMAGE/vmlinuz") B, initrd.img $(stat -c %s "$IMAGE/initrd.img") B."
+    echo "QEMU $(bench_ver qemu-system-x86) TCG, q35, 1 vCPU, 512 MiB, virtio-net; SeaBIOS $(bench_ver seabios) + iPXE ROM $(bench_ver ipxe-qemu) (bios); OVMF $(bench_ver ovmf) own PXE client (uefi-pxe)."
+    echo "Peers: dnsmasq $(bench_ver dnsmasq-base), nginx $(bench_ver nginx) (sendfile), PXELINUX/syslinux.efi $(bench_ver syslinux-common). Kernel $(cut -d' ' -f1-2 "$IMAGE/kernel.txt" 2>/dev/null), vmlinuz $(stat -c %s "$IMAGE/vmlinuz") B, initrd.img $(stat -c %s "$IMAGE/initrd.img") B."
     echo
     echo "Seconds from QEMU start; ratio < 1 = netboot faster."
     echo
@@ -182,7 +180,7 @@ ver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null; }
         ne=$(med "netboot,$mode,elapsed") ni=$(med "netboot,$mode,initramfs")
         for c in "${CASES[@]}"; do
             e=$(med "$c,$mode,elapsed") i=$(med "$c,$mode,initramfs")
-            if [[ $c == netboot ]]; then re="" ri=""; else re=$(ratio "$ne" "$e") ri=$(ratio "$ni" "$i"); fi
+            if [[ $c == netboot ]]; then re="" ri=""; else re=$(bench_ratio "$ne" "$e") ri=$(bench_ratio "$ni" "$i"); fi
             echo "| $mode | $c | $e (${R[$c,$mode,elapsed]:-})$(fails "$c,$mode") | $i | $re | $ri |"
         done
     done

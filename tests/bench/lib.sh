@@ -59,6 +59,13 @@ bench_wait_server() {
     ! lab__gone "$1" || { tail -n 20 "$2" >&2; return 1; }
 }
 
+# Report helpers. bench_ratio A B: "A/B×" to two places, "—" when either is missing or B is 0.
+bench_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "—" || b == "—" || b == 0) print "—"; else printf "%.2f×", a / b }'; }
+# bench_loadstat LOAD...: "min / median / max" of the load averages given.
+bench_loadstat() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { printf "%s / %s / %s", v[1], v[int((NR + 1) / 2)], v[NR] }'; }
+# bench_ver PACKAGE: its installed Debian version.
+bench_ver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null; }
+
 # bench_median [NONE]: the median of the numbers on stdin, one per line; lines "-" (no value)
 # are left out; prints NONE (default "fail") when no number is left.
 bench_median() {

@@ -80,7 +80,11 @@ impl GrubFiles {
 
 use netboot_proto::{BootEntry, Release};
 
-use super::{ipxe::cmdline_vars, BootChoice, BootPolicy};
+use super::{
+    ipxe::cmdline_vars,
+    resolve::{resolve, Resolved},
+    BootPolicy,
+};
 use crate::{dhcp::MacAddr, store::Store};
 
 /// Directories GRUB builds look for their config in (see the module docs).
@@ -139,26 +143,16 @@ pub fn generated_config(
 ) -> Option<(String, String)> {
     let choose = |mac: Option<&MacAddr>| -> (String, String) {
         let who = mac.map_or_else(|| "a machine of unknown MAC".into(), ToString::to_string);
-        match policy.choose(mac) {
-            BootChoice::Image { name, why } => match store.servable(&name) {
-                Some(r) => (
-                    boot_config(base_url, files, &r.verified, mac),
-                    format!("{who} boots {name} v{} ({why})", r.verified.version),
-                ),
-                None => (
-                    nothing_config(&format!("image {name} ({why}) is not on this node")),
-                    format!("{who} wants {name} ({why}), not servable here"),
-                ),
-            },
-            BootChoice::Menu => {
-                let releases = store.servable_latest();
+        let (choice, log) = resolve(store, policy, mac, &who);
+        let text = match choice {
+            Resolved::Image(r) => boot_config(base_url, files, &r.verified, mac),
+            Resolved::Missing(why) => nothing_config(&why),
+            Resolved::Menu(releases) => {
                 let refs: Vec<&Release> = releases.iter().map(|r| r.verified.release()).collect();
-                (
-                    menu_config(base_url, files, &refs, policy.menu_timeout_secs, mac),
-                    format!("{who} gets the menu"),
-                )
+                menu_config(base_url, files, &refs, policy.menu_timeout_secs, mac)
             }
-        }
+        };
+        (text, log)
     };
     match request {
         GrubRequest::Probe => None,

@@ -8,6 +8,7 @@ pub mod ipxe;
 pub mod policy;
 pub mod pxelinux;
 pub mod release_file;
+pub mod resolve;
 
 pub use first_stage::{FirstStage, FirstStageFile};
 pub use policy::{BootChoice, BootPolicy, Loader, Machine};

@@ -13,7 +13,8 @@ use netboot_proto::{BootEntry, Release};
 
 use super::{
     ipxe::{cmdline_vars, release_url},
-    BootChoice, BootPolicy,
+    resolve::{resolve, Resolved},
+    BootPolicy,
 };
 use crate::{dhcp::MacAddr, store::Store};
 
@@ -32,32 +33,22 @@ pub fn generated_config(
     let who = mac
         .map(|m| m.to_string())
         .unwrap_or_else(|| "default".into());
-    Some(match policy.choose(mac.as_ref()) {
-        BootChoice::Image { name, why } => match store.servable(&name) {
-            Some(r) => (
-                boot_config(base_url, &r.verified, mac.as_ref(), None),
-                format!("{who} boots {name} v{} ({why})", r.verified.version),
-            ),
-            None => (
-                nothing_config(&format!("image {name} is not on this node")),
-                format!("{who} wants {name} ({why}), not servable here"),
-            ),
-        },
-        BootChoice::Menu => {
-            let releases = store.servable_latest();
+    let (choice, log) = resolve(store, policy, mac.as_ref(), &who);
+    let text = match choice {
+        Resolved::Image(r) => boot_config(base_url, &r.verified, mac.as_ref(), None),
+        Resolved::Missing(why) => nothing_config(&why),
+        Resolved::Menu(releases) => {
             let refs: Vec<&Release> = releases.iter().map(|r| r.verified.release()).collect();
-            (
-                menu_config(
-                    base_url,
-                    &refs,
-                    policy.menu_timeout_secs,
-                    mac.as_ref(),
-                    None,
-                ),
-                format!("{who} gets the menu"),
+            menu_config(
+                base_url,
+                &refs,
+                policy.menu_timeout_secs,
+                mac.as_ref(),
+                None,
             )
         }
-    })
+    };
+    Some((text, log))
 }
 
 /// The iPXE script that hands a BIOS machine over to PXELINUX, with options 209/210 set
