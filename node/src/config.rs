@@ -610,13 +610,16 @@ mod tests {
             "{err}"
         );
         let err = Config::parse(
-            "[machines]\n\"52:54:00:12:34:57\" = { image = \"deb\", loader = \"grub\" }\n",
+            "[machines]\n\"52:54:00:12:34:57\" = { image = \"deb\", loader = \"syslinux\" }\n",
             Path::new("/n.toml"),
         )
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains("52:54:00:12:34:57") && err.contains("grub") && err.contains("pxelinux"),
+            err.contains("52:54:00:12:34:57")
+                && err.contains("syslinux")
+                && err.contains("pxelinux")
+                && err.contains("grub"),
             "{err}"
         );
     }

@@ -61,7 +61,9 @@ impl<'de> serde::de::Visitor<'de> for MachineVisitor {
     type Value = Machine;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(r#"an image name, or { image = "<name>", loader = "ipxe" | "pxelinux" }"#)
+        f.write_str(
+            r#"an image name, or { image = "<name>", loader = "ipxe" | "pxelinux" | "grub" }"#,
+        )
     }
 
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Machine, E> {
