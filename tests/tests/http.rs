@@ -368,32 +368,97 @@ fn first_stage_programs_over_http_for_uefi_http_boot() {
     assert_eq!(curl(&[], &format!("{base}/first-stage/link.efi")).0, 404);
 }
 
-/// A node with one release `big` v1 holding `big.img` (`len` bytes of `content(seed)`), and
-/// a curl fetching it at `rate` into the returned path.
+/// A client that reads a file slowly, on its own thread: at most `rate` bytes a second, in
+/// reads of 16 KiB, each written to `out` at once. curl's `--limit-rate` was used before, but
+/// it reads in bursts and loopback's receive buffer grows to 32 MiB, so a whole test file
+/// could leave the node before the test acted on it "mid-transfer". Reading slowly with a
+/// plain socket keeps the kernel from growing the window: the node is held at what its send
+/// buffer and our small receive window take (a few MiB).
+struct SlowClient {
+    out: std::path::PathBuf,
+    done: std::thread::JoinHandle<std::io::Result<bool>>,
+}
+
+impl SlowClient {
+    fn get(addr: &str, path: &str, out: std::path::PathBuf, rate: u64) -> Self {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect to the node");
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send request");
+        let file = out.clone();
+        let done = std::thread::spawn(move || {
+            let mut sink = fs::File::create(&file)?;
+            let mut head = Vec::new();
+            let mut buf = vec![0u8; 16 << 10];
+            // The head, byte by byte: it must not eat into the body.
+            while !head.ends_with(b"\r\n\r\n") {
+                if stream.read(&mut buf[..1])? == 0 {
+                    return Ok(false);
+                }
+                head.push(buf[0]);
+            }
+            let head = String::from_utf8_lossy(&head).to_lowercase();
+            let Some(len) = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+            else {
+                return Ok(false);
+            };
+            let pause = std::time::Duration::from_secs_f64(buf.len() as f64 / rate as f64);
+            let mut got = 0u64;
+            loop {
+                let n = match stream.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    // A reset is how a cut transfer may look from here.
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                    Err(e) => return Err(e),
+                };
+                sink.write_all(&buf[..n])?;
+                got += n as u64;
+                std::thread::sleep(pause);
+            }
+            Ok(got == len)
+        });
+        SlowClient { out, done }
+    }
+
+    fn received(&self) -> u64 {
+        fs::metadata(&self.out).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Whether the whole body (as long as Content-Length said) arrived.
+    fn finish(self) -> bool {
+        self.done
+            .join()
+            .expect("slow client thread")
+            .expect("slow client I/O")
+    }
+}
+
+/// A node serving one `len`-byte file as release `big`, and a [`SlowClient`] fetching it.
 fn slow_download(
     seed: u64,
     len: usize,
-    rate: &str,
-) -> (
-    LoopbackSite,
-    NodeProcess,
-    Vec<u8>,
-    std::path::PathBuf,
-    std::process::Child,
-) {
+    rate: u64,
+) -> (LoopbackSite, NodeProcess, Vec<u8>, SlowClient) {
     let site = LoopbackSite::new("");
     let data = content(seed, len);
     let f = site.file("big.img", &data);
     site.publish(&["--name", "big", "--file", &f]);
     let node = site.start();
     let out = site.dir().join("received");
-    let client = Command::new("curl")
-        .args(["-s", "--limit-rate", rate, "-o"])
-        .arg(&out)
-        .arg(format!("{}/r/big/1/big.img", site.base_url()))
-        .spawn()
-        .expect("curl");
-    (site, node, data, out, client)
+    let addr = site
+        .base_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let client = SlowClient::get(&addr, "/r/big/1/big.img", out, rate);
+    (site, node, data, client)
 }
 
 /// `/blobs/<hash>` serves only bytes a servable release vouches for: once the release has
@@ -434,16 +499,12 @@ fn blobs_of_an_expired_release_are_not_served_also_after_restart() {
 fn a_blob_overwritten_during_a_transfer_never_reaches_the_client() {
     use std::os::unix::fs::FileExt;
     let len = 32 << 20;
-    let (site, node, data, out, mut client) = slow_download(8, len, "8M");
+    let (site, node, data, client) = slow_download(8, len, 8 << 20);
     wait_until(
         "the first megabyte to arrive",
         std::time::Duration::from_secs(20),
         &|| node.log_text(),
-        || {
-            fs::metadata(&out)
-                .map(|m| m.len() >= 1 << 20)
-                .unwrap_or(false)
-        },
+        || client.received() >= 1 << 20,
     );
     // Well past what the node has read so far (1 MB out plus socket buffers), in place.
     let blob = fs::OpenOptions::new()
@@ -453,9 +514,10 @@ fn a_blob_overwritten_during_a_transfer_never_reaches_the_client() {
     let changed = vec![0x5a; len - (20 << 20)];
     blob.write_all_at(&changed, 20 << 20).unwrap();
     drop(blob);
-    let status = client.wait().unwrap();
+    let out = client.out.clone();
+    let complete = client.finish();
     let got = fs::read(&out).unwrap();
-    assert!(!status.success(), "curl should see a failed transfer");
+    assert!(!complete, "the client should see a cut transfer");
     assert!(got.len() < len, "the whole file went out");
     assert!(got.len() >= 1 << 20);
     let first_bad = got.iter().zip(&data).position(|(a, b)| a != b);
@@ -575,12 +637,12 @@ async fn held_connections_do_not_lock_out_real_clients() {
 /// client went away (issue 11, item 9).
 #[test]
 fn shutdown_logs_that_the_node_stopped_transfers() {
-    let (_site, node, _data, out, mut client) = slow_download(10, 8 << 20, "1M");
+    let (_site, node, _data, client) = slow_download(10, 8 << 20, 1 << 20);
     wait_until(
         "the download to start",
         std::time::Duration::from_secs(20),
         &|| node.log_text(),
-        || fs::metadata(&out).map(|m| m.len() > 0).unwrap_or(false),
+        || client.received() > 0,
     );
     let killed = Command::new("kill")
         .args(["-TERM", &node.pid().to_string()])
@@ -593,7 +655,10 @@ fn shutdown_logs_that_the_node_stopped_transfers() {
         &|| node.log_text(),
         || node.log_text().contains("http: closed"),
     );
-    let _ = client.wait();
+    assert!(
+        !client.finish(),
+        "the whole file arrived before the node stopped"
+    );
     let log = node.log_text();
     assert!(
         log.contains("GET /r/big/1/big.img: transfer stopped by the node (shutting down) after"),
