@@ -517,12 +517,19 @@ EOF
 #         uefi-sb    as uefi-pxe on Secure Boot-enforcing OVMF (OVMF_CODE_4M.secboot.fd + a
 #                    copy of OVMF_VARS_4M.ms.fd, Microsoft keys enrolled): only signed
 #                    programs run (serve shim, then signed GRUB and kernel)
+#         uefi-http  OVMF with romfile= and PXE switched off (fw_cfg IPv4PXESupport=no,
+#                    IPv6Support=no), so its first boot entry is "UEFI HTTPv4": EDK2's HTTP
+#                    Boot client (arch 16, option 60 HTTPClient; wants a boot file URL)
+#         arm64-pxe  qemu-system-aarch64 -machine virt -cpu cortex-a57 with AAVMF and romfile=
+#                    (EDK2's PXE client, arch 11); serial console ttyAMA0; 1 GiB RAM.
+#                    Secure Boot enforced by default (AAVMF_CODE.ms.fd + AAVMF_VARS.ms.fd)
 #   Env:  LAB_NIC (virtio-net-pci | e1000 | e1000e | rtl8139; default virtio-net-pci)
-#         LAB_QEMU_MEM (MiB, default 512), LAB_QEMU_EXTRA (extra args, word-split)
+#         LAB_QEMU_MEM (MiB, default 512; arm64-pxe 1024), LAB_QEMU_EXTRA (extra args, word-split)
 #         LAB_OVMF_CODE / LAB_OVMF_VARS (default /usr/share/OVMF/OVMF_{CODE,VARS}.fd;
 #         VARS is copied per run into LAB_DIR)
-#   uefi-pxe works only with virtio-net-pci (OVMF's own NIC driver); bios and uefi-ipxe
-#   work with all four NICs.
+#         LAB_AAVMF_CODE / LAB_AAVMF_VARS (default /usr/share/AAVMF/AAVMF_{CODE,VARS}.ms.fd)
+#   uefi-pxe, uefi-sb, uefi-http and arm64-pxe work only with virtio-net-pci (the firmware's own NIC
+#   driver); bios and uefi-ipxe work with all four NICs.
 #   Success: the log shows "NETBOOT-E2E: PASS". Failure: "NETBOOT-E2E: FAIL",
 #   "Kernel panic", "No bootable device", "PXE-E<nn>", "No more network devices",
 #   "UEFI Interactive Shell" (OVMF gave up), a netboot script or config saying
@@ -539,16 +546,15 @@ EOF
 qemu_boot() {
     local mode=${1:-} log=${2:-} timeout=${3:-180}
     if [[ -z $mode || -z $log ]]; then
-        lab__err "usage: qemu_boot bios|uefi-ipxe|uefi-pxe SERIAL_LOG [TIMEOUT]"
+        lab__err "usage: qemu_boot bios|uefi-ipxe|uefi-pxe|uefi-http|arm64-pxe SERIAL_LOG [TIMEOUT]"
         return 4
     fi
     [[ ${LAB_UP:-0} == 1 && -n ${LAB_NS_CLIENT:-} && -n ${LAB_TAP:-} ]] || {
         lab__err "qemu_boot: no lab (call lab_up, or lab_load_env ENVFILE)"
         return 4
     }
-    lab__need qemu-system-x86_64 qemu-system-x86 || return 4
-
-    local nic=${LAB_NIC:-virtio-net-pci} rom romfile="" uefi=0
+    local nic=${LAB_NIC:-virtio-net-pci} rom romfile="" uefi=0 qemu=qemu-system-x86_64
+    local -a args=()
     case $nic in
     virtio-net-pci) rom=virtio ;;
     e1000) rom=e1000 ;;
@@ -565,30 +571,54 @@ qemu_boot() {
         uefi=1
         [[ -z $rom ]] || lab__need_rom "efi-$rom.rom" ipxe-qemu || return 4
         ;;
-    uefi-pxe | uefi-sb)
+    uefi-pxe | uefi-sb | uefi-http | arm64-pxe)
         uefi=1
         romfile=",romfile="
         if [[ $nic != virtio-net-pci ]]; then
-            # OVMF itself only has a virtio-net driver; without the iPXE ROM other NICs are dead
-            lab__err "qemu_boot: uefi-pxe needs LAB_NIC=virtio-net-pci (OVMF has no $nic driver)"
+            # the firmware itself only has a virtio-net driver; without the iPXE ROM other NICs are dead
+            lab__err "qemu_boot: $mode needs LAB_NIC=virtio-net-pci (the firmware has no $nic driver)"
             return 4
+        fi
+        if [[ $mode == uefi-http ]]; then
+            # OVMF makes PXEv4, PXEv6, HTTPv4 and HTTPv6 boot entries per NIC, in that order;
+            # without the PXE ones (and the IPv6 stack) the first is "UEFI HTTPv4"
+            args+=(-fw_cfg name=opt/org.tianocore/IPv4PXESupport,string=no
+                -fw_cfg name=opt/org.tianocore/IPv6Support,string=no)
         fi
         ;;
     *)
-        lab__err "qemu_boot: unknown mode '$mode' (bios, uefi-ipxe, uefi-pxe, uefi-sb)"
+        lab__err "qemu_boot: unknown mode '$mode' (bios, uefi-ipxe, uefi-pxe, uefi-sb, uefi-http, arm64-pxe)"
         return 4
         ;;
     esac
 
     # shellcheck disable=SC2054 # the commas are QEMU option syntax
-    local -a args=(
-        -machine q35,accel=tcg,graphics=off -m "${LAB_QEMU_MEM:-512}" -smp 1
-        -display none -nodefaults -no-user-config -no-reboot
+    if [[ $mode == arm64-pxe ]]; then
+        qemu=qemu-system-aarch64
+        lab__need "$qemu" qemu-system-arm || return 4
+        args+=(-machine virt,accel=tcg -cpu cortex-a57 -m "${LAB_QEMU_MEM:-1024}")
+    else
+        lab__need "$qemu" qemu-system-x86 || return 4
+        args+=(-machine q35,accel=tcg,graphics=off -m "${LAB_QEMU_MEM:-512}")
+    fi
+    # shellcheck disable=SC2054 # the commas are QEMU option syntax
+    args+=(
+        -smp 1 -display none -nodefaults -no-user-config -no-reboot
         -serial "file:$log"
         -netdev "tap,id=n0,ifname=$LAB_TAP,script=no,downscript=no"
         -device "$nic,netdev=n0,mac=$LAB_CLIENT_MAC,bootindex=1$romfile"
     )
-    if [[ $uefi == 1 ]]; then
+    if [[ $mode == arm64-pxe ]]; then
+        # AAVMF: both pflash images are 64 MiB; the VARS copy is written to (enrolled keys)
+        local code=${LAB_AAVMF_CODE:-/usr/share/AAVMF/AAVMF_CODE.ms.fd}
+        local vars_src=${LAB_AAVMF_VARS:-/usr/share/AAVMF/AAVMF_VARS.ms.fd} vars
+        lab__need_file "$code" qemu-efi-aarch64 || return 4
+        lab__need_file "$vars_src" qemu-efi-aarch64 || return 4
+        vars=$(mktemp "$LAB_DIR/AAVMF_VARS.XXXXXX.fd")
+        cp "$vars_src" "$vars"
+        args+=(-drive "if=pflash,format=raw,unit=0,readonly=on,file=$code"
+            -drive "if=pflash,format=raw,unit=1,file=$vars")
+    elif [[ $uefi == 1 ]]; then
         local code=${LAB_OVMF_CODE:-/usr/share/OVMF/OVMF_CODE.fd}
         local vars_src=${LAB_OVMF_VARS:-/usr/share/OVMF/OVMF_VARS.fd} vars
         if [[ $mode == uefi-sb ]]; then
@@ -611,7 +641,7 @@ qemu_boot() {
     : >"$log"
     local qlog="$log.qemu-stderr" start pid result="" rc t_init="-" elapsed
     start=$(lab__now)
-    lab_bg_in "$LAB_NS_CLIENT" --log "$qlog" qemu-system-x86_64 "${args[@]}"
+    lab_bg_in "$LAB_NS_CLIENT" --log "$qlog" "$qemu" "${args[@]}"
     pid=$LAB_LAST_PID
     QEMU_BOOT_PID=$pid
 

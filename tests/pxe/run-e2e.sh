@@ -4,12 +4,15 @@
 # boot the client VM in each MODE, tear everything down.
 #
 # Usage: tests/pxe/run-e2e.sh [OPTIONS] -- SERVER_CMD [ARG...]
-#   --mode MODE        bios | uefi-ipxe | uefi-pxe | uefi-sb (Secure Boot enforced); repeatable,
-#                      booted in order (default: bios)
+#   --mode MODE        bios | uefi-ipxe | uefi-pxe | uefi-sb (Secure Boot enforced) | uefi-http |
+#                      arm64-pxe (see qemu_boot in lab.sh); repeatable, booted in order
+#                      (default: bios)
 #   --timeout SECONDS  per boot (default 180)
 #   --image DIR        boot image dir (default $NETBOOT_TEST_CACHE/image, built/refreshed
 #                      with build-boot-image.sh; NETBOOT_TEST_CACHE defaults to
 #                      /var/cache/netboot-tests)
+#                      With an arm64-pxe mode, also $NETBOOT_TEST_CACHE/arm64 (build-arm64-image.sh:
+#                      Debian's signed arm64 shim, GRUB and kernel, installer initrd + test /init)
 #   --site-dhcp        also create the site namespace with a plain DHCP server (dnsmasq,
 #                      addresses only) — for testing a proxy-DHCP server
 #   --site-next-server the site DHCP server also names the server under test as next-server
@@ -23,9 +26,11 @@
 # SERVER_CMD runs in the server namespace (LAB_NS_SERVER) with stdout+stderr in server.log.
 # In its arguments these placeholders are replaced:
 #   {IFACE} {SERVER_IP} {PREFIX} {NETMASK} {SUBNET} {NET} {DHCP_START} {DHCP_END}
-#   {SITE_IP} {CLIENT_MAC} {IMAGE} {LAB_DIR}
+#   {SITE_IP} {CLIENT_MAC} {IMAGE} {ARM64_IMAGE} {LAB_DIR}
 # and its environment has all LAB_* variables (see lab.sh) plus
 #   NETBOOT_E2E_IMAGE        dir with vmlinuz, initrd.img, check.bin
+#   NETBOOT_E2E_ARM64_IMAGE  (arm64-pxe only) dir with bootnetaa64.efi, grubaa64.efi, linux,
+#                            initrd.gz, check.bin
 #   NETBOOT_E2E_KERNEL_ARGS  suggested kernel args: "console=ttyS0 quiet panic=-1"
 #                            (add netboot_check=http://.../check.bin, and initrd=initrd.img
 #                            for UEFI)
@@ -46,7 +51,7 @@ usage() {
     exit 4
 }
 
-modes=() ready=() timeout=180 image="" site_dhcp=0 site_next=0 ra=0 logdir=""
+modes=() ready=() timeout=180 image="" site_dhcp=0 site_next=0 ra=0 logdir="" arm64=0 arm64_image=""
 while [[ $# -gt 0 ]]; do
     case $1 in
     --mode) modes+=("${2:?}"); shift 2 ;;
@@ -66,7 +71,7 @@ done
 [[ ${#modes[@]} -gt 0 ]] || modes=(bios)
 [[ ${#ready[@]} -gt 0 ]] || ready=(udp:67)
 for m in "${modes[@]}"; do
-    case $m in bios | uefi-ipxe | uefi-pxe | uefi-sb) ;; *) usage ;; esac
+    case $m in bios | uefi-ipxe | uefi-pxe | uefi-sb | uefi-http) ;; arm64-pxe) arm64=1 ;; *) usage ;; esac
 done
 [[ $timeout =~ ^[0-9]+$ ]] || usage
 
@@ -81,6 +86,10 @@ for f in vmlinuz initrd.img check.bin; do
     }
 done
 image=$(cd "$image" && pwd)
+if [[ $arm64 == 1 ]]; then
+    arm64_image="${NETBOOT_TEST_CACHE:-/var/cache/netboot-tests}/arm64"
+    "$here/build-arm64-image.sh" "$arm64_image" || exit 4
+fi
 [[ $site_dhcp == 0 ]] || lab__need dnsmasq dnsmasq || exit 4
 
 # shellcheck disable=SC2317 # called from traps
@@ -101,6 +110,7 @@ trap 'finish; trap - EXIT; exit 130' INT
 trap 'finish; trap - EXIT; exit 143' TERM
 
 export NETBOOT_E2E_IMAGE=$image
+export NETBOOT_E2E_ARM64_IMAGE=$arm64_image
 export NETBOOT_E2E_KERNEL_ARGS="console=ttyS0 quiet panic=-1"
 
 if [[ $site_dhcp == 1 ]]; then
@@ -122,6 +132,7 @@ for a in "$@"; do
     a=${a//\{SITE_IP\}/$LAB_SITE_IP}
     a=${a//\{CLIENT_MAC\}/$LAB_CLIENT_MAC}
     a=${a//\{IMAGE\}/$image}
+    a=${a//\{ARM64_IMAGE\}/$arm64_image}
     a=${a//\{LAB_DIR\}/$LAB_DIR}
     cmd+=("$a")
 done
