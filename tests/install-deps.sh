@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages netboot's tests and demo use (as root). Idempotent: installs
 # only what is missing.
-#   QEMU with iPXE ROMs and OVMF for real PXE clients; iPXE/PXELINUX binaries to serve;
+#   QEMU with iPXE ROMs and OVMF for real PXE clients, qemu-system-arm + AAVMF
+#   (qemu-efi-aarch64) for the arm64 client; iPXE/PXELINUX binaries to serve;
 #   busybox/cpio for the test initramfs; dnsmasq as a site's own DHCP server; TFTP/HTTP
 #   clients; iproute2 for network namespaces; python3 for the lab's RA responder; iptables,
 #   iputils-ping and procps (sysctl) for the WAN lab (tests/wan); Debian's signed shim and
@@ -13,7 +14,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 command -v cargo >/dev/null || { echo "install-deps.sh: cargo not found: install Rust (rustup) first" >&2; exit 1; }
 PACKAGES=(
-    qemu-system-x86 ipxe-qemu seabios ovmf ipxe pxelinux syslinux-common busybox-static cpio
+    qemu-system-x86 qemu-system-arm qemu-efi-aarch64 ipxe-qemu seabios ovmf ipxe pxelinux syslinux-common busybox-static cpio
     iproute2 dnsmasq-base curl atftp tftp-hpa iptables kmod xz-utils python3 util-linux
     iputils-ping procps shim-signed grub-efi-amd64-signed sbsigntool
 )

@@ -214,6 +214,68 @@ fn uefi_firmware_pxe_with_node_in_proxy_mode() {
     );
 }
 
+/// What a UEFI HTTP Boot client (OVMF's "UEFI HTTPv4" entry) must see from the node: option
+/// 60 `HTTPClient` answered with the first-stage program as a full URL, fetched over HTTP by the
+/// firmware itself (nothing over TFTP), then iPXE asking for its script.
+fn assert_uefi_http_boot(b: &Boot) {
+    let (log, serial) = (&b.server_log, &b.serial_log);
+    assert!(
+        serial.contains("Start HTTP Boot over IPv4") && serial.contains("\"UEFI HTTPv4"),
+        "the firmware booted through its HTTP Boot entry:\n{serial}"
+    );
+    assert!(
+        log.lines().any(
+            |l| l.contains("DISCOVER port 67 arch=HTTP x86-64 vendor=HTTPClient")
+                && l.contains("url http://")
+                && l.contains("/first-stage/snponly.efi")
+                && l.contains("(UEFI HTTP boot, HTTP x86-64)")
+        ),
+        "the node answered the HTTP Boot DISCOVER with the boot file URL:\n{log}"
+    );
+    assert!(
+        log.contains("GET /first-stage/snponly.efi: 200"),
+        "the firmware fetched snponly.efi over HTTP:\n{log}"
+    );
+    assert!(
+        !log.contains("tftp transfer"),
+        "nothing went over TFTP:\n{log}"
+    );
+    assert!(
+        log.contains("arch=x86_64: 200 script: client"),
+        "then iPXE (EFI, on the firmware's SNP) asked for its script:\n{log}"
+    );
+}
+
+#[test]
+fn uefi_http_boot_with_node_as_dhcp_server() {
+    let b = boot("server", "uefi-http", &[]);
+    assert_passed(&b);
+    assert_uefi_http_boot(&b);
+    assert!(
+        b.server_log.contains(": ACK 10.")
+            && b.server_log.contains("REQUEST port 67 arch=HTTP x86-64"),
+        "the node leased the address to the HTTP Boot client:\n{}",
+        b.server_log
+    );
+}
+
+#[test]
+fn uefi_http_boot_with_node_in_proxy_mode_beside_a_site_dhcp_server() {
+    let b = boot("proxy", "uefi-http", &["--site-dhcp"]);
+    assert_passed(&b);
+    assert_uefi_http_boot(&b);
+    let log = &b.server_log;
+    assert!(
+        log.contains("vendor=HTTPClient firmware: proxy OFFER url http://"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(" ACK 10.") && !log.contains(" port 4011 arch="),
+        "proxy mode never hands out an address, and HTTP Boot takes the URL from the proxy \
+         offer (no boot server request):\n{log}"
+    );
+}
+
 #[test]
 fn a_node_on_a_host_with_several_interfaces_serves_on_the_configured_one() {
     let b = boot("multihomed", "bios", &[]);
