@@ -533,7 +533,8 @@ EOF
 #   Success: the log shows "NETBOOT-E2E: PASS". Failure: "NETBOOT-E2E: FAIL",
 #   "Kernel panic", "No bootable device", "PXE-E<nn>", "No more network devices",
 #   "UEFI Interactive Shell" (OVMF gave up), a netboot script or config saying
-#   "netboot: booting ... failed" or "netboot: nothing to boot", QEMU exiting without a
+#   "netboot: booting ... failed" or "netboot: nothing to boot", a line starting "grub> "
+#   (GRUB found no config: e.g. proxy DHCP without next-server), QEMU exiting without a
 #   verdict, or the timeout.
 #   stdout: one line  "qemu_boot: mode=MODE result=PASS|FAIL|TIMEOUT|EXITED elapsed=S.S
 #           initramfs=S.S log=SERIAL_LOG"   (seconds since QEMU start; initramfs = time to
@@ -646,7 +647,7 @@ qemu_boot() {
     QEMU_BOOT_PID=$pid
 
     # "UEFI Interactive Shell": OVMF found nothing to boot and fell back to its shell
-    local fail_re='NETBOOT-E2E: FAIL|Kernel panic|No bootable device|PXE-E[0-9A-F]{2}|No more network devices|UEFI Interactive Shell|netboot: booting [^ ]+( v[0-9]+)? failed|netboot: nothing to boot'
+    local fail_re='NETBOOT-E2E: FAIL|Kernel panic|No bootable device|PXE-E[0-9A-F]{2}|No more network devices|UEFI Interactive Shell|netboot: booting [^ ]+( v[0-9]+)? failed|netboot: nothing to boot|^grub> '
     while :; do
         if [[ $t_init == - ]] && grep -aq 'NETBOOT-E2E: initramfs up' "$log"; then
             t_init=$(lab__since "$start")

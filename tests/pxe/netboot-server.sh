@@ -14,15 +14,18 @@
 #           sb-server (server mode, the same chain, files_over = "tftp"; the client's MAC is
 #           assigned image e2e-b, the default stays e2e) |
 #           sb-unsigned (server mode, GRUB chain; e2e v2 is the same kernel with its
-#           signature stripped, which Secure Boot must refuse)
+#           signature stripped, which Secure Boot must refuse) |
+#           arm64-grub (server mode; arm64 UEFI firmware gets Debian's signed arm64 shim, which
+#           loads the signed GRUB, which boots release e2e-arm64 from NETBOOT_E2E_ARM64_IMAGE —
+#           run-e2e.sh --mode arm64-pxe builds it)
 #   The sb-* scenarios publish Debian's signed shim and network GRUB (shim-signed,
 #   grub-efi-amd64-signed) as shimx64.efi and grubx64.efi, and boot the kernel without
 #   `quiet` so that it logs the Secure Boot state. Debian 12's signed GRUB has no http
 #   module, so kernels always come over TFTP here.
 # Environment: NETBOOT_BIN (the netboot binary), NETBOOT_E2E_IMAGE, NETBOOT_E2E_KERNEL_ARGS,
-# LAB_CLIENT_MAC (sb-server).
+# LAB_CLIENT_MAC (sb-server), NETBOOT_E2E_ARM64_IMAGE (arm64-grub).
 set -euo pipefail
-[[ $# -eq 7 ]] || { sed -n '2,12p' "$0" >&2; exit 4; }
+[[ $# -eq 7 ]] || { sed -n '2,/^set -euo/p' "$0" | sed '$d' >&2; exit 4; }
 scenario=$1 iface=$2 server_ip=$3 dhcp_start=$4 dhcp_end=$5 netmask=$6 lab_dir=$7
 bin=${NETBOOT_BIN:?set NETBOOT_BIN to the netboot binary}
 image=${NETBOOT_E2E_IMAGE:?}
@@ -41,6 +44,13 @@ if [[ $sb == 1 ]]; then
     command -v sbattach >/dev/null || { echo "netboot-server: sbattach missing: apt-get install sbsigntool" >&2; exit 4; }
     # The kernel must log the Secure Boot state: no `quiet`.
     kernel_args=${kernel_args// quiet/}
+fi
+arm64=""
+if [[ $scenario == arm64-grub ]]; then
+    arm64=${NETBOOT_E2E_ARM64_IMAGE:?arm64-grub needs NETBOOT_E2E_ARM64_IMAGE (run-e2e.sh --mode arm64-pxe)}
+    for f in bootnetaa64.efi grubaa64.efi linux initrd.gz check.bin; do
+        need "$arm64/$f" "(tests/pxe/build-arm64-image.sh $arm64)"
+    done
 fi
 
 if [[ $scenario == multihomed ]]; then
@@ -75,7 +85,12 @@ dhcp_mode=server
     echo "[http]"
     echo "listen = \"0.0.0.0:80\""
     echo "[boot]"
-    echo "default_image = \"e2e\""
+    if [[ -n $arm64 ]]; then
+        echo "default_image = \"e2e-arm64\""
+        echo "efi_loader = \"grub\""
+    else
+        echo "default_image = \"e2e\""
+    fi
     echo "efi_x64 = \"snponly.efi\""
     [[ $scenario == pxelinux ]] && echo "bios_loader = \"pxelinux\""
     if [[ $sb == 1 ]]; then
@@ -86,6 +101,13 @@ dhcp_mode=server
             echo "[machines]"
             echo "\"${LAB_CLIENT_MAC:?}\" = \"e2e-b\""
         fi
+    fi
+    if [[ -n $arm64 ]]; then
+        # The arm64 chain under the names Debian's d-i package gives them; shim asks for
+        # grubaa64.efi by that bare name.
+        echo "[boot.grub]"
+        echo "efi_arm64 = \"bootnetaa64.efi\""
+        echo "grub_arm64 = \"grubaa64.efi\""
     fi
 } >"$work/node.toml"
 
@@ -102,12 +124,20 @@ if [[ $sb == 1 ]]; then
     [[ $scenario == sb-proxy ]] && grub=/usr/lib/grub/x86_64-efi-signed/grubnetx64-installer.efi.signed
     first_stage+=(--file shimx64.efi=/usr/lib/shim/shimx64.efi.signed --file "grubx64.efi=$grub")
 fi
+# Debian's signed arm64 shim and GRUB, published as they are: netboot re-signs nothing.
+[[ -z $arm64 ]] || first_stage+=(--file "$arm64/bootnetaa64.efi" --file "$arm64/grubaa64.efi")
 publish --name ipxe "${first_stage[@]}"
 publish --name e2e --kernel "$image/vmlinuz" --initrd "$image/initrd.img" --file "$image/check.bin" \
     --cmdline "$kernel_args netboot_check={{image_url}}/check.bin"
 if [[ $scenario == sb-server ]]; then
     publish --name e2e-b --kernel "$image/vmlinuz" --initrd "$image/initrd.img" --file "$image/check.bin" \
         --cmdline "$kernel_args netboot_check={{image_url}}/check.bin"
+fi
+if [[ -n $arm64 ]]; then
+    # The installer's initrd with the test /init over it (build-arm64-image.sh). The arm64
+    # serial console is ttyAMA0; no `quiet`, so that the kernel logs the Secure Boot state.
+    publish --name e2e-arm64 --kernel "$arm64/linux" --initrd "$arm64/initrd.gz" \
+        --file "$arm64/check.bin" --cmdline "console=ttyAMA0 panic=-1 netboot_check={{image_url}}/check.bin"
 fi
 if [[ $scenario == sb-unsigned ]]; then
     # Its publisher signed the release, so the node serves it; only the client can tell.

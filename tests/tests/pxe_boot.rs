@@ -417,3 +417,52 @@ fn secure_boot_refuses_a_kernel_whose_signature_was_stripped() {
         b.serial_log
     );
 }
+
+#[test]
+fn arm64_uefi_secure_boot_through_shim_and_signed_grub_with_node_as_dhcp_server() {
+    // One boot: arm64 under TCG is slow (the installer's 33 MB kernel and 40 MB initrd).
+    let b = boot_within("arm64-grub", "arm64-pxe", &[], 420);
+    assert_reached_userspace(&b);
+    let (log, serial) = (&b.server_log, &b.serial_log);
+    assert!(
+        log.contains("GET /r/e2e-arm64/1/check.bin: 200"),
+        "the initramfs fetched the arm64 release's check.bin from the node:\n{log}"
+    );
+    assert!(
+        serial.contains("aarch64)"),
+        "an arm64 kernel reached userspace:\n{serial}"
+    );
+    for line in [
+        "EFI stub: UEFI Secure Boot is enabled.",
+        "secureboot: Secure boot enabled",
+    ] {
+        assert!(
+            serial.contains(line),
+            "the kernel did not log `{line}`:\n{serial}"
+        );
+    }
+    assert!(
+        log.lines()
+            .any(|l| l.contains("REQUEST port 67 arch=EFI arm64")
+                && l.contains(": ACK 10.")
+                && l.contains("tftp file bootnetaa64.efi")),
+        "the node leased the arm64 firmware an address and gave it the signed shim:\n{log}"
+    );
+    for file in ["bootnetaa64.efi", "grubaa64.efi"] {
+        assert!(
+            log.contains(&format!("file=\"{file}\" outcome=complete")),
+            "{file} came from the first-stage release over TFTP:\n{log}"
+        );
+    }
+    assert!(
+        log.contains("debian-installer/arm64/grub/grub.cfg: GRUB config: bootstrap")
+            && log.contains("debian-installer/arm64/grub/grub.cfg-01-"),
+        "GRUB read the bootstrap under its d-i arm64 prefix, then its per-MAC config:\n{log}"
+    );
+    // Debian 12's arm64 GRUB has no http module either: kernel and initrd over TFTP.
+    assert!(
+        log.contains("file=\"r/e2e-arm64/1/linux\" outcome=complete")
+            && log.contains("file=\"r/e2e-arm64/1/initrd.gz\" outcome=complete"),
+        "GRUB fetched the signed kernel and the initrd from the node:\n{log}"
+    );
+}
