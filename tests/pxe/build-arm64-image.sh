@@ -27,24 +27,12 @@
 # Concurrent runs on the same OUTDIR are serialised with flock(1).
 set -euo pipefail
 
-usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2; exit 2; }
-die() { echo "build-arm64-image: ERROR: $*" >&2; exit 1; }
-need_pkg() { # need_pkg CMD DEBIAN_PACKAGE
-    command -v "$1" >/dev/null 2>&1 || {
-        echo "build-arm64-image: ERROR: '$1' not found — install the Debian package: apt-get install $2" >&2
-        exit 2
-    }
-}
-log() { echo "build-arm64-image: $*" >&2; }
+# shellcheck source=image-lib.sh
+source "$(dirname "$0")/image-lib.sh"
 
 [[ $# -eq 1 && $1 != -h && $1 != --help ]] || usage
 OUTDIR=$1
-for c in apt-get:apt apt-cache:apt dpkg-deb:dpkg cpio:cpio gzip:gzip flock:util-linux \
-    sha256sum:coreutils python3:python3-minimal; do
-    need_pkg "${c%%:*}" "${c#*:}"
-done
-# shellcheck source=image-lib.sh
-source "$(dirname "$0")/image-lib.sh"
+image_need_tools
 
 PKG=debian-installer-12-netboot-arm64
 CACHE=${NETBOOT_TEST_CACHE:-/var/cache/netboot-tests}

@@ -32,34 +32,18 @@
 # Concurrent runs on the same OUTDIR are serialised with flock(1).
 set -euo pipefail
 
-usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2; exit 2; }
-die() { echo "build-boot-image: ERROR: $*" >&2; exit 1; }
-need_pkg() { # need_pkg CMD DEBIAN_PACKAGE
-    command -v "$1" >/dev/null 2>&1 || {
-        echo "build-boot-image: ERROR: '$1' not found — install the Debian package: apt-get install $2" >&2
-        exit 2
-    }
-}
-log() { echo "build-boot-image: $*" >&2; }
+# shellcheck source=image-lib.sh
+source "$(dirname "$0")/image-lib.sh"
 
 [[ $# -eq 1 && $1 != -h && $1 != --help ]] || usage
 OUTDIR=$1
 
-need_pkg apt-get apt
-need_pkg apt-cache apt
-need_pkg dpkg-deb dpkg
-need_pkg cpio cpio
-need_pkg gzip gzip
-need_pkg flock util-linux
-need_pkg sha256sum coreutils
-need_pkg python3 python3-minimal
+image_need_tools
 if [[ ! -x /bin/busybox || $(dpkg-query -W -f='${Status}' busybox-static 2>/dev/null) != "install ok installed" ]]; then
     echo "build-boot-image: ERROR: static busybox missing — install the Debian package: apt-get install busybox-static" >&2
     exit 2
 fi
 BUSYBOX=/bin/busybox
-# shellcheck source=image-lib.sh
-source "$(dirname "$0")/image-lib.sh"
 
 CACHE=${NETBOOT_TEST_CACHE:-/var/cache/netboot-tests}
 MODULES=${NETBOOT_TEST_MODULES:-"failover net_failover virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_net e1000 e1000e mii 8139cp 8139too"}

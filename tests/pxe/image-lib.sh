@@ -2,6 +2,27 @@
 # the check file and the guest side of the test (/init, udhcpc script). Sourced.
 
 IMAGE_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+IMAGE_TOOL=$(basename "$0" .sh)
+
+# The builder's own help (its header comment), errors and progress, named after the builder.
+usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2; exit 2; }
+die() { echo "$IMAGE_TOOL: ERROR: $*" >&2; exit 1; }
+log() { echo "$IMAGE_TOOL: $*" >&2; }
+need_pkg() { # need_pkg CMD DEBIAN_PACKAGE — exit 2 naming the package when CMD is missing
+    command -v "$1" >/dev/null 2>&1 || {
+        echo "$IMAGE_TOOL: ERROR: '$1' not found — install the Debian package: apt-get install $2" >&2
+        exit 2
+    }
+}
+
+# image_need_tools: the commands every image build runs.
+image_need_tools() {
+    local c
+    for c in apt-get:apt apt-cache:apt dpkg-deb:dpkg cpio:cpio gzip:gzip flock:util-linux \
+        sha256sum:coreutils python3:python3-minimal; do
+        need_pkg "${c%%:*}" "${c#*:}"
+    done
+}
 IMAGE_CHECK_SIZE=262144
 IMAGE_CHECK_SEED=netboot-e2e-check-v1
 
