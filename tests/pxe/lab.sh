@@ -531,7 +531,8 @@ EOF
 #   uefi-pxe, uefi-sb, uefi-http and arm64-pxe work only with virtio-net-pci (the firmware's own NIC
 #   driver); bios and uefi-ipxe work with all four NICs.
 #   Success: the log shows "NETBOOT-E2E: PASS". Failure: "NETBOOT-E2E: FAIL",
-#   "Kernel panic", "No bootable device", "PXE-E<nn>", "No more network devices",
+#   "Kernel panic", "No bootable device", "No bootable option or device was found" (OVMF
+#   tried every boot entry), "PXE-E<nn>", "No more network devices",
 #   "UEFI Interactive Shell" (OVMF gave up), a netboot script or config saying
 #   "netboot: booting ... failed" or "netboot: nothing to boot", a line starting "grub> "
 #   (GRUB found no config: e.g. proxy DHCP without next-server), QEMU exiting without a
@@ -647,7 +648,7 @@ qemu_boot() {
     QEMU_BOOT_PID=$pid
 
     # "UEFI Interactive Shell": OVMF found nothing to boot and fell back to its shell
-    local fail_re='NETBOOT-E2E: FAIL|Kernel panic|No bootable device|PXE-E[0-9A-F]{2}|No more network devices|UEFI Interactive Shell|netboot: booting [^ ]+( v[0-9]+)? failed|netboot: nothing to boot|^grub> '
+    local fail_re='NETBOOT-E2E: FAIL|Kernel panic|No bootable device|PXE-E[0-9A-F]{2}|No more network devices|UEFI Interactive Shell|netboot: booting [^ ]+( v[0-9]+)? failed|netboot: nothing to boot|^grub> |No bootable option or device was found'
     while :; do
         if [[ $t_init == - ]] && grep -aq 'NETBOOT-E2E: initramfs up' "$log"; then
             t_init=$(lab__since "$start")

@@ -11,7 +11,8 @@
 # stderr: on failure, the tail of the serial log.
 # Exit:   0 PASS, 1 FAIL marker (NETBOOT-E2E: FAIL, Kernel panic, No bootable device, PXE-E..,
 #         No more network devices, UEFI Interactive Shell, netboot: booting … failed,
-#         netboot: nothing to boot), 2 timeout,
+#         netboot: nothing to boot, a "grub> " prompt, No bootable option or device was
+#         found), 2 timeout,
 #         3 QEMU exited without a verdict, 4 usage error / missing prerequisite.
 # QEMU is killed when this script exits or is signalled; the lab itself is left up.
 set -euo pipefail
