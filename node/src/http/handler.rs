@@ -26,6 +26,7 @@ use netboot_proto::{ImageName, ImagePath};
 use super::{
     completion::CompletionLog,
     file::{self, full, Body, FileSource},
+    route::{BootQuery, Route},
 };
 use crate::{
     boot::{grub, ipxe, pxelinux, release_file, BootChoice, BootPolicy, FirstStage, Loader},
@@ -90,13 +91,6 @@ fn log_completion(
         return resp;
     }
     resp.map(|body| CompletionLog::wrap(body, label, len, stopping.clone()))
-}
-
-/// A decoded query parameter (iPXE percent-encodes the `:` of `${mac}`).
-fn query_param(query: &str, key: &str) -> Option<String> {
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.into_owned())
 }
 
 impl HttpHandler {
@@ -222,51 +216,43 @@ impl HttpHandler {
 
     fn resolve(&self, path: &str, query: &str) -> Answer {
         let not_found = |why: String| Answer::Error(StatusCode::NOT_FOUND, why);
-        let mac: Option<MacAddr> = query_param(query, "mac").and_then(|m| m.parse().ok());
-        let ip: Option<Ipv4Addr> = query_param(query, "ip").and_then(|i| i.parse().ok());
-        if path == "/boot.ipxe" {
-            let Some(client) = mac else {
-                if query_param(query, "mac").is_some() {
-                    // Answering the identify script again would loop the client forever.
+        match Route::parse(path) {
+            Route::BootScript => {
+                let q = BootQuery::parse(query);
+                let Some(client) = q.mac else {
+                    if q.mac_unreadable {
+                        // Answering the identify script again would loop the client forever.
+                        return Answer::Script(
+                            ipxe::nothing_script(
+                                "the node could not read this machine's MAC address",
+                            ),
+                            format!("unreadable MAC in query `{query}`"),
+                        );
+                    }
                     return Answer::Script(
-                        ipxe::nothing_script("the node could not read this machine's MAC address"),
-                        format!("unreadable MAC in query `{query}`"),
+                        ipxe::identify_script(&self.base_url),
+                        "identify client".into(),
+                    );
+                };
+                if q.bios && self.policy.bios_loader_for(Some(&client)) == Loader::Pxelinux {
+                    return Answer::Script(
+                        pxelinux::handoff_script(&self.base_url, &client, &self.pxelinux_file),
+                        format!("client {client} hands over to PXELINUX"),
                     );
                 }
-                return Answer::Script(
-                    ipxe::identify_script(&self.base_url),
-                    "identify client".into(),
-                );
-            };
-            let bios = matches!(query_param(query, "arch").as_deref(), None | Some("i386"));
-            if bios && self.policy.bios_loader_for(Some(&client)) == Loader::Pxelinux {
-                return Answer::Script(
-                    pxelinux::handoff_script(&self.base_url, &client, &self.pxelinux_file),
-                    format!("client {client} hands over to PXELINUX"),
-                );
+                match self.policy.choose(q.mac.as_ref()) {
+                    BootChoice::Image { name, why } => {
+                        self.boot_image(&name, q.mac.as_ref(), q.ip, why)
+                    }
+                    BootChoice::Menu => self.menu(q.mac.as_ref(), q.ip),
+                }
             }
-            return match self.policy.choose(mac.as_ref()) {
-                BootChoice::Image { name, why } => self.boot_image(&name, mac.as_ref(), ip, why),
-                BootChoice::Menu => self.menu(mac.as_ref(), ip),
-            };
-        }
-        if let Some(rest) = path.strip_prefix("/boot/") {
-            let Some(name) = rest
-                .strip_suffix(".ipxe")
-                .and_then(|n| n.parse::<ImageName>().ok())
-            else {
-                return not_found(format!("no such script {path}"));
-            };
-            return self.boot_image(&name, mac.as_ref(), ip, "chosen from the menu");
-        }
-        if let Some(rest) = path.strip_prefix("/pxelinux/") {
-            if let Some(name) = rest.strip_prefix("pxelinux.cfg/") {
-                return match pxelinux::generated_config(
-                    &self.store,
-                    &self.policy,
-                    &self.base_url,
-                    name,
-                ) {
+            Route::BootImage(name) => {
+                let q = BootQuery::parse(query);
+                self.boot_image(&name, q.mac.as_ref(), q.ip, "chosen from the menu")
+            }
+            Route::PxelinuxConfig(name) => {
+                match pxelinux::generated_config(&self.store, &self.policy, &self.base_url, name) {
                     Some((text, what)) => {
                         Answer::Script(text, format!("pxelinux.cfg/{name}: {what}"))
                     }
@@ -274,20 +260,10 @@ impl HttpHandler {
                         StatusCode::NOT_FOUND,
                         format!("no pxelinux.cfg/{name} (PXELINUX probes; expected)"),
                     ),
-                };
+                }
             }
-            return match self.first_stage.lookup(&self.store, rest) {
-                Ok(f) => Answer::File {
-                    path: f.path,
-                    size: f.size,
-                    hash: f.hash,
-                    what: format!("PXELINUX file from {}", f.origin),
-                },
-                Err(e) => not_found(e.to_string()),
-            };
-        }
-        if let Some(request) = grub::classify(path.trim_start_matches('/')) {
-            return match grub::generated_config(
+            Route::PxelinuxFile(rest) => self.first_stage_file(rest, "PXELINUX file"),
+            Route::Grub(request) => match grub::generated_config(
                 &self.store,
                 &self.policy,
                 &self.base_url,
@@ -296,41 +272,28 @@ impl HttpHandler {
             ) {
                 Some((text, what)) => Answer::Script(text, format!("GRUB config: {what}")),
                 None => not_found(format!("no {path} (GRUB probes it; expected)")),
-            };
-        }
-        let segments: Vec<&str> = path.trim_start_matches('/').splitn(4, '/').collect();
-        match segments.as_slice() {
-            ["r", name, version, file] => {
-                let (Ok(name), Ok(version)) = (name.parse::<ImageName>(), version.parse::<u64>())
-                else {
-                    return not_found(format!("no such release in {path}"));
-                };
-                match self.store.servable_version(&name, version) {
-                    Some(r) => self.release_file(&r, file),
-                    None => self
-                        .pending_file(&name, Some(version), file)
-                        .unwrap_or_else(|| {
-                            not_found(format!(
-                                "{name} v{version} is not servable here (unknown, dropped or expired)"
-                            ))
-                        }),
-                }
-            }
-            ["images", name, rest @ ..] if !rest.is_empty() => {
-                let Ok(name) = name.parse::<ImageName>() else {
-                    return not_found(format!("bad image name in {path}"));
-                };
-                match self.store.servable(&name) {
-                    Some(r) => self.release_file(&r, &rest.join("/")),
-                    None => self
-                        .pending_file(&name, None, &rest.join("/"))
-                        .unwrap_or_else(|| not_found(format!("no servable release of {name}"))),
-                }
-            }
-            ["blobs", hex] => {
-                let Ok(hash) = blake3::Hash::from_hex(hex) else {
-                    return not_found(format!("bad hash in {path}"));
-                };
+            },
+            Route::Release {
+                name,
+                version,
+                file,
+            } => match self.store.servable_version(&name, version) {
+                Some(r) => self.release_file(&r, file),
+                None => self
+                    .pending_file(&name, Some(version), file)
+                    .unwrap_or_else(|| {
+                        not_found(format!(
+                            "{name} v{version} is not servable here (unknown, dropped or expired)"
+                        ))
+                    }),
+            },
+            Route::Image { name, file } => match self.store.servable(&name) {
+                Some(r) => self.release_file(&r, file),
+                None => self
+                    .pending_file(&name, None, file)
+                    .unwrap_or_else(|| not_found(format!("no servable release of {name}"))),
+            },
+            Route::Blob(hash) => {
                 // Only bytes some servable release still vouches for: an expired release
                 // keeps its blobs on disk until GC, but must not be served by hash either.
                 for r in self.store.servable_releases().iter().rev() {
@@ -343,20 +306,23 @@ impl HttpHandler {
                         };
                     }
                 }
-                not_found(format!("no servable release holds {hex}"))
+                not_found(format!("no servable release holds {}", hash.to_hex()))
             }
-            ["first-stage", rest @ ..] if !rest.is_empty() => {
-                match self.first_stage.lookup(&self.store, &rest.join("/")) {
-                    Ok(f) => Answer::File {
-                        path: f.path,
-                        size: f.size,
-                        hash: f.hash,
-                        what: format!("first stage from {}", f.origin),
-                    },
-                    Err(e) => not_found(e.to_string()),
-                }
-            }
-            _ => not_found(format!("no such path {path}")),
+            Route::FirstStage(rest) => self.first_stage_file(rest, "first stage"),
+            Route::NotFound(why) => not_found(why),
+        }
+    }
+
+    /// A first-stage program (iPXE, PXELINUX and its modules), `what` naming it in the log.
+    fn first_stage_file(&self, name: &str, what: &str) -> Answer {
+        match self.first_stage.lookup(&self.store, name) {
+            Ok(f) => Answer::File {
+                path: f.path,
+                size: f.size,
+                hash: f.hash,
+                what: format!("{what} from {}", f.origin),
+            },
+            Err(e) => Answer::Error(StatusCode::NOT_FOUND, e.to_string()),
         }
     }
 
