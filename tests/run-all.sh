@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every netboot test on a fresh Debian machine (as root): installs what the tests need,
-# builds the workspace once, then runs all tests against that build.
+# builds the workspace once, runs all tests against that build, then a short bounded run of
+# every fuzz target (tests/fuzz/run.sh).
 #
 #   bash tests/run-all.sh
 #
@@ -12,3 +13,5 @@ bash tests/install-deps.sh
 # Build once (binaries and test executables), then run the tests on that build.
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked --no-fail-fast
+# Then every fuzz target for a bounded time (30 s each), from the committed seeds.
+bash tests/fuzz/run.sh
