@@ -9,13 +9,14 @@
 #      peer     dnsmasq (DHCP server + TFTP, `no-ping`, otherwise defaults) + nginx (sendfile)
 #    Reported per server: clients that failed (and why), per-client time p50/p99 (and its
 #    DHCP/TFTP/HTTP parts), wall time of the storm, server CPU seconds (cpuacct group) and peak
-#    RSS (sum over the server's processes, sampled every 0.2 s).
+#    RSS and anonymous RSS (sums over the server's processes, sampled every 0.2 s).
 # 2. Real clients: QEMU_CLIENTS (default 5) QEMU BIOS PXE clients (TCG) booting at once in the
 #    PXE lab (tests/pxe/lab.sh, site DHCP + proxy-DHCP, as tests/bench/boot.sh), against the node
 #    (tests/pxe/netboot-server.sh proxy) and the peer (tests/bench/peer-dnsmasq-nginx.sh ipxe).
 #
 #   bash tests/bench/storm.sh [CLIENTS] [MB]     (as root; defaults 300 and 50)
-#   STORM_QEMU=0 skips part 2; QEMU_CLIENTS=N sets its size.
+#   STORM_QEMU=0 skips part 2; QEMU_CLIENTS=N sets its size; STORM_SECTION names the section
+#   of docs/benchmarks.md it writes (default storm).
 #
 # Topology of part 1 (nothing in the root namespace): a server namespace (10.77.0.1/16 on a
 # veth) and a client namespace (10.77.0.2/16) where the generator runs; the pool
@@ -29,6 +30,7 @@ REPO=$PWD
 CLIENTS=${1:-300}
 MB=${2:-50}
 QEMU_CLIENTS=${QEMU_CLIENTS:-5}
+SECTION=${STORM_SECTION:-storm}
 [[ $CLIENTS =~ ^[1-9][0-9]*$ && $CLIENTS -le 1000 && $MB =~ ^[1-9][0-9]*$ ]] ||
     { echo "usage: storm.sh [CLIENTS (1-1000)] [MB]" >&2; exit 2; }
 BENCH=storm.sh
@@ -78,17 +80,20 @@ wait_listen() {
     bench_die "nothing listens on $1 port $2 in the server namespace"
 }
 
-# rss_sampler GROUP FILE: every 0.2 s, the summed VmRSS (KiB) of the group's processes; the
-# maximum is in FILE when the sampler is stopped.
+# rss_sampler GROUP FILE: every 0.2 s, the summed VmRSS and RssAnon (KiB) of the group's
+# processes; their maxima are in FILE ("rss anon") when the sampler is stopped. RssAnon is what
+# the server allocated; VmRSS also counts the file pages it has mapped.
 rss_sampler() {
-    local max=0 sum p
-    trap 'echo "$max" >"$2"; exit 0' TERM
+    local max=0 maxa=0 sum suma r a p
+    trap 'echo "$max $maxa" >"$2"; exit 0' TERM
     while :; do
-        sum=0
+        sum=0 suma=0
         while read -r p; do
-            sum=$((sum + $(awk '/^VmRSS/ { print $2 }' "/proc/$p/status" 2>/dev/null || echo 0)))
+            read -r r a < <(awk '/^VmRSS/ { r = $2 } /^RssAnon/ { a = $2 } END { print r + 0, a + 0 }' "/proc/$p/status" 2>/dev/null || echo 0 0)
+            sum=$((sum + ${r:-0})) suma=$((suma + ${a:-0}))
         done <"$CG/nbbench-$ID-$1/cgroup.procs"
         ((sum > max)) && max=$sum
+        ((suma > maxa)) && maxa=$suma
         sleep 0.2
     done
 }
@@ -156,7 +161,7 @@ CONF
 }
 
 # storm CASE: start CASE's server, run the generator against it, keep its results.
-declare -A WALL CPU RSS
+declare -A WALL CPU RSS ANON
 storm() {
     local c=$1 c0 t0 t1 sampler
     bench_quiet 1 0.6 3
@@ -177,10 +182,11 @@ storm() {
     kill -TERM "$sampler"
     wait "$sampler" || true
     RSS[$c]=$(awk '{ printf "%.1f", $1 / 1024 }' "$WORK/$c.rss")
+    ANON[$c]=$(awk '{ printf "%.1f", $2 / 1024 }' "$WORK/$c.rss")
     WALL[$c]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
     kill "${SERVER_PIDS[@]}" 2>/dev/null || true
     wait "${SERVER_PIDS[@]}" 2>/dev/null || true
-    echo "  $c: $(cat "$WORK/$c.err"), wall ${WALL[$c]} s, CPU ${CPU[$c]} s, peak RSS ${RSS[$c]} MiB" >&2
+    echo "  $c: $(cat "$WORK/$c.err"), wall ${WALL[$c]} s, CPU ${CPU[$c]} s, peak RSS ${RSS[$c]} MiB (anonymous ${ANON[$c]} MiB)" >&2
 }
 
 UPTIME0=$(uptime)
@@ -249,26 +255,26 @@ if [[ ${STORM_QEMU:-1} != 0 ]]; then
         wall=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
         lab_stop "$spid"
         pass=$(cat "$d"/boot-*.out | grep -c 'result=PASS' || true)
-        times=$(cat "$d"/boot-*.out | sed -n 's/.* result=PASS elapsed=\([0-9.]*\).*/\1/p' | sort -n | tr '\n' ' ')
+        times=$(cat "$d"/boot-*.out | sed -n 's/.* result=PASS elapsed=\([0-9.]*\).*/\1/p' | sort -n | paste -sd' ')
         echo "  qemu $c: $pass of $QEMU_CLIENTS PASS, times ${times:-none}, wall $wall s" >&2
-        QEMU_ROWS+="| $c | $pass of $QEMU_CLIENTS | ${times:-—} | $(tr ' ' '\n' <<<"$times" | bench_median —) | $wall |"$'\n'
+        QEMU_ROWS+="| $c | $pass of $QEMU_CLIENTS | ${times:-—} | $(tr ' ' '\n' <<<"$times" | grep . | bench_median —) | $wall |"$'\n'
     done
 fi
 RUNTIME=$(($(date +%s) - START))
 
 {
-    echo "<!-- storm:begin -->"
+    echo "<!-- $SECTION:begin -->"
     echo "### Boot storm: $CLIENTS simulated PXE clients at once (DHCP → TFTP undionly.kpxe → HTTP $MB MiB)"
     echo
     echo "Command: \`bash tests/bench/storm.sh $CLIENTS $MB\` — $(date -u +%Y-%m-%d), netboot $REV, $(nproc) cores, $(uname -r), one storm per server, $((RUNTIME / 60)) min in all."
     echo "\`uptime\` before: \`${UPTIME0#*load average: }\`, after: \`${UPTIME1#*load average: }\` (the machine is shared; load moves the absolute times)."
     echo "Peer: dnsmasq $(ver dnsmasq-base) (DHCP server + TFTP, \`no-ping\`, default \`tftp-max\` 50) + nginx $(ver nginx) (sendfile). Load generator: \`target/release/storm\` in its own namespace, one veth to the server's."
     echo
-    echo "| server | clients booted | failures (why) | per-client p50 s | p99 s | DHCP p50 / p99 s | TFTP p50 / p99 s | HTTP p50 / p99 s | storm wall s | server CPU s | server peak RSS MiB |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| server | clients booted | failures (why) | per-client p50 s | p99 s | DHCP p50 / p99 s | TFTP p50 / p99 s | HTTP p50 / p99 s | storm wall s | server CPU s | server peak RSS MiB | of it anonymous MiB |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
     for c in netboot peer; do
         n=$(okcount "$c")
-        echo "| $c | $n of $CLIENTS | $((CLIENTS - n))$( [[ $n -eq $CLIENTS ]] || echo " ($(why "$c"))") | $(pct "$c" 6 50) | $(pct "$c" 6 99) | $(pct "$c" 3 50) / $(pct "$c" 3 99) | $(pct "$c" 4 50) / $(pct "$c" 4 99) | $(pct "$c" 5 50) / $(pct "$c" 5 99) | ${WALL[$c]} | ${CPU[$c]} | ${RSS[$c]} |"
+        echo "| $c | $n of $CLIENTS | $((CLIENTS - n))$( [[ $n -eq $CLIENTS ]] || echo " ($(why "$c"))") | $(pct "$c" 6 50) | $(pct "$c" 6 99) | $(pct "$c" 3 50) / $(pct "$c" 3 99) | $(pct "$c" 4 50) / $(pct "$c" 4 99) | $(pct "$c" 5 50) / $(pct "$c" 5 99) | ${WALL[$c]} | ${CPU[$c]} | ${RSS[$c]} | ${ANON[$c]} |"
     done
     echo
     echo "netboot ÷ peer: per-client p50 $(ratio "$(pct netboot 6 50)" "$(pct peer 6 50)"), p99 $(ratio "$(pct netboot 6 99)" "$(pct peer 6 99)"), wall $(ratio "${WALL[netboot]}" "${WALL[peer]}"), CPU $(ratio "${CPU[netboot]}" "${CPU[peer]}"), peak RSS $(ratio "${RSS[netboot]}" "${RSS[peer]}")."
@@ -280,7 +286,7 @@ RUNTIME=$(($(date +%s) - START))
         echo "|---|---|---|---|---|"
         printf '%s' "$QEMU_ROWS"
     fi
-    echo "<!-- storm:end -->"
+    echo "<!-- $SECTION:end -->"
 } >"$WORK/section.md"
 cat "$WORK/section.md"
-bench_put_section storm "$WORK/section.md"
+bench_put_section "$SECTION" "$WORK/section.md"
