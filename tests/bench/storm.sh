@@ -266,7 +266,7 @@ RUNTIME=$(($(date +%s) - START))
     echo "<!-- $SECTION:begin -->"
     echo "### Boot storm: $CLIENTS simulated PXE clients at once (DHCP → TFTP undionly.kpxe → HTTP $MB MiB)"
     echo
-    echo "Command: \`bash tests/bench/storm.sh $CLIENTS $MB\` — $(date -u +%Y-%m-%d), netboot $REV, $(nproc) cores, $(uname -r), one storm per server, $((RUNTIME / 60)) min in all."
+    echo "Command: \`$(for v in STORM_QEMU QEMU_CLIENTS STORM_SECTION; do [[ -z ${!v:-} ]] || printf '%s=%s ' "$v" "${!v}"; done)bash tests/bench/storm.sh $CLIENTS $MB\` — $(date -u +%Y-%m-%d), netboot $REV, $(nproc) cores, $(uname -r), one storm per server, $((RUNTIME / 60)) min in all."
     echo "\`uptime\` before: \`${UPTIME0#*load average: }\`, after: \`${UPTIME1#*load average: }\` (the machine is shared; load moves the absolute times)."
     echo "Peer: dnsmasq $(ver dnsmasq-base) (DHCP server + TFTP, \`no-ping\`, default \`tftp-max\` 50) + nginx $(ver nginx) (sendfile). Load generator: \`target/release/storm\` in its own namespace, one veth to the server's."
     echo
