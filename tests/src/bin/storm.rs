@@ -26,9 +26,7 @@ use std::{
 };
 
 use dhcproto::{
-    v4::{
-        Architecture, DhcpOption, Flags, HType, Message, MessageType, Opcode, OptionCode,
-    },
+    v4::{Architecture, DhcpOption, Flags, HType, Message, MessageType, Opcode, OptionCode},
     Decodable, Encodable,
 };
 use http_body_util::{BodyExt, Empty};
@@ -113,12 +111,9 @@ async fn main() -> ExitCode {
             tokio::spawn(async move {
                 let mut report = Report::default();
                 let t0 = Instant::now();
-                let result = timeout(
-                    args.timeout,
-                    client(i, &args, &dhcp, &waiters, &mut report),
-                )
-                .await
-                .unwrap_or_else(|_| Err(format!("not done after {:?}", args.timeout)));
+                let result = timeout(args.timeout, client(i, &args, &dhcp, &waiters, &mut report))
+                    .await
+                    .unwrap_or_else(|_| Err(format!("not done after {:?}", args.timeout)));
                 (i, result, report, t0.elapsed())
             })
         })
@@ -216,9 +211,13 @@ async fn client(
     report.tftp = Some(t.elapsed());
 
     let t = Instant::now();
-    report.http_bytes = http_get(ip, SocketAddr::from((args.server, args.http_port)), &args.http_path)
-        .await
-        .map_err(|e| format!("http {}: {e}", args.http_path))?;
+    report.http_bytes = http_get(
+        ip,
+        SocketAddr::from((args.server, args.http_port)),
+        &args.http_path,
+    )
+    .await
+    .map_err(|e| format!("http {}: {e}", args.http_path))?;
     report.http = Some(t.elapsed());
     Ok(())
 }
@@ -403,7 +402,11 @@ async fn tftp_get(ip: Ipv4Addr, server: Ipv4Addr, file: &str) -> Result<u64, Str
             }
             5 => {
                 let msg = String::from_utf8_lossy(&p[4..]);
-                return Err(format!("server error {}: {}", u16::from_be_bytes([p[2], p[3]]), msg.trim_end_matches('\0')));
+                return Err(format!(
+                    "server error {}: {}",
+                    u16::from_be_bytes([p[2], p[3]]),
+                    msg.trim_end_matches('\0')
+                ));
             }
             _ => {}
         }
