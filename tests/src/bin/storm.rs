@@ -7,8 +7,10 @@
 //!    one block per ACK, from the address the client leased;
 //! 3. HTTP: one GET of `--http-path` from the same server, from the leased address.
 //!
-//!     storm --iface DEV --server IP --clients N --http-path PATH [--http-port P]
-//!           [--timeout SECS] [--seed N]
+//! ```text
+//! storm --iface DEV --server IP --clients N --http-path PATH [--http-port P]
+//!       [--timeout SECS] [--seed N]
+//! ```
 //!
 //! The leased addresses must be local to the generator's namespace (storm.sh adds a `local`
 //! route for the pool to `lo`), so every client talks from its own address, as real machines
