@@ -34,6 +34,7 @@ fuzz_target!(|data: &[u8]| {
         max_blksize: 1468,
         max_windowsize: 64,
         max_window_bytes: 256 * 1024,
+        max_timeout_secs: 10,
     };
     for file_size in [0, 1, 1_000_000, u64::MAX] {
         let n = negotiate(&req.options, file_size, limits);
@@ -41,5 +42,8 @@ fuzz_target!(|data: &[u8]| {
         assert!(n.blksize <= limits.max_blksize);
         assert!(n.windowsize >= 1 && n.windowsize <= limits.max_windowsize);
         assert!(n.oack.len() <= req.options.len());
+        assert!(n
+            .timeout
+            .is_none_or(|t| (1..=u64::from(limits.max_timeout_secs)).contains(&t.as_secs())));
     }
 });
