@@ -27,6 +27,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
+# The settings this run was given, for the command line in the report.
+CMD_ENV=$(for v in STORM_QEMU QEMU_CLIENTS STORM_SECTION; do [[ -z ${!v:-} ]] || printf '%s=%s ' "$v" "${!v}"; done)
 CLIENTS=${1:-300}
 MB=${2:-50}
 QEMU_CLIENTS=${QEMU_CLIENTS:-5}
@@ -266,7 +268,7 @@ RUNTIME=$(($(date +%s) - START))
     echo "<!-- $SECTION:begin -->"
     echo "### Boot storm: $CLIENTS simulated PXE clients at once (DHCP → TFTP undionly.kpxe → HTTP $MB MiB)"
     echo
-    echo "Command: \`$(for v in STORM_QEMU QEMU_CLIENTS STORM_SECTION; do [[ -z ${!v:-} ]] || printf '%s=%s ' "$v" "${!v}"; done)bash tests/bench/storm.sh $CLIENTS $MB\` — $(date -u +%Y-%m-%d), netboot $REV, $(nproc) cores, $(uname -r), one storm per server, $((RUNTIME / 60)) min in all."
+    echo "Command: \`${CMD_ENV}bash tests/bench/storm.sh $CLIENTS $MB\` — $(date -u +%Y-%m-%d), netboot $REV, $(nproc) cores, $(uname -r), one storm per server, $((RUNTIME / 60)) min in all."
     echo "\`uptime\` before: \`${UPTIME0#*load average: }\`, after: \`${UPTIME1#*load average: }\` (the machine is shared; load moves the absolute times)."
     echo "Peer: dnsmasq $(ver dnsmasq-base) (DHCP server + TFTP, \`no-ping\`, default \`tftp-max\` 50) + nginx $(ver nginx) (sendfile). Load generator: \`target/release/storm\` in its own namespace, one veth to the server's."
     echo
