@@ -103,6 +103,13 @@ type Verified = (Stamp, blake3::Hash, Arc<Outboard>);
 #[derive(Debug, Default)]
 pub struct VerifiedFiles {
     verified: Mutex<HashMap<PathBuf, Verified>>,
+    /// One hashing of a file at a time: in a boot storm the first requests for a kernel
+    /// arrive together, and each would otherwise read and hash the whole file (N clients,
+    /// N full reads and N outboards in memory). Later ones wait and take the first one's
+    /// result. One small entry per file ever served, like `verified`.
+    hashing: Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>,
+    /// Full hashes done, for the tests of the above.
+    hashes: std::sync::atomic::AtomicU64,
 }
 
 impl VerifiedFiles {
@@ -149,13 +156,21 @@ impl VerifiedFiles {
             });
         }
         let stamp = Stamp::of(&meta);
-        if let Ok(cache) = self.verified.lock() {
-            if let Some((s, h, outboard)) = cache.get(path) {
-                if (*s, *h) == (stamp, *expected) {
-                    return Ok(outboard.clone());
-                }
-            }
+        if let Some(outboard) = self.cached(path, stamp, expected) {
+            return Ok(outboard);
         }
+        let gate = match self.hashing.lock() {
+            Ok(mut gates) => gates.entry(path.to_path_buf()).or_default().clone(),
+            Err(_) => Arc::default(),
+        };
+        let _hashing = gate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(outboard) = self.cached(path, stamp, expected) {
+            return Ok(outboard);
+        }
+        self.hashes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tree = BaoTree::new(size, BlockSize::from_chunk_log(GROUP_LOG));
         let mut outboard = Outboard {
             root: *expected,
@@ -190,6 +205,13 @@ impl VerifiedFiles {
             }
         }
         Ok(outboard)
+    }
+
+    /// The outboard of `path` if it was verified with this stamp and hash.
+    fn cached(&self, path: &Path, stamp: Stamp, expected: &blake3::Hash) -> Option<Arc<Outboard>> {
+        let cache = self.verified.lock().ok()?;
+        let (s, h, outboard) = cache.get(path)?;
+        ((*s, *h) == (stamp, *expected)).then(|| outboard.clone())
     }
 }
 
@@ -338,6 +360,30 @@ mod tests {
                 assert_eq!(&got[..], &bytes[start..end], "len {len} at {start}+{n}");
             }
         }
+    }
+
+    /// Requests that arrive together for a file not yet verified hash it once between them.
+    #[test]
+    fn concurrent_first_checks_hash_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = data(8 << 20);
+        let path = dir.path().join("f");
+        std::fs::write(&path, &bytes).unwrap();
+        let (files, hash) = (VerifiedFiles::default(), blake3::hash(&bytes));
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| files.check(&path, &hash, bytes.len() as u64).unwrap());
+            }
+        });
+        assert_eq!(files.hashes.load(std::sync::atomic::Ordering::Relaxed), 1);
+        // A change on disk is hashed again (and refused), not served from the cache.
+        std::fs::write(
+            &path,
+            data(8 << 20).iter().map(|b| b ^ 1).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        assert!(files.check(&path, &hash, bytes.len() as u64).is_err());
+        assert_eq!(files.hashes.load(std::sync::atomic::Ordering::Relaxed), 2);
     }
 
     /// A write in place after the open: the groups it touched fail, the others still read.
