@@ -55,6 +55,8 @@ for target in "${targets[@]}"; do
         done
     fi
 done
+# The closing line counts targets, in the form CI reads for any runner.
+echo "fuzz: $(( ${#targets[@]} - ${#failed[@]} )) passed, ${#failed[@]} failed"
 if [ ${#failed[@]} -gt 0 ]; then
     echo "fuzz: targets that failed: ${failed[*]} (inputs in tests/fuzz/artifacts/)" >&2
     exit 1
