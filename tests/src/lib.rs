@@ -214,12 +214,29 @@ impl Drop for Netns {
     }
 }
 
-/// A free TCP/UDP port on loopback (bound and released; fine for tests).
+/// A port free for both TCP and UDP on loopback, for a node under test to listen on.
+///
+/// Taken below the kernel's ephemeral range (32768–60999 by default): a port the kernel handed
+/// out as ephemeral could, between this call and the node's bind, become the local port of some
+/// other test's outgoing connection, and the node then fails with "Address already in use"
+/// (seen in the fleet tests). Below that range only explicit binds take ports, and the counter
+/// keeps this process from handing one out twice; the pid spreads concurrent test processes.
 pub fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(97) % SPAN;
+    for _ in 0..SPAN {
+        let offset = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
+        let port = (FIRST + offset) as u16;
+        let free = std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok();
+        if free {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {FIRST}..{}", FIRST + SPAN);
 }
 
 /// A loopback node under test: a temp dir with a publisher key and a node config whose
