@@ -2,6 +2,7 @@
 //! servers that read from it. The `netboot` binary is a thin shell around this crate.
 
 pub mod boot;
+pub mod clients;
 pub mod config;
 pub mod dhcp;
 pub mod fleet;

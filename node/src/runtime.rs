@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use crate::{
     boot::Loader,
     boot::{grub, BootPolicy, FirstStage},
+    clients::{ClientLog, Limits as ClientLimits},
     config::{Config, DhcpModeName, GrubTransfer},
     dhcp::{
         arch::{GrubBoot, MachineSet, PxelinuxBoot},
@@ -223,6 +224,8 @@ pub struct Node {
     tftp: Option<(tokio::net::UdpSocket, Arc<StoreSource>, TftpConfig)>,
     dhcp: Option<DhcpServer>,
     fleet: Option<Fleet>,
+    /// What each client did; the status page reads it.
+    pub clients: ClientLog,
 }
 
 impl Node {
@@ -289,6 +292,7 @@ impl Node {
             }
             None => None,
         };
+        let clients = ClientLog::new(ClientLimits::default());
         let http_handler = Arc::new(HttpHandler {
             store: store.clone(),
             base_url: base_url.clone(),
@@ -300,6 +304,7 @@ impl Node {
             read_through: fleet.as_ref().map(Fleet::read_through),
             fleet_status: fleet.as_ref().map(Fleet::status_source),
             stopping: Arc::default(),
+            clients: clients.clone(),
         });
         let tftp = if config.tftp.enabled {
             let socket = tokio::net::UdpSocket::bind(config.tftp.listen)
@@ -316,6 +321,7 @@ impl Node {
                 grub_files: grub_files.clone(),
                 first_stage: first_stage.clone(),
                 verified: http_handler.verified.clone(),
+                clients: clients.clone(),
             });
             Some((socket, source, config.tftp.server_config()))
         } else {
@@ -352,7 +358,8 @@ impl Node {
                 Some(
                     DhcpServer::bind(cfg)
                         .await
-                        .map_err(|e| RuntimeError::Dhcp(e.to_string()))?,
+                        .map_err(|e| RuntimeError::Dhcp(e.to_string()))?
+                        .report_to(clients.clone()),
                 )
             }
         };
@@ -381,6 +388,7 @@ impl Node {
             tftp,
             dhcp,
             fleet,
+            clients,
         })
     }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use netboot_proto::{ImageName, ImagePath};
 
-use crate::store::Store;
+use crate::{clients::Step, store::Store};
 
 #[derive(Debug, Clone)]
 pub struct FirstStage {
@@ -27,6 +27,8 @@ pub struct FirstStageFile {
     pub hash: Option<blake3::Hash>,
     /// For logs: `ipxe v3` or `local dir /usr/lib/ipxe`.
     pub origin: String,
+    /// The boot stage a client reaches by fetching it (for the client record).
+    pub step: Option<Step>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,6 +53,7 @@ impl FirstStage {
                     size: f.size,
                     hash: Some(f.hash),
                     origin: format!("{} v{}", stored.verified.name, stored.verified.version),
+                    step: Some(Step::first_stage()),
                 });
             }
         }
@@ -88,5 +91,6 @@ fn local_file(dir: &Path, path: &ImagePath) -> Option<FirstStageFile> {
         size: meta.len(),
         hash: None,
         origin: format!("local dir {} (unverified)", dir.display()),
+        step: Some(Step::first_stage()),
     })
 }

@@ -39,6 +39,7 @@ pub fn release_file(
         size: f.size,
         hash: Some(f.hash),
         origin: format!("{} v{} {}", r.name, r.version, f.path),
+        step: crate::clients::step_of_file(r.release(), f.path.as_str()),
     })
 }
 

@@ -12,6 +12,7 @@ use super::decide::{decide, Decision, LocalPort};
 use super::reply;
 use super::request::{msg_type_name, BootRequest};
 use super::state::{unix_secs, State};
+use crate::clients::DhcpSeen;
 
 /// One received datagram.
 #[derive(Debug, Clone, Copy)]
@@ -33,21 +34,19 @@ pub struct Outcome {
     pub log: String,
     /// Log at debug (junk, other people's traffic) rather than info.
     pub quiet: bool,
+    /// What the client record learns from it (none for junk).
+    pub seen: Option<DhcpSeen>,
 }
 
-/// Handle one datagram and log it; returns the reply to send, if any.
-pub fn handle(
-    cfg: &DhcpConfig,
-    state: &mut State,
-    pkt: &Inbound<'_>,
-) -> Option<(Message, SocketAddr)> {
+/// Handle one datagram and log it; the outcome holds the reply to send, if any.
+pub fn handle(cfg: &DhcpConfig, state: &mut State, pkt: &Inbound<'_>) -> Outcome {
     let out = process(cfg, state, pkt);
     if out.quiet {
         tracing::debug!("dhcp: {}", out.log);
     } else {
         tracing::info!("dhcp: {}", out.log);
     }
-    out.reply
+    out
 }
 
 /// [`handle`] without the logging, for tests and callers that log themselves.
@@ -57,6 +56,7 @@ pub fn process(cfg: &DhcpConfig, state: &mut State, pkt: &Inbound<'_>) -> Outcom
             reply: None,
             log: "DHCP is off".into(),
             quiet: true,
+            seen: None,
         };
     }
     let (msg, req) = match BootRequest::parse(pkt.data) {
@@ -66,6 +66,7 @@ pub fn process(cfg: &DhcpConfig, state: &mut State, pkt: &Inbound<'_>) -> Outcom
                 reply: None,
                 log: format!("{} bytes from {}: {e}", pkt.data.len(), pkt.src),
                 quiet: !e.is_suspicious(),
+                seen: None,
             }
         }
     };
@@ -73,7 +74,46 @@ pub fn process(cfg: &DhcpConfig, state: &mut State, pkt: &Inbound<'_>) -> Outcom
     let reply = build(cfg, &msg, &req, &decision, pkt.src);
     let log = log_line(&req, pkt.port, &decision, reply.as_ref());
     let quiet = matches!(decision, Decision::Ignore { quiet: true, .. });
-    Outcome { reply, log, quiet }
+    let seen = seen(&req, &decision);
+    Outcome {
+        reply,
+        log,
+        quiet,
+        seen,
+    }
+}
+
+/// The client record's view of a decision: answered with boot information, or why not.
+/// RELEASE and DECLINE are lease bookkeeping, not boot steps.
+fn seen(req: &BootRequest, d: &Decision) -> Option<DhcpSeen> {
+    let no_boot = |note: &Option<String>| {
+        Some(format!(
+            "address only, no boot file: {}",
+            note.as_deref().unwrap_or("not a boot client")
+        ))
+    };
+    let (ip, ignored) = match d {
+        Decision::ProxyOffer(_) | Decision::BootAck(_) => (None, None),
+        Decision::Offer { ip, boot, note } | Decision::Ack { ip, boot, note } => {
+            (Some(*ip), if boot.is_some() { None } else { no_boot(note) })
+        }
+        Decision::InformAck { boot, note } => {
+            (None, if boot.is_some() { None } else { no_boot(note) })
+        }
+        Decision::Ignore { reason, .. } => (None, Some(reason.clone())),
+        Decision::Nak { reason } => (None, Some(format!("NAK: {reason}"))),
+        Decision::Released(_) | Decision::Declined(_) => return None,
+    };
+    let ip = ip.or((!req.ciaddr.is_unspecified()).then_some(req.ciaddr));
+    Some(DhcpSeen {
+        mac: req.mac,
+        arch: req.arch.map(|a| a.name()),
+        vendor: req.vendor_class.to_string(),
+        boot_client: req.vendor_class.is_boot_client(),
+        ipxe: req.is_ipxe,
+        ip,
+        ignored,
+    })
 }
 
 /// Turn a decision into a message and a destination.

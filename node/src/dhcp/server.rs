@@ -15,6 +15,7 @@ use super::handler::{handle, Inbound};
 use super::lease::{write_atomic, LeaseError, LeaseStore};
 use super::reply;
 use super::state::State;
+use crate::clients::ClientLog;
 
 /// Receive buffer: DHCP messages are at most 576 bytes unless the client
 /// allows more; anything beyond a jumbo frame is junk anyway.
@@ -45,6 +46,7 @@ pub enum ServerError {
 #[derive(Debug)]
 pub struct DhcpServer {
     cfg: DhcpConfig,
+    clients: ClientLog,
     state: State,
     dhcp: Option<UdpSocket>,
     pxe: Option<UdpSocket>,
@@ -72,6 +74,7 @@ impl DhcpServer {
         };
         Ok(Self {
             cfg,
+            clients: ClientLog::default(),
             state: State::new(leases),
             dhcp,
             pxe,
@@ -82,6 +85,12 @@ impl DhcpServer {
     pub fn local_addrs(&self) -> (Option<SocketAddr>, Option<SocketAddr>) {
         let addr = |s: &Option<UdpSocket>| s.as_ref().and_then(|s| s.local_addr().ok());
         (addr(&self.dhcp), addr(&self.pxe))
+    }
+
+    /// Report each client's requests to `clients` (else to a record nobody reads).
+    pub fn report_to(mut self, clients: ClientLog) -> Self {
+        self.clients = clients;
+        self
     }
 
     pub fn config(&self) -> &DhcpConfig {
@@ -97,6 +106,7 @@ impl DhcpServer {
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
         let Self {
             cfg,
+            clients,
             mut state,
             dhcp,
             pxe,
@@ -134,9 +144,12 @@ impl DhcpServer {
                 port,
                 now: SystemTime::now(),
             };
-            let reply = handle(&cfg, &mut state, &inbound);
+            let out = handle(&cfg, &mut state, &inbound);
+            if let Some(seen) = out.seen {
+                clients.dhcp(seen, inbound.now);
+            }
             persist(&mut state).await;
-            if let Some((msg, to)) = reply {
+            if let Some((msg, to)) = out.reply {
                 match reply::encode(&msg) {
                     Ok(bytes) => {
                         if let Err(e) = socket.send_to(&bytes, to).await {

@@ -17,7 +17,7 @@ use std::{
     net::SocketAddr,
     path::PathBuf,
     sync::{atomic::AtomicBool, Arc},
-    time::Instant,
+    time::{Instant, SystemTime},
 };
 
 use hyper::{body::Incoming, Method, Request, Response, StatusCode};
@@ -30,6 +30,7 @@ use super::{
 };
 use crate::{
     boot::{grub, ipxe, pxelinux, release_file, BootChoice, BootPolicy, FirstStage, Loader},
+    clients::{step_of_file, ClientLog, ImageRef, Stage, Step, Via},
     dhcp::MacAddr,
     fleet::{
         readthrough::{PendingFile, ReadThrough},
@@ -56,16 +57,27 @@ pub struct HttpHandler {
     pub fleet_status: Option<FleetStatus>,
     /// Set by the listener on shutdown, so cut transfers are logged as the node's doing.
     pub stopping: Arc<AtomicBool>,
+    /// Told which client got which boot file.
+    pub clients: ClientLog,
+}
+
+fn config_step(image: Option<ImageRef>) -> Option<Step> {
+    Some(Step {
+        stage: Stage::Config,
+        image,
+    })
 }
 
 /// What a request resolved to, before building the response.
 enum Answer {
-    Script(String, String),
+    /// Text, what it is for the log, and the boot step it is for the client record.
+    Script(String, String, Option<Step>),
     File {
         path: PathBuf,
         size: u64,
         hash: Option<blake3::Hash>,
         what: String,
+        step: Option<Step>,
     },
     /// A file of a release being fetched (read-through).
     Pending(Box<PendingFile>),
@@ -121,8 +133,23 @@ impl HttpHandler {
             };
         }
         let answer = self.resolve(&path, &query);
+        let report = |step: Option<Step>| {
+            let now = SystemTime::now();
+            // iPXE's chain-back names the machine behind this address.
+            if let Some(mac) = BootQuery::parse(&query).mac {
+                self.clients.identified(mac, peer.ip(), now);
+            }
+            if let Some(step) = step {
+                let fetch = step.fetch(path.as_str(), Via::Http);
+                self.clients.fetched(peer.ip(), fetch, now);
+            }
+        };
         let response = match answer {
             Answer::Pending(pending) => {
+                report(step_of_file(
+                    pending.release.release(),
+                    pending.file.path.as_str(),
+                ));
                 let resp = self.serve_pending(&method, req.headers(), &pending);
                 let resp = log_completion(
                     resp,
@@ -140,8 +167,9 @@ impl HttpHandler {
                 );
                 resp
             }
-            Answer::Script(text, what) => {
+            Answer::Script(text, what, step) => {
                 tracing::info!("http {peer} {method} {path}?{query}: 200 script: {what}");
+                report(step);
                 full(StatusCode::OK, "text/plain; charset=utf-8", text)
             }
             Answer::Error(status, why) => {
@@ -153,6 +181,7 @@ impl HttpHandler {
                 size,
                 hash,
                 what,
+                step,
             } => {
                 let source = match hash {
                     Some(expected) => {
@@ -183,6 +212,7 @@ impl HttpHandler {
                     }
                     None => FileSource::Plain(file),
                 };
+                report(step);
                 let resp = file::serve(
                     &method,
                     req.headers(),
@@ -227,17 +257,20 @@ impl HttpHandler {
                                 "the node could not read this machine's MAC address",
                             ),
                             format!("unreadable MAC in query `{query}`"),
+                            None,
                         );
                     }
                     return Answer::Script(
                         ipxe::identify_script(&self.base_url),
                         "identify client".into(),
+                        None,
                     );
                 };
                 if q.bios && self.policy.bios_loader_for(Some(&client)) == Loader::Pxelinux {
                     return Answer::Script(
                         pxelinux::handoff_script(&self.base_url, &client, &self.pxelinux_file),
                         format!("client {client} hands over to PXELINUX"),
+                        None,
                     );
                 }
                 match self.policy.choose(q.mac.as_ref()) {
@@ -253,9 +286,11 @@ impl HttpHandler {
             }
             Route::PxelinuxConfig(name) => {
                 match pxelinux::generated_config(&self.store, &self.policy, &self.base_url, name) {
-                    Some((text, what)) => {
-                        Answer::Script(text, format!("pxelinux.cfg/{name}: {what}"))
-                    }
+                    Some((text, what)) => Answer::Script(
+                        text,
+                        format!("pxelinux.cfg/{name}: {what}"),
+                        config_step(None),
+                    ),
                     None => Answer::Error(
                         StatusCode::NOT_FOUND,
                         format!("no pxelinux.cfg/{name} (PXELINUX probes; expected)"),
@@ -270,7 +305,9 @@ impl HttpHandler {
                 &self.grub_files,
                 request,
             ) {
-                Some((text, what)) => Answer::Script(text, format!("GRUB config: {what}")),
+                Some((text, what)) => {
+                    Answer::Script(text, format!("GRUB config: {what}"), config_step(None))
+                }
                 None => not_found(format!("no {path} (GRUB probes it; expected)")),
             },
             Route::Release {
@@ -303,6 +340,7 @@ impl HttpHandler {
                             size: f.size,
                             hash: Some(hash),
                             what: format!("blob of {} v{}", r.verified.name, r.verified.version),
+                            step: None,
                         };
                     }
                 }
@@ -321,6 +359,7 @@ impl HttpHandler {
                 size: f.size,
                 hash: f.hash,
                 what: format!("{what} from {}", f.origin),
+                step: f.step,
             },
             Err(e) => Answer::Error(StatusCode::NOT_FOUND, e.to_string()),
         }
@@ -380,6 +419,7 @@ impl HttpHandler {
                 size: f.size,
                 hash: f.hash,
                 what: f.origin,
+                step: f.step,
             },
             Err(e) => Answer::Error(StatusCode::NOT_FOUND, e.to_string()),
         }
@@ -401,6 +441,7 @@ impl HttpHandler {
                     name,
                     r.verified.version
                 ),
+                config_step(Some(ImageRef::new(name, r.verified.version))),
             ),
             None => Answer::Script(
                 ipxe::nothing_script(&format!("image {name} ({why}) is not on this node")),
@@ -408,6 +449,7 @@ impl HttpHandler {
                     "client {} wants {name} ({why}), which is not servable here",
                     mac.map(ToString::to_string).unwrap_or_else(|| "?".into())
                 ),
+                None,
             ),
         }
     }
@@ -426,6 +468,7 @@ impl HttpHandler {
             return Answer::Script(
                 ipxe::nothing_script("no bootable images on this node"),
                 format!("client {who}: no images for a menu"),
+                None,
             );
         }
         Answer::Script(
@@ -440,6 +483,7 @@ impl HttpHandler {
                 "client {who} gets the menu of {} images (no assignment, no default)",
                 refs.len()
             ),
+            config_step(None),
         )
     }
 }

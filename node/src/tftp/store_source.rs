@@ -5,7 +5,7 @@
 //! (GRUB without HTTP). Every stored file goes through the same serve-time integrity layer as
 //! over HTTP: checked before its first byte goes out, and every read checked again.
 
-use std::{fs::File, net::SocketAddr, sync::Arc};
+use std::{fs::File, net::SocketAddr, sync::Arc, time::SystemTime};
 
 use super::{DirFile, OpenError, TftpFile, TftpSource};
 use crate::{
@@ -15,6 +15,7 @@ use crate::{
         release_file::{self, ReleaseFileError},
         BootPolicy, FirstStage,
     },
+    clients::{ClientLog, Stage, Step, Via},
     integrity::VerifiedFiles,
     store::Store,
 };
@@ -28,6 +29,15 @@ pub struct StoreSource {
     pub grub_files: grub::GrubFiles,
     pub first_stage: FirstStage,
     pub verified: Arc<VerifiedFiles>,
+    /// Told which client got which boot file.
+    pub clients: ClientLog,
+}
+
+fn config_step() -> Option<Step> {
+    Some(Step {
+        stage: Stage::Config,
+        image: None,
+    })
 }
 
 /// A generated file held in memory.
@@ -48,6 +58,15 @@ impl TftpFile for MemFile {
     }
 }
 
+impl StoreSource {
+    fn report(&self, client: SocketAddr, path: &str, step: Option<Step>) {
+        if let Some(step) = step {
+            let fetch = step.fetch(path, Via::Tftp);
+            self.clients.fetched(client.ip(), fetch, SystemTime::now());
+        }
+    }
+}
+
 impl TftpSource for StoreSource {
     fn open(&self, path: &str, client: SocketAddr) -> Result<Box<dyn TftpFile>, OpenError> {
         if let Some(name) = path.strip_prefix("pxelinux.cfg/") {
@@ -55,6 +74,7 @@ impl TftpSource for StoreSource {
             {
                 Some((text, what)) => {
                     tracing::info!("tftp {client} {path}: {what}");
+                    self.report(client, path, config_step());
                     Ok(Box::new(MemFile(text.into_bytes())))
                 }
                 None => Err(OpenError::NotFound),
@@ -70,6 +90,7 @@ impl TftpSource for StoreSource {
             ) {
                 Some((text, what)) => {
                     tracing::info!("tftp {client} {path}: GRUB config: {what}");
+                    self.report(client, path, config_step());
                     Ok(Box::new(MemFile(text.into_bytes())))
                 }
                 None => {
@@ -98,6 +119,7 @@ impl TftpSource for StoreSource {
         let Some(hash) = found.hash else {
             let file = File::open(&found.path).map_err(OpenError::from_io)?;
             tracing::debug!("tftp {client} {path}: from {}", found.origin);
+            self.report(client, path, found.step);
             return Ok(Box::new(DirFile::new(file, found.size)));
         };
         // Runs on a blocking thread (the server's contract), so hashing here is fine. Every
@@ -110,6 +132,7 @@ impl TftpSource for StoreSource {
                 OpenError::AccessViolation("integrity check failed".into())
             })?;
         tracing::debug!("tftp {client} {path}: from {}", found.origin);
+        self.report(client, path, found.step);
         Ok(Box::new(file))
     }
 }

@@ -1,0 +1,82 @@
+//! What each client did: the machines the node saw (MAC, architecture, vendor class, first
+//! and last seen, the image it was given) and its last boots with the time each stage was
+//! reached. The DHCP, TFTP and HTTP servers report to it through a [`ClientLog`], one call
+//! at the point where they decide; the status page and `/metrics` read it.
+//!
+//! [`record::Clients`] is the pure record (time passed in, unit tested); [`ClientLog`] is the
+//! cheap cloneable handle that owns it.
+
+pub mod record;
+pub mod stage;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+pub use record::{Boot, Clients, DhcpSeen, Fetch, ImageRef, Limits, Machine, Stage, Step, Via};
+pub use stage::{stage_of_file, step_of_file};
+
+use crate::dhcp::MacAddr;
+
+/// The handle the servers report to. Clones share one record.
+#[derive(Debug, Clone, Default)]
+pub struct ClientLog {
+    inner: Arc<Mutex<Clients>>,
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// TFTP and HTTP see IPv4 clients as IPv4 or v4-mapped v6 addresses; boot clients have no
+/// other kind.
+fn client_v4(ip: IpAddr) -> Option<Ipv4Addr> {
+    match ip {
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped(),
+    }
+}
+
+impl ClientLog {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(Clients::new(limits))),
+        }
+    }
+
+    /// The record, even if a reporter panicked while holding it (its updates are small and
+    /// leave it consistent).
+    fn lock(&self) -> MutexGuard<'_, Clients> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn dhcp(&self, seen: DhcpSeen, now: SystemTime) {
+        self.lock().dhcp(seen, unix_ms(now));
+    }
+
+    pub fn identified(&self, mac: MacAddr, ip: IpAddr, now: SystemTime) {
+        if let Some(ip) = client_v4(ip) {
+            self.lock().identified(mac, ip, unix_ms(now));
+        }
+    }
+
+    pub fn fetched(&self, ip: IpAddr, fetch: Fetch, now: SystemTime) {
+        if let Some(ip) = client_v4(ip) {
+            self.lock().fetched(ip, fetch, unix_ms(now));
+        }
+    }
+
+    /// Machines, most recently seen first.
+    pub fn machines(&self) -> Vec<Machine> {
+        self.lock().machines()
+    }
+
+    /// The last `n` boots, newest first.
+    pub fn recent_boots(&self, n: usize) -> Vec<Boot> {
+        self.lock().recent_boots(n)
+    }
+}
+
+#[cfg(test)]
+mod tests;
