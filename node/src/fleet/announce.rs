@@ -83,6 +83,10 @@ pub(crate) fn on_offer(shared: &Arc<Shared>, from: EndpointId, offer: Offer) -> 
             refused.clear();
         }
         refused.insert(id, reason.to_string());
+        drop(refused);
+        shared
+            .progress
+            .refused(&release.name, release.version, &label, &reason.to_string());
         return Response::Refused {
             reason: reason.to_string(),
         };

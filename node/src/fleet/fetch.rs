@@ -102,6 +102,9 @@ pub(crate) async fn run(shared: Arc<Shared>, release: VerifiedRelease) {
         }
         Err(AcceptError::Refused(r)) => {
             tracing::info!("fleet: {what} not committed: {r}");
+            shared
+                .progress
+                .refused(&release.name, release.version, "this node", &r.to_string());
             finish(&shared, &release).await;
         }
         Err(e) => {
@@ -123,6 +126,7 @@ async fn finish(shared: &Shared, release: &VerifiedRelease) {
         }
     }
     shared.pending_dir.remove(&release.name, release.version);
+    shared.progress.finished(&release.name);
     if let Err(e) = shared
         .store
         .unprotect_fetch(&release.name, release.version)
@@ -205,7 +209,7 @@ async fn fetch_file(shared: &Arc<Shared>, release: &VerifiedRelease, file: &File
         for c in &candidates {
             let before = local_bytes(shared, &file.hash).await;
             let preempt = || nearer_source(shared, &id, c, &cooldown);
-            let result = fetch_from(shared, c, file, stall, &preempt).await;
+            let result = fetch_from(shared, release, c, file, stall, &preempt).await;
             let got = local_bytes(shared, &file.hash).await.saturating_sub(before);
             if got > 0 {
                 grace.remove(&c.id);
@@ -347,6 +351,7 @@ async fn blob_connection(shared: &Shared, peer: &EndpointId) -> Result<Connectio
 
 async fn fetch_from(
     shared: &Shared,
+    release: &VerifiedRelease,
     c: &Candidate,
     file: &FileEntry,
     stall: Duration,
@@ -366,6 +371,9 @@ async fn fetch_from(
         counted = counted.max(n);
         if delta > 0 {
             shared.peers.entry(c.id, |p| p.received += delta);
+            shared
+                .progress
+                .received(&release.name, release.version, c.id, &c.label, delta);
         }
     };
     let mut idle = Duration::ZERO;

@@ -160,6 +160,7 @@ async fn ping(shared: &Shared, id: EndpointId, conn: &Connection) {
         Ok(Response::Pong { nonce: n }) if n == nonce => {
             let rtt = start.elapsed();
             let changed = shared.peers.entry(id, |p| {
+                p.last_contact = Some(std::time::SystemTime::now());
                 let old = p.rtt.replace(rtt);
                 old.is_none_or(|o| o.abs_diff(rtt) > o / 2 + Duration::from_millis(2))
             });

@@ -24,15 +24,16 @@ pub mod identity;
 mod links;
 mod peers;
 mod pending;
+mod progress;
 pub mod publish_remote;
 pub mod readthrough;
+mod view;
 mod wire;
 
 use std::{
     collections::{HashMap, HashSet},
     path::Path,
     sync::{Arc, Mutex},
-    time::Instant,
 };
 
 use iroh::{endpoint::presets, protocol::Router, Endpoint, EndpointId, RelayMode};
@@ -44,6 +45,8 @@ pub use self::{
     config::{FleetSection, PeerAddr},
     gate::UploadStats,
     identity::FLEET_KEY_FILE,
+    progress::{FetchSource, Refusal},
+    view::{FetchView, FleetView, PeerView, ReleaseRef},
 };
 use self::{peers::Peers, pending::PendingDir};
 use crate::store::Store;
@@ -84,6 +87,8 @@ pub(crate) struct Shared {
     /// Files a client is waiting for (read-through): fetched before the others.
     pub wanted: Mutex<Vec<blake3::Hash>>,
     pub uploads: Arc<UploadStats>,
+    /// Each fetch's source and rate, recent refusals: for the status page.
+    pub progress: progress::Progress,
 }
 
 impl Shared {
@@ -103,7 +108,7 @@ pub struct Fleet {
     maintenance: tokio::task::JoinHandle<()>,
 }
 
-/// What the fleet is doing, for operators and tests (`/fleet/status.json`).
+/// What the fleet is doing, for operators and tests (`/fleet/status.json`; see [`FleetView`]).
 #[derive(Clone)]
 pub struct FleetStatus {
     shared: Arc<Shared>,
@@ -112,63 +117,6 @@ pub struct FleetStatus {
 impl std::fmt::Debug for FleetStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("FleetStatus")
-    }
-}
-
-impl FleetStatus {
-    pub async fn snapshot(&self) -> serde_json::Value {
-        let shared = &self.shared;
-        let peers: Vec<serde_json::Value> = shared.peers.with(|m| {
-            let mut list: Vec<_> = m
-                .values()
-                .map(|p| {
-                    serde_json::json!({
-                        "id": p.id.to_string(),
-                        "label": p.label(),
-                        "configured": p.configured.as_ref().map(|c| c.to_string()),
-                        "connected": peers::alive(&p.control).is_some(),
-                        "rtt_ms": p.rtt.map(|r| r.as_secs_f64() * 1e3),
-                        "received_bytes": p.received,
-                        "avoided": p.bad_until.is_some_and(|t| t > Instant::now()),
-                    })
-                })
-                .collect();
-            list.sort_by_key(|v| v["id"].as_str().unwrap_or_default().to_string());
-            list
-        });
-        let pending: Vec<VerifiedRelease> = shared
-            .lock_pending()
-            .values()
-            .map(|p| p.release.clone())
-            .collect();
-        let mut fetching = Vec::new();
-        for r in pending {
-            fetching.push(serde_json::json!({
-                "name": r.name.to_string(),
-                "version": r.version,
-                "held_bytes": fetch::held_bytes(shared, &r).await,
-                "total_bytes": r.total_size(),
-            }));
-        }
-        let releases: Vec<serde_json::Value> = shared
-            .store
-            .releases()
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "name": r.verified.name.to_string(),
-                    "version": r.verified.version,
-                    "id": r.verified.id().to_string(),
-                })
-            })
-            .collect();
-        serde_json::json!({
-            "id": shared.endpoint.id().to_string(),
-            "peers": peers,
-            "fetching": fetching,
-            "releases": releases,
-            "uploaded_bytes": shared.uploads.bytes.load(std::sync::atomic::Ordering::Relaxed),
-        })
     }
 }
 
@@ -234,6 +182,7 @@ impl Fleet {
             changed: Notify::new(),
             wanted: Mutex::new(Vec::new()),
             uploads,
+            progress: Default::default(),
             settings,
         });
         for p in &shared.settings.peers {

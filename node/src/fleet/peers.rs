@@ -35,6 +35,8 @@ pub(crate) struct Peer {
     pub retry_at: Option<Instant>,
     /// Verified bytes fetched from this peer since start.
     pub received: u64,
+    /// When it last answered a ping (wall clock, for the status page).
+    pub last_contact: Option<std::time::SystemTime>,
     /// Whether the last connect attempt failed (to log state changes once, not every retry).
     pub unreachable_logged: bool,
 }
@@ -52,6 +54,7 @@ impl Peer {
             bad_until: None,
             retry_at: None,
             received: 0,
+            last_contact: None,
             unreachable_logged: false,
         }
     }

@@ -121,10 +121,14 @@ impl HttpHandler {
         }
         if path == "/fleet/status.json" {
             return match &self.fleet_status {
-                Some(status) => {
-                    let json = status.snapshot().await;
-                    full(StatusCode::OK, "application/json", json.to_string())
-                }
+                Some(status) => match serde_json::to_string(&status.view().await) {
+                    Ok(json) => full(StatusCode::OK, "application/json", json),
+                    Err(e) => full(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "text/plain",
+                        format!("status: {e}\n"),
+                    ),
+                },
                 None => full(
                     StatusCode::NOT_FOUND,
                     "text/plain",

@@ -1,0 +1,122 @@
+//! A typed picture of the fleet for operators (`/fleet/status.json`, the status page): this
+//! node's endpoint, its peers, the releases it is fetching and from whom, what it refused.
+
+use std::time::{Instant, SystemTime};
+
+use netboot_proto::VerifiedRelease;
+use serde::{Deserialize, Serialize};
+
+use super::{fetch, peers, progress::FetchSource, progress::Refusal, FleetStatus};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FleetView {
+    /// This node's endpoint id (public).
+    pub id: String,
+    pub peers: Vec<PeerView>,
+    pub fetching: Vec<FetchView>,
+    /// Committed releases (name, version, id), as the fleet tests and scripts read them.
+    pub releases: Vec<ReleaseRef>,
+    /// Offers refused recently, newest first.
+    #[serde(default)]
+    pub refused: Vec<Refusal>,
+    pub uploaded_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerView {
+    pub id: String,
+    pub label: String,
+    /// `<id>@<host:port>` for a configured peer; `None` for one that dialled in.
+    pub configured: Option<String>,
+    pub connected: bool,
+    pub rtt_ms: Option<f64>,
+    pub received_bytes: u64,
+    /// Sent data failing verification, or unreachable for data: skipped for a while.
+    pub avoided: bool,
+    /// Unix seconds of its last answer to a ping.
+    #[serde(default)]
+    pub last_contact: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FetchView {
+    pub name: String,
+    pub version: u64,
+    pub held_bytes: u64,
+    pub total_bytes: u64,
+    /// `None` until the first bytes arrive (e.g. no peer holding it is reachable yet).
+    #[serde(default)]
+    pub source: Option<FetchSource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseRef {
+    pub name: String,
+    pub version: u64,
+    pub id: String,
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl FleetStatus {
+    pub async fn view(&self) -> FleetView {
+        let shared = &self.shared;
+        let now = Instant::now();
+        let mut peer_list: Vec<PeerView> = shared.peers.with(|m| {
+            m.values()
+                .map(|p| PeerView {
+                    id: p.id.to_string(),
+                    label: p.label(),
+                    configured: p.configured.as_ref().map(|c| c.to_string()),
+                    connected: peers::alive(&p.control).is_some(),
+                    rtt_ms: p.rtt.map(|r| r.as_secs_f64() * 1e3),
+                    received_bytes: p.received,
+                    avoided: p.bad_until.is_some_and(|t| t > now),
+                    last_contact: p.last_contact.map(unix),
+                })
+                .collect()
+        });
+        peer_list.sort_by(|a, b| a.id.cmp(&b.id));
+        let pending: Vec<VerifiedRelease> = shared
+            .lock_pending()
+            .values()
+            .map(|p| p.release.clone())
+            .collect();
+        let mut fetching = Vec::new();
+        for r in pending {
+            fetching.push(FetchView {
+                name: r.name.to_string(),
+                version: r.version,
+                held_bytes: fetch::held_bytes(shared, &r).await,
+                total_bytes: r.total_size(),
+                source: shared.progress.source(&r.name, r.version),
+            });
+        }
+        fetching.sort_by(|a, b| a.name.cmp(&b.name));
+        let releases = shared
+            .store
+            .releases()
+            .iter()
+            .map(|r| ReleaseRef {
+                name: r.verified.name.to_string(),
+                version: r.verified.version,
+                id: r.verified.id().to_string(),
+            })
+            .collect();
+        FleetView {
+            id: shared.endpoint.id().to_string(),
+            peers: peer_list,
+            fetching,
+            releases,
+            refused: shared.progress.refusals(),
+            uploaded_bytes: shared
+                .uploads
+                .bytes
+                .load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+}
