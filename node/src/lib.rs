@@ -12,6 +12,7 @@ pub mod integrity;
 pub mod keys;
 pub mod publish;
 pub mod runtime;
+pub mod status;
 pub mod store;
 pub mod tftp;
 pub mod throttled;

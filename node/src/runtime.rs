@@ -17,6 +17,7 @@ use crate::{
     fleet::{Fleet, FleetError},
     http::{self, HttpHandler, HttpLimits},
     integrity::VerifiedFiles,
+    status::{NodeIdentity, StatusSource},
     store::{Store, StoreError, StoreOptions},
     tftp::{StoreSource, TftpConfig, TftpSource},
 };
@@ -303,6 +304,15 @@ impl Node {
             verified: Arc::new(VerifiedFiles::default()),
             read_through: fleet.as_ref().map(Fleet::read_through),
             fleet_status: fleet.as_ref().map(Fleet::status_source),
+            status: StatusSource {
+                node: NodeIdentity::new(
+                    &config,
+                    &base_url,
+                    fleet.as_ref().map(|f| f.id().to_string()),
+                ),
+                store: store.clone(),
+                fleet: fleet.as_ref().map(Fleet::status_source),
+            },
             stopping: Arc::default(),
             clients: clients.clone(),
         });

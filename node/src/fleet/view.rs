@@ -81,11 +81,7 @@ impl FleetStatus {
                 .collect()
         });
         peer_list.sort_by(|a, b| a.id.cmp(&b.id));
-        let pending: Vec<VerifiedRelease> = shared
-            .lock_pending()
-            .values()
-            .map(|p| p.release.clone())
-            .collect();
+        let pending = self.pending();
         let mut fetching = Vec::new();
         for r in pending {
             fetching.push(FetchView {
@@ -118,5 +114,16 @@ impl FleetStatus {
                 .bytes
                 .load(std::sync::atomic::Ordering::Relaxed),
         }
+    }
+}
+
+impl FleetStatus {
+    /// The releases being fetched, for the status page's file and boot columns.
+    pub fn pending(&self) -> Vec<VerifiedRelease> {
+        self.shared
+            .lock_pending()
+            .values()
+            .map(|p| p.release.clone())
+            .collect()
     }
 }

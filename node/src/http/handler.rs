@@ -3,6 +3,9 @@
 //!
 //! | route | answer |
 //! |---|---|
+//! | `/` | the status page (HTML, see [`crate::status::render`]) |
+//! | `/status.json` | the same snapshot as JSON ([`crate::status::NodeStatus`]) |
+//! | `/fleet/status.json` | the fleet's view ([`crate::fleet::FleetView`]) |
 //! | `/boot.ipxe` | a script that chains back with `?mac=…&ip=…` (HTTP carries no MAC) |
 //! | `/boot.ipxe?mac=…&ip=…` | the machine's image, the default image, or a menu |
 //! | `/boot/<name>.ipxe` | a script booting the newest servable `<name>` |
@@ -37,6 +40,7 @@ use crate::{
         FleetStatus,
     },
     integrity::VerifiedFiles,
+    status::{self, StatusSource},
     store::Store,
 };
 
@@ -55,6 +59,8 @@ pub struct HttpHandler {
     pub read_through: Option<ReadThrough>,
     /// `/fleet/status.json`, when the node is in a fleet.
     pub fleet_status: Option<FleetStatus>,
+    /// `/` and `/status.json`.
+    pub status: StatusSource,
     /// Set by the listener on shutdown, so cut transfers are logged as the node's doing.
     pub stopping: Arc<AtomicBool>,
     /// Told which client got which boot file.
@@ -119,24 +125,12 @@ impl HttpHandler {
                 "netboot serves GET and HEAD only\n",
             );
         }
-        if path == "/fleet/status.json" {
-            return match &self.fleet_status {
-                Some(status) => match serde_json::to_string(&status.view().await) {
-                    Ok(json) => full(StatusCode::OK, "application/json", json),
-                    Err(e) => full(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "text/plain",
-                        format!("status: {e}\n"),
-                    ),
-                },
-                None => full(
-                    StatusCode::NOT_FOUND,
-                    "text/plain",
-                    "this node has no [fleet] section\n",
-                ),
-            };
+        let route = Route::parse(&path);
+        if let Some(resp) = self.status_answer(&route).await {
+            tracing::debug!("http {peer} {method} {path}: {}", resp.status().as_u16());
+            return resp;
         }
-        let answer = self.resolve(&path, &query);
+        let answer = self.resolve(route, &path, &query);
         let report = |step: Option<Step>| {
             let now = SystemTime::now();
             // iPXE's chain-back names the machine behind this address.
@@ -248,9 +242,46 @@ impl HttpHandler {
         response
     }
 
-    fn resolve(&self, path: &str, query: &str) -> Answer {
+    /// The status routes (`/`, `/status.json`, `/fleet/status.json`); `None` for the others.
+    async fn status_answer(&self, route: &Route<'_>) -> Option<Response<Body>> {
+        let json = |value: Result<String, serde_json::Error>| match value {
+            Ok(text) => full(StatusCode::OK, "application/json", text),
+            Err(e) => full(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                format!("status: {e}\n"),
+            ),
+        };
+        let resp = match route {
+            Route::StatusPage => {
+                let page = status::render::page(&self.status.snapshot().await);
+                let mut resp = full(StatusCode::OK, "text/html; charset=utf-8", page);
+                // The page has no script: forbid any, so an escaping mistake cannot run one.
+                resp.headers_mut().insert(
+                    hyper::header::CONTENT_SECURITY_POLICY,
+                    hyper::header::HeaderValue::from_static(
+                        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+                    ),
+                );
+                resp
+            }
+            Route::StatusJson => json(serde_json::to_string(&self.status.snapshot().await)),
+            Route::FleetStatus => match &self.fleet_status {
+                Some(status) => json(serde_json::to_string(&status.view().await)),
+                None => full(
+                    StatusCode::NOT_FOUND,
+                    "text/plain",
+                    "this node has no [fleet] section\n",
+                ),
+            },
+            _ => return None,
+        };
+        Some(resp)
+    }
+
+    fn resolve(&self, route: Route<'_>, path: &str, query: &str) -> Answer {
         let not_found = |why: String| Answer::Error(StatusCode::NOT_FOUND, why);
-        match Route::parse(path) {
+        match route {
             Route::BootScript => {
                 let q = BootQuery::parse(query);
                 let Some(client) = q.mac else {
@@ -352,6 +383,9 @@ impl HttpHandler {
             }
             Route::FirstStage(rest) => self.first_stage_file(rest, "first stage"),
             Route::NotFound(why) => not_found(why),
+            Route::StatusPage | Route::StatusJson | Route::FleetStatus => {
+                not_found(format!("{path} is answered by status_answer"))
+            }
         }
     }
 

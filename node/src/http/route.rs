@@ -14,6 +14,12 @@ use crate::{
 /// file paths inside a release stay text because each route has its own rule for them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route<'a> {
+    /// `/`: the status page (HTML).
+    StatusPage,
+    /// `/status.json`: the same snapshot as JSON.
+    StatusJson,
+    /// `/fleet/status.json`: the fleet's own view (peers, fetches).
+    FleetStatus,
     /// `/boot.ipxe`: identify the client, then its image or a menu.
     BootScript,
     /// `/boot/<name>.ipxe`
@@ -45,8 +51,12 @@ impl<'a> Route<'a> {
     /// Routes a request path (without its query).
     pub fn parse(path: &'a str) -> Self {
         let not_found = |why: &str| Route::NotFound(format!("{why} {path}"));
-        if path == "/boot.ipxe" {
-            return Route::BootScript;
+        match path {
+            "/" => return Route::StatusPage,
+            "/status.json" => return Route::StatusJson,
+            "/fleet/status.json" => return Route::FleetStatus,
+            "/boot.ipxe" => return Route::BootScript,
+            _ => {}
         }
         if let Some(rest) = path.strip_prefix("/boot/") {
             return match rest
@@ -141,6 +151,9 @@ mod tests {
 
     #[test]
     fn routes() {
+        assert_eq!(Route::parse("/"), Route::StatusPage);
+        assert_eq!(Route::parse("/status.json"), Route::StatusJson);
+        assert_eq!(Route::parse("/fleet/status.json"), Route::FleetStatus);
         assert_eq!(Route::parse("/boot.ipxe"), Route::BootScript);
         assert_eq!(
             Route::parse("/boot/debian.ipxe"),
@@ -212,6 +225,8 @@ mod tests {
             ("/first-stage", "no such path /first-stage"),
             ("/etc/passwd", "no such path /etc/passwd"),
             ("", "no such path "),
+            ("//", "no such path //"),
+            ("/status.json/x", "no such path /status.json/x"),
         ] {
             assert_eq!(Route::parse(path), Route::NotFound(why.into()), "{path}");
         }
