@@ -26,6 +26,7 @@ Typical first steps:
   netboot images --data-dir /var/lib/netboot --trust ed25519:<key>
   netboot verify --config /etc/netboot/netboot.toml
   netboot repair --config /etc/netboot/netboot.toml   # if the node says its blob index is damaged
+  netboot status                                      # what a running node holds and fetches
 
 A fleet: give each node a [fleet] section listing its peers as <endpoint-id>@<host:port>
 (`netboot node-id` prints a node's id), then publish once to any node:
@@ -56,6 +57,7 @@ enum Command {
     Repair(cmd::repair::RepairArgs),
     Import(cmd::bundle::ImportArgs),
     Export(cmd::bundle::ExportArgs),
+    Status(cmd::status::StatusArgs),
 }
 
 fn init_logging(verbose: u8, is_node: bool) {
@@ -103,6 +105,7 @@ fn main() -> ExitCode {
             Command::Repair(args) => cmd::repair::run(args).await,
             Command::Import(args) => cmd::bundle::import(args).await,
             Command::Export(args) => cmd::bundle::export(args).await,
+            Command::Status(args) => cmd::status::run(args).await,
         }
     });
     match result {

@@ -4,4 +4,5 @@ pub mod keys;
 pub mod node;
 pub mod publish;
 pub mod repair;
+pub mod status;
 pub mod verify;
