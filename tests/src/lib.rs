@@ -5,6 +5,7 @@ use std::{
     process::{Command, Output},
 };
 
+pub mod fleet_sites;
 pub mod wan;
 
 /// The `netboot` binary under test: `$NETBOOT_BIN`, or the one cargo built next to this test.
