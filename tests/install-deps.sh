@@ -7,7 +7,7 @@
 #   clients; iproute2 for network namespaces; python3 for the lab's RA responder; iptables,
 #   iputils-ping and procps (sysctl) for the WAN lab (tests/wan); Debian's signed shim and
 #   network GRUB plus sbsigntool (sbattach) for the Secure Boot tests; g++ for libFuzzer
-#   (tests/fuzz).
+#   (tests/fuzz); chromium (headless) for the status page test (tests/tests/status.rs).
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then
     echo "install-deps.sh: run as root (it installs packages; tests create network namespaces)" >&2
@@ -17,7 +17,7 @@ command -v cargo >/dev/null || { echo "install-deps.sh: cargo not found: install
 PACKAGES=(
     qemu-system-x86 qemu-system-arm qemu-efi-aarch64 ipxe-qemu seabios ovmf ipxe pxelinux syslinux-common busybox-static cpio
     iproute2 dnsmasq-base curl atftp tftp-hpa iptables kmod xz-utils python3 util-linux
-    iputils-ping procps shim-signed grub-efi-amd64-signed sbsigntool g++
+    iputils-ping procps shim-signed grub-efi-amd64-signed sbsigntool g++ chromium
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
