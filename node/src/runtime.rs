@@ -312,6 +312,7 @@ impl Node {
                 ),
                 store: store.clone(),
                 fleet: fleet.as_ref().map(Fleet::status_source),
+                clients: clients.clone(),
             },
             stopping: Arc::default(),
             clients: clients.clone(),

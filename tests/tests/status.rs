@@ -229,18 +229,38 @@ fn status_page_and_cli_follow_a_fetch_to_completion() {
     drop((na, nb));
 }
 
-/// A node without a fleet: the page and the CLI work, and the config names the URL.
+/// A node without a fleet: the CLI finds it from its config and shows the client that just
+/// asked it for a boot script.
 #[test]
 fn status_of_a_standalone_node_from_its_config() {
     let site = netboot_tests::LoopbackSite::new("");
+    let kernel = site.file("vmlinuz", &content(41, 1000));
+    site.publish(&["--name", "demo", "--kernel", &kernel]);
     let node: NodeProcess = site.start();
+    let script = Command::new("curl")
+        .args([
+            "-sf",
+            &format!(
+                "{}/boot.ipxe?mac=52%3A54%3A00%3Ab0%3A07%3A5a&ip=127.0.0.1",
+                site.base_url()
+            ),
+        ])
+        .output()
+        .expect("curl");
+    assert!(script.status.success(), "{}", node.log_text());
+    let json = status_json(&site.base_url());
+    let boot = &json["boots"][0];
+    assert_eq!(boot["mac"], "52:54:00:b0:07:5a", "{json}");
+    assert_eq!(boot["reached"], "config", "{json}");
     let out = run_bounded(
         netboot().args(["status", "--config"]).arg(&site.config),
         Duration::from_secs(30),
     );
     let text = stdout(&out);
     assert!(
-        out.status.success() && text.contains("no [fleet] section") && text.contains("RELEASES"),
+        out.status.success()
+            && text.contains("no [fleet] section")
+            && text.contains("52:54:00:b0:07:5a"),
         "{text}\n{}\n{}",
         String::from_utf8_lossy(&out.stderr),
         node.log_text()

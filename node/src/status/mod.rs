@@ -14,6 +14,7 @@ use netboot_proto::{BootEntry, Release};
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    clients::{Boot, ClientLog, Via},
     config::{Config, DhcpModeName},
     fleet::{FetchSource, FleetStatus, FleetView, PeerView},
     store::Store,
@@ -29,6 +30,58 @@ pub struct NodeStatus {
     pub releases: Vec<ReleaseStatus>,
     /// Fleet peers (empty without `[fleet]`).
     pub peers: Vec<PeerView>,
+    /// The last client boots, newest first.
+    pub boots: Vec<ClientBoot>,
+}
+
+/// How many boots the page and `netboot status` show.
+pub const BOOTS_SHOWN: usize = 20;
+
+/// One client boot as the node saw it (from [`crate::clients`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientBoot {
+    /// Unix seconds of its first event.
+    pub started: u64,
+    /// `None` while only its IP address is known.
+    pub mac: Option<String>,
+    pub ip: Option<String>,
+    /// Firmware architecture, as DHCP reported it.
+    pub arch: Option<String>,
+    /// `name vN` of the image it was given.
+    pub image: Option<String>,
+    /// The furthest stage reached: `dhcp_ignored`, `dhcp_answered`, `first_stage`,
+    /// `config`, `kernel`, `initrd`.
+    pub reached: Option<String>,
+    /// Why its DHCP request was not answered, if it was not.
+    pub ignored: Option<String>,
+    /// The last file it was given, and over which protocol.
+    pub last_file: Option<String>,
+}
+
+impl ClientBoot {
+    pub fn from_record(boot: &Boot) -> Self {
+        Self {
+            started: boot.started_ms / 1000,
+            mac: boot.mac.map(|m| m.to_string()),
+            ip: boot.ip.map(|i| i.to_string()),
+            arch: boot.arch.clone(),
+            image: boot
+                .image
+                .as_ref()
+                .map(|i| format!("{} v{}", i.name, i.version)),
+            reached: boot.furthest().map(|s| s.as_str().to_string()),
+            ignored: boot.ignored.clone(),
+            last_file: boot.last_file.as_ref().map(|(f, via)| {
+                format!(
+                    "{f} ({})",
+                    match via {
+                        Via::Tftp => "TFTP",
+                        Via::Http => "HTTP",
+                    }
+                )
+            }),
+        }
+    }
 }
 
 /// Who this node is and where it listens.
@@ -193,6 +246,7 @@ pub fn assemble(
     committed: &[&Release],
     fetching: &[&Release],
     fleet: Option<FleetView>,
+    boots: &[Boot],
     now: u64,
 ) -> NodeStatus {
     let mut releases: Vec<ReleaseStatus> = committed
@@ -255,6 +309,7 @@ pub fn assemble(
         node,
         releases,
         peers,
+        boots: boots.iter().map(ClientBoot::from_record).collect(),
     }
 }
 
@@ -264,6 +319,7 @@ pub struct StatusSource {
     pub node: NodeIdentity,
     pub store: Arc<Store>,
     pub fleet: Option<FleetStatus>,
+    pub clients: ClientLog,
 }
 
 impl StatusSource {
@@ -286,6 +342,7 @@ impl StatusSource {
             &committed,
             &pending,
             fleet,
+            &self.clients.recent_boots(BOOTS_SHOWN),
             crate::fsutil::now_unix(),
         )
     }

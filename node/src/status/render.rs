@@ -108,6 +108,32 @@ pub fn page(status: &NodeStatus) -> String {
                         }
                     }
                 }
+                h2 { "Last client boots" }
+                @if status.boots.is_empty() {
+                    p { "No client has asked this node yet." }
+                } @else {
+                    table {
+                        thead { tr { th { "when" } th { "client" } th { "arch" } th { "image" } th { "got as far as" } } }
+                        tbody {
+                            @for b in &status.boots {
+                                tr class="boot" {
+                                    td { (ago(b.started, now)) }
+                                    td {
+                                        (b.mac.as_deref().unwrap_or("MAC not yet known"))
+                                        @if let Some(ip) = &b.ip { br; (ip) }
+                                    }
+                                    td { (b.arch.as_deref().unwrap_or("?")) }
+                                    td { (b.image.as_deref().unwrap_or("—")) }
+                                    td {
+                                        (b.reached.as_deref().unwrap_or("—"))
+                                        @if let Some(why) = &b.ignored { br; "not answered: " (why) }
+                                        @if let Some(f) = &b.last_file { br; small { "last file " code { (f) } } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
                 p {
                     small {
                         "Refreshes every " (REFRESH_SECS) " s. The same as JSON: "

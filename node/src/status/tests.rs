@@ -81,8 +81,43 @@ fn sample() -> NodeStatus {
         &[&debian],
         &[&live],
         Some(fleet(fetching, refused)),
+        &boots(),
         NOW,
     )
+}
+
+/// A client that got its kernel, and one not answered (its vendor class is the client's).
+fn boots() -> Vec<crate::clients::Boot> {
+    use crate::clients::{Boot, ImageRef, Stage, Via};
+    let at = (NOW - 90) * 1000;
+    vec![
+        Boot {
+            id: 2,
+            mac: Some("52:54:00:12:34:56".parse().unwrap()),
+            ip: Some("10.1.0.100".parse().unwrap()),
+            arch: Some("EFI x86-64".into()),
+            started_ms: at,
+            stages: [(Stage::DhcpAnswered, at), (Stage::Kernel, at + 5000)].into(),
+            image: Some(ImageRef {
+                name: "debian".into(),
+                version: 7,
+            }),
+            ignored: None,
+            last_file: Some(("/r/debian/7/vmlinuz".into(), Via::Http)),
+        },
+        Boot {
+            id: 1,
+            mac: Some("52:54:00:00:00:01".parse().unwrap()),
+            ip: None,
+            arch: None,
+            started_ms: at - 60_000,
+            stages: [(Stage::DhcpIgnored, at - 60_000)].into(),
+            image: None,
+            // Control characters would drive the operator's terminal.
+            ignored: Some("not a PXE client (vendor class `<marquee>\x1b[2J`)".into()),
+            last_file: None,
+        },
+    ]
 }
 
 #[test]
@@ -121,6 +156,20 @@ fn snapshot_holds_each_release_with_its_state() {
         })
     );
     assert_eq!(s.peers.len(), 1);
+    assert_eq!(
+        s.boots[0],
+        ClientBoot {
+            started: NOW - 90,
+            mac: Some("52:54:00:12:34:56".into()),
+            ip: Some("10.1.0.100".into()),
+            arch: Some("EFI x86-64".into()),
+            image: Some("debian v7".into()),
+            reached: Some("kernel".into()),
+            ignored: None,
+            last_file: Some("/r/debian/7/vmlinuz (HTTP)".into()),
+        }
+    );
+    assert_eq!(s.boots[1].reached.as_deref(), Some("dhcp_ignored"));
     // What `netboot status --json` reads back is what the node wrote.
     let json = serde_json::to_string(&s).unwrap();
     assert_eq!(serde_json::from_str::<NodeStatus>(&json).unwrap(), s);
@@ -142,6 +191,7 @@ fn a_release_committed_between_the_two_looks_is_complete_once() {
         &[&live],
         &[&live],
         Some(fleet(fetching, vec![])),
+        &[],
         NOW,
     );
     assert_eq!(s.releases.len(), 1);
@@ -154,7 +204,7 @@ fn expired_and_expiring_releases_say_so() {
     old.expires = Some(NOW - 1);
     let mut soon = release("soon", 1, &["f"], None);
     soon.expires = Some(NOW + 3 * 3600);
-    let s = assemble(identity(), &[&old, &soon], &[], None, NOW);
+    let s = assemble(identity(), &[&old, &soon], &[], None, &[], NOW);
     assert_eq!(
         state_line(&s.releases[0].state, NOW),
         "expired: kept, no longer served"
@@ -169,13 +219,20 @@ fn expired_and_expiring_releases_say_so() {
 #[test]
 fn page_escapes_everything_it_prints() {
     let html = render::page(&sample());
-    for raw in ["<script>", "<b>x</b>", "<img src=x>", "peer <i>"] {
+    for raw in [
+        "<script>",
+        "<b>x</b>",
+        "<img src=x>",
+        "peer <i>",
+        "<marquee>",
+    ] {
         assert!(!html.contains(raw), "raw `{raw}` in the page:\n{html}");
     }
     for escaped in [
         "console=ttyS0 &lt;script&gt;alert(1)&lt;/script&gt;",
         "regional.example &lt;b&gt;x&lt;/b&gt;",
         "untrusted key &lt;img src=x&gt;",
+        "vendor class `&lt;marquee&gt;",
     ] {
         assert!(
             html.contains(escaped),
@@ -205,6 +262,14 @@ fn terminal_table_lines_up() {
         ]
     );
     assert!(text.contains("12.5 ms"), "{text}");
+    let boots = lines.iter().position(|l| l.starts_with("when")).unwrap();
+    assert_eq!(
+        &lines[boots + 1..boots + 3],
+        [
+            "90 s ago   52:54:00:12:34:56  EFI x86-64  debian v7  kernel",
+            "2 min ago  52:54:00:00:00:01  ?           -          not answered: not a PXE client (vendor class `<marquee>\\u{1b}[2J`)",
+        ]
+    );
     assert!(text.contains("4 s ago"), "{text}");
 }
 

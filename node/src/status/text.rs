@@ -4,8 +4,26 @@ use std::fmt::Write;
 
 use super::{ago, human_bytes, state_line, NodeStatus};
 
+/// A cell as the terminal may show it: control characters (a DHCP vendor class is the
+/// client's to choose) are written as escapes, so they cannot drive the terminal.
+fn printable(cell: &str) -> String {
+    cell.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Pads each column of `rows` to its widest cell; the last column is not padded.
 fn table(rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| printable(c)).collect())
+        .collect();
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
         .map(|c| {
@@ -17,7 +35,7 @@ fn table(rows: &[Vec<String>]) -> String {
         })
         .collect();
     let mut out = String::new();
-    for row in rows {
+    for row in &rows {
         let mut line = String::new();
         for (c, cell) in row.iter().enumerate() {
             if c + 1 == row.len() {
@@ -107,6 +125,35 @@ pub fn render(status: &NodeStatus) -> String {
                     .map(|t| ago(t, now))
                     .unwrap_or_else(|| "never".into()),
                 human_bytes(p.received_bytes),
+            ]
+        }));
+        out.push_str(&table(&rows));
+    }
+    out.push_str("\nLAST CLIENT BOOTS\n");
+    if status.boots.is_empty() {
+        out.push_str("  none\n");
+    } else {
+        let mut rows = vec![vec![
+            "when".into(),
+            "client".into(),
+            "arch".into(),
+            "image".into(),
+            "got as far as".into(),
+        ]];
+        rows.extend(status.boots.iter().map(|b| {
+            vec![
+                ago(b.started, now),
+                b.mac
+                    .clone()
+                    .or_else(|| b.ip.clone())
+                    .unwrap_or_else(|| "?".into()),
+                b.arch.clone().unwrap_or_else(|| "?".into()),
+                b.image.clone().unwrap_or_else(|| "-".into()),
+                match (&b.reached, &b.ignored) {
+                    (_, Some(why)) => format!("not answered: {why}"),
+                    (Some(stage), None) => stage.clone(),
+                    (None, None) => "-".into(),
+                },
             ]
         }));
         out.push_str(&table(&rows));
