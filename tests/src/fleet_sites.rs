@@ -56,11 +56,18 @@ impl Site {
     }
 }
 
-impl Fleet {
-    pub fn new() -> Self {
+impl Default for Fleet {
+    /// A fresh temp dir with a publisher key.
+    fn default() -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let (key, public) = keygen(tmp.path(), "publisher.key");
         Self { tmp, key, public }
+    }
+}
+
+impl Fleet {
+    pub fn new() -> Self {
+        Self::default()
     }
 
     pub fn site(&self, name: &str) -> Site {
