@@ -5,7 +5,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     sync::Mutex,
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
 use iroh::EndpointId;
@@ -164,10 +164,7 @@ impl Progress {
     }
 
     pub fn refused(&self, name: &ImageName, version: u64, from: &str, reason: &str) {
-        let at = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let at = crate::fsutil::now_unix();
         let mut inner = self.lock();
         // The same offer comes again from every peer that passes it on: keep one line.
         inner
