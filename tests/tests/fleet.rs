@@ -311,6 +311,26 @@ fn a_hostile_member_cannot_inject_releases_or_data() {
             "{answer}"
         );
     }
+    // The status shows each refused offer that named a release, with its reason.
+    let status = b.status();
+    for (version, why) in [
+        (9, "not a trusted publisher"),
+        (8, "expired"),
+        (1, "not newer"),
+    ] {
+        let shown = status.0["refused"].as_array().is_some_and(|r| {
+            r.iter().any(|x| {
+                x["name"] == "img"
+                    && x["version"] == version
+                    && x["reason"].as_str().is_some_and(|t| t.contains(why))
+            })
+        });
+        assert!(
+            shown,
+            "img v{version} ({why}) not in B's refusals: {}",
+            status.0
+        );
+    }
 
     // A node that is not a member is refused outright.
     let stranger = fleet.tmp.path().join("stranger.key");
