@@ -52,6 +52,9 @@ pub struct StatusArgs {
     interval: f64,
 }
 
+/// Plain HTTP: a node serves no TLS (put a reverse proxy in front for that).
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
+
 /// The URL to ask: --node, else the config's HTTP listen address.
 fn node_url(args: &StatusArgs) -> anyhow::Result<String> {
     if let Some(url) = &args.node {
@@ -77,10 +80,7 @@ fn node_url(args: &StatusArgs) -> anyhow::Result<String> {
     Ok(format!("http://{addr}"))
 }
 
-async fn fetch(
-    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
-    url: &str,
-) -> anyhow::Result<(String, NodeStatus)> {
+async fn fetch(client: &HttpClient, url: &str) -> anyhow::Result<(String, NodeStatus)> {
     let uri: hyper::Uri = format!("{url}/status.json")
         .parse()
         .with_context(|| format!("--node `{url}` is not an http:// URL"))?;
@@ -161,7 +161,7 @@ fn fetching(status: &NodeStatus) -> BTreeMap<Key, (u64, u64, String, String)> {
 /// Follows the releases being fetched: a bar each on a terminal, a line per change of
 /// whole ten percent otherwise (logs, CI).
 async fn watch(
-    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
+    client: &HttpClient,
     url: &str,
     mut status: NodeStatus,
     interval: Duration,
