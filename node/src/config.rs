@@ -1,7 +1,9 @@
 //! The node's configuration file (TOML).
 //!
-//! Every error names the file, and TOML errors also the line, column and field, because a
-//! sysadmin fixing a config at 3 a.m. should not have to guess.
+//! Every error names the file, the line and the field (`FILE:LINE: field: problem`, see
+//! [`diagnose`]), because a sysadmin fixing a config at 3 a.m. should not have to guess.
+
+pub mod diagnose;
 
 use std::{
     collections::BTreeMap,
@@ -29,8 +31,25 @@ pub enum ConfigError {
         path: PathBuf,
         cause: std::io::Error,
     },
-    #[error("config file {path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    /// Every mistake found, one `FILE:LINE: field: problem` per line.
+    #[error("{0}")]
+    Invalid(diagnose::Mistakes),
+}
+
+/// A mistake across fields, named by the dotted path of the field to change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub field: String,
+    pub message: String,
+}
+
+impl Problem {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -425,22 +444,7 @@ impl Config {
 
     /// `path` is used for error messages and to resolve a relative `data_dir`.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
-        if config.dhcp.mode == DhcpModeName::Server && config.dhcp.pool.is_none() {
-            return Err(ConfigError::Invalid {
-                path: path.to_path_buf(),
-                message: "[dhcp] mode = \"server\" needs a [dhcp.pool] section (range_start, range_end, subnet_mask, …)".into(),
-            });
-        }
-        if let Some(message) = config.check() {
-            return Err(ConfigError::Invalid {
-                path: path.to_path_buf(),
-                message,
-            });
-        }
+        let mut config = diagnose::diagnose(text, path).map_err(ConfigError::Invalid)?;
         if config.data_dir.is_relative() {
             let base = path.parent().unwrap_or(Path::new("."));
             config.data_dir = base.join(&config.data_dir);
@@ -448,49 +452,94 @@ impl Config {
         Ok(config)
     }
 
-    /// Checks across fields that serde cannot express; the message names the field.
-    fn check(&self) -> Option<String> {
+    /// Checks across fields that serde cannot express, each naming the field to change.
+    fn problems(&self) -> Vec<Problem> {
+        let mut found = Vec::new();
         let mode = self.dhcp.mode;
-        if self.dhcp.pool.is_some() && mode != DhcpModeName::Server {
-            let mode = format!("{mode:?}").to_lowercase();
-            return Some(format!(
-                "[dhcp.pool] is set but [dhcp] mode = \"{mode}\": a pool is used only with mode = \"server\" (remove the pool, or set mode = \"server\" on an isolated network)"
-            ));
+        match (&self.dhcp.pool, mode) {
+            (None, DhcpModeName::Server) => found.push(Problem::new(
+                "dhcp.mode",
+                "mode = \"server\" needs a [dhcp.pool] section (range_start, range_end, subnet_mask, …)",
+            )),
+            (Some(_), DhcpModeName::Proxy | DhcpModeName::Off) => {
+                let mode = format!("{mode:?}").to_lowercase();
+                found.push(Problem::new(
+                    "dhcp.pool",
+                    format!("[dhcp.pool] is set but [dhcp] mode = \"{mode}\": a pool is used only with mode = \"server\" (remove the pool, or set mode = \"server\" on an isolated network)"),
+                ));
+            }
+            (Some(pool), DhcpModeName::Server) => {
+                if let Err((field, why)) = pool.check() {
+                    found.push(Problem::new(format!("dhcp.pool.{field}"), why));
+                } else if let Some(ip) = self.dhcp.server_ip {
+                    let mask = u32::from(pool.subnet_mask);
+                    if u32::from(ip) & mask != u32::from(pool.range_start) & mask {
+                        found.push(Problem::new(
+                            "dhcp.server_ip",
+                            format!(
+                                "{ip} is outside the pool's subnet {}/{} ({}-{}): clients given an address there could not reach this node",
+                                std::net::Ipv4Addr::from(u32::from(pool.range_start) & mask),
+                                mask.leading_ones(),
+                                pool.range_start,
+                                pool.range_end
+                            ),
+                        ));
+                    }
+                }
+            }
+            (None, _) => {}
         }
         if let Some(url) = &self.http.base_url {
             if let Err(why) = check_base_url(url) {
-                return Some(format!(
-                    "[http] base_url = {url:?} {why}; expected a URL like http://10.0.0.1:8080"
+                found.push(Problem::new(
+                    "http.base_url",
+                    format!("{url:?} {why}; expected a URL like http://10.0.0.1:8080"),
                 ));
             }
         }
-        self.check_boot().err()
+        found.extend(self.check_boot());
+        found
+    }
+
+    /// What a starting node needs beyond a readable config: `netboot check-config` reports
+    /// these too, while one-shot commands (publish, images) that only use the data dir do not.
+    pub fn node_problems(&self) -> Vec<Problem> {
+        let mut found = Vec::new();
+        if self.dhcp.server_ip.is_none() && self.dhcp.interface.is_none() {
+            found.push(Problem::new(
+                "dhcp.server_ip",
+                "not set, and no dhcp.interface to take it from: the node cannot tell clients where it is (set dhcp.interface = \"<boot interface>\", or dhcp.server_ip)",
+            ));
+        }
+        found
     }
 
     /// Loader choices that cannot work, named by field.
-    fn check_boot(&self) -> Result<(), String> {
+    fn check_boot(&self) -> Vec<Problem> {
         let b = &self.boot;
+        let mut found = Vec::new();
         if b.bios_loader == Loader::Grub {
-            return Err("[boot] bios_loader = \"grub\": GRUB is the UEFI (Secure Boot) chain; BIOS machines use \"ipxe\" or \"pxelinux\" (set efi_loader = \"grub\" instead)".into());
+            found.push(Problem::new("boot.bios_loader", "\"grub\": GRUB is the UEFI (Secure Boot) chain; BIOS machines use \"ipxe\" or \"pxelinux\" (set efi_loader = \"grub\" instead)"));
         }
         if b.efi_loader == Loader::Pxelinux {
-            return Err("[boot] efi_loader = \"pxelinux\": PXELINUX is BIOS-only; UEFI machines use \"ipxe\" or \"grub\"".into());
+            found.push(Problem::new("boot.efi_loader", "\"pxelinux\": PXELINUX is BIOS-only; UEFI machines use \"ipxe\" or \"grub\""));
         }
         let names = [
-            ("[boot.grub] efi_x64", Some(&b.grub.efi_x64)),
-            ("[boot.grub] efi_arm64", b.grub.efi_arm64.as_ref()),
-            ("[boot.grub] grub_x64", Some(&b.grub.grub_x64)),
-            ("[boot.grub] grub_arm64", Some(&b.grub.grub_arm64)),
+            ("boot.grub.efi_x64", Some(&b.grub.efi_x64)),
+            ("boot.grub.efi_arm64", b.grub.efi_arm64.as_ref()),
+            ("boot.grub.grub_x64", Some(&b.grub.grub_x64)),
+            ("boot.grub.grub_arm64", Some(&b.grub.grub_arm64)),
         ];
         for (field, name) in names {
             let Some(name) = name else { continue };
             if let Err(e) = name.parse::<netboot_proto::ImagePath>() {
-                return Err(format!(
-                    "{field} = {name:?}: not a file name in the first-stage release: {e}"
+                found.push(Problem::new(
+                    field,
+                    format!("{name:?}: not a file name in the first-stage release: {e}"),
                 ));
             }
         }
-        Ok(())
+        found
     }
 
     pub fn trusted_keys(&self) -> TrustedKeys {
@@ -555,7 +604,7 @@ mod tests {
         let err = Config::parse("[machines]\n\"52:54:00\" = \"x\"\n", Path::new("/n.toml"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("line 2"), "{err}");
+        assert!(err.contains(":2: "), "{err}");
     }
 
     #[test]
@@ -633,7 +682,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("/etc/n.toml"), "{err}");
-        assert!(err.contains("line 2"), "{err}");
+        assert!(err.contains(":2: "), "{err}");
         assert!(
             err.contains("trusted_publishers") || err.contains("ed25519:zz"),
             "{err}"
@@ -643,7 +692,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("keep_version") && err.contains("line 2"),
+            err.contains("keep_version") && err.contains(":2: "),
             "{err}"
         );
 
@@ -698,9 +747,9 @@ mod grub_tests {
         let e = err("[boot]\nefi_loader = \"pxelinux\"\n");
         assert!(e.contains("efi_loader") && e.contains("BIOS-only"), "{e}");
         let e = err("[boot.grub]\nefi_x64 = \"../shim.efi\"\n");
-        assert!(e.contains("[boot.grub] efi_x64"), "{e}");
+        assert!(e.contains("/etc/n.toml:2: boot.grub.efi_x64: "), "{e}");
         let e = err("[boot.grub]\nshim = \"x\"\n");
-        assert!(e.contains("shim") && e.contains("line 2"), "{e}");
+        assert!(e.contains("shim") && e.contains(":2: "), "{e}");
         let e = err("[boot]\nefi_loader = \"grubb\"\n");
         assert!(e.contains("efi_loader") || e.contains("grubb"), "{e}");
     }
@@ -731,7 +780,7 @@ mod fleet_tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("endpoint-id") && err.contains("line 2"),
+            err.contains("endpoint-id") && err.contains(":2: "),
             "{err}"
         );
     }

@@ -264,7 +264,7 @@ fn a_config_file_sets_data_dir_trust_and_retention() {
     let out = run(netboot().args(["images", "--config"]).arg(&config), false);
     let err = stderr(&out);
     assert!(
-        err.contains("netboot.toml") && err.contains("line 3") && err.contains("keep_versons"),
+        err.contains("netboot.toml:3: store.keep_versons: "),
         "{err}"
     );
 }

@@ -81,6 +81,44 @@ impl PoolConfig {
         (u32::from(self.range_start)..=u32::from(self.range_end)).map(Ipv4Addr::from)
     }
 
+    /// A pool that cannot work: the field at fault (as named in `[dhcp.pool]`) and why.
+    /// Pure, so `netboot check-config` finds the same mistakes as a starting node.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        let (start, end) = (u32::from(self.range_start), u32::from(self.range_end));
+        let mask = u32::from(self.subnet_mask);
+        if start > end {
+            return Err((
+                "range_start",
+                format!("{} is after range_end {}", self.range_start, self.range_end),
+            ));
+        }
+        if mask.leading_ones() + mask.trailing_zeros() != 32 {
+            return Err((
+                "subnet_mask",
+                format!("{} is not a valid mask", self.subnet_mask),
+            ));
+        }
+        if start & mask != end & mask {
+            return Err((
+                "range_end",
+                format!(
+                    "range {}..{} is not inside one subnet with mask {}",
+                    self.range_start, self.range_end, self.subnet_mask
+                ),
+            ));
+        }
+        if end - start >= MAX_POOL_SIZE {
+            return Err((
+                "range_end",
+                format!("pool larger than {MAX_POOL_SIZE} addresses"),
+            ));
+        }
+        if self.lease_time_secs < 60 {
+            return Err(("lease_time_secs", "must be at least 60".into()));
+        }
+        Ok(())
+    }
+
     /// Directed broadcast address of the pool's subnet.
     pub fn broadcast_addr(&self) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.range_start) | !u32::from(self.subnet_mask))
@@ -153,32 +191,7 @@ impl DhcpConfig {
             return err("boot file names must be at most 127 bytes (the BOOTP file field)".into());
         }
         if let DhcpMode::Server(pool) = &self.mode {
-            let (start, end) = (u32::from(pool.range_start), u32::from(pool.range_end));
-            let mask = u32::from(pool.subnet_mask);
-            if start > end {
-                return err(format!(
-                    "range_start {} is after range_end {}",
-                    pool.range_start, pool.range_end
-                ));
-            }
-            if mask.leading_ones() + mask.trailing_zeros() != 32 {
-                return err(format!(
-                    "subnet_mask {} is not a valid mask",
-                    pool.subnet_mask
-                ));
-            }
-            if start & mask != end & mask {
-                return err(format!(
-                    "range {}..{} is not inside one subnet with mask {}",
-                    pool.range_start, pool.range_end, pool.subnet_mask
-                ));
-            }
-            if end - start >= MAX_POOL_SIZE {
-                return err(format!("pool larger than {MAX_POOL_SIZE} addresses"));
-            }
-            if pool.lease_time_secs < 60 {
-                return err("lease_time_secs must be at least 60".into());
-            }
+            pool.check().map_err(|(field, why)| ConfigError(format!("{field} {why}")))?;
         }
         Ok(self)
     }
