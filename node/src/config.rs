@@ -41,6 +41,8 @@ pub enum ConfigError {
 pub struct Problem {
     pub field: String,
     pub message: String,
+    /// Other fields the check read: if one of them was itself a mistake, this check is moot.
+    pub involves: Vec<&'static str>,
 }
 
 impl Problem {
@@ -48,7 +50,13 @@ impl Problem {
         Self {
             field: field.into(),
             message: message.into(),
+            involves: Vec::new(),
         }
+    }
+
+    fn involving(mut self, fields: &[&'static str]) -> Self {
+        self.involves.extend(fields);
+        self
     }
 }
 
@@ -460,13 +468,13 @@ impl Config {
             (None, DhcpModeName::Server) => found.push(Problem::new(
                 "dhcp.mode",
                 "mode = \"server\" needs a [dhcp.pool] section (range_start, range_end, subnet_mask, …)",
-            )),
+            ).involving(&["dhcp.pool"])),
             (Some(_), DhcpModeName::Proxy | DhcpModeName::Off) => {
                 let mode = format!("{mode:?}").to_lowercase();
                 found.push(Problem::new(
                     "dhcp.pool",
                     format!("[dhcp.pool] is set but [dhcp] mode = \"{mode}\": a pool is used only with mode = \"server\" (remove the pool, or set mode = \"server\" on an isolated network)"),
-                ));
+                ).involving(&["dhcp.mode"]));
             }
             (Some(pool), DhcpModeName::Server) => {
                 if let Err((field, why)) = pool.check() {
@@ -483,7 +491,7 @@ impl Config {
                                 pool.range_start,
                                 pool.range_end
                             ),
-                        ));
+                        ).involving(&["dhcp.pool"]));
                     }
                 }
             }
@@ -522,7 +530,10 @@ impl Config {
             found.push(Problem::new("boot.bios_loader", "\"grub\": GRUB is the UEFI (Secure Boot) chain; BIOS machines use \"ipxe\" or \"pxelinux\" (set efi_loader = \"grub\" instead)"));
         }
         if b.efi_loader == Loader::Pxelinux {
-            found.push(Problem::new("boot.efi_loader", "\"pxelinux\": PXELINUX is BIOS-only; UEFI machines use \"ipxe\" or \"grub\""));
+            found.push(Problem::new(
+                "boot.efi_loader",
+                "\"pxelinux\": PXELINUX is BIOS-only; UEFI machines use \"ipxe\" or \"grub\"",
+            ));
         }
         let names = [
             ("boot.grub.efi_x64", Some(&b.grub.efi_x64)),
@@ -779,10 +790,7 @@ mod fleet_tests {
         let err = Config::parse("[fleet]\npeers = [\"nope\"]\n", Path::new("/n.toml"))
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("endpoint-id") && err.contains(":2: "),
-            "{err}"
-        );
+        assert!(err.contains("endpoint-id") && err.contains(":2: "), "{err}");
     }
 }
 

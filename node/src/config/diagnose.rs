@@ -85,11 +85,16 @@ pub fn diagnose(text: &str, path: &Path) -> Result<Config, Mistakes> {
         };
         let at = e.span().map(|s| s.start);
         let field = at.map(|at| path_at(&root, at)).unwrap_or_default();
-        list.push(Mistake {
-            line: at.map(|at| line_of(text, at)),
-            field: dotted(&field),
-            problem: e.message().trim_end().to_string(),
-        });
+        // A table whose key was taken out now misses it ("missing field"): not a mistake
+        // of its own.
+        let follows_from_removal = removed.iter().any(|r| r.starts_with(&field));
+        if !follows_from_removal {
+            list.push(Mistake {
+                line: at.map(|at| line_of(text, at)),
+                field: dotted(&field),
+                problem: e.message().trim_end().to_string(),
+            });
+        }
         // Without a key to take out, reading again would find the same error.
         if field.is_empty() || list.len() >= MAX_MISTAKES || !remove(&mut root, &field) {
             break None;
@@ -97,20 +102,29 @@ pub fn diagnose(text: &str, path: &Path) -> Result<Config, Mistakes> {
         removed.push(field);
     };
     if let Some(config) = &config {
-        for Problem { field, message } in config.problems() {
-            let path: Vec<String> = field.split('.').map(str::to_string).collect();
-            // A field taken out above reads as its default: a check on it would be wrong.
-            let touched = |r: &Vec<String>| path.starts_with(r) || r.starts_with(&path);
-            if removed.iter().any(touched) {
+        for problem in config.problems() {
+            let split = |f: &str| f.split('.').map(str::to_string).collect::<Vec<_>>();
+            let path = split(&problem.field);
+            // A field taken out above reads as its default: a check that reads it is moot.
+            let moot = std::iter::once(path.clone())
+                .chain(problem.involves.iter().map(|f| split(f)))
+                .any(|p| {
+                    removed
+                        .iter()
+                        .any(|r| p.starts_with(r) || r.starts_with(&p))
+                });
+            if moot {
                 continue;
             }
             list.push(Mistake {
                 line: locate(&root, &path).map(|at| line_of(text, at)),
-                field,
-                problem: message,
+                field: problem.field,
+                problem: problem.message,
             });
         }
     }
+    // In file order, as an editor shows them; missing settings last.
+    list.sort_by_key(|m| m.line.unwrap_or(usize::MAX));
     match config {
         Some(config) if list.is_empty() => Ok(config),
         _ => Err(mistakes(list)),
@@ -187,4 +201,151 @@ fn dotted(path: &[String]) -> String {
         .map(|k| if bare(k) { k.clone() } else { format!("{k:?}") })
         .collect::<Vec<_>>()
         .join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "ed25519:8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c";
+
+    fn mistakes(text: &str) -> Vec<String> {
+        match diagnose(text, Path::new("/etc/netboot/site.toml")) {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(m) => m.to_string().lines().map(str::to_string).collect(),
+        }
+    }
+
+    /// One mistake of each kind: the exact `FILE:LINE: field:` it is reported at, and a
+    /// word of the problem.
+    #[test]
+    fn each_kind_of_mistake_names_file_line_and_field() {
+        let pool = "[dhcp.pool]\nrange_start = \"10.0.0.100\"\nrange_end = \"10.0.0.200\"\nsubnet_mask = \"255.255.255.0\"\n";
+        let cases: &[(&str, String, &str, &str)] = &[
+            (
+                "syntax error",
+                "data_dir = \"/d\"\n[dhcp\nmode = \"proxy\"\n".into(),
+                "2: syntax:",
+                "",
+            ),
+            (
+                "unknown field",
+                "[tftp]\nenabled = true\nmax_transfer = 10\n".into(),
+                "3: tftp.max_transfer:",
+                "unknown field",
+            ),
+            (
+                "wrong type",
+                "\n[http]\nmax_connections = \"many\"\n".into(),
+                "3: http.max_connections:",
+                "invalid type",
+            ),
+            (
+                "bad address",
+                "[dhcp]\nmode = \"proxy\"\nserver_ip = \"10.0.0.300\"\n".into(),
+                "3: dhcp.server_ip:",
+                "address",
+            ),
+            (
+                "bad key",
+                format!("trusted_publishers = [\n  \"{KEY}\",\n  \"ed25519:abc\",\n]\n"),
+                // serde reports the array, located at its first line.
+                "1: trusted_publishers:",
+                "ed25519:abc",
+            ),
+            (
+                "invalid value",
+                "[dhcp]\nmode = \"relay\"\n".into(),
+                "2: dhcp.mode:",
+                "relay",
+            ),
+            (
+                "server_ip outside the pool's subnet",
+                format!("[dhcp]\nmode = \"server\"\nserver_ip = \"10.9.0.1\"\n{pool}"),
+                "3: dhcp.server_ip:",
+                "outside the pool's subnet 10.0.0.0/24",
+            ),
+            (
+                "pool range across subnets",
+                "[dhcp]\nmode = \"server\"\n[dhcp.pool]\nrange_start = \"10.0.0.100\"\nrange_end = \"10.0.1.20\"\nsubnet_mask = \"255.255.255.0\"\n".into(),
+                "5: dhcp.pool.range_end:",
+                "not inside one subnet",
+            ),
+            (
+                "server mode without a pool",
+                "[dhcp]\ninterface = \"lab0\"\nmode = \"server\"\n".into(),
+                "3: dhcp.mode:",
+                "needs a [dhcp.pool]",
+            ),
+            (
+                "a pool without server mode",
+                format!("[dhcp]\nmode = \"proxy\"\n{pool}"),
+                "3: dhcp.pool:",
+                "only with mode = \"server\"",
+            ),
+            (
+                "impossible loader combination",
+                "[boot]\ndefault_image = \"debian\"\nefi_loader = \"pxelinux\"\n".into(),
+                "3: boot.efi_loader:",
+                "BIOS-only",
+            ),
+        ];
+        for (kind, text, at, word) in cases {
+            let got = mistakes(text);
+            let want = format!("/etc/netboot/site.toml:{at} ");
+            assert!(
+                got.len() == 1 && got[0].starts_with(&want) && got[0].contains(word),
+                "{kind}: want one line starting {want:?} containing {word:?}, got {got:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_mistake_is_reported_not_only_the_first() {
+        let text = format!(
+            "trusted_publishers = [\"{KEY}\"]\ndata_dir = 7\n[dhcp]\nmode = \"server\"\nserver_ip = \"10.0.0.1\"\n[dhcp.pool]\nrange_start = \"10.0.0.100\"\nrange_end = \"10.0.0.20\"\nsubnet_mask = \"255.255.255.0\"\n[tftp]\nmax_transfers = -1\n[boot]\nbios_loader = \"grub\"\n[store]\nkeep_versions = 0\nkeep = 1\n"
+        );
+        let got = mistakes(&text);
+        let fields: Vec<&str> = got
+            .iter()
+            .map(|l| l.splitn(4, ':').nth(2).unwrap_or("").trim())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "data_dir",
+                "dhcp.pool.range_start",
+                "tftp.max_transfers",
+                "boot.bios_loader",
+                "store.keep_versions",
+                "store.keep",
+            ],
+            "{got:#?}"
+        );
+        let lines: Vec<&str> = got.iter().map(|l| l.split(':').nth(1).unwrap()).collect();
+        assert_eq!(lines, ["2", "7", "11", "13", "15", "16"], "{got:#?}");
+    }
+
+    #[test]
+    fn a_check_on_a_field_already_reported_is_not_repeated() {
+        // The pool's bad value removes the pool; "server mode needs a pool" would be wrong.
+        let got = mistakes("[dhcp]\nmode = \"server\"\n[dhcp.pool]\nrange_start = \"x\"\n");
+        assert_eq!(got.len(), 1, "{got:#?}");
+        assert!(
+            got[0].starts_with("/etc/netboot/site.toml:4: dhcp.pool.range_start: "),
+            "{got:#?}"
+        );
+    }
+
+    #[test]
+    fn a_missing_setting_is_named_without_a_line_and_a_good_file_passes() {
+        let text = format!("trusted_publishers = [\"{KEY}\"]\n[dhcp]\nmode = \"proxy\"\n");
+        let config = diagnose(&text, Path::new("/n.toml")).unwrap();
+        let problems = config.node_problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].field, "dhcp.server_ip");
+        let with_if = format!("{text}interface = \"eno1\"\n");
+        let config = diagnose(&with_if, Path::new("/n.toml")).unwrap();
+        assert!(config.node_problems().is_empty());
+    }
 }

@@ -191,7 +191,8 @@ impl DhcpConfig {
             return err("boot file names must be at most 127 bytes (the BOOTP file field)".into());
         }
         if let DhcpMode::Server(pool) = &self.mode {
-            pool.check().map_err(|(field, why)| ConfigError(format!("{field} {why}")))?;
+            pool.check()
+                .map_err(|(field, why)| ConfigError(format!("{field} {why}")))?;
         }
         Ok(self)
     }
