@@ -4,6 +4,7 @@
 //! [`diagnose`]), because a sysadmin fixing a config at 3 a.m. should not have to guess.
 
 pub mod diagnose;
+pub mod template;
 
 use std::{
     collections::BTreeMap,

@@ -58,6 +58,15 @@ const MAX_MISTAKES: usize = 50;
 
 /// The config in `text`, or every mistake in it. `path` is only named in messages.
 pub fn diagnose(text: &str, path: &Path) -> Result<Config, Mistakes> {
+    diagnose_as(text, path, false)
+}
+
+/// The same, plus what only a node needs ([`Config::node_problems`]): `netboot check-config`.
+pub fn diagnose_node(text: &str, path: &Path) -> Result<Config, Mistakes> {
+    diagnose_as(text, path, true)
+}
+
+fn diagnose_as(text: &str, path: &Path, for_node: bool) -> Result<Config, Mistakes> {
     let mistakes = |list| Mistakes {
         path: path.to_path_buf(),
         list,
@@ -102,7 +111,8 @@ pub fn diagnose(text: &str, path: &Path) -> Result<Config, Mistakes> {
         removed.push(field);
     };
     if let Some(config) = &config {
-        for problem in config.problems() {
+        let node = for_node.then(|| config.node_problems()).unwrap_or_default();
+        for problem in config.problems().into_iter().chain(node) {
             let split = |f: &str| f.split('.').map(str::to_string).collect::<Vec<_>>();
             let path = split(&problem.field);
             // A field taken out above reads as its default: a check that reads it is moot.
@@ -338,14 +348,23 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_setting_is_named_without_a_line_and_a_good_file_passes() {
+    fn what_only_a_node_needs_is_checked_for_a_node() {
         let text = format!("trusted_publishers = [\"{KEY}\"]\n[dhcp]\nmode = \"proxy\"\n");
-        let config = diagnose(&text, Path::new("/n.toml")).unwrap();
-        let problems = config.node_problems();
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert_eq!(problems[0].field, "dhcp.server_ip");
+        // publish and images read the same file for its data dir: fine for them.
+        assert!(diagnose(&text, Path::new("/n.toml")).is_ok());
+        let got = diagnose_node(&text, Path::new("/n.toml"))
+            .unwrap_err()
+            .to_string();
+        // Not in the file: located at the section it belongs in.
+        assert!(
+            got.starts_with("/n.toml:2: dhcp.server_ip: not set"),
+            "{got}"
+        );
+        let got = diagnose_node("", Path::new("/n.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(got.starts_with("/n.toml: dhcp.server_ip: not set"), "{got}");
         let with_if = format!("{text}interface = \"eno1\"\n");
-        let config = diagnose(&with_if, Path::new("/n.toml")).unwrap();
-        assert!(config.node_problems().is_empty());
+        assert!(diagnose_node(&with_if, Path::new("/n.toml")).is_ok());
     }
 }
