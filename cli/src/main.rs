@@ -58,6 +58,8 @@ enum Command {
     Import(cmd::bundle::ImportArgs),
     Export(cmd::bundle::ExportArgs),
     Status(cmd::status::StatusArgs),
+    Init(cmd::init::InitArgs),
+    CheckConfig(cmd::check_config::CheckConfigArgs),
 }
 
 fn init_logging(verbose: u8, is_node: bool) {
@@ -106,6 +108,8 @@ fn main() -> ExitCode {
             Command::Import(args) => cmd::bundle::import(args).await,
             Command::Export(args) => cmd::bundle::export(args).await,
             Command::Status(args) => cmd::status::run(args).await,
+            Command::Init(args) => cmd::init::run(args),
+            Command::CheckConfig(args) => cmd::check_config::run(args),
         }
     });
     match result {

@@ -74,7 +74,7 @@ pub fn server_ip(config: &Config) -> Result<Ipv4Addr, RuntimeError> {
 }
 
 /// IPv4 addresses and netmasks of `iface`.
-fn interface_addrs(iface: &str) -> Result<Vec<(Ipv4Addr, Ipv4Addr)>, RuntimeError> {
+pub fn interface_addrs(iface: &str) -> Result<Vec<(Ipv4Addr, Ipv4Addr)>, RuntimeError> {
     let addrs = if_addrs::get_if_addrs().map_err(|e| RuntimeError::Config {
         field: "dhcp.interface",
         message: e.to_string(),

@@ -1,5 +1,7 @@
 pub mod bundle;
+pub mod check_config;
 pub mod images;
+pub mod init;
 pub mod keys;
 pub mod node;
 pub mod publish;

@@ -18,7 +18,7 @@ use toml::{
     Spanned,
 };
 
-use super::{Config, Problem};
+use super::Config;
 
 /// One mistake: where it is and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
