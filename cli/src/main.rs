@@ -2,6 +2,7 @@
 //! everything with logic in it lives there.
 
 mod cmd;
+mod logging;
 mod progress;
 mod target;
 
@@ -39,6 +40,10 @@ struct Cli {
     /// More log output (-v: info, -vv: debug). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Log lines as text, or as one JSON object per line (for log shippers; each client
+    /// line has the client's MAC or address as a field).
+    #[arg(long, global = true, value_enum, default_value_t = logging::LogFormat::Text, value_name = "FORMAT")]
+    log_format: logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -62,29 +67,13 @@ enum Command {
     CheckConfig(cmd::check_config::CheckConfigArgs),
 }
 
-fn init_logging(verbose: u8, is_node: bool) {
-    let default = match verbose {
-        // A node logs each client transaction at info; one-shot commands stay quiet.
-        // iroh's own info lines are about its internals (sockets, paths), not clients.
-        0 if is_node => "info,iroh_blobs=warn,iroh=warn,noq=warn,noq_proto=warn",
-        0 => "warn",
-        1 => "info,iroh_blobs=warn,iroh=warn,noq=warn,noq_proto=warn",
-        _ => "debug",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose, matches!(cli.command, Command::Node(_)));
+    logging::init(
+        cli.verbose,
+        matches!(cli.command, Command::Node(_)),
+        cli.log_format,
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

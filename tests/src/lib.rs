@@ -97,7 +97,12 @@ impl NodeProcess {
             }
             None => Command::new(netboot_bin()),
         };
-        Self::start_cmd(config, cmd)
+        Self::start_cmd(config, cmd, &[])
+    }
+
+    /// Like [`start`](Self::start) on loopback, with more arguments to `netboot node`.
+    pub fn start_with_args(config: &Path, args: &[&str]) -> NodeProcess {
+        Self::start_cmd(config, Command::new(netboot_bin()), args)
     }
 
     /// Like [`start`](Self::start) on loopback, with at most `nofile` open files (what
@@ -107,15 +112,16 @@ impl NodeProcess {
         cmd.arg(format!("--nofile={nofile}:{nofile}"))
             .arg("--")
             .arg(netboot_bin());
-        Self::start_cmd(config, cmd)
+        Self::start_cmd(config, cmd, &[])
     }
 
-    fn start_cmd(config: &Path, mut cmd: Command) -> NodeProcess {
+    fn start_cmd(config: &Path, mut cmd: Command, args: &[&str]) -> NodeProcess {
         let log = config.with_extension("log");
         let log_file = std::fs::File::create(&log).expect("create node log");
         cmd.arg("node")
             .arg("--config")
             .arg(config)
+            .args(args)
             .env_remove("RUST_LOG");
         let child = cmd
             .stdout(log_file.try_clone().expect("dup log"))

@@ -119,4 +119,3 @@ fn default_route_interface() -> anyhow::Result<String> {
         .map(|(_, iface)| iface)
         .context("no IPv4 default route: pass --interface with the boot network's interface")
 }
-

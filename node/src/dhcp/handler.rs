@@ -40,6 +40,13 @@ pub struct Outcome {
 
 /// Handle one datagram and log it; the outcome holds the reply to send, if any.
 pub fn handle(cfg: &DhcpConfig, state: &mut State, pkt: &Inbound<'_>) -> Outcome {
+    // The line carries the client's MAC as a field (`--log-format json`), read as sent even
+    // from a packet the parser refuses.
+    let _span = tracing::info_span!(
+        "dhcp",
+        mac = client_mac(pkt.data).map(tracing::field::display)
+    )
+    .entered();
     let out = process(cfg, state, pkt);
     if out.quiet {
         tracing::debug!("dhcp: {}", out.log);
@@ -47,6 +54,15 @@ pub fn handle(cfg: &DhcpConfig, state: &mut State, pkt: &Inbound<'_>) -> Outcome
         tracing::info!("dhcp: {}", out.log);
     }
     out
+}
+
+/// The BOOTP client hardware address (chaddr) of an Ethernet request.
+fn client_mac(data: &[u8]) -> Option<super::MacAddr> {
+    // op, htype 1 (Ethernet), hlen 6; chaddr starts at byte 28.
+    if data.get(1..3) != Some(&[1, 6]) {
+        return None;
+    }
+    Some(super::MacAddr(data.get(28..34)?.try_into().ok()?))
 }
 
 /// [`handle`] without the logging, for tests and callers that log themselves.

@@ -143,10 +143,15 @@ pub async fn serve(
         next_id += 1;
         table.lock().insert(id, conn.clone());
         let (handler, table) = (handler.clone(), table.clone());
-        tasks.spawn(async move {
-            serve_connection(stream, conn, handler, limits).await;
-            table.lock().remove(&id);
-        });
+        // Every line of the connection carries the client as a field (`--log-format json`).
+        let span = tracing::info_span!("http", client = %peer.ip());
+        tasks.spawn(tracing::Instrument::instrument(
+            async move {
+                serve_connection(stream, conn, handler, limits).await;
+                table.lock().remove(&id);
+            },
+            span,
+        ));
     }
     // Shutdown: every transfer still running is cut by the node, and says so.
     handler.stopping.store(true, Ordering::Relaxed);

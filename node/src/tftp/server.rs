@@ -355,10 +355,15 @@ async fn start_read(
         id,
     };
     let task_shared = shared.clone();
-    let task = tasks.spawn(async move {
-        let _guard = guard;
-        serve_read(&task_shared, request, client, &progressed).await;
-    });
+    // Every line of the transfer carries the client as a field (`--log-format json`).
+    let span = tracing::info_span!("tftp", client = %client.ip());
+    let task = tasks.spawn(tracing::Instrument::instrument(
+        async move {
+            let _guard = guard;
+            serve_read(&task_shared, request, client, &progressed).await;
+        },
+        span,
+    ));
     if let Some(entry) = shared.active().get_mut(&id) {
         entry.task = Some(task);
     }
@@ -411,7 +416,10 @@ async fn serve_read(
 
     let source = shared.source.clone();
     let open_name = name.clone();
-    let opened = tokio::task::spawn_blocking(move || source.open(&open_name, client)).await;
+    let span = tracing::Span::current();
+    let opened =
+        tokio::task::spawn_blocking(move || span.in_scope(|| source.open(&open_name, client)))
+            .await;
     let file = match opened {
         Ok(Ok(file)) => file,
         Ok(Err(e)) => {
