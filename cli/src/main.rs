@@ -29,6 +29,12 @@ Typical first steps:
   netboot repair --config /etc/netboot/netboot.toml   # if the node says its blob index is damaged
   netboot status                                      # what a running node holds and fetches
 
+A node: write its config for this host, check it, run it (the Debian package's
+netboot.service runs `netboot node`):
+  netboot init --role branch          # or origin, lab; prints the node's fleet id
+  netboot check-config /etc/netboot/netboot.toml
+  netboot node --config /etc/netboot/netboot.toml [--log-format json]
+
 A fleet: give each node a [fleet] section listing its peers as <endpoint-id>@<host:port>
 (`netboot node-id` prints a node's id), then publish once to any node:
   netboot publish --key publisher.key --to <endpoint-id>@regional.example:7311 --name debian-12 ...
@@ -40,9 +46,9 @@ struct Cli {
     /// More log output (-v: info, -vv: debug). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
-    /// Log lines as text, or as one JSON object per line (for log shippers; each client
-    /// line has the client's MAC or address as a field).
-    #[arg(long, global = true, value_enum, default_value_t = logging::LogFormat::Text, value_name = "FORMAT")]
+    /// Log format: text, or json (one object per line for log shippers, with the client's
+    /// MAC or address as a field).
+    #[arg(long, global = true, value_enum, default_value_t = logging::LogFormat::Text, value_name = "FORMAT", hide_possible_values = true)]
     log_format: logging::LogFormat,
     #[command(subcommand)]
     command: Command,

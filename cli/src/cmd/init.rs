@@ -19,6 +19,9 @@ use netboot_node::config::{
 /// server (proxy-DHCP); branch — a site fed by the fleet, proxy-DHCP; lab — an isolated
 /// network without a DHCP server, the node hands out addresses from a pool in the
 /// interface's subnet.
+///
+/// Example: `netboot init --role lab --interface lab0`, then `netboot check-config
+/// /etc/netboot/netboot.toml`.
 #[derive(Args)]
 pub struct InitArgs {
     /// What this node is for: origin, branch or lab.

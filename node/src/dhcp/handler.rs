@@ -244,3 +244,25 @@ fn boot_why(req: &BootRequest) -> String {
         format!("boot program for {}", req.arch_name())
     }
 }
+
+#[cfg(test)]
+mod log_field_tests {
+    use super::*;
+
+    /// The MAC of the JSON log field is the one the client sent, also in a packet the parser
+    /// refuses; a header that is not Ethernet BOOTP gives none.
+    #[test]
+    fn client_mac_is_the_sent_chaddr() {
+        let mac = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+        // op BOOTREQUEST, htype Ethernet, hlen 6, chaddr at 28; no magic cookie, no options.
+        let mut bytes = vec![0u8; 236];
+        bytes[..3].copy_from_slice(&[1, 1, 6]);
+        bytes[28..34].copy_from_slice(&mac);
+        assert!(BootRequest::parse(&bytes).is_err());
+        assert_eq!(client_mac(&bytes), Some(super::super::MacAddr(mac)));
+        bytes[2] = 16;
+        assert_eq!(client_mac(&bytes), None);
+        bytes[2] = 6;
+        assert_eq!(client_mac(&bytes[..30]), None);
+    }
+}
