@@ -111,7 +111,11 @@ fn diagnose_as(text: &str, path: &Path, for_node: bool) -> Result<Config, Mistak
         removed.push(field);
     };
     if let Some(config) = &config {
-        let node = for_node.then(|| config.node_problems()).unwrap_or_default();
+        let node = if for_node {
+            config.node_problems()
+        } else {
+            Vec::new()
+        };
         for problem in config.problems().into_iter().chain(node) {
             let split = |f: &str| f.split('.').map(str::to_string).collect::<Vec<_>>();
             let path = split(&problem.field);
@@ -318,7 +322,7 @@ mod tests {
         let got = mistakes(&text);
         let fields: Vec<&str> = got
             .iter()
-            .map(|l| l.splitn(4, ':').nth(2).unwrap_or("").trim())
+            .map(|l| l.split(':').nth(2).unwrap_or("").trim())
             .collect();
         assert_eq!(
             fields,
