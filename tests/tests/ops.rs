@@ -176,3 +176,22 @@ fn json_logs_are_one_object_per_line_with_the_client_as_a_field() {
         "{all:?}"
     );
 }
+
+/// The package's default config is valid TOML with known fields, and lacks only the host's
+/// interface, which check-config (the unit's ExecStartPre) names until it is set.
+#[test]
+fn the_packaged_default_config_needs_only_the_interface() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/debian/netboot.toml");
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("netboot.toml");
+    fs::copy(&shipped, &file).unwrap();
+    let out = run(netboot().arg("check-config").arg(&file), false);
+    let err = stderr(&out);
+    assert!(
+        err.contains(": dhcp.server_ip: not set") && err.contains(": 1 mistake\n"),
+        "{err}"
+    );
+    let text = fs::read_to_string(&shipped).unwrap() + "interface = \"lo\"\n";
+    fs::write(&file, text).unwrap();
+    run(netboot().arg("check-config").arg(&file), true);
+}
