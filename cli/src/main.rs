@@ -38,7 +38,10 @@ netboot.service runs `netboot node`):
 A fleet: give each node a [fleet] section listing its peers as <endpoint-id>@<host:port>
 (`netboot node-id` prints a node's id), then publish once to any node:
   netboot publish --key publisher.key --to <endpoint-id>@regional.example:7311 --name debian-12 ...
-Every node that trusts the key fetches the release from its nearest peer and verifies it.";
+Every node that trusts the key fetches the release from its nearest peer and verifies it.
+
+To try it on one LAN with no config (proxy-DHCP beside the site's DHCP server):
+  sudo netboot quick --kernel vmlinuz --initrd initrd.img --cmdline 'console=ttyS0'";
 
 #[derive(Parser)]
 #[command(name = "netboot", version, about = ABOUT, long_about = LONG_ABOUT)]
@@ -71,13 +74,14 @@ enum Command {
     Status(cmd::status::StatusArgs),
     Init(cmd::init::InitArgs),
     CheckConfig(cmd::check_config::CheckConfigArgs),
+    Quick(cmd::quick::QuickArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(
         cli.verbose,
-        matches!(cli.command, Command::Node(_)),
+        matches!(cli.command, Command::Node(_) | Command::Quick(_)),
         cli.log_format,
     );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -105,6 +109,7 @@ fn main() -> ExitCode {
             Command::Status(args) => cmd::status::run(args).await,
             Command::Init(args) => cmd::init::run(args),
             Command::CheckConfig(args) => cmd::check_config::run(args),
+            Command::Quick(args) => cmd::quick::run(args).await,
         }
     });
     match result {

@@ -5,6 +5,7 @@ pub mod init;
 pub mod keys;
 pub mod node;
 pub mod publish;
+pub mod quick;
 pub mod repair;
 pub mod status;
 pub mod verify;

@@ -32,14 +32,14 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-struct Signals {
+pub(crate) struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
-    fn new() -> std::io::Result<Self> {
+    pub(crate) fn new() -> std::io::Result<Self> {
         use tokio::signal::unix::{signal, SignalKind};
         Ok(Self {
             term: signal(SignalKind::terminate())?,
@@ -49,7 +49,7 @@ impl Signals {
     }
 
     /// Resolves on SIGTERM or SIGINT.
-    async fn shutdown(mut self) {
+    pub(crate) async fn shutdown(mut self) {
         loop {
             tokio::select! {
                 _ = self.term.recv() => return,

@@ -1,0 +1,81 @@
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use netboot_node::{
+    publish::FileArg,
+    quick::{self, QuickOptions},
+};
+
+use super::node::Signals;
+
+/// Boot every PXE client on this network from one kernel + initrd (or an ISO), with no
+/// config file: a one-site trial.
+///
+/// It uses the interface that has the default route (or --interface) and its IPv4 address,
+/// and runs proxy-DHCP beside the site's own DHCP server: that server still hands out the
+/// addresses, netboot only tells PXE firmware where to boot from. TFTP (port 69) and HTTP
+/// (--http-port) serve the first stage and the image. It creates an ephemeral publisher
+/// key (kept in memory) and a data dir in a new temporary directory ($TMPDIR or /tmp),
+/// publishes the image and the first-stage programs of Debian's `ipxe` package
+/// (/usr/lib/ipxe: undionly.kpxe for BIOS, snponly.efi or ipxe.efi for UEFI), then logs
+/// each client's progress (DHCP offer, first stage, script, kernel, initrd). Ctrl-C
+/// (SIGINT) or SIGTERM stops it and removes the temporary directory.
+///
+/// Needs: root or CAP_NET_BIND_SERVICE + CAP_NET_RAW (ports 67, 69, 80; DHCP on the
+/// interface), and `apt-get install ipxe`.
+///
+/// Example:
+///   sudo netboot quick --kernel vmlinuz --initrd initrd.img \
+///       --cmdline 'console=ttyS0 boot=live fetch={{image_url}}/filesystem.squashfs' \
+///       --file filesystem.squashfs
+///
+/// For a lasting setup (verified releases from a publisher, a fleet of sites), write a config
+/// and run `netboot node` instead.
+#[derive(Args)]
+#[command(verbatim_doc_comment)]
+pub struct QuickArgs {
+    /// Linux kernel to boot.
+    #[arg(
+        long,
+        value_name = "[PATH=]FILE",
+        required_unless_present = "iso",
+        conflicts_with = "iso"
+    )]
+    kernel: Option<FileArg>,
+    /// Initrd, in load order. Repeatable.
+    #[arg(long, value_name = "[PATH=]FILE", requires = "kernel")]
+    initrd: Vec<FileArg>,
+    /// Kernel command line; {{image_url}}, {{base_url}}, {{mac}}, {{ip}} are filled in at
+    /// boot time (see `netboot publish --help`).
+    #[arg(long, value_name = "TEXT", default_value = "", requires = "kernel")]
+    cmdline: String,
+    /// An ISO image to boot with iPXE's sanboot instead of a kernel.
+    #[arg(long, value_name = "[PATH=]FILE")]
+    iso: Option<FileArg>,
+    /// Any other file of the image, served at {{image_url}}/PATH (squashfs root, …).
+    /// Repeatable.
+    #[arg(long, value_name = "[PATH=]FILE")]
+    file: Vec<FileArg>,
+    /// The boot network's interface. Default: the one with the default route.
+    #[arg(long, value_name = "IF")]
+    interface: Option<String>,
+    /// HTTP port for the image and the iPXE scripts.
+    #[arg(long, value_name = "N", default_value_t = 80)]
+    http_port: u16,
+}
+
+pub async fn run(args: QuickArgs) -> anyhow::Result<ExitCode> {
+    let signals = Signals::new().context("cannot install signal handlers")?;
+    let options = QuickOptions {
+        kernel: args.kernel,
+        initrds: args.initrd,
+        cmdline: args.cmdline,
+        iso: args.iso,
+        files: args.file,
+        interface: args.interface,
+        http_port: args.http_port,
+    };
+    quick::run(options, signals.shutdown()).await?;
+    Ok(ExitCode::SUCCESS)
+}
