@@ -63,8 +63,14 @@ pub enum QuickError {
     Store(PathBuf, StoreError),
     #[error("cannot publish {0}: {1}")]
     Publish(&'static str, PublishError),
+    #[error("cannot listen on {addr} ({what}): {cause}")]
+    Listen {
+        what: &'static str,
+        addr: String,
+        cause: std::io::Error,
+    },
     #[error(transparent)]
-    Runtime(#[from] RuntimeError),
+    Runtime(RuntimeError),
     #[error("could not remove {0}: {1}")]
     Cleanup(PathBuf, std::io::Error),
 }
@@ -193,7 +199,7 @@ async fn serve(
         programs.bios.as_deref().unwrap_or("none"),
         programs.efi_x64.as_deref().unwrap_or("none"),
     );
-    node.run(shutdown).await?;
+    node.run(shutdown).await.map_err(QuickError::Runtime)?;
     Ok(())
 }
 
@@ -216,7 +222,21 @@ async fn start(
     let published = publish(&store, key, options, programs).await;
     store.close().await;
     published?;
-    Ok(Node::start(config).await?)
+    Node::start(config).await.map_err(|e| match e {
+        // Name the option, not the config field quick filled in for it.
+        RuntimeError::Bind { field, addr, cause } => QuickError::Listen {
+            what: match field {
+                "http.listen" => {
+                    "HTTP: another web server on this port? choose one with --http-port"
+                }
+                "tftp.listen" => "TFTP: another TFTP server running?",
+                other => other,
+            },
+            addr,
+            cause,
+        },
+        other => QuickError::Runtime(other),
+    })
 }
 
 async fn publish(
@@ -270,7 +290,7 @@ async fn publish(
             .await
             .map_err(|e| QuickError::Publish(what, e))?;
         tracing::info!(
-            "published {what}: {} v{} ({} files)",
+            "published {what} as {} v{}: {}",
             accepted.name,
             accepted.version,
             match spec.name.as_str() {
