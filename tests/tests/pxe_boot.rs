@@ -11,6 +11,7 @@
 //! package; nothing is skipped. One VM at a time: the machine has 2 cores.
 
 use std::{
+    ffi::OsString,
     path::{Path, PathBuf},
     process::Command,
     sync::Mutex,
@@ -40,6 +41,29 @@ fn boot(scenario: &str, mode: &str, extra: &[&str]) -> Boot {
 }
 
 fn boot_within(scenario: &str, mode: &str, extra: &[&str], timeout_secs: u32) -> Boot {
+    let server: Vec<OsString> = [
+        repo().join("tests/pxe/netboot-server.sh").into_os_string(),
+        scenario.into(),
+    ]
+    .into_iter()
+    .chain(
+        [
+            "{IFACE}",
+            "{SERVER_IP}",
+            "{DHCP_START}",
+            "{DHCP_END}",
+            "{NETMASK}",
+            "{LAB_DIR}",
+        ]
+        .map(OsString::from),
+    )
+    .collect();
+    run_e2e(&[mode], extra, timeout_secs, &server)
+}
+
+/// Runs tests/pxe/run-e2e.sh: `server` in the lab's server namespace, then one boot per mode.
+/// The serial logs of all boots are joined in boot order.
+fn run_e2e(modes: &[&str], extra: &[&str], timeout_secs: u32, server: &[OsString]) -> Boot {
     let _vm = ONE_VM_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     assert!(
         Command::new("id")
@@ -51,9 +75,8 @@ fn boot_within(scenario: &str, mode: &str, extra: &[&str], timeout_secs: u32) ->
     );
     let logs = tempfile::tempdir().unwrap();
     let out = Command::new(repo().join("tests/pxe/run-e2e.sh"))
+        .args(modes.iter().flat_map(|m| ["--mode", m]))
         .args([
-            "--mode",
-            mode,
             "--ra",
             "--timeout",
             &timeout_secs.to_string(),
@@ -66,26 +89,24 @@ fn boot_within(scenario: &str, mode: &str, extra: &[&str], timeout_secs: u32) ->
         .arg("--logdir")
         .arg(logs.path())
         .arg("--")
-        .arg(repo().join("tests/pxe/netboot-server.sh"))
-        .args([
-            scenario,
-            "{IFACE}",
-            "{SERVER_IP}",
-            "{DHCP_START}",
-            "{DHCP_END}",
-            "{NETMASK}",
-            "{LAB_DIR}",
-        ])
+        .args(server)
         .env("NETBOOT_BIN", netboot_bin())
         .output()
         .expect("run tests/pxe/run-e2e.sh");
     let read = |name: &str| std::fs::read_to_string(logs.path().join(name)).unwrap_or_default();
-    let serial = std::fs::read_dir(logs.path())
+    let mut serial_files: Vec<PathBuf> = std::fs::read_dir(logs.path())
         .unwrap()
         .filter_map(Result::ok)
-        .find(|e| e.file_name().to_string_lossy().starts_with("serial-"))
-        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-        .unwrap_or_default();
+        .filter(|e| e.file_name().to_string_lossy().starts_with("serial-"))
+        .map(|e| e.path())
+        .collect();
+    // serial-N-MODE.log: N is the boot's number (fewer than 10 boots per run).
+    serial_files.sort();
+    let serial = serial_files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n");
     let result = Boot {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -465,4 +486,74 @@ fn arm64_uefi_secure_boot_through_shim_and_signed_grub_with_node_as_dhcp_server(
             && log.contains("file=\"r/e2e-arm64/1/initrd.gz\" outcome=complete"),
         "GRUB fetched the signed kernel and the initrd from the node:\n{log}"
     );
+}
+
+/// `netboot quick` with no config file and no --interface: the server namespace has a
+/// default route into the lab (via the site DHCP server's address), so the node finds its
+/// interface as on a real host; a BIOS and a UEFI client boot the image it published, beside
+/// the site's DHCP server. Then it is stopped with SIGINT (quick-server.sh) and must exit 0
+/// having removed its temporary directory.
+#[test]
+fn netboot_quick_boots_bios_and_uefi_clients_with_no_config_and_cleans_up_on_ctrl_c() {
+    let state = tempfile::tempdir().unwrap();
+    let server = [
+        repo().join("tests/pxe/quick-server.sh").into_os_string(),
+        "{IFACE}".into(),
+        "{SITE_IP}".into(),
+        state.path().into(),
+    ];
+    let b = run_e2e(&["bios", "uefi-pxe"], &["--site-dhcp"], 240, &server);
+    assert_eq!(
+        b.serial_log.matches("NETBOOT-E2E: PASS").count(),
+        2,
+        "both clients must pass"
+    );
+    assert_reached_userspace(&b);
+    let log = &b.server_log;
+    assert!(
+        log.contains("netboot quick: every PXE client on nbsv"),
+        "the default route's interface (the lab's) was picked:\n{log}"
+    );
+    for arch in ["i386", "x86_64"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(&format!("arch={arch}: 200 script: client"))
+                    && l.contains("boots quick v1 (default image)")),
+            "iPXE ({arch}) got the script for the quick image:\n{log}"
+        );
+    }
+    assert!(
+        log.contains("firmware: proxy OFFER tftp file snponly.efi")
+            && log.contains("proxy OFFER url http://"),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("GET /r/quick/1/check.bin: 200").count(),
+        2,
+        "each initramfs fetched check.bin from the node:\n{log}"
+    );
+    assert!(
+        !log.contains(" ACK 10."),
+        "proxy mode never hands out an address:\n{log}"
+    );
+
+    let exit = std::fs::read_to_string(state.path().join("quick.exit")).unwrap_or_else(|e| {
+        panic!("netboot quick did not end after SIGINT (no quick.exit: {e}):\n{log}")
+    });
+    assert_eq!(exit.trim(), "0", "netboot quick's exit status after SIGINT");
+    let work = log
+        .split_once("working in ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("netboot quick names its temporary directory:\n{log}"));
+    assert!(
+        Path::new(work).starts_with(state.path().join("tmp")),
+        "{work} is in the TMPDIR it was given"
+    );
+    assert!(!Path::new(work).exists(), "{work} was removed");
+    let left: Vec<_> = std::fs::read_dir(state.path().join("tmp"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "netboot quick left files behind: {left:?}");
 }
