@@ -681,3 +681,58 @@ fn a_second_node_on_the_same_dhcp_interface_refuses_to_start_naming_the_first() 
     );
     drop(first);
 }
+
+/// `netboot quick` that cannot start says why, exits 1 and leaves nothing in its TMPDIR: in a
+/// namespace without a default route (it fails before creating anything), and with a kernel
+/// file that does not exist (it fails after its temporary directory and the first-stage
+/// release were made). Needs Debian's `ipxe` (tests/install-deps.sh) for the second case.
+#[test]
+fn netboot_quick_that_cannot_start_says_why_and_leaves_nothing_behind() {
+    let ns = netboot_tests::Netns::new("nb-quick");
+    let tmp = tempfile::tempdir().unwrap();
+    let quick = |args: &[&str]| {
+        let out = netboot_tests::run_bounded(
+            std::process::Command::new("ip")
+                .args(["netns", "exec", &ns.0])
+                .arg(netboot_tests::netboot_bin())
+                .arg("quick")
+                .args(args)
+                .env("TMPDIR", tmp.path())
+                .env_remove("RUST_LOG"),
+            Duration::from_secs(60),
+        );
+        let left: Vec<_> = fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}\n{}", stderr(&out));
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        stderr(&out)
+    };
+    let missing = tmp.path().join("no-such-vmlinuz");
+    let missing = missing.to_str().unwrap();
+
+    let err = quick(&["--kernel", missing]);
+    assert!(
+        err.contains("no IPv4 default route") && err.contains("--interface"),
+        "{err}"
+    );
+
+    let err = quick(&[
+        "--interface",
+        "lo",
+        "--http-port",
+        "8080",
+        "--kernel",
+        missing,
+    ]);
+    assert!(
+        err.contains("published the first-stage programs as ipxe v1"),
+        "it got as far as publishing: {err}"
+    );
+    assert!(
+        err.contains("cannot publish the image") && err.contains(missing),
+        "{err}"
+    );
+    assert!(err.contains("removed "), "{err}");
+}
