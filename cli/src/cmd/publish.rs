@@ -38,21 +38,8 @@ pub struct PublishArgs {
     /// Image name: 1-64 of a-z 0-9 . _ - (e.g. debian-12).
     #[arg(long)]
     name: ImageName,
-    /// Linux kernel to boot.
-    #[arg(long, value_name = "[PATH=]FILE", conflicts_with = "iso")]
-    kernel: Option<FileArg>,
-    /// Initrd, in load order. Repeatable.
-    #[arg(long, value_name = "[PATH=]FILE", requires = "kernel")]
-    initrd: Vec<FileArg>,
-    /// Kernel command line (a template; see above).
-    #[arg(long, value_name = "TEXT", default_value = "", requires = "kernel")]
-    cmdline: String,
-    /// An ISO image to boot with iPXE's sanboot instead of a kernel.
-    #[arg(long, value_name = "[PATH=]FILE")]
-    iso: Option<FileArg>,
-    /// Any other file of the image (squashfs root, firmware, …). Repeatable.
-    #[arg(long, value_name = "[PATH=]FILE")]
-    file: Vec<FileArg>,
+    #[command(flatten)]
+    image: ImageArgs,
     /// Release version (must exceed every version the node holds). Default: one more than
     /// the node's newest, or the current Unix time for --out.
     #[arg(long = "version", value_name = "N")]
@@ -73,16 +60,38 @@ pub struct PublishArgs {
     target: StoreArgs,
 }
 
+/// What an image is made of; shared by `publish` and `quick`.
+#[derive(Args)]
+pub struct ImageArgs {
+    /// Linux kernel to boot.
+    #[arg(long, value_name = "[PATH=]FILE", conflicts_with = "iso")]
+    pub kernel: Option<FileArg>,
+    /// Initrd, in load order. Repeatable.
+    #[arg(long, value_name = "[PATH=]FILE", requires = "kernel")]
+    pub initrd: Vec<FileArg>,
+    /// Kernel command line, a template: {{image_url}}, {{base_url}}, {{mac}}, {{ip}}, … are
+    /// filled in by the serving node at boot time.
+    #[arg(long, value_name = "TEXT", default_value = "", requires = "kernel")]
+    pub cmdline: String,
+    /// An ISO image to boot with iPXE's sanboot instead of a kernel.
+    #[arg(long, value_name = "[PATH=]FILE")]
+    pub iso: Option<FileArg>,
+    /// Any other file of the image, served at {{image_url}}/PATH (squashfs root, firmware,
+    /// …). Repeatable.
+    #[arg(long, value_name = "[PATH=]FILE")]
+    pub file: Vec<FileArg>,
+}
+
 pub async fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
     let key = netboot_node::keys::load(&args.key)?;
     let spec = PublishSpec {
         name: args.name.clone(),
         version: args.release_version,
-        kernel: args.kernel,
-        initrds: args.initrd,
-        cmdline: args.cmdline,
-        iso: args.iso,
-        files: args.file,
+        kernel: args.image.kernel,
+        initrds: args.image.initrd,
+        cmdline: args.image.cmdline,
+        iso: args.image.iso,
+        files: args.image.file,
         expires_in: args.expires,
     };
     let mut bars: HashMap<String, FileProgress> = HashMap::new();

@@ -2,12 +2,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use netboot_node::{
-    publish::FileArg,
-    quick::{self, QuickOptions},
-};
+use netboot_node::quick::{self, QuickOptions};
 
-use super::node::Signals;
+use super::{node::Signals, publish::ImageArgs};
 
 /// Boot every PXE client on this network from one kernel + initrd (or an ISO), with no
 /// config file: a one-site trial.
@@ -33,30 +30,13 @@ use super::node::Signals;
 /// For a lasting setup (verified releases from a publisher, a fleet of sites), write a config
 /// and run `netboot node` instead.
 #[derive(Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    verbatim_doc_comment,
+    group = clap::ArgGroup::new("boot").args(["kernel", "iso"]).required(true)
+)]
 pub struct QuickArgs {
-    /// Linux kernel to boot.
-    #[arg(
-        long,
-        value_name = "[PATH=]FILE",
-        required_unless_present = "iso",
-        conflicts_with = "iso"
-    )]
-    kernel: Option<FileArg>,
-    /// Initrd, in load order. Repeatable.
-    #[arg(long, value_name = "[PATH=]FILE", requires = "kernel")]
-    initrd: Vec<FileArg>,
-    /// Kernel command line; {{image_url}}, {{base_url}}, {{mac}}, {{ip}} are filled in at
-    /// boot time (see `netboot publish --help`).
-    #[arg(long, value_name = "TEXT", default_value = "", requires = "kernel")]
-    cmdline: String,
-    /// An ISO image to boot with iPXE's sanboot instead of a kernel.
-    #[arg(long, value_name = "[PATH=]FILE")]
-    iso: Option<FileArg>,
-    /// Any other file of the image, served at {{image_url}}/PATH (squashfs root, …).
-    /// Repeatable.
-    #[arg(long, value_name = "[PATH=]FILE")]
-    file: Vec<FileArg>,
+    #[command(flatten)]
+    image: ImageArgs,
     /// The boot network's interface. Default: the one with the default route.
     #[arg(long, value_name = "IF")]
     interface: Option<String>,
@@ -68,11 +48,11 @@ pub struct QuickArgs {
 pub async fn run(args: QuickArgs) -> anyhow::Result<ExitCode> {
     let signals = Signals::new().context("cannot install signal handlers")?;
     let options = QuickOptions {
-        kernel: args.kernel,
-        initrds: args.initrd,
-        cmdline: args.cmdline,
-        iso: args.iso,
-        files: args.file,
+        kernel: args.image.kernel,
+        initrds: args.image.initrd,
+        cmdline: args.image.cmdline,
+        iso: args.image.iso,
+        files: args.image.file,
         interface: args.interface,
         http_port: args.http_port,
     };
