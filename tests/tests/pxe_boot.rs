@@ -503,12 +503,13 @@ fn netboot_quick_boots_bios_and_uefi_clients_with_no_config_and_cleans_up_on_ctr
         state.path().into(),
     ];
     let b = run_e2e(&["bios", "uefi-pxe"], &["--site-dhcp"], 240, &server);
+    assert_reached_userspace(&b);
     assert_eq!(
         b.serial_log.matches("NETBOOT-E2E: PASS").count(),
         2,
-        "both clients must pass"
+        "both clients must pass:\n{}",
+        b.stdout
     );
-    assert_reached_userspace(&b);
     let log = &b.server_log;
     assert!(
         log.contains("netboot quick: every PXE client on nbsv"),
