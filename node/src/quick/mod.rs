@@ -149,8 +149,11 @@ pub async fn run(
         tracing::warn!("{m}: those clients will not boot");
     }
     let parent = std::env::temp_dir();
+    // Owner-only, as a node's data dir would be: other users of the host have no business
+    // in the store.
     let temp = tempfile::Builder::new()
         .prefix("netboot-quick-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir_in(&parent)
         .map_err(|e| QuickError::TempDir(parent, e))?;
     let dir = temp.path().to_path_buf();
