@@ -537,6 +537,28 @@ fn netboot_quick_boots_bios_and_uefi_clients_with_no_config_and_cleans_up_on_ctr
         !log.contains(" ACK 10."),
         "proxy mode never hands out an address:\n{log}"
     );
+    // Its own progress lines (stdout), one per client and stage. QEMU's BIOS NIC ROM is
+    // iPXE already, so only the UEFI firmware fetches a first stage.
+    let stages = [
+        "DHCP: told where to boot from",
+        "got its boot script (quick v1)",
+        "got the kernel of quick v1",
+        "got an initrd of quick v1",
+    ];
+    for (arch, first_stage) in [
+        ("[BIOS x86]", None),
+        ("[EFI x86-64]", Some("got its first-stage program")),
+    ] {
+        for stage in stages.iter().copied().chain(first_stage) {
+            assert_eq!(
+                log.lines()
+                    .filter(|l| l.contains(arch) && l.ends_with(stage))
+                    .count(),
+                1,
+                "one progress line `{arch} … {stage}`:\n{log}"
+            );
+        }
+    }
 
     let exit = std::fs::read_to_string(state.path().join("quick.exit")).unwrap_or_else(|e| {
         panic!("netboot quick did not end after SIGINT (no quick.exit: {e}):\n{log}")

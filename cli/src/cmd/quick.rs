@@ -15,8 +15,9 @@ use super::{node::Signals, publish::ImageArgs};
 /// (--http-port) serve the first stage and the image. It creates an ephemeral publisher
 /// key (kept in memory) and a data dir in a new temporary directory ($TMPDIR or /tmp),
 /// publishes the image and the first-stage programs of Debian's `ipxe` package
-/// (/usr/lib/ipxe: undionly.kpxe for BIOS, snponly.efi or ipxe.efi for UEFI), then logs
-/// each client's progress (DHCP offer, first stage, script, kernel, initrd). Ctrl-C
+/// (/usr/lib/ipxe: undionly.kpxe for BIOS, snponly.efi or ipxe.efi for UEFI), then prints
+/// each client's progress on stdout, one line per stage (DHCP answer, first stage, boot
+/// script, kernel, initrd); the node's log goes to stderr. Ctrl-C
 /// (SIGINT) or SIGTERM stops it and removes the temporary directory.
 ///
 /// Needs: root or CAP_NET_BIND_SERVICE + CAP_NET_RAW (ports 67, 69, 80; DHCP on the
@@ -56,6 +57,7 @@ pub async fn run(args: QuickArgs) -> anyhow::Result<ExitCode> {
         interface: args.interface,
         http_port: args.http_port,
     };
-    quick::run(options, signals.shutdown()).await?;
+    // Client progress on stdout, the node's log on stderr.
+    quick::run(options, signals.shutdown(), |line| println!("{line}")).await?;
     Ok(ExitCode::SUCCESS)
 }

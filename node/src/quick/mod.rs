@@ -5,6 +5,7 @@
 //! that is removed when it stops, on Ctrl-C as on any error.
 
 pub mod programs;
+pub mod progress;
 pub mod route;
 
 use std::{
@@ -138,9 +139,11 @@ pub fn node_config(
 }
 
 /// Runs until `shutdown` resolves (or setup fails), then removes everything it created.
+/// `on_progress` gets one line per client and boot stage reached (see [`progress`]).
 pub async fn run(
     options: QuickOptions,
     shutdown: impl Future<Output = ()>,
+    on_progress: impl Fn(&str) + Send + 'static,
 ) -> Result<(), QuickError> {
     // Everything that can fail without creating anything comes first.
     let site = site(options.interface.as_deref())?;
@@ -158,7 +161,7 @@ pub async fn run(
         .map_err(|e| QuickError::TempDir(parent, e))?;
     let dir = temp.path().to_path_buf();
     tracing::info!("working in {} (removed when this stops)", dir.display());
-    let served = serve(&options, &site, &programs, &dir, shutdown).await;
+    let served = serve(&options, &site, &programs, &dir, shutdown, on_progress).await;
     // Whatever happened, the directory goes; the store is closed by now.
     let removed = temp
         .close()
@@ -175,6 +178,7 @@ async fn serve(
     programs: &Programs,
     dir: &Path,
     shutdown: impl Future<Output = ()>,
+    on_progress: impl Fn(&str) + Send + 'static,
 ) -> Result<(), QuickError> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| QuickError::Random(e.to_string()))?;
@@ -202,8 +206,20 @@ async fn serve(
         programs.bios.as_deref().unwrap_or("none"),
         programs.efi_x64.as_deref().unwrap_or("none"),
     );
-    node.run(shutdown).await.map_err(QuickError::Runtime)?;
-    Ok(())
+    let clients = node.clients.clone();
+    let reporter = tokio::spawn(async move {
+        let mut progress = progress::Progress::default();
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            for line in progress.update(&clients.recent_boots(usize::MAX)) {
+                on_progress(&line);
+            }
+        }
+    });
+    let ran = node.run(shutdown).await;
+    reporter.abort();
+    ran.map_err(QuickError::Runtime)
 }
 
 /// Publishes the first-stage programs and the image into a new store, then starts the node
