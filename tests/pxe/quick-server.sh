@@ -39,7 +39,9 @@ finish() {
     echo "quick-server: netboot quick exited with status $status"
 }
 stop() {
-    trap - TERM INT
+    # lab_down signals this script twice (its process group, then its pid): ignore the
+    # second TERM rather than die of it before quick.exit is written.
+    trap '' TERM INT
     echo "quick-server: stopping netboot quick with SIGINT"
     kill -INT "$pid" 2>/dev/null || true
     finish
