@@ -192,13 +192,26 @@ async fn serve(
         programs,
     );
     tokio::pin!(shutdown);
-    let node = tokio::select! {
-        node = start(options, programs, &key, config) => node?,
-        _ = &mut shutdown => {
-            tracing::info!("stopped before the node was up");
-            return Ok(());
-        }
+    let store = Store::open(StoreOptions {
+        data_dir: config.data_dir.clone(),
+        trusted: config.trusted_keys(),
+        keep_versions: config.store.keep_versions,
+    })
+    .await
+    .map_err(|e| QuickError::Store(config.data_dir.clone(), e))?;
+    // Ctrl-C while an ISO is being hashed ends the publish at once; the store is closed
+    // either way before its directory is removed.
+    let published = tokio::select! {
+        r = publish(&store, &key, options, programs) => Some(r),
+        _ = &mut shutdown => None,
     };
+    store.close().await;
+    let Some(published) = published else {
+        tracing::info!("stopped before the node was up");
+        return Ok(());
+    };
+    published?;
+    let node = start_node(config).await?;
     tracing::info!(
         "netboot quick: every PXE client on {} boots `{IMAGE}` from {} (proxy-DHCP beside the site's DHCP server; BIOS: {}, UEFI x86-64: {}); Ctrl-C stops",
         site.interface,
@@ -222,25 +235,8 @@ async fn serve(
     ran.map_err(QuickError::Runtime)
 }
 
-/// Publishes the first-stage programs and the image into a new store, then starts the node
-/// on it.
-async fn start(
-    options: &QuickOptions,
-    programs: &Programs,
-    key: &SecretKey,
-    config: Config,
-) -> Result<Node, QuickError> {
-    let store_err = |e| QuickError::Store(config.data_dir.clone(), e);
-    let store = Store::open(StoreOptions {
-        data_dir: config.data_dir.clone(),
-        trusted: config.trusted_keys(),
-        keep_versions: config.store.keep_versions,
-    })
-    .await
-    .map_err(store_err)?;
-    let published = publish(&store, key, options, programs).await;
-    store.close().await;
-    published?;
+/// The ordinary node on the store quick filled.
+async fn start_node(config: Config) -> Result<Node, QuickError> {
     Node::start(config).await.map_err(|e| match e {
         // Name the option, not the config field quick filled in for it.
         RuntimeError::Bind { field, addr, cause } => QuickError::Listen {
@@ -258,6 +254,7 @@ async fn start(
     })
 }
 
+/// Publishes the first-stage programs and the image.
 async fn publish(
     store: &Store,
     key: &SecretKey,
