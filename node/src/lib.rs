@@ -12,6 +12,7 @@ pub mod integrity;
 pub mod keys;
 pub mod publish;
 pub mod quick;
+pub mod route;
 pub mod runtime;
 pub mod status;
 pub mod store;

@@ -107,18 +107,5 @@ Next steps:
 fn default_route_interface() -> anyhow::Result<String> {
     let table = std::fs::read_to_string("/proc/net/route")
         .context("cannot read /proc/net/route to find the default route; pass --interface")?;
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            // Iface Destination Gateway Flags RefCnt Use Metric Mask
-            let up = u32::from_str_radix(cols.get(3)?, 16).ok()? & 1 == 1;
-            let default = *cols.get(1)? == "00000000" && *cols.get(7)? == "00000000";
-            let metric: u32 = cols.get(6)?.parse().ok()?;
-            (up && default).then(|| (metric, cols[0].to_string()))
-        })
-        .min_by_key(|(metric, _)| *metric)
-        .map(|(_, iface)| iface)
-        .context("no IPv4 default route: pass --interface with the boot network's interface")
+    Ok(netboot_node::route::default_route(&table)?.interface)
 }

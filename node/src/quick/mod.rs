@@ -6,7 +6,6 @@
 
 pub mod programs;
 pub mod progress;
-pub mod route;
 
 use std::{
     future::Future,
@@ -19,6 +18,7 @@ use netboot_proto::{ImageName, PublicKey, SecretKey};
 use crate::{
     config::{BootSection, Config, DhcpModeName, DhcpSection, HttpSection},
     publish::{publish_to_store, FileArg, PublishError, PublishSpec},
+    route,
     runtime::{self, Node, RuntimeError},
     store::{Store, StoreError, StoreOptions},
 };

@@ -1,8 +1,8 @@
 //! Which interface carries the default route, read from the kernel's IPv4 routing table
 //! (`/proc/net/route`), and which of its addresses clients reach the node at.
 //!
-//! Both are pure: `netboot quick` reads the table and the interface addresses and passes
-//! them in, so the choice is tested on real tables.
+//! Both are pure: the callers (`netboot quick`, `netboot init`) read the table and the
+//! interface addresses and pass them in, so the choice is tested on real tables.
 
 use std::net::Ipv4Addr;
 
