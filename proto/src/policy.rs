@@ -28,7 +28,7 @@ impl TrustedKeys {
 }
 
 /// Why a node refuses a correctly signed release.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum Refusal {
     #[error(
         "publisher {0} is not a trusted publisher of this node (add it to trusted_publishers)"

@@ -12,11 +12,14 @@ use netboot_proto::{
     Refusal, SignedRelease, VerifiedRelease,
 };
 
-use super::{fetch, links, wire, Pending, Shared};
+use super::{
+    decide::{self, Busy, OfferDecision, OfferFacts},
+    fetch, links, wire, Pending, Shared,
+};
 use crate::store::AcceptError;
 
 /// How many refused (and relayed) release ids are remembered to keep the log quiet.
-const REMEMBERED: usize = 4096;
+pub(crate) const REMEMBERED: usize = 4096;
 
 /// Handles an offer from a peer (`from`), returning the answer to send back.
 pub(crate) fn on_offer(shared: &Arc<Shared>, from: EndpointId, offer: Offer) -> Response {
@@ -34,104 +37,87 @@ pub(crate) fn on_offer(shared: &Arc<Shared>, from: EndpointId, offer: Offer) -> 
     };
     let id = release.id();
     let what = format!("{} v{}", release.name, release.version);
-
-    // Already committed here: the peer tells us it holds it too.
-    if let Some(stored) = shared.store.committed(&release.name, release.version) {
-        if stored.verified.id() == id {
-            shared.peers.record_holding(from, id, offer.holding);
-            return Response::Ack;
-        }
+    let facts = OfferFacts {
+        id,
+        version: release.version,
+        committed: shared
+            .store
+            .committed(&release.name, release.version)
+            .map(|r| r.verified.id()),
+        pending: shared
+            .pending_release(&release.name)
+            .map(|p| (p.id(), p.version)),
+        relayed: lock(&shared.relayed).get(&id).is_some(),
+        refused: lock(&shared.refused).get(&id).cloned(),
+        admission: admission(shared, &release),
+        wanted: shared.settings.wants(&release.name),
+    };
+    let decision = decide::offer(&facts);
+    if decision.records_holder() {
+        shared.peers.record_holding(from, id, offer.holding);
     }
-    // Being fetched here: one more source.
-    if let Some(p) = shared.pending_release(&release.name) {
-        if p.id() == id {
-            shared.peers.record_holding(from, id, offer.holding);
+    match decision {
+        OfferDecision::AlreadyHave | OfferDecision::AlreadyRelayed => Response::Ack,
+        OfferDecision::AnotherSource => {
             shared.changed.notify_waiters();
-            return Response::Ack;
+            Response::Ack
         }
-    }
-    if shared
-        .relayed
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .contains(&id)
-    {
-        return Response::Ack;
-    }
-    if let Some(reason) = shared
-        .refused
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&id)
-    {
-        tracing::debug!("fleet: {what} from {label} again: still refused ({reason})");
-        return Response::Refused {
-            reason: reason.clone(),
-        };
-    }
-    if let Err(reason) = admission(shared, &release) {
-        let quiet = matches!(reason, Refusal::NotNewer { .. });
-        let text = format!("{what} from {label} REFUSED: {reason} — not fetched, not passed on");
-        if quiet {
-            tracing::info!("fleet: {text}");
-        } else {
-            tracing::warn!("fleet: {text}");
+        OfferDecision::StillRefused(reason) => {
+            tracing::debug!("fleet: {what} from {label} again: still refused ({reason})");
+            Response::Refused { reason }
         }
-        let mut refused = shared.refused.lock().unwrap_or_else(|e| e.into_inner());
-        // Bounded: a peer inventing endless distinct forgeries must not grow memory.
-        if refused.len() >= REMEMBERED {
-            refused.clear();
-        }
-        refused.insert(id, reason.to_string());
-        drop(refused);
-        shared
-            .progress
-            .refused(&release.name, release.version, &label, &reason.to_string());
-        return Response::Refused {
-            reason: reason.to_string(),
-        };
-    }
-    if let Some(p) = shared.pending_release(&release.name) {
-        if p.version >= release.version {
-            let reason = if p.version == release.version {
-                tracing::warn!(
-                    "fleet: {what} from {label} differs from the {what} being fetched (same version, other content): ignored"
-                );
-                format!("a different {what} is already being fetched")
+        OfferDecision::Refuse { reason, quiet } => {
+            let text =
+                format!("{what} from {label} REFUSED: {reason} — not fetched, not passed on");
+            if quiet {
+                tracing::info!("fleet: {text}");
             } else {
+                tracing::warn!("fleet: {text}");
+            }
+            lock(&shared.refused).insert(id, reason.to_string());
+            Response::Refused {
+                reason: reason.to_string(),
+            }
+        }
+        OfferDecision::Busy(Busy::Conflicting) => {
+            tracing::warn!(
+                "fleet: {what} from {label} differs from the {what} being fetched (same version, other content): ignored"
+            );
+            Response::Refused {
+                reason: format!("a different {what} is already being fetched"),
+            }
+        }
+        OfferDecision::Busy(Busy::Newer { pending }) => {
+            tracing::info!("fleet: {what} from {label} ignored: v{pending} is being fetched");
+            Response::Refused {
+                reason: format!("v{pending} is being fetched"),
+            }
+        }
+        OfferDecision::Relay => {
+            tracing::info!(
+                "fleet: {what} from {label} verified; passing it on, not fetched here ([fleet] fetch)"
+            );
+            lock(&shared.relayed).insert(id, ());
+            broadcast(shared, &release, Holding::Relaying, Some(from));
+            Response::Ack
+        }
+        OfferDecision::Fetch => {
+            if start_pending(shared, release.clone()) {
                 tracing::info!(
-                    "fleet: {what} from {label} ignored: v{} is being fetched",
-                    p.version
+                    "fleet: learned of {what} from {label} (publisher {}, {} files, {} bytes): fetching",
+                    release.publisher,
+                    release.files.len(),
+                    release.total_size()
                 );
-                format!("v{} is being fetched", p.version)
-            };
-            return Response::Refused { reason };
+                broadcast(shared, &release, Holding::Fetching, Some(from));
+            }
+            Response::Ack
         }
     }
-    shared.peers.record_holding(from, id, offer.holding);
-    if !shared.settings.wants(&release.name) {
-        tracing::info!(
-            "fleet: {what} from {label} verified; passing it on, not fetched here ([fleet] fetch)"
-        );
-        let mut relayed = shared.relayed.lock().unwrap_or_else(|e| e.into_inner());
-        if relayed.len() >= REMEMBERED {
-            relayed.clear();
-        }
-        relayed.insert(id);
-        drop(relayed);
-        broadcast(shared, &release, Holding::Relaying, Some(from));
-        return Response::Ack;
-    }
-    if start_pending(shared, release.clone()) {
-        tracing::info!(
-            "fleet: learned of {what} from {label} (publisher {}, {} files, {} bytes): fetching",
-            release.publisher,
-            release.files.len(),
-            release.total_size()
-        );
-        broadcast(shared, &release, Holding::Fetching, Some(from));
-    }
-    Response::Ack
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The admission rules of the store (trust, expiry, version above what is committed).

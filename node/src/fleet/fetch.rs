@@ -18,18 +18,24 @@ use std::{
 };
 
 use iroh::{endpoint::Connection, EndpointId};
-use iroh_blobs::{api::remote::GetProgressItem, HashAndFormat};
+use iroh_blobs::{
+    api::remote::GetProgressItem,
+    get::{fsm::DecodeError, GetError},
+    HashAndFormat,
+};
 use n0_future::StreamExt;
-use netboot_proto::{fleet::Holding, FileEntry, VerifiedRelease};
+use netboot_proto::{FileEntry, VerifiedRelease};
 
-use super::{announce, peers::Candidate, Shared};
+use super::{
+    announce,
+    decide::{self, Attempt, Candidate, Ended, FileFetch, Step},
+    Shared,
+};
 use crate::store::AcceptError;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a running transfer checks for a stall or a nearer source.
 const PREEMPT_CHECK: Duration = Duration::from_millis(500);
-/// How long a peer whose blob connection failed is skipped.
-const UNREACHABLE_BACKOFF: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 enum SourceError {
@@ -171,19 +177,12 @@ async fn local_bytes(shared: &Shared, hash: &blake3::Hash) -> u64 {
     }
 }
 
-/// Fetches one file; returns once it is complete.
+/// Fetches one file; returns once it is complete. The order of sources and what follows
+/// each request are [`decide::FileFetch`]'s; this carries them out.
 async fn fetch_file(shared: &Arc<Shared>, release: &VerifiedRelease, file: &FileEntry) {
     let id = release.id();
     let stall = shared.settings.stall_timeout();
-    // A nearer peer that is itself still fetching: when we first found it without anything
-    // new for us. It is waited for until `stall` has passed.
-    let mut grace: HashMap<EndpointId, Instant> = HashMap::new();
-    // Peers that just failed to deliver this file are skipped until then (unless no other
-    // peer is left), so a fetch does not flip back and forth.
-    let mut cooldown: HashMap<EndpointId, Instant> = HashMap::new();
-    // Peers that delivered bytes of this file: only those are worth waiting for. Waiting for
-    // a peer that never delivered could be waiting for a peer that waits for us.
-    let mut proven: std::collections::HashSet<EndpointId> = Default::default();
+    let mut memory = FileFetch::new(stall);
     let mut waiting_logged = false;
     loop {
         if shared
@@ -194,31 +193,21 @@ async fn fetch_file(shared: &Arc<Shared>, release: &VerifiedRelease, file: &File
         {
             return;
         }
-        let now = Instant::now();
-        let all = shared.peers.candidates(&id);
-        let mut candidates: Vec<Candidate> = all
-            .iter()
-            .filter(|c| cooldown.get(&c.id).is_none_or(|t| *t <= now))
-            .cloned()
-            .collect();
-        if candidates.is_empty() {
-            candidates = all;
-        }
-        let mut progressed = false;
-        let mut wait_for_nearer = false;
+        let all = shared.peers.candidates(&id, Instant::now());
+        let candidates = memory.order(&all, Instant::now());
+        let mut pause = Pause::Idle;
         for c in &candidates {
             let before = local_bytes(shared, &file.hash).await;
-            let preempt = || nearer_source(shared, &id, c, &cooldown);
-            let result = fetch_from(shared, release, c, file, stall, &preempt).await;
+            let preempt = || {
+                let all = shared.peers.candidates(&id, Instant::now());
+                memory
+                    .nearer_than(c, &all, Instant::now())
+                    .map(|n| n.label.clone())
+            };
+            let result = fetch_from(shared, &release, c, file, stall, &preempt).await;
             let got = local_bytes(shared, &file.hash).await.saturating_sub(before);
-            if got > 0 {
-                grace.remove(&c.id);
-                proven.insert(c.id);
-                progressed = true;
-            }
-            match result {
-                Ok(()) if got > 0 || before >= file.size => break,
-                Ok(()) => {}
+            let ended = match &result {
+                Ok(()) => Ended::Done,
                 Err(SourceError::BadData(e)) => {
                     tracing::warn!(
                         "fleet: peer {} sent data for `{}` of {} v{} that FAILS BLAKE3 verification ({e}); discarded, avoiding this peer for {} min",
@@ -226,18 +215,13 @@ async fn fetch_file(shared: &Arc<Shared>, release: &VerifiedRelease, file: &File
                         file.path,
                         release.name,
                         release.version,
-                        super::peers::BAD_PEER_PENALTY.as_secs() / 60
+                        decide::BAD_DATA_BACKOFF.as_secs() / 60
                     );
-                    shared.peers.mark_bad(&c.id);
-                    continue;
+                    Ended::BadData
                 }
                 Err(SourceError::Connect(e)) => {
                     tracing::info!("fleet: peer {} unreachable for data: {e}", c.label);
-                    shared.peers.entry(c.id, |p| {
-                        p.blobs = None;
-                        p.retry_at = Some(Instant::now() + UNREACHABLE_BACKOFF);
-                    });
-                    continue;
+                    Ended::Unreachable
                 }
                 Err(SourceError::Preempted(nearer)) => {
                     tracing::info!(
@@ -248,86 +232,80 @@ async fn fetch_file(shared: &Arc<Shared>, release: &VerifiedRelease, file: &File
                         c.label,
                         nearer
                     );
-                    break;
+                    Ended::Preempted
+                }
+                Err(e @ SourceError::Stalled(_)) => {
+                    tracing::info!(
+                        "fleet: `{}` of {} v{} stalled on {} ({e}); trying the next peer",
+                        file.path,
+                        release.name,
+                        release.version,
+                        c.label
+                    );
+                    Ended::Stalled
                 }
                 Err(e) => {
                     tracing::debug!("fleet: `{}` from {}: {e}", file.path, c.label);
-                    if matches!(e, SourceError::Stalled(_)) {
-                        tracing::info!(
-                            "fleet: `{}` of {} v{} stalled on {} ({e}); trying the next peer",
+                    Ended::Failed
+                }
+            };
+            let attempt = Attempt {
+                ended,
+                got,
+                had_all: before >= file.size,
+            };
+            let after = memory.after(c, attempt, Instant::now());
+            if let Some((fault, until)) = after.avoid {
+                shared.peers.avoid(&c.id, fault, until);
+            }
+            match after.step {
+                Step::Restart { progressed } => {
+                    if progressed {
+                        pause = Pause::Progressed;
+                    }
+                    break;
+                }
+                Step::WaitForNearer => {
+                    pause = Pause::WaitForNearer;
+                    break;
+                }
+                Step::Next => {
+                    if matches!(ended, Ended::Done | Ended::Failed | Ended::Stalled) {
+                        tracing::debug!(
+                            "fleet: nothing new of `{}` of {} v{} from {}; trying the next peer",
                             file.path,
                             release.name,
                             release.version,
-                            c.label
+                            c.label,
                         );
-                        cooldown.insert(c.id, Instant::now() + 2 * stall);
                     }
                 }
             }
-            if progressed {
-                // Start over from the nearest: it may have more by now.
-                break;
-            }
-            if c.holding == Holding::Fetching && proven.contains(&c.id) {
-                let first = *grace.entry(c.id).or_insert_with(Instant::now);
-                if first.elapsed() < stall {
-                    // The nearest source is still receiving this file itself: give it time
-                    // rather than pull the bytes over a longer link.
-                    wait_for_nearer = true;
-                    break;
-                }
-                grace.remove(&c.id);
-            }
-            tracing::debug!(
-                "fleet: nothing new of `{}` of {} v{} from {}; trying the next peer",
-                file.path,
-                release.name,
-                release.version,
-                c.label,
-            );
-            cooldown.insert(c.id, Instant::now() + stall);
         }
-        if progressed {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        } else if wait_for_nearer {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        } else {
-            if !waiting_logged && candidates.is_empty() {
-                tracing::info!(
-                    "fleet: no reachable peer holds {} v{} yet; waiting",
-                    release.name,
-                    release.version
-                );
-                waiting_logged = true;
+        match pause {
+            Pause::Progressed => tokio::time::sleep(Duration::from_millis(20)).await,
+            Pause::WaitForNearer => tokio::time::sleep(Duration::from_millis(200)).await,
+            Pause::Idle => {
+                if !waiting_logged && candidates.is_empty() {
+                    tracing::info!(
+                        "fleet: no reachable peer holds {} v{} yet; waiting",
+                        release.name,
+                        release.version
+                    );
+                    waiting_logged = true;
+                }
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), shared.changed.notified()).await;
             }
-            let _ = tokio::time::timeout(Duration::from_secs(1), shared.changed.notified()).await;
         }
     }
 }
 
-/// A source clearly nearer than `current` (half its round trip or less, and at least 5 ms
-/// nearer) that is not cooling down: worth leaving a running transfer for. It appears when a
-/// near peer starts holding the release after this fetch began with a farther one.
-fn nearer_source(
-    shared: &Shared,
-    release: &netboot_proto::ReleaseId,
-    current: &Candidate,
-    cooldown: &HashMap<EndpointId, Instant>,
-) -> Option<String> {
-    let current_rtt = current.rtt?;
-    let now = Instant::now();
-    shared
-        .peers
-        .candidates(release)
-        .into_iter()
-        .filter(|c| c.id != current.id)
-        .filter(|c| cooldown.get(&c.id).is_none_or(|t| *t <= now))
-        .find(|c| {
-            c.rtt.is_some_and(|r| {
-                r * 2 <= current_rtt && r + Duration::from_millis(5) <= current_rtt
-            })
-        })
-        .map(|c| c.label)
+/// How a round over the sources ended.
+enum Pause {
+    Progressed,
+    WaitForNearer,
+    Idle,
 }
 
 async fn blob_connection(shared: &Shared, peer: &EndpointId) -> Result<Connection, SourceError> {
@@ -406,7 +384,7 @@ async fn fetch_from(
             }
             Some(GetProgressItem::Error(e)) => {
                 let text = format!("{e:#}");
-                if text.contains("hash mismatch") {
+                if sent_bad_data(&e) {
                     // Nothing of a failing request counts as received from that peer.
                     let bad = counted;
                     shared
@@ -421,4 +399,16 @@ async fn fetch_from(
             }
         }
     }
+}
+
+/// Whether the peer sent data failing verification against the BLAKE3 tree (not a lost
+/// connection or a chunk it does not have): iroh-blobs' decoder says so by its error kind.
+fn sent_bad_data(e: &GetError) -> bool {
+    matches!(
+        e,
+        GetError::Decode {
+            source: DecodeError::LeafHashMismatch { .. } | DecodeError::ParentHashMismatch { .. },
+            ..
+        }
+    )
 }

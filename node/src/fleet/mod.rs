@@ -18,6 +18,7 @@
 mod announce;
 pub mod config;
 mod control;
+mod decide;
 mod fetch;
 mod gate;
 pub mod identity;
@@ -38,7 +39,7 @@ use std::{
 
 use iroh::{endpoint::presets, protocol::Router, Endpoint, EndpointId, RelayMode};
 use iroh_blobs::BlobsProtocol;
-use netboot_proto::{fleet::FLEET_ALPN, ImageName, ReleaseId, VerifiedRelease};
+use netboot_proto::{fleet::FLEET_ALPN, ImageName, VerifiedRelease};
 use tokio::sync::Notify;
 
 pub use self::{
@@ -48,7 +49,7 @@ pub use self::{
     progress::{FetchSource, Refusal},
     view::{FetchView, FleetView, PeerView, ReleaseRef},
 };
-use self::{peers::Peers, pending::PendingDir};
+use self::{decide::Remembered, peers::Peers, pending::PendingDir};
 use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
@@ -79,9 +80,9 @@ pub(crate) struct Shared {
     pub pending: Mutex<HashMap<ImageName, Pending>>,
     pub pending_dir: PendingDir,
     /// Releases refused (id → reason), so a re-sent forgery is dropped quietly.
-    pub refused: Mutex<HashMap<ReleaseId, String>>,
+    pub refused: Mutex<Remembered<String>>,
     /// Releases passed on without fetching (not in this site's `fetch` policy).
-    pub relayed: Mutex<HashSet<ReleaseId>>,
+    pub relayed: Mutex<Remembered<()>>,
     /// Woken when a peer's holdings change or a peer connects: fetches waiting for a source.
     pub changed: Notify,
     /// Files a client is waiting for (read-through): fetched before the others.
@@ -177,8 +178,8 @@ impl Fleet {
             peers: Peers::default(),
             pending: Mutex::new(HashMap::new()),
             pending_dir: PendingDir::new(data_dir),
-            refused: Mutex::new(HashMap::new()),
-            relayed: Mutex::new(HashSet::new()),
+            refused: Mutex::new(Remembered::new(announce::REMEMBERED)),
+            relayed: Mutex::new(Remembered::new(announce::REMEMBERED)),
             changed: Notify::new(),
             wanted: Mutex::new(Vec::new()),
             uploads,
@@ -275,3 +276,6 @@ impl Fleet {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,10 +11,10 @@ use std::{
 use iroh::{endpoint::Connection, EndpointAddr, EndpointId};
 use netboot_proto::{fleet::Holding, ReleaseId};
 
-use super::config::PeerAddr;
-
-/// How long a peer that sent data failing BLAKE3 verification is avoided.
-pub(crate) const BAD_PEER_PENALTY: Duration = Duration::from_secs(600);
+use super::{
+    config::PeerAddr,
+    decide::{self, Candidate, Fault, PeerView},
+};
 
 #[derive(Debug)]
 pub(crate) struct Peer {
@@ -74,25 +74,12 @@ impl Peer {
         }
         addr
     }
-
-    fn is_bad(&self, now: Instant) -> bool {
-        self.bad_until.is_some_and(|t| t > now) || self.retry_at.is_some_and(|t| t > now)
-    }
 }
 
 pub(crate) fn alive(conn: &Option<Connection>) -> Option<Connection> {
     conn.as_ref()
         .filter(|c| c.close_reason().is_none())
         .cloned()
-}
-
-/// A peer to fetch a release from, in the order to try.
-#[derive(Debug, Clone)]
-pub(crate) struct Candidate {
-    pub id: EndpointId,
-    pub label: String,
-    pub holding: Holding,
-    pub rtt: Option<Duration>,
 }
 
 #[derive(Debug, Default)]
@@ -137,31 +124,30 @@ impl Peers {
         });
     }
 
-    /// Peers that hold (or are fetching) `release`, nearest first; peers that sent bad data
-    /// recently are left out. Peers without a measured RTT go last.
-    pub fn candidates(&self, release: &ReleaseId) -> Vec<Candidate> {
-        let now = Instant::now();
-        let mut list: Vec<Candidate> = self.with(|m| {
+    /// Peers that hold (or are fetching) `release`, nearest first (see
+    /// [`decide::sources`]).
+    pub fn candidates(&self, release: &ReleaseId, now: Instant) -> Vec<Candidate> {
+        let views: Vec<PeerView> = self.with(|m| {
             m.values()
-                .filter(|p| !p.is_bad(now))
-                .filter_map(|p| {
-                    let holding = *p.holdings.get(release)?;
-                    matches!(holding, Holding::Complete | Holding::Fetching).then(|| Candidate {
-                        id: p.id,
-                        label: p.label(),
-                        holding,
-                        rtt: p.rtt,
-                    })
+                .map(|p| PeerView {
+                    id: p.id,
+                    label: p.label(),
+                    rtt: p.rtt,
+                    holding: p.holdings.get(release).copied(),
+                    avoid_until: p.bad_until.max(p.retry_at),
                 })
                 .collect()
         });
-        list.sort_by_key(|c| c.rtt.unwrap_or(Duration::MAX));
-        list
+        decide::sources(views, now)
     }
 
-    pub fn mark_bad(&self, id: &EndpointId) {
+    /// Leaves a peer alone until `until` for `fault`.
+    pub fn avoid(&self, id: &EndpointId, fault: Fault, until: Instant) {
         self.entry(*id, |p| {
-            p.bad_until = Some(Instant::now() + BAD_PEER_PENALTY);
+            match fault {
+                Fault::BadData => p.bad_until = Some(until),
+                Fault::Unreachable => p.retry_at = Some(until),
+            }
             p.blobs = None;
         });
     }

@@ -1,0 +1,373 @@
+//! The fleet's decisions, pure: what to do with an offered signed document, which peer to ask
+//! next for a file, and when to leave a peer alone and for how long.
+//!
+//! Nothing here does I/O or reads the clock: the caller gathers the facts (what the store
+//! holds, what is pending, what each peer holds and how near it is) and the time, and carries
+//! out the decision. The offer rules only look at a document's id, version and admission
+//! verdict, so any signed, versioned document the fleet carries (releases today) goes the
+//! same way.
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::{Duration, Instant},
+};
+
+use iroh::EndpointId;
+use netboot_proto::{fleet::Holding, Refusal, ReleaseId};
+
+/// How long a peer that sent data failing BLAKE3 verification is avoided.
+pub(crate) const BAD_DATA_BACKOFF: Duration = Duration::from_secs(600);
+/// How long a peer whose data connection failed is skipped.
+pub(crate) const UNREACHABLE_BACKOFF: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------------------
+// Offers
+
+/// What this node knows, at the moment an offer arrives, about the document offered.
+#[derive(Debug, Clone)]
+pub(crate) struct OfferFacts {
+    pub id: ReleaseId,
+    pub version: u64,
+    /// The id of the document of this name and version committed here, if any.
+    pub committed: Option<ReleaseId>,
+    /// The document of this name being fetched here: (id, version).
+    pub pending: Option<(ReleaseId, u64)>,
+    /// Passed on before without fetching.
+    pub relayed: bool,
+    /// Refused before, and why.
+    pub refused: Option<String>,
+    /// The admission rules' verdict (trust, expiry, no rollback).
+    pub admission: Result<(), Refusal>,
+    /// Whether this site's fetch policy covers the document's name.
+    pub wanted: bool,
+}
+
+/// What to do with an offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OfferDecision {
+    /// Committed here: the sender is one more holder.
+    AlreadyHave,
+    /// Being fetched here: the sender is one more source.
+    AnotherSource,
+    /// Passed on before without fetching: nothing more to do.
+    AlreadyRelayed,
+    /// Refused before; answered with the remembered reason, not logged again.
+    StillRefused(String),
+    /// Fails admission: refuse, remember, never pass on. `quiet` for the ordinary case of an
+    /// older version arriving late (not a sign of an attack).
+    Refuse { reason: Refusal, quiet: bool },
+    /// A different document of the same version, or a newer version, is being fetched.
+    Busy(Busy),
+    /// Admitted, but not in this site's fetch policy: record the holder, pass it on.
+    Relay,
+    /// Admitted and wanted: record the holder, make it pending, fetch it, pass it on.
+    Fetch,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Busy {
+    /// Same version, other content.
+    Conflicting,
+    /// This version (or newer) is being fetched already.
+    Newer { pending: u64 },
+}
+
+impl OfferDecision {
+    /// Whether the sender's holding is worth recording (it is a source of something we want
+    /// or pass on).
+    pub fn records_holder(&self) -> bool {
+        matches!(
+            self,
+            Self::AlreadyHave | Self::AnotherSource | Self::Relay | Self::Fetch
+        )
+    }
+}
+
+/// The offer rules, in order: what is held or pending wins over memory, memory over a fresh
+/// check, a fresh check over the fetch policy.
+pub(crate) fn offer(f: &OfferFacts) -> OfferDecision {
+    if f.committed == Some(f.id) {
+        return OfferDecision::AlreadyHave;
+    }
+    if f.pending.is_some_and(|(id, _)| id == f.id) {
+        return OfferDecision::AnotherSource;
+    }
+    if f.relayed {
+        return OfferDecision::AlreadyRelayed;
+    }
+    if let Some(reason) = &f.refused {
+        return OfferDecision::StillRefused(reason.clone());
+    }
+    if let Err(reason) = &f.admission {
+        let quiet = matches!(reason, Refusal::NotNewer { .. });
+        return OfferDecision::Refuse {
+            reason: reason.clone(),
+            quiet,
+        };
+    }
+    if let Some((_, pending)) = f.pending {
+        if pending == f.version {
+            return OfferDecision::Busy(Busy::Conflicting);
+        }
+        if pending > f.version {
+            return OfferDecision::Busy(Busy::Newer { pending });
+        }
+    }
+    if !f.wanted {
+        return OfferDecision::Relay;
+    }
+    OfferDecision::Fetch
+}
+
+/// A bounded memory of document ids (refused or relayed), so a repeated offer is answered
+/// quietly and a peer inventing endless distinct forgeries cannot grow memory.
+#[derive(Debug)]
+pub(crate) struct Remembered<V> {
+    limit: usize,
+    map: HashMap<ReleaseId, V>,
+}
+
+impl<V> Remembered<V> {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            limit: limit.max(1),
+            map: HashMap::new(),
+        }
+    }
+
+    pub fn get(&self, id: &ReleaseId) -> Option<&V> {
+        self.map.get(id)
+    }
+
+    pub fn insert(&mut self, id: ReleaseId, v: V) {
+        // Forgetting everything at once is crude but bounded; a forgotten id is checked again
+        // in full, so nothing unsafe follows, only one more log line.
+        if self.map.len() >= self.limit && !self.map.contains_key(&id) {
+            self.map.clear();
+        }
+        self.map.insert(id, v);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Sources
+
+/// One peer as the source choice sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct PeerView {
+    pub id: EndpointId,
+    pub label: String,
+    pub rtt: Option<Duration>,
+    /// What it holds of the release in question.
+    pub holding: Option<Holding>,
+    /// Left alone until then (bad data, unreachable).
+    pub avoid_until: Option<Instant>,
+}
+
+/// A peer to fetch a release from, in the order to try.
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
+    pub id: EndpointId,
+    pub label: String,
+    pub holding: Holding,
+    pub rtt: Option<Duration>,
+}
+
+/// Peers that hold (or are fetching) the release, nearest first; peers being avoided are
+/// left out. Peers without a measured round trip go last.
+pub(crate) fn sources(peers: impl IntoIterator<Item = PeerView>, now: Instant) -> Vec<Candidate> {
+    let mut list: Vec<Candidate> = peers
+        .into_iter()
+        .filter(|p| p.avoid_until.is_none_or(|t| t <= now))
+        .filter_map(|p| {
+            let holding = p.holding?;
+            matches!(holding, Holding::Complete | Holding::Fetching).then_some(Candidate {
+                id: p.id,
+                label: p.label,
+                holding,
+                rtt: p.rtt,
+            })
+        })
+        .collect();
+    // Stable: equal round trips keep the caller's order.
+    list.sort_by_key(|c| c.rtt.unwrap_or(Duration::MAX));
+    list
+}
+
+/// Why a peer is left alone for a while, whatever the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// Sent data failing BLAKE3 verification.
+    BadData,
+    /// Its blob provider could not be reached.
+    Unreachable,
+}
+
+/// Until when a peer with `fault` is left alone.
+pub(crate) fn backoff(fault: Fault, now: Instant) -> Instant {
+    now + match fault {
+        Fault::BadData => BAD_DATA_BACKOFF,
+        Fault::Unreachable => UNREACHABLE_BACKOFF,
+    }
+}
+
+/// How one request of a file from one peer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// The peer sent all it had.
+    Done,
+    /// The data failed verification.
+    BadData,
+    /// No connection to its blob provider.
+    Unreachable,
+    /// No byte arrived within the stall timeout.
+    Stalled,
+    /// Left for a nearer peer.
+    Preempted,
+    /// Any other failure (connection lost, refused, busy).
+    Failed,
+}
+
+/// One request of a file: how it ended and how much it brought.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Attempt {
+    pub ended: Ended,
+    /// Verified bytes of the file that arrived during the request.
+    pub got: u64,
+    /// The file was complete here before the request.
+    pub had_all: bool,
+}
+
+/// What the fetch of a file does after one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Start over from the nearest source; `progressed` if bytes arrived.
+    Restart { progressed: bool },
+    /// The nearest source is still receiving the file itself: wait for it.
+    WaitForNearer,
+    /// Try the next source in the list.
+    Next,
+}
+
+/// The decision and what to carry out with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AfterAttempt {
+    pub step: Step,
+    /// A peer-wide backoff to record (it applies to every file).
+    pub avoid: Option<(Fault, Instant)>,
+}
+
+/// The memory of one file's fetch: which peers delivered, which to skip for a while, which
+/// still-fetching nearer peer is being waited for.
+#[derive(Debug)]
+pub(crate) struct FileFetch {
+    stall: Duration,
+    /// A nearer peer that is itself still fetching: when we first found it with nothing new
+    /// for us. It is waited for until `stall` has passed.
+    grace: HashMap<EndpointId, Instant>,
+    /// Peers that just failed to deliver this file are skipped until then (unless no other
+    /// peer is left), so a fetch does not flip back and forth.
+    cooldown: HashMap<EndpointId, Instant>,
+    /// Peers that delivered bytes of this file: only those are worth waiting for. Waiting for
+    /// a peer that never delivered could be waiting for a peer that waits for us.
+    proven: HashSet<EndpointId>,
+}
+
+impl FileFetch {
+    pub fn new(stall: Duration) -> Self {
+        Self {
+            stall,
+            grace: HashMap::new(),
+            cooldown: HashMap::new(),
+            proven: HashSet::new(),
+        }
+    }
+
+    fn cooling(&self, id: &EndpointId, now: Instant) -> bool {
+        self.cooldown.get(id).is_some_and(|t| *t > now)
+    }
+
+    /// The sources to try now, in order: those not cooling down; if none is left, all of
+    /// them (a peer that stalled is better than none).
+    pub fn order(&self, all: &[Candidate], now: Instant) -> Vec<Candidate> {
+        let fresh: Vec<Candidate> = all
+            .iter()
+            .filter(|c| !self.cooling(&c.id, now))
+            .cloned()
+            .collect();
+        if fresh.is_empty() {
+            all.to_vec()
+        } else {
+            fresh
+        }
+    }
+
+    /// A source worth leaving a running transfer from `current` for: clearly nearer (half its
+    /// round trip or less, and at least 5 ms nearer) and not cooling down. It appears when a
+    /// near peer starts holding the release after this fetch began with a farther one.
+    pub fn nearer_than<'a>(
+        &self,
+        current: &Candidate,
+        all: &'a [Candidate],
+        now: Instant,
+    ) -> Option<&'a Candidate> {
+        let current_rtt = current.rtt?;
+        all.iter()
+            .filter(|c| c.id != current.id && !self.cooling(&c.id, now))
+            .find(|c| {
+                c.rtt.is_some_and(|r| {
+                    r * 2 <= current_rtt && r + Duration::from_millis(5) <= current_rtt
+                })
+            })
+    }
+
+    /// After one request of the file from `c`: what next, and whether to back off the peer.
+    pub fn after(&mut self, c: &Candidate, a: Attempt, now: Instant) -> AfterAttempt {
+        let progressed = a.got > 0;
+        if progressed {
+            self.grace.remove(&c.id);
+            self.proven.insert(c.id);
+        }
+        let next = |step| AfterAttempt { step, avoid: None };
+        match a.ended {
+            Ended::Done if progressed || a.had_all => {
+                return next(Step::Restart { progressed });
+            }
+            Ended::Preempted => return next(Step::Restart { progressed }),
+            Ended::BadData | Ended::Unreachable => {
+                let fault = if a.ended == Ended::BadData {
+                    Fault::BadData
+                } else {
+                    Fault::Unreachable
+                };
+                return AfterAttempt {
+                    step: Step::Next,
+                    avoid: Some((fault, backoff(fault, now))),
+                };
+            }
+            Ended::Stalled => self.cool(c.id, now + 2 * self.stall),
+            Ended::Done | Ended::Failed => {}
+        }
+        if progressed {
+            // Start over from the nearest: it may have more by now.
+            return next(Step::Restart { progressed });
+        }
+        if c.holding == Holding::Fetching && self.proven.contains(&c.id) {
+            let first = *self.grace.entry(c.id).or_insert(now);
+            if now.saturating_duration_since(first) < self.stall {
+                // The nearest source is still receiving this file itself: give it time rather
+                // than pull the bytes over a longer link.
+                return next(Step::WaitForNearer);
+            }
+            self.grace.remove(&c.id);
+        }
+        self.cool(c.id, now + self.stall);
+        next(Step::Next)
+    }
+
+    /// Never shortens a longer cooldown (a stall earns twice the stall timeout).
+    fn cool(&mut self, id: EndpointId, until: Instant) {
+        let t = self.cooldown.entry(id).or_insert(until);
+        *t = (*t).max(until);
+    }
+}
