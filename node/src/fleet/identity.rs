@@ -13,8 +13,8 @@ use std::{
 
 use iroh::SecretKey;
 
-/// The file name inside the data dir.
-pub const FLEET_KEY_FILE: &str = "fleet.key";
+/// The file name inside the data dir (the store owns the data dir's layout).
+pub use crate::store::FLEET_KEY_FILE;
 const HEADER: &str = "netboot-fleet-key:";
 
 #[derive(Debug, thiserror::Error)]

@@ -7,6 +7,8 @@
 //!   floors                       `<name> <version>` lines: the version each new release must exceed
 //!   blobs/                       iroh-blobs FsStore: blobs.db (redb), data/<hash>.data|.obao4, temp/
 //!   releases/<name>/<version>.release   signed releases; writing one is the commit point
+//!   fleet.key                    the node's fleet identity (written by the fleet, may come first)
+//!   pending/                     releases admitted by the fleet and not yet complete
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -16,6 +18,9 @@ use netboot_proto::ImageName;
 pub(crate) const FORMAT_FILE: &str = "FORMAT";
 pub(crate) const FORMAT_TEXT: &str = "netboot data dir format 1\n";
 const RELEASE_EXT: &str = "release";
+/// The fleet's key: the one file that may be in a data dir before the store formats it
+/// (`netboot node-id` creates it on a fresh node).
+pub const FLEET_KEY_FILE: &str = "fleet.key";
 
 #[derive(Debug, Clone)]
 pub struct Layout {

@@ -34,7 +34,7 @@ pub use blobs::{Leftovers, StageProgress, StagedFile};
 pub use bundle::BUNDLE_RELEASE_FILE;
 pub use error::{AcceptError, StoreError};
 pub use index::{Problem, StoredRelease};
-pub use layout::Layout;
+pub use layout::{Layout, FLEET_KEY_FILE};
 use netboot_proto::{admit, ImageName, ReleaseId, SignedRelease, TrustedKeys, VerifiedRelease};
 pub use repair::{repair, RepairReport};
 pub use verify::{FileDamage, VerifyProgress, VerifyReport};
@@ -559,8 +559,7 @@ fn check_format(root: &Path) -> Result<(), StoreError> {
                 .map_err(StoreError::io("cannot list", root))?
                 .filter_map(Result::ok)
                 .any(|e| {
-                    e.file_name() != lock::LOCK_FILE
-                        && e.file_name() != crate::fleet::FLEET_KEY_FILE
+                    e.file_name() != lock::LOCK_FILE && e.file_name() != layout::FLEET_KEY_FILE
                 });
             if foreign {
                 return Err(StoreError::UnknownFormat {
