@@ -1,12 +1,12 @@
 //! The control protocol's server side: one request per stream, on connections opened by
 //! either side (a peer answers requests on the connection it dialled, too, so a regional
-//! node can pass announcements to branch nodes that dialled it).
+//! node can pass announcements to branch nodes that dialled it). Offers and publish requests
+//! go to the owner (`core`); this module only speaks the protocol.
 
 use std::{sync::Arc, time::Duration};
 
 use iroh::{
     endpoint::{Connection, RecvStream, SendStream},
-    protocol::{AcceptError, ProtocolHandler},
     EndpointId,
 };
 use netboot_proto::{
@@ -14,29 +14,7 @@ use netboot_proto::{
     SignedRelease,
 };
 
-use super::{announce, links, wire, Shared};
-
-#[derive(Clone)]
-pub(crate) struct ControlProtocol(pub Arc<Shared>);
-
-impl std::fmt::Debug for ControlProtocol {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ControlProtocol")
-    }
-}
-
-impl ProtocolHandler for ControlProtocol {
-    async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
-        let shared = self.0.clone();
-        let remote = conn.remote_id();
-        let member = shared.members.contains(&remote);
-        if member {
-            links::adopt_control(&shared, remote, conn.clone());
-        }
-        serve(shared, conn, remote, member).await;
-        Ok(())
-    }
-}
+use super::{core::PeerEvent, fetch, wire, Shared};
 
 /// Answers requests on one connection until it closes.
 pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, remote: EndpointId, member: bool) {
@@ -45,14 +23,14 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, remote: Endpoin
         let conn = conn.clone();
         tokio::spawn(async move {
             if let Err(e) = handle(&shared, &conn, remote, member, send, recv).await {
-                tracing::debug!(
-                    "fleet: request from {} failed: {e}",
-                    shared.peers.label(&remote)
-                );
+                tracing::debug!("fleet: request from {} failed: {e}", shared.label(&remote));
             }
         });
     }
-    links::forget_control(&shared, remote, &conn);
+    shared
+        .core
+        .peer(PeerEvent::LinkDown { id: remote, conn })
+        .await;
 }
 
 async fn handle(
@@ -83,7 +61,7 @@ async fn handle(
                 reason: "not a member of this fleet".into(),
             }
         }
-        Request::Announce(offer) => announce::on_offer(shared, remote, offer),
+        Request::Announce(offer) => shared.core.offer(remote, offer).await,
         Request::Catalog => Response::Catalog(catalog(shared)),
     };
     wire::write(&mut send, &response).await?;
@@ -93,7 +71,7 @@ async fn handle(
 }
 
 /// The newest committed release of each name, and each release being fetched.
-pub(crate) fn catalog(shared: &Shared) -> Vec<Offer> {
+fn catalog(shared: &Shared) -> Vec<Offer> {
     let mut offers: Vec<Offer> = shared
         .store
         .servable_latest()
@@ -103,8 +81,8 @@ pub(crate) fn catalog(shared: &Shared) -> Vec<Offer> {
             holding: Holding::Complete,
         })
         .collect();
-    offers.extend(shared.lock_pending().values().map(|p| Offer {
-        signed: p.release.signed().encode(),
+    offers.extend(shared.core.all_pending().iter().map(|r| Offer {
+        signed: r.signed().encode(),
         holding: Holding::Fetching,
     }));
     offers
@@ -130,25 +108,12 @@ async fn publish_session(
         }
     };
     let what = format!("{} v{}", release.name, release.version);
-    if let Err(reason) = announce::admission(shared, &release) {
-        tracing::warn!("fleet: publish of {what} from {remote} REFUSED: {reason}");
-        return finish(&mut send, refuse(reason.to_string())).await;
-    }
-    if let Some(p) = shared.pending_release(&release.name) {
-        if p.version >= release.version {
-            let reason = format!("v{} of {} is being fetched", p.version, release.name);
-            return finish(&mut send, refuse(reason)).await;
-        }
-    }
-    tracing::info!(
-        "fleet: publish of {what} from {remote} (publisher {}, {} files, {} bytes): fetching from the publisher",
-        release.publisher,
-        release.files.len(),
-        release.total_size()
-    );
-    links::adopt_publisher(shared, remote, conn.clone(), release.id());
-    if announce::start_pending(shared, release.clone()) {
-        announce::broadcast(shared, &release, Holding::Fetching, Some(remote));
+    if let Some(reason) = shared
+        .core
+        .publish(remote, conn.clone(), release.clone())
+        .await
+    {
+        return finish(&mut send, refuse(reason)).await;
     }
 
     let total = release.total_size();
@@ -166,7 +131,8 @@ async fn publish_session(
             return finish(&mut send, response).await;
         }
         let still_pending = shared
-            .pending_release(&release.name)
+            .core
+            .pending(&release.name)
             .is_some_and(|p| p.id() == release.id());
         if !still_pending {
             return finish(&mut send, refuse(format!("{what} was superseded"))).await;
@@ -177,7 +143,7 @@ async fn publish_session(
             );
             return Ok(());
         }
-        let done = super::fetch::held_bytes(shared, &release).await;
+        let done = fetch::held_bytes(shared, &release).await;
         wire::write(&mut send, &Response::Progress { done, total }).await?;
     }
 }

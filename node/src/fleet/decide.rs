@@ -13,7 +13,7 @@ use std::{
 };
 
 use iroh::EndpointId;
-use netboot_proto::{fleet::Holding, Refusal, ReleaseId};
+use netboot_proto::{fleet::Holding, FileEntry, Refusal, ReleaseId};
 
 /// How long a peer that sent data failing BLAKE3 verification is avoided.
 pub(crate) const BAD_DATA_BACKOFF: Duration = Duration::from_secs(600);
@@ -152,9 +152,21 @@ impl<V> Remembered<V> {
 // ---------------------------------------------------------------------------------------
 // Sources
 
+/// Of a release's missing files, the next to fetch: one a client is waiting for (read-through)
+/// first, otherwise the signed order.
+pub(crate) fn next_file<'a>(
+    missing: &'a [FileEntry],
+    wanted: &[blake3::Hash],
+) -> Option<&'a FileEntry> {
+    missing
+        .iter()
+        .find(|f| wanted.contains(&f.hash))
+        .or_else(|| missing.first())
+}
+
 /// One peer as the source choice sees it.
 #[derive(Debug, Clone)]
-pub(crate) struct PeerView {
+pub(crate) struct PeerFacts {
     pub id: EndpointId,
     pub label: String,
     pub rtt: Option<Duration>,
@@ -175,7 +187,7 @@ pub(crate) struct Candidate {
 
 /// Peers that hold (or are fetching) the release, nearest first; peers being avoided are
 /// left out. Peers without a measured round trip go last.
-pub(crate) fn sources(peers: impl IntoIterator<Item = PeerView>, now: Instant) -> Vec<Candidate> {
+pub(crate) fn sources(peers: impl IntoIterator<Item = PeerFacts>, now: Instant) -> Vec<Candidate> {
     let mut list: Vec<Candidate> = peers
         .into_iter()
         .filter(|p| p.avoid_until.is_none_or(|t| t <= now))

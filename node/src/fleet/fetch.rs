@@ -12,7 +12,6 @@
 //! held.
 
 use std::{
-    collections::HashMap,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -24,10 +23,10 @@ use iroh_blobs::{
     HashAndFormat,
 };
 use n0_future::StreamExt;
-use netboot_proto::{FileEntry, VerifiedRelease};
+use netboot_proto::{FileEntry, ReleaseId, VerifiedRelease};
 
 use super::{
-    announce,
+    core::{Event, Fetched, PeerEvent},
     decide::{self, Attempt, Candidate, Ended, FileFetch, Step},
     Shared,
 };
@@ -51,17 +50,19 @@ enum SourceError {
     Preempted(String),
 }
 
-/// Fetches every file of `release`, then commits it and announces it. Runs until done or
-/// aborted (superseded, shutdown).
+/// Fetches every file of `release`, commits it, and tells the owner how that went. Runs
+/// until done or aborted (superseded, shutdown).
 pub(crate) async fn run(shared: Arc<Shared>, release: VerifiedRelease) {
     let what = format!("{} v{}", release.name, release.version);
     if let Err(e) = shared.store.protect_fetch(&release).await {
         tracing::warn!("fleet: {what}: cannot protect partial files from GC: {e}");
     }
     let started = Instant::now();
-    let before: HashMap<EndpointId, u64> = shared
-        .peers
-        .with(|m| m.values().map(|p| (p.id, p.received)).collect());
+    let before = shared
+        .core
+        .ask(PeerEvent::Received)
+        .await
+        .unwrap_or_default();
     loop {
         let mut missing = Vec::new();
         for f in &release.files {
@@ -74,22 +75,26 @@ pub(crate) async fn run(shared: Arc<Shared>, release: VerifiedRelease) {
                 }
             }
         }
-        let Some(file) = next_file(&shared, &missing) else {
+        let Some(file) = next_file(&shared, &missing).await else {
             break;
         };
         fetch_file(&shared, &release, &file).await;
     }
-    match shared.store.accept(&release).await {
+    let outcome = match shared.store.accept(&release).await {
         Ok(accepted) => {
             let secs = started.elapsed().as_secs_f64();
-            let sources: Vec<String> = shared.peers.with(|m| {
-                m.values()
-                    .filter_map(|p| {
-                        let got = p.received - before.get(&p.id).copied().unwrap_or(0);
-                        (got > 0).then(|| format!("{} bytes from {}", got, p.label()))
-                    })
-                    .collect()
-            });
+            let after = shared
+                .core
+                .ask(PeerEvent::Received)
+                .await
+                .unwrap_or_default();
+            let sources: Vec<String> = after
+                .iter()
+                .filter_map(|(id, (label, received))| {
+                    let got = received.saturating_sub(before.get(id).map_or(0, |b| b.1));
+                    (got > 0).then(|| format!("{got} bytes from {label}"))
+                })
+                .collect();
             tracing::info!(
                 "fleet: {what} complete and verified in {secs:.1} s ({}); serving it",
                 if sources.is_empty() {
@@ -98,41 +103,33 @@ pub(crate) async fn run(shared: Arc<Shared>, release: VerifiedRelease) {
                     sources.join(", ")
                 }
             );
-            finish(&shared, &release).await;
+            unprotect(&shared, &release).await;
             if !accepted.dropped.is_empty() {
                 if let Err(e) = shared.store.collect_garbage().await {
                     tracing::warn!("fleet: garbage collection: {e}");
                 }
             }
-            announce::broadcast_complete(&shared, &release);
+            Fetched::Committed
         }
         Err(AcceptError::Refused(r)) => {
             tracing::info!("fleet: {what} not committed: {r}");
             shared
                 .progress
                 .refused(&release.name, release.version, "this node", &r.to_string());
-            finish(&shared, &release).await;
+            unprotect(&shared, &release).await;
+            Fetched::Refused
         }
         Err(e) => {
             // Files are held and verified; a store error (disk full, I/O) is the operator's
             // to fix. Keep the release pending: a restart retries.
             tracing::error!("fleet: {what}: cannot commit: {e}");
+            Fetched::NotCommitted
         }
-    }
+    };
+    shared.core.send(Event::Fetched { release, outcome }).await;
 }
 
-async fn finish(shared: &Shared, release: &VerifiedRelease) {
-    {
-        let mut pending = shared.lock_pending();
-        if pending
-            .get(&release.name)
-            .is_some_and(|p| p.release.id() == release.id())
-        {
-            pending.remove(&release.name);
-        }
-    }
-    shared.pending_dir.remove(&release.name, release.version);
-    shared.progress.finished(&release.name);
+async fn unprotect(shared: &Shared, release: &VerifiedRelease) {
     if let Err(e) = shared
         .store
         .unprotect_fetch(&release.name, release.version)
@@ -142,18 +139,10 @@ async fn finish(shared: &Shared, release: &VerifiedRelease) {
     }
 }
 
-/// Files a client is waiting for come first; otherwise the signed order.
-fn next_file(shared: &Shared, missing: &[FileEntry]) -> Option<FileEntry> {
-    let wanted = shared
-        .wanted
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    missing
-        .iter()
-        .find(|f| wanted.contains(&f.hash))
-        .or_else(|| missing.first())
-        .cloned()
+/// The next file to fetch ([`decide::next_file`]), given what clients wait for now.
+async fn next_file(shared: &Shared, missing: &[FileEntry]) -> Option<FileEntry> {
+    let wanted = shared.core.wanted().await;
+    decide::next_file(missing, &wanted).cloned()
 }
 
 /// Verified bytes of `release` held locally (complete and partial files).
@@ -193,18 +182,12 @@ async fn fetch_file(shared: &Arc<Shared>, release: &VerifiedRelease, file: &File
         {
             return;
         }
-        let all = shared.peers.candidates(&id, Instant::now());
+        let all = sources(shared, id).await;
         let candidates = memory.order(&all, Instant::now());
         let mut pause = Pause::Idle;
         for c in &candidates {
             let before = local_bytes(shared, &file.hash).await;
-            let preempt = || {
-                let all = shared.peers.candidates(&id, Instant::now());
-                memory
-                    .nearer_than(c, &all, Instant::now())
-                    .map(|n| n.label.clone())
-            };
-            let result = fetch_from(shared, &release, c, file, stall, &preempt).await;
+            let result = fetch_from(shared, release, c, file, stall, &memory).await;
             let got = local_bytes(shared, &file.hash).await.saturating_sub(before);
             let ended = match &result {
                 Ok(()) => Ended::Done,
@@ -256,7 +239,11 @@ async fn fetch_file(shared: &Arc<Shared>, release: &VerifiedRelease, file: &File
             };
             let after = memory.after(c, attempt, Instant::now());
             if let Some((fault, until)) = after.avoid {
-                shared.peers.avoid(&c.id, fault, until);
+                let id = c.id;
+                shared
+                    .core
+                    .peer(PeerEvent::Avoid { id, fault, until })
+                    .await;
             }
             match after.step {
                 Step::Restart { progressed } => {
@@ -308,10 +295,21 @@ enum Pause {
     Idle,
 }
 
-async fn blob_connection(shared: &Shared, peer: &EndpointId) -> Result<Connection, SourceError> {
+/// The sources of `release` now, in the order to try.
+async fn sources(shared: &Shared, release: ReleaseId) -> Vec<Candidate> {
+    shared
+        .core
+        .ask(|reply| PeerEvent::Sources { release, reply })
+        .await
+        .unwrap_or_default()
+}
+
+async fn blob_connection(shared: &Shared, id: EndpointId) -> Result<Connection, SourceError> {
     let (cached, addr) = shared
-        .peers
-        .get(peer, |p| (super::peers::alive(&p.blobs), p.dial_addr()))
+        .core
+        .ask(|reply| PeerEvent::BlobLink { id, reply })
+        .await
+        .flatten()
         .ok_or_else(|| SourceError::Connect("unknown peer".into()))?;
     if let Some(c) = cached {
         return Ok(c);
@@ -323,7 +321,11 @@ async fn blob_connection(shared: &Shared, peer: &EndpointId) -> Result<Connectio
     .await
     .map_err(|_| SourceError::Connect(format!("no answer within {CONNECT_TIMEOUT:?}")))?
     .map_err(|e| SourceError::Connect(e.to_string()))?;
-    shared.peers.entry(*peer, |p| p.blobs = Some(conn.clone()));
+    let conn_ = Some(conn.clone());
+    shared
+        .core
+        .peer(PeerEvent::SetBlobLink { id, conn: conn_ })
+        .await;
     Ok(conn)
 }
 
@@ -333,25 +335,31 @@ async fn fetch_from(
     c: &Candidate,
     file: &FileEntry,
     stall: Duration,
-    preempt: &(dyn Fn() -> Option<String> + Sync),
+    memory: &FileFetch,
 ) -> Result<(), SourceError> {
-    let conn = blob_connection(shared, &c.id).await?;
+    let conn = blob_connection(shared, c.id).await?;
     let api = shared.store.blob_api();
     let progress = api.remote().fetch(
         conn.clone(),
         HashAndFormat::raw(iroh_blobs::Hash::from(file.hash)),
     );
     let mut stream = std::pin::pin!(progress.stream());
-    // Payload bytes of this request, credited to the peer as they arrive (status, logs).
+    // Payload bytes of this request, credited to the peer (status, logs) at each check and
+    // at the end, not per chunk group.
     let mut counted = 0u64;
-    let mut credit = |n: u64| {
-        let delta = n.saturating_sub(counted);
-        counted = counted.max(n);
-        if delta > 0 {
-            shared.peers.entry(c.id, |p| p.received += delta);
-            shared
-                .progress
-                .received(&release.name, release.version, c.id, &c.label, delta);
+    let mut credited = 0u64;
+    let credit = |counted: u64, credited: &mut u64| {
+        let bytes = counted.saturating_sub(*credited) as i64;
+        *credited = counted;
+        async move {
+            if bytes > 0 {
+                let id = c.id;
+                shared.core.peer(PeerEvent::Credit { id, bytes }).await;
+                let (name, version) = (&release.name, release.version);
+                shared
+                    .progress
+                    .received(name, version, id, &c.label, bytes as u64);
+            }
         }
     };
     let mut idle = Duration::ZERO;
@@ -363,12 +371,14 @@ async fn fetch_from(
             _ = check.tick() => None,
         };
         let Some(next) = next else {
+            credit(counted, &mut credited).await;
             idle += PREEMPT_CHECK;
             if idle >= stall {
                 return Err(SourceError::Stalled(stall));
             }
-            if let Some(nearer) = preempt() {
-                return Err(SourceError::Preempted(nearer));
+            let all = sources(shared, release.id()).await;
+            if let Some(nearer) = memory.nearer_than(c, &all, Instant::now()) {
+                return Err(SourceError::Preempted(nearer.label.clone()));
             }
             continue;
         };
@@ -377,23 +387,25 @@ async fn fetch_from(
         }
         match next {
             None => return Err(SourceError::Transfer("ended without a result".into())),
-            Some(GetProgressItem::Progress(n)) => credit(n),
+            Some(GetProgressItem::Progress(n)) => counted = counted.max(n),
             Some(GetProgressItem::Done(stats)) => {
-                credit(stats.payload_bytes_read);
+                counted = counted.max(stats.payload_bytes_read);
+                credit(counted, &mut credited).await;
                 return Ok(());
             }
             Some(GetProgressItem::Error(e)) => {
                 let text = format!("{e:#}");
+                let id = c.id;
                 if sent_bad_data(&e) {
                     // Nothing of a failing request counts as received from that peer.
-                    let bad = counted;
-                    shared
-                        .peers
-                        .entry(c.id, |p| p.received = p.received.saturating_sub(bad));
+                    let bytes = -(credited as i64);
+                    shared.core.peer(PeerEvent::Credit { id, bytes }).await;
                     return Err(SourceError::BadData(text));
                 }
+                credit(counted, &mut credited).await;
                 if conn.close_reason().is_some() {
-                    shared.peers.entry(c.id, |p| p.blobs = None);
+                    let conn = None;
+                    shared.core.peer(PeerEvent::SetBlobLink { id, conn }).await;
                 }
                 return Err(SourceError::Transfer(text));
             }

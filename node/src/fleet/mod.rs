@@ -18,6 +18,7 @@
 mod announce;
 pub mod config;
 mod control;
+mod core;
 mod decide;
 mod fetch;
 mod gate;
@@ -31,15 +32,11 @@ pub mod readthrough;
 mod view;
 mod wire;
 
-use std::{
-    collections::{HashMap, HashSet},
-    path::Path,
-    sync::{Arc, Mutex},
-};
+use std::{collections::HashSet, path::Path, sync::Arc};
 
 use iroh::{endpoint::presets, protocol::Router, Endpoint, EndpointId, RelayMode};
 use iroh_blobs::BlobsProtocol;
-use netboot_proto::{fleet::FLEET_ALPN, ImageName, VerifiedRelease};
+use netboot_proto::{fleet::FLEET_ALPN, VerifiedRelease};
 use tokio::sync::Notify;
 
 pub use self::{
@@ -49,7 +46,7 @@ pub use self::{
     progress::{FetchSource, Refusal},
     view::{FetchView, FleetView, PeerView, ReleaseRef},
 };
-use self::{decide::Remembered, peers::Peers, pending::PendingDir};
+use self::{core::CoreHandle, pending::PendingDir};
 use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
@@ -62,43 +59,30 @@ pub enum FleetError {
     Relay { url: String, message: String },
 }
 
-/// A release admitted and being fetched.
-pub(crate) struct Pending {
-    pub release: VerifiedRelease,
-    pub task: Option<tokio::task::AbortHandle>,
-}
-
-/// State shared by the fleet's tasks.
+/// What the fleet's tasks share: fixed settings and handles, the peer table, and the way to
+/// the owner of the offer state ([`core`]).
 pub(crate) struct Shared {
     pub store: Arc<Store>,
     pub endpoint: Endpoint,
     pub settings: FleetSection,
     /// Who may connect and fetch: configured peers and `members`.
     pub members: Arc<HashSet<EndpointId>>,
-    pub peers: Peers,
-    /// The newest admitted-but-incomplete release of each name.
-    pub pending: Mutex<HashMap<ImageName, Pending>>,
-    pub pending_dir: PendingDir,
-    /// Releases refused (id → reason), so a re-sent forgery is dropped quietly.
-    pub refused: Mutex<Remembered<String>>,
-    /// Releases passed on without fetching (not in this site's `fetch` policy).
-    pub relayed: Mutex<Remembered<()>>,
+    /// The owner of what is pending, refused and relayed, and of the peer table.
+    pub core: CoreHandle,
     /// Woken when a peer's holdings change or a peer connects: fetches waiting for a source.
     pub changed: Notify,
-    /// Files a client is waiting for (read-through): fetched before the others.
-    pub wanted: Mutex<Vec<blake3::Hash>>,
     pub uploads: Arc<UploadStats>,
     /// Each fetch's source and rate, recent refusals: for the status page.
     pub progress: progress::Progress,
 }
 
 impl Shared {
-    pub(crate) fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<ImageName, Pending>> {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(crate) fn pending_release(&self, name: &ImageName) -> Option<VerifiedRelease> {
-        self.lock_pending().get(name).map(|p| p.release.clone())
+    /// A short name of a peer for logs: its configured address, or its id's short form.
+    pub(crate) fn label(&self, id: &EndpointId) -> String {
+        match self.settings.peers.iter().find(|p| p.id == *id) {
+            Some(p) => format!("{} ({})", p.host, id.fmt_short()),
+            None => id.fmt_short().to_string(),
+        }
     }
 }
 
@@ -107,6 +91,7 @@ pub struct Fleet {
     shared: Arc<Shared>,
     router: Router,
     maintenance: tokio::task::JoinHandle<()>,
+    core: tokio::task::JoinHandle<()>,
 }
 
 /// What the fleet is doing, for operators and tests (`/fleet/status.json`; see [`FleetView`]).
@@ -171,27 +156,20 @@ impl Fleet {
         );
         let blobs = BlobsProtocol::new(&store.blob_api(), Some(events));
 
+        let (handle, events, view) = core::channel();
         let shared = Arc::new(Shared {
             store: store.clone(),
             endpoint: endpoint.clone(),
             members,
-            peers: Peers::default(),
-            pending: Mutex::new(HashMap::new()),
-            pending_dir: PendingDir::new(data_dir),
-            refused: Mutex::new(Remembered::new(announce::REMEMBERED)),
-            relayed: Mutex::new(Remembered::new(announce::REMEMBERED)),
+            core: handle,
             changed: Notify::new(),
-            wanted: Mutex::new(Vec::new()),
             uploads,
             progress: Default::default(),
             settings,
         });
-        for p in &shared.settings.peers {
-            shared.peers.add_configured(p);
-        }
         let router = Router::builder(endpoint.clone())
             .accept(iroh_blobs::ALPN, blobs)
-            .accept(FLEET_ALPN, control::ControlProtocol(shared.clone()))
+            .accept(FLEET_ALPN, links::ControlProtocol(shared.clone()))
             .spawn();
 
         tracing::info!(
@@ -213,7 +191,9 @@ impl Fleet {
                 .unwrap_or_default(),
         );
 
-        for release in shared.pending_dir.load() {
+        let pending_dir = PendingDir::new(data_dir);
+        let mut resume = Vec::new();
+        for release in pending_dir.load() {
             match store.check_admission(&release) {
                 Ok(()) => {
                     tracing::info!(
@@ -221,7 +201,7 @@ impl Fleet {
                         release.name,
                         release.version
                     );
-                    announce::start_pending(&shared, release);
+                    resume.push(release);
                 }
                 Err(e) => {
                     tracing::info!(
@@ -229,16 +209,21 @@ impl Fleet {
                         release.name,
                         release.version
                     );
-                    shared.pending_dir.remove(&release.name, release.version);
+                    pending_dir.remove(&release.name, release.version);
                     let _ = store.unprotect_fetch(&release.name, release.version).await;
                 }
             }
+        }
+        let core = tokio::spawn(core::run(shared.clone(), pending_dir, events, view));
+        for release in resume {
+            shared.core.send(core::Event::Resume(release)).await;
         }
         let maintenance = tokio::spawn(links::maintain(shared.clone()));
         Ok(Self {
             shared,
             router,
             maintenance,
+            core,
         })
     }
 
@@ -249,7 +234,8 @@ impl Fleet {
     /// Tells the fleet about a release committed locally (`netboot publish` into this node's
     /// data dir while it runs is refused by the store lock, so this is for imports and tests).
     pub fn announce_complete(&self, release: &VerifiedRelease) {
-        announce::broadcast_complete(&self.shared, release);
+        let (core, release) = (self.shared.core.clone(), release.clone());
+        tokio::spawn(async move { core.send(core::Event::Committed(release)).await });
     }
 
     /// A handle for `/fleet/status.json`.
@@ -266,11 +252,10 @@ impl Fleet {
 
     pub async fn shutdown(self) {
         self.maintenance.abort();
-        for (_, p) in self.shared.lock_pending().drain() {
-            if let Some(t) = p.task {
-                t.abort();
-            }
-        }
+        let (done, stopped) = tokio::sync::oneshot::channel();
+        self.shared.core.send(core::Event::Shutdown(done)).await;
+        let _ = stopped.await;
+        self.core.abort();
         if let Err(e) = self.router.shutdown().await {
             tracing::warn!("fleet: shutdown: {e}");
         }

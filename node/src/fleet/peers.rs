@@ -4,7 +4,6 @@
 use std::{
     collections::HashMap,
     net::SocketAddr,
-    sync::Mutex,
     time::{Duration, Instant},
 };
 
@@ -13,7 +12,8 @@ use netboot_proto::{fleet::Holding, ReleaseId};
 
 use super::{
     config::PeerAddr,
-    decide::{self, Candidate, Fault, PeerView},
+    decide::{self, Candidate, Fault, PeerFacts},
+    view,
 };
 
 #[derive(Debug)]
@@ -82,91 +82,191 @@ pub(crate) fn alive(conn: &Option<Connection>) -> Option<Connection> {
         .cloned()
 }
 
-#[derive(Debug, Default)]
-pub(crate) struct Peers {
-    inner: Mutex<HashMap<EndpointId, Peer>>,
+/// A control link as the link keeper sees it.
+pub(crate) struct Link {
+    pub id: EndpointId,
+    pub configured: bool,
+    pub control: Option<Connection>,
 }
 
-impl Peers {
-    pub fn with<R>(&self, f: impl FnOnce(&mut HashMap<EndpointId, Peer>) -> R) -> R {
-        // Updates replace fields whole; a panic elsewhere cannot leave a half-written peer.
-        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut map)
+/// The peer table. Owned by the fleet's core task; adapters reach it through events.
+#[derive(Debug, Default)]
+pub(crate) struct PeerTable {
+    map: HashMap<EndpointId, Peer>,
+}
+
+impl PeerTable {
+    pub fn new(configured: &[PeerAddr]) -> Self {
+        let mut t = Self::default();
+        for p in configured {
+            t.entry(p.id).configured = Some(p.clone());
+        }
+        t
     }
 
-    pub fn add_configured(&self, p: &PeerAddr) {
-        self.with(|m| {
-            let peer = m.entry(p.id).or_insert_with(|| Peer::new(p.id));
-            peer.configured = Some(p.clone());
-        });
-    }
-
-    pub fn entry<R>(&self, id: EndpointId, f: impl FnOnce(&mut Peer) -> R) -> R {
-        self.with(|m| f(m.entry(id).or_insert_with(|| Peer::new(id))))
-    }
-
-    pub fn get<R>(&self, id: &EndpointId, f: impl FnOnce(&Peer) -> R) -> Option<R> {
-        self.with(|m| m.get(id).map(f))
+    fn entry(&mut self, id: EndpointId) -> &mut Peer {
+        self.map.entry(id).or_insert_with(|| Peer::new(id))
     }
 
     pub fn label(&self, id: &EndpointId) -> String {
-        self.get(id, Peer::label)
+        self.map
+            .get(id)
+            .map(Peer::label)
             .unwrap_or_else(|| id.fmt_short().to_string())
     }
 
-    pub fn record_holding(&self, id: EndpointId, release: ReleaseId, holding: Holding) {
-        self.entry(id, |p| {
-            let slot = p.holdings.entry(release).or_insert(holding);
-            // Complete never goes back to Fetching (a late, reordered announcement).
-            if *slot != Holding::Complete {
-                *slot = holding;
-            }
-        });
+    pub fn record_holding(&mut self, id: EndpointId, release: ReleaseId, holding: Holding) {
+        let slot = self.entry(id).holdings.entry(release).or_insert(holding);
+        // Complete never goes back to Fetching (a late, reordered announcement).
+        if *slot != Holding::Complete {
+            *slot = holding;
+        }
     }
 
     /// Peers that hold (or are fetching) `release`, nearest first (see
     /// [`decide::sources`]).
     pub fn candidates(&self, release: &ReleaseId, now: Instant) -> Vec<Candidate> {
-        let views: Vec<PeerView> = self.with(|m| {
-            m.values()
-                .map(|p| PeerView {
-                    id: p.id,
-                    label: p.label(),
-                    rtt: p.rtt,
-                    holding: p.holdings.get(release).copied(),
-                    avoid_until: p.bad_until.max(p.retry_at),
-                })
-                .collect()
+        let views = self.map.values().map(|p| PeerFacts {
+            id: p.id,
+            label: p.label(),
+            rtt: p.rtt,
+            holding: p.holdings.get(release).copied(),
+            avoid_until: p.bad_until.max(p.retry_at),
         });
         decide::sources(views, now)
     }
 
     /// Leaves a peer alone until `until` for `fault`.
-    pub fn avoid(&self, id: &EndpointId, fault: Fault, until: Instant) {
-        self.entry(*id, |p| {
-            match fault {
-                Fault::BadData => p.bad_until = Some(until),
-                Fault::Unreachable => p.retry_at = Some(until),
-            }
-            p.blobs = None;
-        });
+    pub fn avoid(&mut self, id: EndpointId, fault: Fault, until: Instant) {
+        let p = self.entry(id);
+        match fault {
+            Fault::BadData => p.bad_until = Some(until),
+            Fault::Unreachable => p.retry_at = Some(until),
+        }
+        p.blobs = None;
     }
 
-    /// Ids of peers with a live control connection.
+    /// Makes `conn` the control link to `id` unless a live one is up already (both sides may
+    /// dial at once; the second link is served but not used for requests, and no link is
+    /// closed, so neither side sees a spurious drop). True if the link was down.
+    pub fn link_up(&mut self, id: EndpointId, conn: Connection) -> bool {
+        let p = self.entry(id);
+        let was_down = alive(&p.control).is_none();
+        if was_down {
+            p.control = Some(conn);
+        }
+        p.unreachable_logged = false;
+        was_down
+    }
+
+    /// Drops `conn` as the control link to `id` if it is the one in use. True if it was.
+    pub fn link_down(&mut self, id: EndpointId, conn: &Connection) -> bool {
+        let p = self.entry(id);
+        let same = p
+            .control
+            .as_ref()
+            .is_some_and(|c| c.stable_id() == conn.stable_id());
+        if same {
+            p.control = None;
+        }
+        same
+    }
+
+    /// Records a measured round trip; true if it changed enough to be worth a log line.
+    pub fn rtt(&mut self, id: EndpointId, rtt: Duration) -> bool {
+        let p = self.entry(id);
+        p.last_contact = Some(std::time::SystemTime::now());
+        let old = p.rtt.replace(rtt);
+        old.is_none_or(|o| o.abs_diff(rtt) > o / 2 + Duration::from_millis(2))
+    }
+
+    /// Notes a failed dial; true the first time since the peer was last reachable.
+    pub fn unreachable(&mut self, id: EndpointId) -> bool {
+        let p = self.entry(id);
+        !std::mem::replace(&mut p.unreachable_logged, true)
+    }
+
+    /// The freshly resolved addresses of a configured peer; its address to dial.
+    pub fn resolved(&mut self, id: EndpointId, addrs: Vec<SocketAddr>) -> EndpointAddr {
+        let p = self.entry(id);
+        p.addrs = addrs;
+        p.dial_addr()
+    }
+
+    /// The publisher of a `publish --to` session: a source holding the whole release, reached
+    /// over the connection it opened.
+    pub fn adopt_publisher(&mut self, id: EndpointId, conn: Connection, release: ReleaseId) {
+        let p = self.entry(id);
+        p.blobs = Some(conn);
+        // Nearest possible: the publisher is the one source that surely has every byte.
+        p.rtt = Some(Duration::ZERO);
+        p.holdings.insert(release, Holding::Complete);
+    }
+
+    /// The live blob connection to `id` (if any) and where to dial it.
+    pub fn blob_link(&self, id: &EndpointId) -> Option<(Option<Connection>, EndpointAddr)> {
+        self.map.get(id).map(|p| (alive(&p.blobs), p.dial_addr()))
+    }
+
+    pub fn set_blob_link(&mut self, id: EndpointId, conn: Option<Connection>) {
+        self.entry(id).blobs = conn;
+    }
+
+    /// Verified bytes received from `id` (negative: bytes of a request that failed
+    /// verification, taken back).
+    pub fn credit(&mut self, id: EndpointId, bytes: i64) {
+        let p = self.entry(id);
+        p.received = p.received.saturating_add_signed(bytes);
+    }
+
+    /// Verified bytes received from each peer since start.
+    pub fn received(&self) -> HashMap<EndpointId, (String, u64)> {
+        self.map
+            .values()
+            .map(|p| (p.id, (p.label(), p.received)))
+            .collect()
+    }
+
+    /// Peers with a live control connection.
     pub fn connected(&self) -> Vec<(EndpointId, Connection)> {
-        self.with(|m| {
-            m.values()
-                .filter_map(|p| alive(&p.control).map(|c| (p.id, c)))
-                .collect()
-        })
+        self.map
+            .values()
+            .filter_map(|p| alive(&p.control).map(|c| (p.id, c)))
+            .collect()
     }
 
-    pub fn configured(&self) -> Vec<EndpointId> {
-        self.with(|m| {
-            m.values()
-                .filter(|p| p.configured.is_some())
-                .map(|p| p.id)
-                .collect()
-        })
+    /// Every peer with a live control link or a configured address.
+    pub fn links(&self) -> Vec<Link> {
+        self.map
+            .values()
+            .filter(|p| p.configured.is_some() || alive(&p.control).is_some())
+            .map(|p| Link {
+                id: p.id,
+                configured: p.configured.is_some(),
+                control: alive(&p.control),
+            })
+            .collect()
+    }
+
+    /// The configured address of `id`, if it is a configured peer.
+    pub fn configured(&self, id: &EndpointId) -> Option<PeerAddr> {
+        self.map.get(id).and_then(|p| p.configured.clone())
+    }
+
+    /// For `/fleet/status.json` and the status page.
+    pub fn status(&self, now: Instant) -> Vec<view::PeerView> {
+        self.map
+            .values()
+            .map(|p| view::PeerView {
+                id: p.id.to_string(),
+                label: p.label(),
+                configured: p.configured.as_ref().map(|c| c.to_string()),
+                connected: alive(&p.control).is_some(),
+                rtt_ms: p.rtt.map(|r| r.as_secs_f64() * 1e3),
+                received_bytes: p.received,
+                avoided: p.bad_until.is_some_and(|t| t > now),
+                last_contact: p.last_contact.map(view::unix),
+            })
+            .collect()
     }
 }

@@ -13,7 +13,7 @@ use iroh_blobs::api::proto::ExportRangesItem;
 use n0_future::{stream, Stream, StreamExt};
 use netboot_proto::{FileEntry, ImageName, ImagePath, VerifiedRelease};
 
-use super::Shared;
+use super::{core::Event, Shared};
 
 /// Bytes handed to the client per piece.
 const PIECE: u64 = 256 * 1024;
@@ -51,7 +51,7 @@ impl ReadThrough {
         version: Option<u64>,
         path: &ImagePath,
     ) -> Option<PendingFile> {
-        let release = self.shared.pending_release(name)?;
+        let release = self.shared.core.pending(name)?;
         if version.is_some_and(|v| v != release.version) {
             return None;
         }
@@ -136,20 +136,19 @@ struct Wanted {
 
 impl Wanted {
     fn new(shared: Arc<Shared>, hash: blake3::Hash) -> Self {
-        shared
-            .wanted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(hash);
+        shared.core.post(Event::Wanted {
+            hash,
+            waiting: true,
+        });
         Self { shared, hash }
     }
 }
 
 impl Drop for Wanted {
     fn drop(&mut self) {
-        let mut wanted = self.shared.wanted.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = wanted.iter().position(|h| *h == self.hash) {
-            wanted.remove(i);
-        }
+        self.shared.core.post(Event::Wanted {
+            hash: self.hash,
+            waiting: false,
+        });
     }
 }

@@ -1,12 +1,12 @@
 //! A typed picture of the fleet for operators (`/fleet/status.json`, the status page): this
 //! node's endpoint, its peers, the releases it is fetching and from whom, what it refused.
 
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use netboot_proto::VerifiedRelease;
 use serde::{Deserialize, Serialize};
 
-use super::{fetch, peers, progress::FetchSource, progress::Refusal, FleetStatus};
+use super::{core::PeerEvent, fetch, progress::FetchSource, progress::Refusal, FleetStatus};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FleetView {
@@ -56,7 +56,7 @@ pub struct ReleaseRef {
     pub id: String,
 }
 
-fn unix(t: SystemTime) -> u64 {
+pub(super) fn unix(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
@@ -65,21 +65,8 @@ fn unix(t: SystemTime) -> u64 {
 impl FleetStatus {
     pub async fn view(&self) -> FleetView {
         let shared = &self.shared;
-        let now = Instant::now();
-        let mut peer_list: Vec<PeerView> = shared.peers.with(|m| {
-            m.values()
-                .map(|p| PeerView {
-                    id: p.id.to_string(),
-                    label: p.label(),
-                    configured: p.configured.as_ref().map(|c| c.to_string()),
-                    connected: peers::alive(&p.control).is_some(),
-                    rtt_ms: p.rtt.map(|r| r.as_secs_f64() * 1e3),
-                    received_bytes: p.received,
-                    avoided: p.bad_until.is_some_and(|t| t > now),
-                    last_contact: p.last_contact.map(unix),
-                })
-                .collect()
-        });
+        let mut peer_list: Vec<PeerView> =
+            shared.core.ask(PeerEvent::Status).await.unwrap_or_default();
         peer_list.sort_by(|a, b| a.id.cmp(&b.id));
         let pending = self.pending();
         let mut fetching = Vec::new();
@@ -120,10 +107,6 @@ impl FleetStatus {
 impl FleetStatus {
     /// The releases being fetched, for the status page's file and boot columns.
     pub fn pending(&self) -> Vec<VerifiedRelease> {
-        self.shared
-            .lock_pending()
-            .values()
-            .map(|p| p.release.clone())
-            .collect()
+        self.shared.core.all_pending()
     }
 }

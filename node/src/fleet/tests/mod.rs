@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use iroh::EndpointId;
 use netboot_proto::{fleet::Holding, ReleaseId};
 
-use super::decide::{Candidate, PeerView};
+use super::decide::{Candidate, PeerFacts};
 
 pub(super) fn peer(n: u8) -> EndpointId {
     iroh::SecretKey::from_bytes(&[n; 32]).public()
@@ -25,8 +25,8 @@ pub(super) fn ms(n: u64) -> Duration {
 }
 
 /// Peer `n` holding the release as `holding`, `rtt` ms away (None: not measured).
-pub(super) fn view(n: u8, rtt: Option<u64>, holding: Option<Holding>) -> PeerView {
-    PeerView {
+pub(super) fn view(n: u8, rtt: Option<u64>, holding: Option<Holding>) -> PeerFacts {
+    PeerFacts {
         id: peer(n),
         label: format!("p{n}"),
         rtt: rtt.map(ms),

@@ -61,3 +61,27 @@ fn nearer_source_must_be_clearly_nearer() {
     let all = [unmeasured.clone(), candidate(2, Some(1), Complete)];
     assert!(memory.nearer_than(&unmeasured, &all, now).is_none());
 }
+
+#[test]
+fn a_file_a_client_waits_for_comes_first_otherwise_signed_order() {
+    use crate::fleet::decide::next_file;
+    use netboot_proto::FileEntry;
+    let file = |n: u8| FileEntry {
+        path: format!("f{n}").parse().unwrap(),
+        size: 10,
+        hash: blake3::hash(&[n]),
+    };
+    let missing = [file(1), file(2), file(3)];
+    let path = |f: Option<&FileEntry>| f.map(|f| f.path.to_string());
+    assert_eq!(path(next_file(&missing, &[])), Some("f1".into()));
+    assert_eq!(
+        path(next_file(&missing, &[blake3::hash(&[3])])),
+        Some("f3".into())
+    );
+    // A wanted file already held (not missing) changes nothing.
+    assert_eq!(
+        path(next_file(&missing, &[blake3::hash(&[9])])),
+        Some("f1".into())
+    );
+    assert_eq!(path(next_file(&[], &[blake3::hash(&[3])])), None);
+}

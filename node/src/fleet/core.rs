@@ -1,0 +1,642 @@
+//! The one owner of the fleet's mutable state: which release of each name is being fetched
+//! (pending), which releases were refused or passed on without fetching, and the peer table
+//! (links, round trips, holdings, backoff), and the files read-through clients wait for.
+//!
+//! Everything that changes that state is an [`Event`] on one channel, handled in order by one
+//! task ([`run`]). The rules are [`super::decide`]'s; the I/O is the adapters': `control`
+//! answers peers and forwards their offers here, `links` forwards catalogs, `fetch` moves
+//! bytes and reports back, `announce` sends offers out, `pending` keeps the list on disk.
+//! Readers (read-through, status, catalog) see the pending list through a watch channel, a
+//! snapshot this task replaces whole.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use iroh::{endpoint::Connection, EndpointAddr, EndpointId};
+use netboot_proto::{
+    fleet::{Holding, Offer, Response},
+    ImageName, Refusal, ReleaseId, SignedRelease, VerifiedRelease,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::{
+    announce,
+    config::PeerAddr,
+    decide::{self, Busy, Candidate, Fault, OfferDecision, OfferFacts, Remembered},
+    fetch,
+    peers::{Link, PeerTable},
+    pending::PendingDir,
+    Shared,
+};
+use crate::store::AcceptError;
+
+/// How many refused (and relayed) release ids are remembered to keep the log quiet.
+const REMEMBERED: usize = 4096;
+/// Events waiting for the owner; senders wait when it is behind.
+const QUEUE: usize = 256;
+
+/// The releases being fetched, by name: what readers see.
+pub(crate) type PendingView = Arc<HashMap<ImageName, VerifiedRelease>>;
+
+pub(crate) enum Event {
+    /// An offer from a peer (an announcement, or an entry of its catalog), to be answered.
+    Offer {
+        from: EndpointId,
+        offer: Offer,
+        reply: oneshot::Sender<Response>,
+    },
+    /// `netboot publish --to`: fetch `release` from the publisher over `conn`. The answer is
+    /// None once it is pending, or why not.
+    Publish {
+        from: EndpointId,
+        conn: Connection,
+        release: VerifiedRelease,
+        reply: oneshot::Sender<Option<String>>,
+    },
+    /// A release admitted before a restart (already checked again).
+    Resume(VerifiedRelease),
+    /// A fetch has ended.
+    Fetched {
+        release: VerifiedRelease,
+        outcome: Fetched,
+    },
+    /// A read-through client started (`waiting`) or stopped waiting for a file.
+    Wanted { hash: blake3::Hash, waiting: bool },
+    /// The files clients wait for now.
+    WantedFiles(oneshot::Sender<Vec<blake3::Hash>>),
+    /// Committed here without the fleet (import, tests): offer it to every peer.
+    Committed(VerifiedRelease),
+    /// Something about a peer, or a question about peers.
+    Peer(PeerEvent),
+    /// Stop every fetch; answered when done.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Events of the peer table ([`PeerTable`]); the answers are its own.
+pub(crate) enum PeerEvent {
+    /// A control link came up; answered true if it is now the one in use.
+    LinkUp {
+        id: EndpointId,
+        conn: Connection,
+        reply: oneshot::Sender<bool>,
+    },
+    /// A control link closed or failed.
+    LinkDown { id: EndpointId, conn: Connection },
+    /// A ping's round trip.
+    Rtt { id: EndpointId, rtt: Duration },
+    /// A dial failed, and why.
+    Unreachable { id: EndpointId, why: String },
+    /// A configured peer's name resolved; answered with the address to dial.
+    Resolved {
+        id: EndpointId,
+        addrs: Vec<SocketAddr>,
+        reply: oneshot::Sender<EndpointAddr>,
+    },
+    /// The control links to keep up.
+    Links(oneshot::Sender<Vec<Link>>),
+    /// The configured address of a peer, to dial it.
+    Configured {
+        id: EndpointId,
+        reply: oneshot::Sender<Option<PeerAddr>>,
+    },
+    /// The sources of a release, in the order to try.
+    Sources {
+        release: ReleaseId,
+        reply: oneshot::Sender<Vec<Candidate>>,
+    },
+    /// The blob connection to a peer, and where to dial it.
+    BlobLink {
+        id: EndpointId,
+        reply: oneshot::Sender<Option<(Option<Connection>, EndpointAddr)>>,
+    },
+    /// A blob connection opened (Some) or found closed (None).
+    SetBlobLink {
+        id: EndpointId,
+        conn: Option<Connection>,
+    },
+    /// Verified bytes received from a peer (negative: taken back).
+    Credit { id: EndpointId, bytes: i64 },
+    /// A peer to leave alone until then.
+    Avoid {
+        id: EndpointId,
+        fault: Fault,
+        until: Instant,
+    },
+    /// Bytes received from each peer (label, bytes).
+    Received(oneshot::Sender<HashMap<EndpointId, (String, u64)>>),
+    /// The peers for `/fleet/status.json` and the status page.
+    Status(oneshot::Sender<Vec<super::view::PeerView>>),
+}
+
+/// How a fetch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fetched {
+    /// Committed to the store: announce it.
+    Committed,
+    /// The store refused it at commit (a newer version arrived meanwhile): drop it.
+    Refused,
+    /// Held and verified, but the store could not commit it: stays pending (on disk) so a
+    /// restart retries.
+    NotCommitted,
+}
+
+/// How adapters reach the owner.
+#[derive(Clone)]
+pub(crate) struct CoreHandle {
+    tx: mpsc::Sender<Event>,
+    pending: watch::Receiver<PendingView>,
+}
+
+impl CoreHandle {
+    /// The answer to an offer from `from`.
+    pub async fn offer(&self, from: EndpointId, offer: Offer) -> Response {
+        let (reply, answer) = oneshot::channel();
+        let event = Event::Offer { from, offer, reply };
+        if self.tx.send(event).await.is_err() {
+            return shutting_down();
+        }
+        answer.await.unwrap_or_else(|_| shutting_down())
+    }
+
+    /// None once `release` is pending (fetched from the publisher), or why it is refused.
+    pub async fn publish(
+        &self,
+        from: EndpointId,
+        conn: Connection,
+        release: VerifiedRelease,
+    ) -> Option<String> {
+        let (reply, answer) = oneshot::channel();
+        let event = Event::Publish {
+            from,
+            conn,
+            release,
+            reply,
+        };
+        if self.tx.send(event).await.is_err() {
+            return Some("the node is shutting down".into());
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Some("the node is shutting down".into()))
+    }
+
+    pub async fn send(&self, event: Event) {
+        // Fails only after shutdown, when nothing is left to tell.
+        let _ = self.tx.send(event).await;
+    }
+
+    /// Sends from code that cannot wait (a drop): queued now, or by a task if the queue is
+    /// full.
+    pub fn post(&self, event: Event) {
+        if let Err(mpsc::error::TrySendError::Full(event)) = self.tx.try_send(event) {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let tx = self.tx.clone();
+                rt.spawn(async move { tx.send(event).await });
+            }
+        }
+    }
+
+    /// The files read-through clients wait for now.
+    pub async fn wanted(&self) -> Vec<blake3::Hash> {
+        let (reply, answer) = oneshot::channel();
+        if self.tx.send(Event::WantedFiles(reply)).await.is_err() {
+            return Vec::new();
+        }
+        answer.await.unwrap_or_default()
+    }
+
+    pub async fn peer(&self, event: PeerEvent) {
+        self.send(Event::Peer(event)).await;
+    }
+
+    /// Asks the peer table; None only while shutting down.
+    pub async fn ask<R>(&self, ask: impl FnOnce(oneshot::Sender<R>) -> PeerEvent) -> Option<R> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Event::Peer(ask(reply))).await.ok()?;
+        answer.await.ok()
+    }
+
+    /// The release of `name` being fetched, if any.
+    pub fn pending(&self, name: &ImageName) -> Option<VerifiedRelease> {
+        self.pending.borrow().get(name).cloned()
+    }
+
+    /// Every release being fetched.
+    pub fn all_pending(&self) -> Vec<VerifiedRelease> {
+        let mut list: Vec<VerifiedRelease> = self.pending.borrow().values().cloned().collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        list
+    }
+}
+
+fn shutting_down() -> Response {
+    Response::Refused {
+        reason: "the node is shutting down".into(),
+    }
+}
+
+/// The channel to the owner and its receiving end, for [`run`].
+pub(crate) fn channel() -> (
+    CoreHandle,
+    mpsc::Receiver<Event>,
+    watch::Sender<PendingView>,
+) {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let (view_tx, view_rx) = watch::channel(PendingView::default());
+    (
+        CoreHandle {
+            tx,
+            pending: view_rx,
+        },
+        rx,
+        view_tx,
+    )
+}
+
+/// A release being fetched and the task fetching it (None after a failed commit).
+struct Pending {
+    release: VerifiedRelease,
+    task: Option<tokio::task::AbortHandle>,
+}
+
+struct Core {
+    shared: Arc<Shared>,
+    peers: PeerTable,
+    /// Files read-through clients wait for, once per waiting client.
+    wanted: Vec<blake3::Hash>,
+    pending: HashMap<ImageName, Pending>,
+    pending_dir: PendingDir,
+    view: watch::Sender<PendingView>,
+    refused: Remembered<String>,
+    relayed: Remembered<()>,
+}
+
+/// The owner's loop: one event at a time, until shutdown.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    pending_dir: PendingDir,
+    mut events: mpsc::Receiver<Event>,
+    view: watch::Sender<PendingView>,
+) {
+    let mut core = Core {
+        peers: PeerTable::new(&shared.settings.peers),
+        wanted: Vec::new(),
+        shared,
+        pending: HashMap::new(),
+        pending_dir,
+        view,
+        refused: Remembered::new(REMEMBERED),
+        relayed: Remembered::new(REMEMBERED),
+    };
+    while let Some(event) = events.recv().await {
+        match event {
+            Event::Offer { from, offer, reply } => {
+                let _ = reply.send(core.on_offer(from, offer));
+            }
+            Event::Publish {
+                from,
+                conn,
+                release,
+                reply,
+            } => {
+                let _ = reply.send(core.on_publish(from, conn, release));
+            }
+            Event::Resume(release) => {
+                core.start_pending(release);
+            }
+            Event::Fetched { release, outcome } => core.on_fetched(release, outcome),
+            Event::Wanted { hash, waiting } => {
+                if waiting {
+                    core.wanted.push(hash);
+                } else if let Some(i) = core.wanted.iter().position(|h| *h == hash) {
+                    core.wanted.remove(i);
+                }
+            }
+            Event::WantedFiles(reply) => {
+                let _ = reply.send(core.wanted.clone());
+            }
+            Event::Committed(release) => core.broadcast(&release, Holding::Complete, None),
+            Event::Peer(event) => core.on_peer(event),
+            Event::Shutdown(done) => {
+                for (_, p) in core.pending.drain() {
+                    if let Some(t) = p.task {
+                        t.abort();
+                    }
+                }
+                let _ = done.send(());
+                return;
+            }
+        }
+    }
+}
+
+impl Core {
+    fn on_offer(&mut self, from: EndpointId, offer: Offer) -> Response {
+        let shared = Arc::clone(&self.shared);
+        let label = self.peers.label(&from);
+        let release = match SignedRelease::open(&offer.signed) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(
+                    "fleet: DROPPED announcement from {label}: {e} — not fetched, not passed on"
+                );
+                return Response::Refused {
+                    reason: e.to_string(),
+                };
+            }
+        };
+        let id = release.id();
+        let what = format!("{} v{}", release.name, release.version);
+        let facts = OfferFacts {
+            id,
+            version: release.version,
+            committed: shared
+                .store
+                .committed(&release.name, release.version)
+                .map(|r| r.verified.id()),
+            pending: self
+                .pending
+                .get(&release.name)
+                .map(|p| (p.release.id(), p.release.version)),
+            relayed: self.relayed.get(&id).is_some(),
+            refused: self.refused.get(&id).cloned(),
+            admission: admission(&shared, &release),
+            wanted: shared.settings.wants(&release.name),
+        };
+        let decision = decide::offer(&facts);
+        if decision.records_holder() {
+            self.peers.record_holding(from, id, offer.holding);
+        }
+        match decision {
+            OfferDecision::AlreadyHave | OfferDecision::AlreadyRelayed => Response::Ack,
+            OfferDecision::AnotherSource => {
+                shared.changed.notify_waiters();
+                Response::Ack
+            }
+            OfferDecision::StillRefused(reason) => {
+                tracing::debug!("fleet: {what} from {label} again: still refused ({reason})");
+                Response::Refused { reason }
+            }
+            OfferDecision::Refuse { reason, quiet } => {
+                let text =
+                    format!("{what} from {label} REFUSED: {reason} — not fetched, not passed on");
+                if quiet {
+                    tracing::info!("fleet: {text}");
+                } else {
+                    tracing::warn!("fleet: {text}");
+                }
+                self.refused.insert(id, reason.to_string());
+                shared.progress.refused(
+                    &release.name,
+                    release.version,
+                    &label,
+                    &reason.to_string(),
+                );
+                Response::Refused {
+                    reason: reason.to_string(),
+                }
+            }
+            OfferDecision::Busy(Busy::Conflicting) => {
+                tracing::warn!(
+                    "fleet: {what} from {label} differs from the {what} being fetched (same version, other content): ignored"
+                );
+                Response::Refused {
+                    reason: format!("a different {what} is already being fetched"),
+                }
+            }
+            OfferDecision::Busy(Busy::Newer { pending }) => {
+                tracing::info!("fleet: {what} from {label} ignored: v{pending} is being fetched");
+                Response::Refused {
+                    reason: format!("v{pending} is being fetched"),
+                }
+            }
+            OfferDecision::Relay => {
+                tracing::info!(
+                    "fleet: {what} from {label} verified; passing it on, not fetched here ([fleet] fetch)"
+                );
+                self.relayed.insert(id, ());
+                self.broadcast(&release, Holding::Relaying, Some(from));
+                Response::Ack
+            }
+            OfferDecision::Fetch => {
+                if self.start_pending(release.clone()) {
+                    tracing::info!(
+                        "fleet: learned of {what} from {label} (publisher {}, {} files, {} bytes): fetching",
+                        release.publisher,
+                        release.files.len(),
+                        release.total_size()
+                    );
+                    self.broadcast(&release, Holding::Fetching, Some(from));
+                }
+                Response::Ack
+            }
+        }
+    }
+
+    fn on_publish(
+        &mut self,
+        from: EndpointId,
+        conn: Connection,
+        release: VerifiedRelease,
+    ) -> Option<String> {
+        let what = format!("{} v{}", release.name, release.version);
+        if let Err(reason) = admission(&self.shared, &release) {
+            tracing::warn!("fleet: publish of {what} from {from} REFUSED: {reason}");
+            return Some(reason.to_string());
+        }
+        if let Some(p) = self.pending.get(&release.name) {
+            if p.release.version >= release.version {
+                return Some(format!(
+                    "v{} of {} is being fetched",
+                    p.release.version, release.name
+                ));
+            }
+        }
+        tracing::info!(
+            "fleet: publish of {what} from {from} (publisher {}, {} files, {} bytes): fetching from the publisher",
+            release.publisher,
+            release.files.len(),
+            release.total_size()
+        );
+        self.peers.adopt_publisher(from, conn, release.id());
+        if self.start_pending(release.clone()) {
+            self.broadcast(&release, Holding::Fetching, Some(from));
+        }
+        None
+    }
+
+    /// Records a release as pending (on disk, so a restart resumes it) and starts its fetch,
+    /// replacing an older pending version of the same name. False when this release (or a
+    /// newer one) is already pending: offers of one release arrive from several peers.
+    fn start_pending(&mut self, release: VerifiedRelease) -> bool {
+        if let Some(existing) = self.pending.get(&release.name) {
+            if existing.release.version >= release.version {
+                return false;
+            }
+        }
+        let task = tokio::spawn(fetch::run(self.shared.clone(), release.clone()));
+        let old = self.pending.insert(
+            release.name.clone(),
+            Pending {
+                release: release.clone(),
+                task: Some(task.abort_handle()),
+            },
+        );
+        if let Some(old) = old {
+            if let Some(t) = old.task {
+                t.abort();
+            }
+            tracing::info!(
+                "fleet: {} v{} superseded by v{} before it completed",
+                old.release.name,
+                old.release.version,
+                release.version
+            );
+            self.pending_dir
+                .remove(&old.release.name, old.release.version);
+            let store = self.shared.store.clone();
+            tokio::spawn(async move {
+                let _ = store
+                    .unprotect_fetch(&old.release.name, old.release.version)
+                    .await;
+            });
+        }
+        if let Err(e) = self.pending_dir.save(&release) {
+            tracing::warn!(
+                "fleet: cannot record pending {} v{} on disk ({e}); a restart will re-learn it from peers",
+                release.name,
+                release.version
+            );
+        }
+        self.publish_view();
+        true
+    }
+
+    fn on_fetched(&mut self, release: VerifiedRelease, outcome: Fetched) {
+        let current = self
+            .pending
+            .get_mut(&release.name)
+            .filter(|p| p.release.id() == release.id());
+        if outcome == Fetched::NotCommitted {
+            // Kept pending, on disk too; nothing fetches it until a restart.
+            if let Some(p) = current {
+                p.task = None;
+            }
+            return;
+        }
+        self.shared.progress.finished(&release.name);
+        if current.is_some() {
+            self.pending.remove(&release.name);
+            self.publish_view();
+        }
+        self.pending_dir.remove(&release.name, release.version);
+        if outcome == Fetched::Committed {
+            self.broadcast(&release, Holding::Complete, None);
+        }
+    }
+
+    /// Offers `release` to every connected peer but `except`.
+    fn broadcast(&self, release: &VerifiedRelease, holding: Holding, except: Option<EndpointId>) {
+        let to = self
+            .peers
+            .connected()
+            .into_iter()
+            .filter(|(id, _)| Some(*id) != except)
+            .map(|(id, conn)| (self.peers.label(&id), id, conn))
+            .collect();
+        announce::broadcast(&self.shared, release, holding, to);
+    }
+
+    fn on_peer(&mut self, event: PeerEvent) {
+        let peers = &mut self.peers;
+        match event {
+            PeerEvent::LinkUp { id, conn, reply } => {
+                if peers.link_up(id, conn) {
+                    tracing::info!("fleet: connected to peer {}", peers.label(&id));
+                    let _ = reply.send(true);
+                } else {
+                    let _ = reply.send(false);
+                }
+            }
+            PeerEvent::LinkDown { id, conn } => {
+                if peers.link_down(id, &conn) {
+                    tracing::info!(
+                        "fleet: link to peer {} closed{}",
+                        peers.label(&id),
+                        conn.close_reason()
+                            .map(|r| format!(" ({r})"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            PeerEvent::Rtt { id, rtt } => {
+                if peers.rtt(id, rtt) {
+                    tracing::info!(
+                        "fleet: peer {} round trip {:.1} ms",
+                        peers.label(&id),
+                        rtt.as_secs_f64() * 1e3
+                    );
+                }
+            }
+            PeerEvent::Unreachable { id, why } => {
+                if peers.unreachable(id) {
+                    tracing::warn!(
+                        "fleet: peer {} unreachable: {why}; retrying every {:?}, serving what this node has",
+                        peers.label(&id),
+                        super::links::MAINTAIN_EVERY
+                    );
+                }
+            }
+            PeerEvent::Resolved { id, addrs, reply } => {
+                let _ = reply.send(peers.resolved(id, addrs));
+            }
+            PeerEvent::Links(reply) => {
+                let _ = reply.send(peers.links());
+            }
+            PeerEvent::Configured { id, reply } => {
+                let _ = reply.send(peers.configured(&id));
+            }
+            PeerEvent::Sources { release, reply } => {
+                let _ = reply.send(peers.candidates(&release, Instant::now()));
+            }
+            PeerEvent::BlobLink { id, reply } => {
+                let _ = reply.send(peers.blob_link(&id));
+            }
+            PeerEvent::SetBlobLink { id, conn } => peers.set_blob_link(id, conn),
+            PeerEvent::Credit { id, bytes } => peers.credit(id, bytes),
+            PeerEvent::Avoid { id, fault, until } => peers.avoid(id, fault, until),
+            PeerEvent::Received(reply) => {
+                let _ = reply.send(peers.received());
+            }
+            PeerEvent::Status(reply) => {
+                let _ = reply.send(peers.status(Instant::now()));
+            }
+        }
+    }
+
+    fn publish_view(&self) {
+        let view: HashMap<ImageName, VerifiedRelease> = self
+            .pending
+            .iter()
+            .map(|(n, p)| (n.clone(), p.release.clone()))
+            .collect();
+        self.view.send_replace(Arc::new(view));
+    }
+}
+
+/// The admission rules of the store (trust, expiry, version above what is committed).
+fn admission(shared: &Shared, release: &VerifiedRelease) -> Result<(), Refusal> {
+    match shared.store.check_admission(release) {
+        Ok(()) => Ok(()),
+        Err(AcceptError::Refused(r)) => Err(r),
+        Err(other) => {
+            // check_admission only refuses; anything else is a bug worth seeing.
+            tracing::warn!("fleet: admission check failed: {other}");
+            Err(Refusal::Untrusted(release.publisher))
+        }
+    }
+}
