@@ -81,6 +81,8 @@ pub struct Config {
     pub http: HttpSection,
     #[serde(default)]
     pub boot: BootSection,
+    #[serde(default)]
+    pub metrics: MetricsSection,
     /// MAC address → image name (or `{ image = "…", loader = "pxelinux" }`).
     #[serde(default)]
     pub machines: BTreeMap<MacAddr, Machine>,
@@ -160,6 +162,15 @@ impl TftpSection {
             ..crate::tftp::TftpConfig::default()
         }
     }
+}
+
+/// `[metrics]`: where Prometheus scrapes `/metrics`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Serve `/metrics` on this address only (e.g. `127.0.0.1:9150`, or an address on the
+    /// management network) instead of on the HTTP port the boot clients use.
+    pub listen: Option<SocketAddr>,
 }
 
 /// `[http]`: kernels, initrds, images and iPXE scripts.

@@ -10,6 +10,7 @@ pub mod fsutil;
 pub mod http;
 pub mod integrity;
 pub mod keys;
+pub mod metrics;
 pub mod publish;
 pub mod quick;
 pub mod route;

@@ -17,6 +17,7 @@ use crate::{
     fleet::{Fleet, FleetError},
     http::{self, HttpHandler, HttpLimits},
     integrity::VerifiedFiles,
+    metrics::Metrics,
     status::{NodeIdentity, StatusSource},
     store::{Store, StoreError, StoreOptions},
     tftp::{StoreSource, TftpConfig, TftpSource},
@@ -227,6 +228,8 @@ pub struct Node {
     fleet: Option<Fleet>,
     /// What each client did; the status page reads it.
     pub clients: ClientLog,
+    /// `[metrics] listen`, when `/metrics` has its own port.
+    metrics_listener: Option<TcpListener>,
 }
 
 impl Node {
@@ -293,7 +296,22 @@ impl Node {
             }
             None => None,
         };
-        let clients = ClientLog::new(ClientLimits::default());
+        let metrics = Arc::new(Metrics::new());
+        let clients = ClientLog::new(ClientLimits::default(), metrics.clone());
+        let metrics_listener = match config.metrics.listen {
+            Some(addr) => {
+                Some(
+                    TcpListener::bind(addr)
+                        .await
+                        .map_err(|cause| RuntimeError::Bind {
+                            field: "metrics.listen",
+                            addr: addr.to_string(),
+                            cause,
+                        })?,
+                )
+            }
+            None => None,
+        };
         let http_handler = Arc::new(HttpHandler {
             store: store.clone(),
             base_url: base_url.clone(),
@@ -316,6 +334,8 @@ impl Node {
             },
             stopping: Arc::default(),
             clients: clients.clone(),
+            metrics: metrics.clone(),
+            metrics_here: metrics_listener.is_none(),
         });
         let tftp = if config.tftp.enabled {
             let socket = tokio::net::UdpSocket::bind(config.tftp.listen)
@@ -333,6 +353,7 @@ impl Node {
                 first_stage: first_stage.clone(),
                 verified: http_handler.verified.clone(),
                 clients: clients.clone(),
+                metrics: metrics.clone(),
             });
             Some((socket, source, config.tftp.server_config()))
         } else {
@@ -400,7 +421,16 @@ impl Node {
             dhcp,
             fleet,
             clients,
+            metrics_listener,
         })
+    }
+
+    /// Where `/metrics` is served.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        match &self.metrics_listener {
+            Some(l) => l.local_addr().ok(),
+            None => self.http_addr(),
+        }
     }
 
     /// The fleet identity, when `[fleet]` is configured.
@@ -425,6 +455,7 @@ impl Node {
             tftp,
             dhcp,
             fleet,
+            metrics_listener,
             ..
         } = self;
         // Both servers end their running transfers when told, and log them as stopped by
@@ -433,6 +464,13 @@ impl Node {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
+        let metrics = metrics_listener.map(|l| {
+            tokio::spawn(http::metrics_listener::serve(
+                l,
+                http_handler.clone(),
+                stopped(stop_rx.clone()),
+            ))
+        });
         let http = tokio::spawn(http::serve(
             http_listener,
             http_handler,
@@ -456,6 +494,9 @@ impl Node {
             d.abort();
         }
         let _ = http.await;
+        if let Some(m) = metrics {
+            let _ = m.await;
+        }
         if let Some(t) = tftp {
             let _ = t.await;
         }

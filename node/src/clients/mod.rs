@@ -13,15 +13,19 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-pub use record::{Boot, Clients, DhcpSeen, Fetch, ImageRef, Limits, Machine, Stage, Step, Via};
+pub use record::{
+    Boot, Clients, DhcpAnswer, DhcpSeen, Fetch, ImageRef, Limits, Machine, Stage, Step, Via,
+};
 pub use stage::{stage_of_file, step_of_file};
 
-use crate::dhcp::MacAddr;
+use crate::{dhcp::MacAddr, metrics::Metrics};
 
-/// The handle the servers report to. Clones share one record.
+/// The handle the servers report to. Clones share one record, and count what they record
+/// in the node's [`Metrics`].
 #[derive(Debug, Clone, Default)]
 pub struct ClientLog {
     inner: Arc<Mutex<Clients>>,
+    metrics: Arc<Metrics>,
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -39,9 +43,10 @@ fn client_v4(ip: IpAddr) -> Option<Ipv4Addr> {
 }
 
 impl ClientLog {
-    pub fn new(limits: Limits) -> Self {
+    pub fn new(limits: Limits, metrics: Arc<Metrics>) -> Self {
         Self {
             inner: Arc::new(Mutex::new(Clients::new(limits))),
+            metrics,
         }
     }
 
@@ -52,6 +57,9 @@ impl ClientLog {
     }
 
     pub fn dhcp(&self, seen: DhcpSeen, now: SystemTime) {
+        let arch = seen.arch.map_or("none", |a| a.label());
+        let (client, outcome) = (seen.client_label(), seen.outcome_label());
+        self.metrics.dhcp(seen.mode, arch, client, outcome);
         self.lock().dhcp(seen, unix_ms(now));
     }
 
@@ -62,9 +70,18 @@ impl ClientLog {
     }
 
     pub fn fetched(&self, ip: IpAddr, fetch: Fetch, now: SystemTime) {
-        if let Some(ip) = client_v4(ip) {
-            self.lock().fetched(ip, fetch, unix_ms(now));
+        let Some(ip) = client_v4(ip) else {
+            return;
+        };
+        let (stage, image) = (fetch.stage, fetch.image.as_ref().map(|i| i.name.clone()));
+        if self.lock().fetched(ip, fetch, unix_ms(now)) {
+            self.metrics.stage(stage.as_str(), image.as_deref());
         }
+    }
+
+    /// How many machines the record holds.
+    pub fn machine_count(&self) -> usize {
+        self.lock().machine_count()
     }
 
     /// Machines, most recently seen first.

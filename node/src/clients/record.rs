@@ -13,7 +13,7 @@ use std::net::Ipv4Addr;
 use netboot_proto::ImageName;
 use serde::Serialize;
 
-use crate::dhcp::MacAddr;
+use crate::dhcp::{ClientArch, MacAddr};
 
 /// How far a boot got, in the order a boot goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -79,12 +79,39 @@ pub enum Via {
     Http,
 }
 
+/// What the node did with a DHCP request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DhcpAnswer {
+    /// Answered with boot information.
+    Boot,
+    /// Server mode gave an address but no boot program; why.
+    AddressOnly(String),
+    /// Not answered; why, and whether it was someone else's traffic (logged at debug).
+    Ignored { reason: String, quiet: bool },
+    /// Refused its REQUEST; why.
+    Nak(String),
+}
+
+impl DhcpAnswer {
+    /// Why a boot client got no boot program, if it did not.
+    pub fn refusal(&self) -> Option<&str> {
+        match self {
+            DhcpAnswer::Boot => None,
+            DhcpAnswer::AddressOnly(why)
+            | DhcpAnswer::Ignored { reason: why, .. }
+            | DhcpAnswer::Nak(why) => Some(why),
+        }
+    }
+}
+
 /// One DHCP request the node decided about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DhcpSeen {
     pub mac: MacAddr,
-    /// Client architecture as the DHCP log names it (`BIOS x86`, `EFI x86-64`), if sent.
-    pub arch: Option<String>,
+    /// `proxy` or `server`.
+    pub mode: &'static str,
+    /// Client architecture (option 93, or option 60's `Arch:`), if sent.
+    pub arch: Option<ClientArch>,
     /// Vendor class (option 60) as the DHCP log shows it.
     pub vendor: String,
     /// PXE or HTTP boot firmware, or iPXE: a client that boots from the network.
@@ -93,8 +120,30 @@ pub struct DhcpSeen {
     pub ipxe: bool,
     /// The address the client uses or was given, when the packet tells it.
     pub ip: Option<Ipv4Addr>,
-    /// `None`: answered; `Some(why)`: not answered.
-    pub ignored: Option<String>,
+    pub answer: DhcpAnswer,
+}
+
+impl DhcpSeen {
+    /// The `outcome` label of `netboot_dhcp_requests`.
+    pub fn outcome_label(&self) -> &'static str {
+        match &self.answer {
+            DhcpAnswer::Boot => "answered",
+            DhcpAnswer::AddressOnly(_) => "address_only",
+            DhcpAnswer::Nak(_) => "nak",
+            DhcpAnswer::Ignored { .. } if !self.boot_client => "ignored_not_boot_client",
+            DhcpAnswer::Ignored { quiet: true, .. } => "ignored_not_ours",
+            DhcpAnswer::Ignored { .. } => "ignored",
+        }
+    }
+
+    /// The `client` label: what kind of DHCP client asked.
+    pub fn client_label(&self) -> &'static str {
+        match (self.ipxe, self.boot_client) {
+            (true, _) => "ipxe",
+            (false, true) => "firmware",
+            (false, false) => "other",
+        }
+    }
 }
 
 /// The boot stage a file or script is, and the release it belongs to (or boots).
@@ -240,9 +289,10 @@ impl Clients {
 
     /// A DHCP request and the node's decision about it.
     pub fn dhcp(&mut self, seen: DhcpSeen, now_ms: u64) {
+        let arch = seen.arch.map(ClientArch::name);
         let machine = self.touch(seen.mac, now_ms);
-        if seen.arch.is_some() {
-            machine.arch.clone_from(&seen.arch);
+        if arch.is_some() {
+            machine.arch.clone_from(&arch);
         }
         machine.vendor = Some(seen.vendor.clone());
         if let Some(ip) = seen.ip {
@@ -266,17 +316,17 @@ impl Clients {
             self.current_boot_mut(seen.mac)
                 .expect("checked above: the machine has a current boot")
         };
-        if seen.arch.is_some() && !seen.ipxe {
-            boot.arch.clone_from(&seen.arch);
+        if arch.is_some() && !seen.ipxe {
+            boot.arch = arch;
         }
         if seen.ip.is_some() {
             boot.ip = seen.ip;
         }
-        match seen.ignored {
+        match seen.answer.refusal() {
             None => boot.reach(Stage::DhcpAnswered, now_ms),
             Some(why) => {
                 boot.reach(Stage::DhcpIgnored, now_ms);
-                boot.ignored = Some(why);
+                boot.ignored = Some(why.to_string());
             }
         }
     }
@@ -287,8 +337,9 @@ impl Clients {
         self.learn_ip(mac, ip, now_ms);
     }
 
-    /// The client at `ip` was given a file.
-    pub fn fetched(&mut self, ip: Ipv4Addr, fetch: Fetch, now_ms: u64) {
+    /// The client at `ip` was given a file. True when this is the first time its boot
+    /// reached that stage (a boot counts once per stage, whatever it re-fetches).
+    pub fn fetched(&mut self, ip: Ipv4Addr, fetch: Fetch, now_ms: u64) -> bool {
         let new_after = self.limits.new_boot_after_ms;
         let boot = match self.ips.get(&ip).copied() {
             Some(mac) => {
@@ -311,11 +362,18 @@ impl Clients {
                 None => self.new_boot(None, Some(ip), now_ms),
             },
         };
+        let first = !boot.stages.contains_key(&fetch.stage);
         boot.reach(fetch.stage, now_ms);
         if fetch.image.is_some() {
             boot.image = fetch.image;
         }
         boot.last_file = Some((fetch.file, fetch.via));
+        first
+    }
+
+    /// How many machines the record holds.
+    pub fn machine_count(&self) -> usize {
+        self.machines.len()
     }
 
     pub fn machine(&self, mac: &MacAddr) -> Option<&Machine> {

@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 use netboot_proto::{BootEntry, CmdlineTemplate, FileEntry, Release, ReleaseSpec, SecretKey};
 
 use super::*;
+use crate::dhcp::ClientArch;
 
 const MAC: &str = "52:54:00:12:34:56";
 const IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 50);
@@ -16,12 +17,13 @@ fn mac(s: &str) -> MacAddr {
 fn dhcp(ipxe: bool, ip: Option<Ipv4Addr>) -> DhcpSeen {
     DhcpSeen {
         mac: mac(MAC),
-        arch: Some("BIOS x86".into()),
+        mode: "server",
+        arch: Some(ClientArch::BiosX86),
         vendor: "PXEClient".into(),
         boot_client: true,
         ipxe,
         ip,
-        ignored: None,
+        answer: DhcpAnswer::Boot,
     }
 }
 
@@ -53,7 +55,10 @@ fn a_server_mode_boot_from_firmware_to_initrd() {
     c.fetched(IP, fetch(Stage::Config, "/boot.ipxe", Via::Http), 4_000);
     c.fetched(IP, fetch(Stage::Kernel, "vmlinuz", Via::Http), 5_000);
     c.fetched(IP, fetch(Stage::Initrd, "initrd.img", Via::Http), 6_000);
-    c.fetched(IP, fetch(Stage::Kernel, "vmlinuz", Via::Http), 7_000);
+    assert!(
+        !c.fetched(IP, fetch(Stage::Kernel, "vmlinuz", Via::Http), 7_000),
+        "a re-fetch reaches no new stage"
+    );
 
     let boots = c.recent_boots(10);
     assert_eq!(boots.len(), 1, "{boots:#?}");
@@ -138,7 +143,11 @@ fn ignored_requests_say_why_and_other_dhcp_clients_are_not_boots() {
     let mut os = dhcp(false, None);
     os.boot_client = false;
     os.vendor = "\"udhcp 1.35\"".into();
-    os.ignored = Some("vendor class is \"udhcp 1.35\" (proxy mode)".into());
+    os.answer = DhcpAnswer::Ignored {
+        reason: "vendor class is \"udhcp 1.35\" (proxy mode)".into(),
+        quiet: false,
+    };
+    assert_eq!(os.outcome_label(), "ignored_not_boot_client");
     c.dhcp(os, 1_000);
     assert!(
         c.recent_boots(10).is_empty(),
@@ -149,7 +158,14 @@ fn ignored_requests_say_why_and_other_dhcp_clients_are_not_boots() {
         Some("\"udhcp 1.35\"")
     );
     let mut refused = dhcp(false, None);
-    refused.ignored = Some("no free address in the pool".into());
+    refused.answer = DhcpAnswer::Ignored {
+        reason: "no free address in the pool".into(),
+        quiet: false,
+    };
+    assert_eq!(
+        (refused.outcome_label(), refused.client_label()),
+        ("ignored", "firmware")
+    );
     c.dhcp(refused, 2_000);
     let b = &c.recent_boots(1)[0];
     assert_eq!(b.furthest(), Some(Stage::DhcpIgnored));

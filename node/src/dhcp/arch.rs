@@ -62,6 +62,23 @@ impl ClientArch {
         }
     }
 
+    /// Short stable name for metric labels (unknown codes share one, so a client cannot
+    /// create label values at will).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::BiosX86 => "bios_x86",
+            Self::EfiIa32 => "efi_ia32",
+            Self::EfiX64 => "efi_x64",
+            Self::EfiBc => "efi_bc",
+            Self::EfiArm32 => "efi_arm32",
+            Self::EfiArm64 => "efi_arm64",
+            Self::HttpIa32 => "http_ia32",
+            Self::HttpX64 => "http_x64",
+            Self::HttpArm64 => "http_arm64",
+            Self::Other(_) => "other",
+        }
+    }
+
     /// Human name used in log lines.
     pub fn name(self) -> String {
         match self {

@@ -12,7 +12,7 @@ use super::decide::{decide, Decision, LocalPort};
 use super::reply;
 use super::request::{msg_type_name, BootRequest};
 use super::state::{unix_secs, State};
-use crate::clients::DhcpSeen;
+use crate::clients::{DhcpAnswer, DhcpSeen};
 
 /// One received datagram.
 #[derive(Debug, Clone, Copy)]
@@ -90,7 +90,7 @@ pub fn process(cfg: &DhcpConfig, state: &mut State, pkt: &Inbound<'_>) -> Outcom
     let reply = build(cfg, &msg, &req, &decision, pkt.src);
     let log = log_line(&req, pkt.port, &decision, reply.as_ref());
     let quiet = matches!(decision, Decision::Ignore { quiet: true, .. });
-    let seen = seen(&req, &decision);
+    let seen = seen(cfg, &req, &decision);
     Outcome {
         reply,
         log,
@@ -101,34 +101,43 @@ pub fn process(cfg: &DhcpConfig, state: &mut State, pkt: &Inbound<'_>) -> Outcom
 
 /// The client record's view of a decision: answered with boot information, or why not.
 /// RELEASE and DECLINE are lease bookkeeping, not boot steps.
-fn seen(req: &BootRequest, d: &Decision) -> Option<DhcpSeen> {
-    let no_boot = |note: &Option<String>| {
-        Some(format!(
-            "address only, no boot file: {}",
-            note.as_deref().unwrap_or("not a boot client")
-        ))
+fn seen(cfg: &DhcpConfig, req: &BootRequest, d: &Decision) -> Option<DhcpSeen> {
+    let answer = |boot: &Option<BootAnswer>, note: &Option<String>| match boot {
+        Some(_) => DhcpAnswer::Boot,
+        None => DhcpAnswer::AddressOnly(
+            note.clone()
+                .unwrap_or_else(|| "not a boot client".to_string()),
+        ),
     };
-    let (ip, ignored) = match d {
-        Decision::ProxyOffer(_) | Decision::BootAck(_) => (None, None),
+    let (ip, answer) = match d {
+        Decision::ProxyOffer(_) | Decision::BootAck(_) => (None, DhcpAnswer::Boot),
         Decision::Offer { ip, boot, note } | Decision::Ack { ip, boot, note } => {
-            (Some(*ip), if boot.is_some() { None } else { no_boot(note) })
+            (Some(*ip), answer(boot, note))
         }
-        Decision::InformAck { boot, note } => {
-            (None, if boot.is_some() { None } else { no_boot(note) })
-        }
-        Decision::Ignore { reason, .. } => (None, Some(reason.clone())),
-        Decision::Nak { reason } => (None, Some(format!("NAK: {reason}"))),
+        Decision::InformAck { boot, note } => (None, answer(boot, note)),
+        Decision::Ignore { reason, quiet } => (
+            None,
+            DhcpAnswer::Ignored {
+                reason: reason.clone(),
+                quiet: *quiet,
+            },
+        ),
+        Decision::Nak { reason } => (None, DhcpAnswer::Nak(reason.clone())),
         Decision::Released(_) | Decision::Declined(_) => return None,
     };
     let ip = ip.or((!req.ciaddr.is_unspecified()).then_some(req.ciaddr));
     Some(DhcpSeen {
         mac: req.mac,
-        arch: req.arch.map(|a| a.name()),
+        mode: match cfg.mode {
+            DhcpMode::Server(_) => "server",
+            _ => "proxy",
+        },
+        arch: req.arch,
         vendor: req.vendor_class.to_string(),
         boot_client: req.vendor_class.is_boot_client(),
         ipxe: req.is_ipxe,
         ip,
-        ignored,
+        answer,
     })
 }
 

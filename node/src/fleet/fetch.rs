@@ -83,6 +83,7 @@ pub(crate) async fn run(shared: Arc<Shared>, release: VerifiedRelease) {
     let outcome = match shared.store.accept(&release).await {
         Ok(accepted) => {
             let secs = started.elapsed().as_secs_f64();
+            shared.progress.committed(&release.name, secs);
             let after = shared
                 .core
                 .ask(PeerEvent::Received)

@@ -106,6 +106,13 @@ impl std::fmt::Debug for FleetStatus {
     }
 }
 
+impl FleetStatus {
+    /// Per image name: seconds from admitting its newest release here to committing it.
+    pub fn sync_lag(&self) -> Vec<(String, f64)> {
+        self.shared.progress.sync_lag()
+    }
+}
+
 /// This node's endpoint id, from its data dir (created on first use).
 pub fn node_id(data_dir: &Path) -> Result<EndpointId, FleetError> {
     Ok(identity::load_or_create(data_dir)?.public())

@@ -90,6 +90,8 @@ struct Fetch {
 struct Inner {
     fetches: HashMap<ImageName, Fetch>,
     refusals: VecDeque<Refusal>,
+    /// Per image name: seconds its newest release took from admission to commit (metrics).
+    sync_lag: HashMap<ImageName, f64>,
 }
 
 /// The record, shared by the fleet's tasks.
@@ -185,6 +187,23 @@ impl Progress {
     /// Recent refusals, newest first.
     pub fn refusals(&self) -> Vec<Refusal> {
         self.lock().refusals.iter().rev().cloned().collect()
+    }
+
+    /// A release of `name` was committed `secs` seconds after its fetch began.
+    pub fn committed(&self, name: &ImageName, secs: f64) {
+        self.lock().sync_lag.insert(name.clone(), secs);
+    }
+
+    /// Per image name, the last [`committed`](Self::committed) lag, by name.
+    pub fn sync_lag(&self) -> Vec<(String, f64)> {
+        let mut lag: Vec<(String, f64)> = self
+            .lock()
+            .sync_lag
+            .iter()
+            .map(|(n, s)| (n.to_string(), *s))
+            .collect();
+        lag.sort_by(|a, b| a.0.cmp(&b.0));
+        lag
     }
 }
 

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
 use super::file::Body;
+use crate::metrics::{Metrics, TransferResult};
 
 /// A response body that counts what went out and logs once, when it ends or is dropped.
 pub struct CompletionLog {
@@ -28,10 +29,17 @@ pub struct CompletionLog {
     logged: bool,
     /// Set when the node shuts down: a transfer cut then was cut by us, not the client.
     stopping: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
 }
 
 impl CompletionLog {
-    pub fn wrap(inner: Body, label: String, len: u64, stopping: Arc<AtomicBool>) -> Body {
+    pub fn wrap(
+        inner: Body,
+        label: String,
+        len: u64,
+        stopping: Arc<AtomicBool>,
+        metrics: Arc<Metrics>,
+    ) -> Body {
         http_body_util::BodyExt::boxed(CompletionLog {
             inner,
             label,
@@ -40,6 +48,7 @@ impl CompletionLog {
             started: Instant::now(),
             logged: false,
             stopping,
+            metrics,
         })
     }
 
@@ -51,22 +60,28 @@ impl CompletionLog {
         let elapsed = self.started.elapsed();
         let ms = elapsed.as_millis();
         let (label, sent, len) = (&self.label, self.sent, self.len);
-        if let Some(e) = error.filter(|e| crate::integrity::is_integrity_error(e)) {
+        let result = if let Some(e) = error.filter(|e| crate::integrity::is_integrity_error(e)) {
             tracing::error!(
                 "{label}: transfer CUT after {sent} of {len} bytes, {ms} ms: REFUSED by the integrity check: {e}"
             );
+            TransferResult::IntegrityRefused
         } else if let Some(e) = error {
             tracing::warn!("{label}: transfer FAILED after {sent} of {len} bytes, {ms} ms: {e}");
+            TransferResult::Failed
         } else if sent >= len {
             let mb_s = sent as f64 / elapsed.as_secs_f64().max(1e-6) / 1e6;
             tracing::info!("{label}: sent {sent} bytes in {ms} ms ({mb_s:.1} MB/s)");
+            TransferResult::Complete
         } else if self.stopping.load(Ordering::Relaxed) {
             tracing::info!(
                 "{label}: transfer stopped by the node (shutting down) after {sent} of {len} bytes, {ms} ms"
             );
+            TransferResult::Stopped
         } else {
             tracing::info!("{label}: client went away after {sent} of {len} bytes, {ms} ms");
-        }
+            TransferResult::Incomplete
+        };
+        self.metrics.transfer("http", result, sent);
     }
 }
 

@@ -13,6 +13,7 @@
 //! | `/images/<name>/<path>` | a file of the newest servable release of `<name>` |
 //! | `/blobs/<blake3 hex>` | a file by content hash |
 //! | `/first-stage/<path>` | iPXE/PXELINUX programs (UEFI HTTP boot) |
+//! | `/metrics` | Prometheus metrics (unless `[metrics] listen` moves them to their own port) |
 //! | `/grub/grub.cfg`, `/grub/grub.cfg-01-<mac>` (and the other `boot::grub::PREFIXES`) | generated GRUB configs |
 
 use std::{
@@ -40,6 +41,7 @@ use crate::{
         FleetStatus,
     },
     integrity::VerifiedFiles,
+    metrics::{self, scrape::FleetNumbers, Metrics, Scraped, TransferResult},
     status::{self, StatusSource},
     store::Store,
 };
@@ -65,6 +67,9 @@ pub struct HttpHandler {
     pub stopping: Arc<AtomicBool>,
     /// Told which client got which boot file.
     pub clients: ClientLog,
+    pub metrics: Arc<Metrics>,
+    /// Answer `/metrics` on this port (else only on `[metrics] listen`).
+    pub metrics_here: bool,
 }
 
 fn config_step(image: Option<ImageRef>) -> Option<Step> {
@@ -97,6 +102,7 @@ fn log_completion(
     method: &Method,
     label: String,
     stopping: &Arc<AtomicBool>,
+    metrics: &Arc<Metrics>,
 ) -> Response<Body> {
     let len = resp
         .headers()
@@ -108,7 +114,7 @@ fn log_completion(
     if method != Method::GET || !has_body || len == 0 {
         return resp;
     }
-    resp.map(|body| CompletionLog::wrap(body, label, len, stopping.clone()))
+    resp.map(|body| CompletionLog::wrap(body, label, len, stopping.clone(), metrics.clone()))
 }
 
 impl HttpHandler {
@@ -126,6 +132,13 @@ impl HttpHandler {
             );
         }
         let route = Route::parse(&path);
+        if route == Route::Metrics && self.metrics_here {
+            return full(
+                StatusCode::OK,
+                metrics::CONTENT_TYPE,
+                self.metrics_text().await,
+            );
+        }
         if let Some(resp) = self.status_answer(&route).await {
             tracing::debug!("http {peer} {method} {path}: {}", resp.status().as_u16());
             return resp;
@@ -154,6 +167,7 @@ impl HttpHandler {
                     &method,
                     format!("http {peer} {method} {path}"),
                     &self.stopping,
+                    &self.metrics,
                 );
                 tracing::info!(
                     "http {peer} {method} {path}: {} {} v{} {} ({} bytes) READ-THROUGH: the release is still being fetched; streaming verified bytes as they arrive",
@@ -172,6 +186,7 @@ impl HttpHandler {
             }
             Answer::Error(status, why) => {
                 tracing::warn!("http {peer} {method} {path}: {} {why}", status.as_u16());
+                self.metrics.transfer("http", TransferResult::Refused, 0);
                 full(status, "text/plain; charset=utf-8", format!("{why}\n"))
             }
             Answer::File {
@@ -193,6 +208,8 @@ impl HttpHandler {
                             Ok(Ok(opened)) => FileSource::Verified(opened),
                             Ok(Err(e)) => {
                                 tracing::error!("http {peer} {method} {path}: 500 REFUSED, {what} failed its integrity check: {e}");
+                                self.metrics
+                                    .transfer("http", TransferResult::IntegrityRefused, 0);
                                 return full(
                                     StatusCode::INTERNAL_SERVER_ERROR,
                                     "text/plain",
@@ -225,6 +242,7 @@ impl HttpHandler {
                     &method,
                     format!("http {peer} {method} {path}"),
                     &self.stopping,
+                    &self.metrics,
                 );
                 tracing::info!(
                     "http {peer} {method} {path}: {} {what} ({size} bytes{}) in {} ms",
@@ -277,6 +295,16 @@ impl HttpHandler {
             _ => return None,
         };
         Some(resp)
+    }
+
+    /// `/metrics`: the counters, and what the store, the fleet and the client record hold now.
+    pub async fn metrics_text(&self) -> String {
+        let mut scraped = Scraped::of_store(&self.store);
+        if let Some(status) = &self.fleet_status {
+            scraped.fleet = Some(FleetNumbers::new(&status.view().await, status.sync_lag()));
+        }
+        scraped.clients_known = self.clients.machine_count() as u64;
+        self.metrics.render(&scraped)
     }
 
     fn resolve(&self, route: Route<'_>, path: &str, query: &str) -> Answer {
@@ -386,6 +414,7 @@ impl HttpHandler {
             Route::StatusPage | Route::StatusJson | Route::FleetStatus => {
                 not_found(format!("{path} is answered by status_answer"))
             }
+            Route::Metrics => not_found("/metrics: served on [metrics] listen".into()),
         }
     }
 

@@ -6,6 +6,7 @@ pub mod file;
 pub mod handler;
 pub mod limits;
 mod listener;
+pub mod metrics_listener;
 pub mod route;
 
 pub use handler::HttpHandler;

@@ -20,6 +20,8 @@ pub enum Route<'a> {
     StatusJson,
     /// `/fleet/status.json`: the fleet's own view (peers, fetches).
     FleetStatus,
+    /// `/metrics`: Prometheus metrics.
+    Metrics,
     /// `/boot.ipxe`: identify the client, then its image or a menu.
     BootScript,
     /// `/boot/<name>.ipxe`
@@ -55,6 +57,7 @@ impl<'a> Route<'a> {
             "/" => return Route::StatusPage,
             "/status.json" => return Route::StatusJson,
             "/fleet/status.json" => return Route::FleetStatus,
+            "/metrics" => return Route::Metrics,
             "/boot.ipxe" => return Route::BootScript,
             _ => {}
         }
@@ -154,6 +157,7 @@ mod tests {
         assert_eq!(Route::parse("/"), Route::StatusPage);
         assert_eq!(Route::parse("/status.json"), Route::StatusJson);
         assert_eq!(Route::parse("/fleet/status.json"), Route::FleetStatus);
+        assert_eq!(Route::parse("/metrics"), Route::Metrics);
         assert_eq!(Route::parse("/boot.ipxe"), Route::BootScript);
         assert_eq!(
             Route::parse("/boot/debian.ipxe"),

@@ -133,6 +133,7 @@ pub fn node_config(
             efi_x64: programs.efi_x64.clone().unwrap_or(defaults.efi_x64.clone()),
             ..defaults
         },
+        metrics: Default::default(),
         machines: Default::default(),
         fleet: None,
     }

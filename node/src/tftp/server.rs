@@ -22,7 +22,7 @@ use super::packet::{encode_error, ErrorCode, Mode, Packet, ParseError, Request};
 use super::path;
 use super::source::TftpSource;
 use super::transfer::{self, Outcome, TransferSpec};
-use crate::throttled::Throttled;
+use crate::{metrics::TransferResult, throttled::Throttled};
 
 /// Requests are at most 512 bytes by RFC 2347; slack for clients that ignore that.
 /// A longer datagram is cut, fails to parse and is answered with ERROR 4.
@@ -389,6 +389,7 @@ async fn serve_read(
         let filename = &request.filename;
         async move {
             info!(%client, file = ?filename, code = code.as_u16(), %reason, "tftp request refused");
+            shared.source.ended(TransferResult::Refused, 0);
             send_error(socket, code, client_msg).await;
         }
     };
@@ -468,6 +469,19 @@ async fn serve_read(
     } else if let Outcome::Source(_) | Outcome::Socket(_) = report.outcome {
         // Our failure: tell the client instead of letting it time out.
         send_error(&socket, ErrorCode::NotDefined, "server error").await;
+    }
+    let result = match &report.outcome {
+        Outcome::OptionProbe { .. } => None,
+        Outcome::Complete => Some(TransferResult::Complete),
+        Outcome::ClientAborted { .. } | Outcome::TimedOut { .. } | Outcome::ClientGone => {
+            Some(TransferResult::Incomplete)
+        }
+        Outcome::Stopped => Some(TransferResult::Stopped),
+        o if o.is_integrity_refusal() => Some(TransferResult::IntegrityRefused),
+        Outcome::Source(_) | Outcome::Socket(_) => Some(TransferResult::Failed),
+    };
+    if let Some(result) = result {
+        shared.source.ended(result, report.bytes);
     }
     let rate = Rate {
         bytes: report.bytes,

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use super::packet::ErrorCode;
 use super::path;
+use crate::metrics::TransferResult;
 
 /// Why a file cannot be served. The variant picks the TFTP error code; the
 /// text is for the server log only, clients get a generic message so that
@@ -66,6 +67,9 @@ impl OpenError {
 /// refuse unknown clients. Called on a blocking-pool thread; may block.
 pub trait TftpSource: Send + Sync + 'static {
     fn open(&self, path: &str, client: SocketAddr) -> Result<Box<dyn TftpFile>, OpenError>;
+
+    /// Told how each request ended and how many bytes went out (for the node's metrics).
+    fn ended(&self, _result: TransferResult, _bytes: u64) {}
 }
 
 /// One open file. Its size is fixed when opened: it is announced in `tsize` and

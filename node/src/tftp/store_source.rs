@@ -17,6 +17,7 @@ use crate::{
     },
     clients::{ClientLog, Stage, Step, Via},
     integrity::VerifiedFiles,
+    metrics::{Metrics, TransferResult},
     store::Store,
 };
 
@@ -31,6 +32,7 @@ pub struct StoreSource {
     pub verified: Arc<VerifiedFiles>,
     /// Told which client got which boot file.
     pub clients: ClientLog,
+    pub metrics: Arc<Metrics>,
 }
 
 fn config_step() -> Option<Step> {
@@ -129,10 +131,15 @@ impl TftpSource for StoreSource {
             .open(&found.path, &hash, found.size)
             .map_err(|e| {
                 tracing::error!("tftp {client} {path}: REFUSED, failed its integrity check: {e}");
+                self.metrics.integrity_refused("tftp");
                 OpenError::AccessViolation("integrity check failed".into())
             })?;
         tracing::debug!("tftp {client} {path}: from {}", found.origin);
         self.report(client, path, found.step);
         Ok(Box::new(file))
+    }
+
+    fn ended(&self, result: TransferResult, bytes: u64) {
+        self.metrics.transfer("tftp", result, bytes);
     }
 }
