@@ -9,7 +9,8 @@
 #   network GRUB plus sbsigntool (sbattach) for the Secure Boot tests; g++ for libFuzzer
 #   (tests/fuzz); chromium (headless) for the status page test (tests/tests/status.rs);
 #   systemd (systemd-analyze) and adduser for the package tests (tests/tests/package.rs),
-#   which also need cargo-deb from crates.io, pinned below.
+#   which also need cargo-deb from crates.io, pinned below; prometheus for promtool, which
+#   checks /metrics.
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then
     echo "install-deps.sh: run as root (it installs packages; tests create network namespaces)" >&2
@@ -19,7 +20,7 @@ command -v cargo >/dev/null || { echo "install-deps.sh: cargo not found: install
 PACKAGES=(
     qemu-system-x86 qemu-system-arm qemu-efi-aarch64 ipxe-qemu seabios ovmf ipxe pxelinux syslinux-common busybox-static cpio
     iproute2 dnsmasq-base curl atftp tftp-hpa iptables kmod xz-utils python3 util-linux
-    iputils-ping procps shim-signed grub-efi-amd64-signed sbsigntool g++ chromium systemd adduser
+    iputils-ping procps shim-signed grub-efi-amd64-signed sbsigntool g++ chromium systemd adduser prometheus
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -6,6 +6,7 @@ use std::{
 };
 
 pub mod fleet_sites;
+pub mod metrics;
 pub mod wan;
 
 /// The `netboot` binary under test: `$NETBOOT_BIN`, or the one cargo built next to this test.

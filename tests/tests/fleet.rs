@@ -12,18 +12,25 @@ use std::{
 use netboot_tests::{
     content,
     fleet_sites::{Fleet, Site},
-    free_port, keygen, netboot, run, stdout, wait_until, NodeProcess,
+    free_port, keygen,
+    metrics::Metrics,
+    netboot, run, stdout, wait_until, NodeProcess,
 };
 
 /// A chain A — B — C where C knows only B (and B admits C as a member): `publish --to A`
 /// returns once A holds the release; B and C learn of it within seconds, C by B passing the
-/// announcement on, and C fetches everything from B.
+/// announcement on, and C fetches everything from B. C's `/metrics` show it: the bytes from
+/// B, one more release held, the sync lag of `debian`; B (whose metrics have their own port)
+/// counts what it sent.
 #[test]
 fn publish_to_one_node_reaches_a_node_that_only_knows_a_neighbour() {
     let fleet = Fleet::new();
     let (a, b, c) = (fleet.site("a"), fleet.site("b"), fleet.site("c"));
+    let b_metrics = free_port();
     fleet.configure(&a, &[b.addr()], &[], "");
-    fleet.configure(&b, &[a.addr()], &[&c.id], "");
+    // `[metrics]` after the `[fleet]` lines: B serves /metrics on its own port only.
+    let b_extra = format!("[metrics]\nlisten = \"127.0.0.1:{b_metrics}\"");
+    fleet.configure(&b, &[a.addr()], &[&c.id], &b_extra);
     fleet.configure(&c, &[b.addr()], &[], "");
     let (na, nb, nc) = (
         NodeProcess::start(&a.config, None),
@@ -38,6 +45,8 @@ fn publish_to_one_node_reaches_a_node_that_only_knows_a_neighbour() {
             nc.log_text()
         )
     };
+    let c_before = Metrics::fetch(&c.url("/metrics"));
+    c_before.promtool_check();
     let kernel = content(11, 3_000_000);
     let initrd = content(12, 700_000);
     let (k, i) = (
@@ -69,6 +78,56 @@ fn publish_to_one_node_reaches_a_node_that_only_knows_a_neighbour() {
         total,
         "C fetched everything from B\n{}",
         logs()
+    );
+    let c_after = Metrics::fetch(&c.url("/metrics"));
+    c_after.promtool_check();
+    let held = |m: &Metrics| m.value("netboot_releases", &[("state", "held")]);
+    assert_eq!(held(&c_after), held(&c_before) + 1.0, "{}", c_after.text);
+    let from_b = [("peer", b.id.as_str())];
+    assert_eq!(
+        c_after.value("netboot_fleet_received_bytes_total", &from_b),
+        total as f64,
+        "{}",
+        c_after.text
+    );
+    assert_eq!(
+        c_before.value("netboot_fleet_received_bytes_total", &from_b),
+        0.0
+    );
+    assert_eq!(
+        c_after.value("netboot_fleet_peer_connected", &from_b),
+        1.0,
+        "{}",
+        c_after.text
+    );
+    assert!(
+        !c_before.has("netboot_fleet_sync_lag_seconds", &[("name", "debian")])
+            && c_after.has("netboot_fleet_sync_lag_seconds", &[("name", "debian")]),
+        "the sync lag of debian is observed once C commits it:\n{}",
+        c_after.text
+    );
+    let b_scrape = Metrics::fetch(&format!("http://127.0.0.1:{b_metrics}/metrics"));
+    b_scrape.promtool_check();
+    assert!(
+        b_scrape.value("netboot_fleet_sent_bytes_total", &[]) >= total as f64,
+        "B served C the release:\n{}",
+        b_scrape.text
+    );
+    let on_boot_port = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &b.url("/metrics"),
+        ])
+        .output()
+        .expect("curl");
+    assert_eq!(
+        String::from_utf8_lossy(&on_boot_port.stdout),
+        "404",
+        "with [metrics] listen, the boot port does not serve /metrics"
     );
     let c_log = nc.log_text();
     assert!(
