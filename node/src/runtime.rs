@@ -15,7 +15,7 @@ use crate::{
         BootFiles, DhcpConfig, DhcpMode, DhcpServer,
     },
     fleet::{Fleet, FleetError},
-    http::{self, HttpHandler, HttpLimits},
+    http::{self, HttpHandler, HttpLimits, Serves},
     integrity::VerifiedFiles,
     metrics::Metrics,
     status::{NodeIdentity, StatusSource},
@@ -335,7 +335,11 @@ impl Node {
             stopping: Arc::default(),
             clients: clients.clone(),
             metrics: metrics.clone(),
-            metrics_here: metrics_listener.is_none(),
+            serves: if metrics_listener.is_some() {
+                Serves::BootOnly
+            } else {
+                Serves::BootAndMetrics
+            },
         });
         let tftp = if config.tftp.enabled {
             let socket = tokio::net::UdpSocket::bind(config.tftp.listen)
@@ -464,10 +468,19 @@ impl Node {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
+        // The same listener (limits, timeouts) and handler, answering /metrics only.
         let metrics = metrics_listener.map(|l| {
-            tokio::spawn(http::metrics_listener::serve(
+            if let Ok(addr) = l.local_addr() {
+                tracing::info!("metrics: http://{addr}/metrics");
+            }
+            let handler = Arc::new(HttpHandler {
+                serves: Serves::MetricsOnly,
+                ..(*http_handler).clone()
+            });
+            tokio::spawn(http::serve(
                 l,
-                http_handler.clone(),
+                handler,
+                http_limits,
                 stopped(stop_rx.clone()),
             ))
         });

@@ -46,7 +46,17 @@ use crate::{
     store::Store,
 };
 
-#[derive(Debug)]
+/// What a listener answers: the boot routes, `/metrics`, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serves {
+    BootAndMetrics,
+    /// `[metrics] listen` is set: `/metrics` is served there instead.
+    BootOnly,
+    /// The `[metrics] listen` address.
+    MetricsOnly,
+}
+
+#[derive(Debug, Clone)]
 pub struct HttpHandler {
     pub store: Arc<Store>,
     pub base_url: String,
@@ -68,8 +78,7 @@ pub struct HttpHandler {
     /// Told which client got which boot file.
     pub clients: ClientLog,
     pub metrics: Arc<Metrics>,
-    /// Answer `/metrics` on this port (else only on `[metrics] listen`).
-    pub metrics_here: bool,
+    pub serves: Serves,
 }
 
 fn config_step(image: Option<ImageRef>) -> Option<Step> {
@@ -132,12 +141,15 @@ impl HttpHandler {
             );
         }
         let route = Route::parse(&path);
-        if route == Route::Metrics && self.metrics_here {
+        if route == Route::Metrics && self.serves != Serves::BootOnly {
             return full(
                 StatusCode::OK,
                 metrics::CONTENT_TYPE,
                 self.metrics_text().await,
             );
+        }
+        if self.serves == Serves::MetricsOnly {
+            return full(StatusCode::NOT_FOUND, "text/plain", "only /metrics here\n");
         }
         if let Some(resp) = self.status_answer(&route).await {
             tracing::debug!("http {peer} {method} {path}: {}", resp.status().as_u16());

@@ -6,9 +6,8 @@ pub mod file;
 pub mod handler;
 pub mod limits;
 mod listener;
-pub mod metrics_listener;
 pub mod route;
 
-pub use handler::HttpHandler;
+pub use handler::{HttpHandler, Serves};
 pub use limits::HttpLimits;
 pub use listener::serve;
