@@ -22,6 +22,9 @@
 #                      booting; repeatable; default udp:67; "--ready none" disables
 #   --nic NIC          virtio-net-pci (default) | e1000 | e1000e | rtl8139
 #   --logdir DIR       copy the logs (serial-N-MODE.log, server.log, ra/dnsmasq logs) into DIR
+#   --scrape URL       GET URL (placeholders as in SERVER_CMD; e.g. http://{SERVER_IP}/metrics)
+#                      inside the server namespace once the server is ready and after each
+#                      boot, into scrape-0-before.log and scrape-N-MODE.log (kept by --logdir)
 #
 # SERVER_CMD runs in the server namespace (LAB_NS_SERVER) with stdout+stderr in server.log.
 # In its arguments these placeholders are replaced:
@@ -51,7 +54,7 @@ usage() {
     exit 4
 }
 
-modes=() ready=() timeout=180 image="" site_dhcp=0 site_next=0 ra=0 logdir="" arm64=0 arm64_image=""
+modes=() ready=() timeout=180 image="" site_dhcp=0 site_next=0 ra=0 logdir="" arm64=0 arm64_image="" scrape=""
 while [[ $# -gt 0 ]]; do
     case $1 in
     --mode) modes+=("${2:?}"); shift 2 ;;
@@ -63,6 +66,7 @@ while [[ $# -gt 0 ]]; do
     --ready) ready+=("${2:?}"); shift 2 ;;
     --nic) export LAB_NIC=${2:?}; shift 2 ;;
     --logdir) logdir=${2:?}; shift 2 ;;
+    --scrape) scrape=${2:?}; shift 2 ;;
     --) shift; break ;;
     *) usage ;;
     esac
@@ -119,8 +123,9 @@ if [[ $site_dhcp == 1 ]]; then
 fi
 if [[ $ra == 1 ]]; then lab_ra_responder || exit 4; fi
 
-cmd=()
-for a in "$@"; do
+# The placeholders of SERVER_CMD and --scrape, filled in.
+fill() {
+    local a=$1
     a=${a//\{IFACE\}/$LAB_IFACE_SERVER}
     a=${a//\{SERVER_IP\}/$LAB_SERVER_IP}
     a=${a//\{PREFIX\}/$LAB_PREFIX}
@@ -134,8 +139,19 @@ for a in "$@"; do
     a=${a//\{IMAGE\}/$image}
     a=${a//\{ARM64_IMAGE\}/$arm64_image}
     a=${a//\{LAB_DIR\}/$LAB_DIR}
-    cmd+=("$a")
+    printf '%s' "$a"
+}
+cmd=()
+for a in "$@"; do
+    cmd+=("$(fill "$a")")
 done
+[[ -z $scrape ]] || scrape=$(fill "$scrape")
+# A failed scrape leaves its file out; the caller's check then says what is missing.
+scrape_to() {
+    [[ -n $scrape ]] || return 0
+    ip netns exec "$LAB_NS_SERVER" curl -sSf --max-time 10 -o "$LAB_DIR/$1" "$scrape" ||
+        lab__err "GET $scrape failed"
+}
 lab_bg_in_server --log "$LAB_DIR/server.log" "${cmd[@]}"
 server_pid=$LAB_LAST_PID
 
@@ -157,11 +173,13 @@ for r in "${ready[@]}"; do
 done
 sleep 0.2
 lab__gone "$server_pid" && server_failed "server exited before the first boot"
+scrape_to scrape-0-before.log
 
 rc=0 n=0
 for m in "${modes[@]}"; do
     brc=0 n=$((n + 1))
     qemu_boot "$m" "$LAB_DIR/serial-$n-$m.log" "$timeout" || brc=$?
+    scrape_to "scrape-$n-$m.log"
     if [[ $brc -ne 0 ]]; then
         [[ $rc -ne 0 ]] || rc=$brc
         echo "---- server.log (tail) ----" >&2
