@@ -2,11 +2,12 @@
 //! files with HEAD/Range/ETag, traversal refused, a file changed on disk refused at serve
 //! time while intact files keep being served, and changed in the middle of a transfer
 //! cut before a changed byte goes out; expired releases are not served by hash; floods of
-//! idle connections leave room for real clients; a shutdown says it stopped transfers.
+//! idle connections leave room for real clients; a shutdown says it stopped transfers; the
+//! refusals and stages show in `/metrics`.
 
 use std::{fs, process::Command};
 
-use netboot_tests::{content, wait_until, LoopbackSite, NodeProcess};
+use netboot_tests::{content, metrics::Metrics, wait_until, LoopbackSite, NodeProcess};
 
 struct Http {
     site: LoopbackSite,
@@ -236,9 +237,12 @@ fn traversal_and_unknown_paths_are_refused() {
     );
 }
 
+/// Also counted in `/metrics`: two integrity refusals, and the one client reached the kernel
+/// and initrd stages of debian once each.
 #[test]
 fn a_file_changed_on_disk_is_refused_at_serve_time() {
     let h = setup("");
+    let before = Metrics::fetch(&format!("{}/metrics", h.base));
     let kernel = content(1, 1_500_000);
     let url = format!("{}/r/debian/1/vmlinuz", h.base);
     assert_eq!(curl(&[], &url).2, kernel, "served intact first");
@@ -266,6 +270,28 @@ fn a_file_changed_on_disk_is_refused_at_serve_time() {
     // The other file of the release is still served.
     let (status, _, body) = curl(&[], &format!("{}/r/debian/1/initrd.img", h.base));
     assert_eq!((status, body), (200, content(2, 200_000)));
+    let after = Metrics::fetch(&format!("{}/metrics", h.base));
+    let moved = |name: &str, labels: &[(&str, &str)]| {
+        after.value(name, labels) - before.value(name, labels)
+    };
+    let http = [("protocol", "http")];
+    assert_eq!(
+        moved("netboot_integrity_refusals_total", &http),
+        2.0,
+        "{}",
+        after.text
+    );
+    for stage in ["kernel", "initrd"] {
+        assert_eq!(
+            moved(
+                "netboot_boot_stage_reached_total",
+                &[("stage", stage), ("image", "debian")]
+            ),
+            1.0,
+            "{stage}: {}",
+            after.text
+        );
+    }
 }
 
 fn raw_request(base: &str, request: &str) -> String {
