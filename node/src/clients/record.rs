@@ -493,13 +493,19 @@ impl Clients {
         };
         let unnamed = self.boots.remove(i).expect("index from rposition");
         let image = unnamed.image.clone();
-        match self.current_boot_mut(mac) {
-            Some(boot) => boot.absorb(unnamed),
-            None => {
-                let boot = self.new_boot(Some(mac), Some(ip), unnamed.started_ms);
-                boot.absorb(unnamed);
-            }
-        }
+        // The machine's own boot, unless that is an old one (it was named without a DHCP
+        // request of this boot: the unnamed boot is the one going on).
+        let new_after = self.limits.new_boot_after_ms;
+        let current = self
+            .current_boot(mac)
+            .is_some_and(|b| unnamed.started_ms.saturating_sub(b.last_ms()) <= new_after);
+        let boot = if current {
+            self.current_boot_mut(mac)
+                .expect("checked above: the machine has a current boot")
+        } else {
+            self.new_boot(Some(mac), Some(ip), unnamed.started_ms)
+        };
+        boot.absorb(unnamed);
         if let (Some(image), Some(m)) = (image, self.machines.get_mut(&mac)) {
             m.image.get_or_insert(image);
         }

@@ -115,6 +115,24 @@ fn proxy_mode_first_stage_joins_the_machine_once_ipxe_names_it() {
 }
 
 #[test]
+fn an_address_named_long_after_the_last_boot_joins_a_new_boot() {
+    let mut c = Clients::new(Limits::default());
+    c.dhcp(dhcp(false, None), 1_000);
+    let later = 1_000 + Limits::default().new_boot_after_ms + 5_000;
+    c.fetched(
+        IP,
+        fetch(Stage::FirstStage, "undionly.kpxe", Via::Tftp),
+        later,
+    );
+    c.identified(mac(MAC), IP, later + 1_000);
+    let boots = c.recent_boots(10);
+    assert_eq!(boots.len(), 2, "{boots:#?}");
+    assert_eq!(stages(&boots[0]), [(Stage::FirstStage, later)]);
+    assert_eq!(boots[0].mac, Some(mac(MAC)));
+    assert_eq!(stages(&boots[1]), [(Stage::DhcpAnswered, 1_000)]);
+}
+
+#[test]
 fn a_reboot_starts_a_new_boot_and_a_stale_one_too() {
     let mut c = Clients::new(Limits::default());
     c.dhcp(dhcp(false, Some(IP)), 1_000);
