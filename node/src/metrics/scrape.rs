@@ -32,6 +32,8 @@ struct NameLabels {
 pub struct PeerNumbers {
     pub id: String,
     pub connected: bool,
+    /// Fetches skip it for now (it was unreachable or sent bad data).
+    pub avoided: bool,
     pub rtt_secs: Option<f64>,
     pub received_bytes: u64,
 }
@@ -58,6 +60,7 @@ impl FleetNumbers {
                 .map(|p| PeerNumbers {
                     id: p.id.clone(),
                     connected: p.connected,
+                    avoided: p.avoided,
                     rtt_secs: p.rtt_ms.map(|ms| ms / 1e3),
                     received_bytes: p.received_bytes,
                 })
@@ -199,6 +202,12 @@ fn fleet_metrics(r: &mut Registry, fleet: &FleetNumbers) {
         "1 when the control connection to the fleet peer is up, else 0",
         connected.clone(),
     );
+    let avoided = Family::<PeerLabels, Gauge>::default();
+    r.register(
+        "netboot_fleet_peer_avoided",
+        "1 while fetches skip the fleet peer because it was unreachable or sent data that failed verification, else 0",
+        avoided.clone(),
+    );
     let rtt = Family::<PeerLabels, Gauge<f64, AtomicU64>>::default();
     r.register(
         "netboot_fleet_peer_rtt_seconds",
@@ -209,6 +218,7 @@ fn fleet_metrics(r: &mut Registry, fleet: &FleetNumbers) {
         let labels = PeerLabels { peer: p.id.clone() };
         received.get_or_create(&labels).inc_by(p.received_bytes);
         connected.get_or_create(&labels).set(i64::from(p.connected));
+        avoided.get_or_create(&labels).set(i64::from(p.avoided));
         if let Some(secs) = p.rtt_secs {
             rtt.get_or_create(&labels).set(secs);
         }

@@ -43,21 +43,21 @@ fn counters_render_as_prometheus_text() {
 
 #[test]
 fn fleet_numbers_come_from_the_status_view() {
-    let peer = |id: &str, connected, rtt_ms, received_bytes| PeerView {
+    let peer = |id: &str, connected, avoided, rtt_ms, received_bytes| PeerView {
         id: id.into(),
         label: id.into(),
         configured: None,
         connected,
         rtt_ms,
         received_bytes,
-        avoided: false,
+        avoided,
         last_contact: None,
     };
     let view = FleetView {
         id: "me".into(),
         peers: vec![
-            peer("aaa", true, Some(25.0), 4096),
-            peer("bbb", false, None, 0),
+            peer("aaa", true, false, Some(25.0), 4096),
+            peer("bbb", false, true, None, 0),
         ],
         fetching: vec![FetchView {
             name: "debian".into(),
@@ -87,12 +87,14 @@ fn fleet_numbers_come_from_the_status_view() {
                 PeerNumbers {
                     id: "aaa".into(),
                     connected: true,
+                    avoided: false,
                     rtt_secs: Some(0.025),
                     received_bytes: 4096
                 },
                 PeerNumbers {
                     id: "bbb".into(),
                     connected: false,
+                    avoided: true,
                     rtt_secs: None,
                     received_bytes: 0
                 },
@@ -120,6 +122,7 @@ fn fleet_numbers_come_from_the_status_view() {
         r#"netboot_releases{state="refused"} 2"#,
         r#"netboot_fleet_received_bytes_total{peer="aaa"} 4096"#,
         r#"netboot_fleet_peer_connected{peer="bbb"} 0"#,
+        r#"netboot_fleet_peer_avoided{peer="bbb"} 1"#,
         r#"netboot_fleet_peer_rtt_seconds{peer="aaa"} 0.025"#,
         "netboot_fleet_sent_bytes_total 77",
         r#"netboot_fleet_sync_lag_seconds{name="debian"} 1.5"#,
