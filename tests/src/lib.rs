@@ -60,6 +60,17 @@ pub fn stderr(out: &Output) -> String {
 }
 
 /// Deterministic pseudo-random content (xorshift), cheap to make in any size.
+/// The HTTP status code curl gets for `url` with `args` (e.g. `-X POST`), as text.
+pub fn http_code(args: &[&str], url: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("curl is needed: apt-get install curl");
+    stdout(&out)
+}
+
 pub fn content(seed: u64, len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(len + 8);
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

@@ -12,7 +12,7 @@ use std::{
 use netboot_tests::{
     content,
     fleet_sites::{Fleet, Site},
-    free_port, keygen,
+    free_port, http_code, keygen,
     metrics::Metrics,
     netboot, run, stdout, wait_until, NodeProcess,
 };
@@ -113,19 +113,8 @@ fn publish_to_one_node_reaches_a_node_that_only_knows_a_neighbour() {
         "B served C the release:\n{}",
         b_scrape.text
     );
-    let on_boot_port = Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            &b.url("/metrics"),
-        ])
-        .output()
-        .expect("curl");
     assert_eq!(
-        String::from_utf8_lossy(&on_boot_port.stdout),
+        http_code(&[], &b.url("/metrics")),
         "404",
         "with [metrics] listen, the boot port does not serve /metrics"
     );

@@ -11,7 +11,7 @@ use std::{
 };
 
 use netboot_tests::{
-    content, fleet_sites::Fleet, netboot, run_bounded, stdout, wait_until, NodeProcess,
+    content, fleet_sites::Fleet, http_code, netboot, run_bounded, stdout, wait_until, NodeProcess,
 };
 
 /// Signed into the release; the page must print it as text, never as an element.
@@ -212,20 +212,7 @@ fn status_page_and_cli_follow_a_fetch_to_completion() {
         table.contains("live v3") && table.contains("complete"),
         "{table}"
     );
-    let post = Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-X",
-            "POST",
-            &url,
-        ])
-        .output()
-        .expect("curl");
-    assert_eq!(stdout(&post), "405");
+    assert_eq!(http_code(&["-X", "POST"], &url), "405");
     drop((na, nb));
 }
 
