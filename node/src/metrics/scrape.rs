@@ -135,7 +135,7 @@ impl Scraped {
         let releases = Family::<StateLabels, Gauge>::default();
         r.register(
             "netboot_releases",
-            "Releases by state: held (committed, verified), fetching (admitted, files arriving from peers), refused (offered by peers and refused: untrusted, forged, expired, older)",
+            "Releases by state: held (committed, verified), fetching (admitted, files arriving from peers), refused (offers refused recently, the newest 20: untrusted, forged, expired, older)",
             releases.clone(),
         );
         releases
