@@ -216,6 +216,11 @@ impl Boot {
 
     fn reach(&mut self, stage: Stage, now_ms: u64) {
         self.stages.entry(stage).or_insert(now_ms);
+        if stage > Stage::DhcpIgnored {
+            // A request that went unanswered earlier (a retry, a race with the site
+            // server) is no longer why this boot stopped.
+            self.ignored = None;
+        }
     }
 
     /// Folds a boot of this client's address, recorded before its MAC was known, into this one.
@@ -324,6 +329,10 @@ impl Clients {
         }
         match seen.answer.refusal() {
             None => boot.reach(Stage::DhcpAnswered, now_ms),
+            // In proxy mode a boot that was answered goes on to send a REQUEST on port 67,
+            // which belongs to the site's DHCP server: not answering it is part of a good
+            // boot, not where it stopped.
+            Some(_) if boot.furthest() > Some(Stage::DhcpIgnored) => {}
             Some(why) => {
                 boot.reach(Stage::DhcpIgnored, now_ms);
                 boot.ignored = Some(why.to_string());

@@ -266,3 +266,43 @@ fn kernel_initrd_and_iso_are_stages_other_files_are_not() {
     assert_eq!(stage_of_file(&iso, "d.iso"), Some(Stage::Kernel));
     assert_eq!(stage_of_file(&release(None), "vmlinuz"), None);
 }
+
+#[test]
+fn a_proxy_boot_is_not_stopped_by_the_requests_that_belong_to_the_site_server() {
+    // The sequence a BIOS client made in the demo: firmware DISCOVER (proxy offer), its
+    // REQUEST on port 67 (the site server's), iPXE's DISCOVER and REQUEST, then the files.
+    let site_request = || {
+        let mut r = dhcp(false, None);
+        r.mode = "proxy";
+        r.answer = DhcpAnswer::Ignored {
+            reason: "REQUEST on port 67 belongs to the site DHCP server, ignored (proxy mode)"
+                .into(),
+            quiet: false,
+        };
+        r
+    };
+    let mut c = Clients::new(Limits::default());
+    c.dhcp(site_request(), 500);
+    assert_eq!(c.recent_boots(1)[0].furthest(), Some(Stage::DhcpIgnored));
+    c.dhcp(dhcp(false, None), 1_000);
+    assert_eq!(
+        c.recent_boots(1)[0].ignored,
+        None,
+        "answered after all: the earlier refusal is not why it stopped"
+    );
+    c.dhcp(site_request(), 1_100);
+    c.identified(mac(MAC), IP, 2_000);
+    c.dhcp(
+        DhcpSeen {
+            ipxe: true,
+            ..site_request()
+        },
+        2_100,
+    );
+    c.fetched(IP, fetch(Stage::Kernel, "vmlinuz", Via::Http), 3_000);
+    c.fetched(IP, fetch(Stage::Initrd, "initrd.img", Via::Http), 4_000);
+    let b = &c.recent_boots(1)[0];
+    assert_eq!(b.furthest(), Some(Stage::Initrd));
+    assert_eq!(b.ignored, None);
+    assert_eq!(c.recent_boots(10).len(), 1, "one boot, not one per request");
+}
