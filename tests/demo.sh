@@ -249,5 +249,25 @@ for mode in bios uefi-pxe; do
         tidy | sed "s/^/$mode: /" | indent || true
 done
 
+step "7. the branch office's node as its operator sees it: netboot status, the status page, /metrics"
+c_url="http://$LAB_SERVER_IP"
+in_c() { ip netns exec "$LAB_NS_SERVER" "$@"; }
+in_c "$bin" status --node "$c_url/" 2>&1 | tidy | indent || say "WARNING: netboot status failed"
+in_c curl -sf --max-time 5 "$c_url/" >"$logs/c-status.html" || say "WARNING: no status page at $c_url/"
+in_c curl -sf --max-time 5 "$c_url/metrics" >"$logs/c-metrics.txt" || say "WARNING: no metrics at $c_url/metrics"
+# A picture of the page (Debian's chromium, installed with the tests' packages). Inside C's
+# namespace, with no name resolution, so it can reach nothing but the node.
+profile=$(mktemp -d "$work/chromium.XXXXXX")
+in_c chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+    --disable-background-networking --disable-component-update --disable-sync \
+    --host-resolver-rules="MAP * ~NOTFOUND, EXCLUDE $LAB_SERVER_IP" --no-proxy-server \
+    --user-data-dir="$profile" --window-size=420,1100 --screenshot="$logs/c-status.png" \
+    "$c_url/" >/dev/null 2>&1 || say "(no screenshot: chromium failed)"
+
 step "result: $result — $((SECONDS - start_time)) s in all; logs in ./demo-logs/"
+say "C's status page: $c_url/  (inside namespace $LAB_NS_SERVER: ip netns exec $LAB_NS_SERVER curl $c_url/;"
+say "  kept as demo-logs/c-status.html and demo-logs/c-status.png)"
+say "C's metrics: $c_url/metrics (all of them in demo-logs/c-metrics.txt); what they show:"
+grep -E '^netboot_(dhcp_requests_total|boot_stage_reached_total|transfers_total|fleet_received_bytes_total|fleet_sync_lag_seconds|releases|integrity_refusals_total)' \
+    "$logs/c-metrics.txt" 2>/dev/null | tidy | indent || true
 exit "$status"
