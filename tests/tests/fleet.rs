@@ -109,7 +109,8 @@ fn publish_to_one_node_reaches_a_node_that_only_knows_a_neighbour() {
     let b_scrape = Metrics::fetch(&format!("http://127.0.0.1:{b_metrics}/metrics"));
     b_scrape.promtool_check();
     assert!(
-        b_scrape.value("netboot_fleet_sent_bytes_total", &[]) >= total as f64,
+        b_scrape.value("netboot_fleet_sent_bytes_total", &[("peer", c.id.as_str())])
+            >= total as f64,
         "B served C the release:\n{}",
         b_scrape.text
     );

@@ -76,6 +76,10 @@ impl Slots {
         self.conns.insert(conn, peer);
     }
 
+    fn peer(&self, conn: u64) -> Option<EndpointId> {
+        self.conns.get(&conn).copied()
+    }
+
     /// Whether a request on `conn` may run now; if so it is counted until [`Slots::finished`].
     fn admit(&mut self, conn: u64, now: Instant) -> bool {
         let Some(peer) = self.conns.get(&conn).copied() else {
@@ -142,6 +146,28 @@ impl Slots {
 #[derive(Debug, Default)]
 pub struct UploadStats {
     pub bytes: AtomicU64,
+    /// Bytes sent to each peer (members are bounded by the config, so this map is too).
+    by_peer: Mutex<HashMap<EndpointId, u64>>,
+}
+
+impl UploadStats {
+    fn add(&self, peer: Option<EndpointId>, size: u64) {
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+        if let Some(peer) = peer {
+            *self
+                .by_peer
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(peer)
+                .or_default() += size;
+        }
+    }
+
+    /// Bytes sent to each peer so far.
+    pub fn by_peer(&self) -> Vec<(EndpointId, u64)> {
+        let map = self.by_peer.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter().map(|(id, n)| (*id, *n)).collect()
+    }
 }
 
 struct Pacer {
@@ -247,7 +273,8 @@ pub(crate) fn provider_events(
                     msg.tx.send(verdict).await.ok();
                 }
                 ProviderMessage::Throttle(msg) => {
-                    stats.bytes.fetch_add(msg.size, Ordering::Relaxed);
+                    let peer = lock(&slots).peer(msg.connection_id);
+                    stats.add(peer, msg.size);
                     match &pacer {
                         None => {
                             msg.tx.send(Ok(())).await.ok();

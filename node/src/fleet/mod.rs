@@ -44,7 +44,7 @@ pub use self::{
     gate::UploadStats,
     identity::FLEET_KEY_FILE,
     progress::{FetchSource, Refusal},
-    view::{FetchView, FleetView, PeerView, ReleaseRef},
+    view::{FetchView, FleetView, PeerBytes, PeerView, ReleaseRef},
 };
 use self::{core::CoreHandle, pending::PendingDir};
 use crate::store::Store;

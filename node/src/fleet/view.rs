@@ -20,6 +20,15 @@ pub struct FleetView {
     #[serde(default)]
     pub refused: Vec<Refusal>,
     pub uploaded_bytes: u64,
+    /// What each peer fetched from this node (a member that is not a configured peer too).
+    #[serde(default)]
+    pub uploaded_to: Vec<PeerBytes>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerBytes {
+    pub id: String,
+    pub bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,6 +109,19 @@ impl FleetStatus {
                 .uploads
                 .bytes
                 .load(std::sync::atomic::Ordering::Relaxed),
+            uploaded_to: {
+                let mut to: Vec<PeerBytes> = shared
+                    .uploads
+                    .by_peer()
+                    .into_iter()
+                    .map(|(id, bytes)| PeerBytes {
+                        id: id.to_string(),
+                        bytes,
+                    })
+                    .collect();
+                to.sort_by(|a, b| a.id.cmp(&b.id));
+                to
+            },
         }
     }
 }

@@ -45,7 +45,8 @@ pub struct FleetNumbers {
     pub fetching: u64,
     /// Offers refused recently (as the status page lists them).
     pub refused: u64,
-    pub sent_bytes: u64,
+    /// Bytes served to each peer (by endpoint id).
+    pub sent_bytes: Vec<(String, u64)>,
     /// Per image name: seconds from admitting its newest release here to its commit.
     pub sync_lag: Vec<(String, f64)>,
 }
@@ -67,7 +68,11 @@ impl FleetNumbers {
                 .collect(),
             fetching: view.fetching.len() as u64,
             refused: view.refused.len() as u64,
-            sent_bytes: view.uploaded_bytes,
+            sent_bytes: view
+                .uploaded_to
+                .iter()
+                .map(|p| (p.id.clone(), p.bytes))
+                .collect(),
             sync_lag,
         }
     }
@@ -223,13 +228,16 @@ fn fleet_metrics(r: &mut Registry, fleet: &FleetNumbers) {
             rtt.get_or_create(&labels).set(secs);
         }
     }
-    let sent = Counter::<u64>::default();
-    sent.inc_by(fleet.sent_bytes);
+    let sent = Family::<PeerLabels, Counter>::default();
     r.register(
         "netboot_fleet_sent_bytes",
-        "Release bytes this node served to fleet peers (all peers together)",
-        sent,
+        "Release bytes this node served to each fleet peer",
+        sent.clone(),
     );
+    for (peer, bytes) in &fleet.sent_bytes {
+        sent.get_or_create(&PeerLabels { peer: peer.clone() })
+            .inc_by(*bytes);
+    }
     let lag = Family::<NameLabels, Gauge<f64, AtomicU64>>::default();
     r.register(
         "netboot_fleet_sync_lag_seconds",

@@ -7,7 +7,7 @@ use super::scrape::{FleetNumbers, FsSpace, PeerNumbers};
 use super::*;
 use crate::clients::{ClientLog, DhcpAnswer, DhcpSeen, Fetch, ImageRef, Limits, Stage, Via};
 use crate::dhcp::ClientArch;
-use crate::fleet::{FetchView, FleetView, PeerView, Refusal};
+use crate::fleet::{FetchView, FleetView, PeerBytes, PeerView, Refusal};
 
 fn lines(text: &str) -> Vec<&str> {
     text.lines().collect()
@@ -78,6 +78,10 @@ fn fleet_numbers_come_from_the_status_view() {
             2
         ],
         uploaded_bytes: 77,
+        uploaded_to: vec![PeerBytes {
+            id: "bbb".into(),
+            bytes: 77,
+        }],
     };
     let numbers = FleetNumbers::new(&view, vec![("debian".into(), 1.5)]);
     assert_eq!(
@@ -101,7 +105,7 @@ fn fleet_numbers_come_from_the_status_view() {
             ],
             fetching: 1,
             refused: 2,
-            sent_bytes: 77,
+            sent_bytes: vec![("bbb".into(), 77)],
             sync_lag: vec![("debian".into(), 1.5)],
         }
     );
@@ -124,7 +128,7 @@ fn fleet_numbers_come_from_the_status_view() {
         r#"netboot_fleet_peer_connected{peer="bbb"} 0"#,
         r#"netboot_fleet_peer_avoided{peer="bbb"} 1"#,
         r#"netboot_fleet_peer_rtt_seconds{peer="aaa"} 0.025"#,
-        "netboot_fleet_sent_bytes_total 77",
+        r#"netboot_fleet_sent_bytes_total{peer="bbb"} 77"#,
         r#"netboot_fleet_sync_lag_seconds{name="debian"} 1.5"#,
         "netboot_data_filesystem_free_bytes 40",
     ] {

@@ -42,6 +42,7 @@ fn fleet(fetching: Vec<FetchView>, refused: Vec<crate::fleet::Refusal>) -> Fleet
         }],
         refused,
         uploaded_bytes: 0,
+        uploaded_to: Vec::new(),
     }
 }
 
