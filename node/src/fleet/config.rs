@@ -6,6 +6,8 @@ use iroh::EndpointId;
 use netboot_proto::ImageName;
 use serde::Deserialize;
 
+use super::transport::{Congestion, Window};
+
 /// The default UDP port of the fleet protocol (QUIC).
 pub const DEFAULT_FLEET_PORT: u16 = 7311;
 
@@ -43,6 +45,14 @@ pub struct FleetSection {
     /// Seconds without progress from a peer before a fetch falls over to the next peer.
     #[serde(default = "default_stall_secs")]
     pub stall_timeout_secs: u64,
+    /// QUIC congestion controller: `"bbr"` (default; holds its rate under random loss),
+    /// `"cubic"` or `"newreno"`. See `fleet::transport`.
+    #[serde(default)]
+    pub congestion: Congestion,
+    /// Flow-control window of each fleet connection, e.g. `"16 MiB"`: at least the fastest
+    /// link's rate × its round trip. Default 16 MiB.
+    #[serde(default)]
+    pub window: Window,
 }
 
 impl Default for FleetSection {
@@ -56,6 +66,8 @@ impl Default for FleetSection {
             upload_slots: default_upload_slots(),
             relay: None,
             stall_timeout_secs: default_stall_secs(),
+            congestion: Congestion::default(),
+            window: Window::default(),
         }
     }
 }
@@ -262,6 +274,30 @@ mod tests {
         assert!("fast".parse::<Rate>().is_err());
         assert!("20 furlongs/s".parse::<Rate>().is_err());
         assert!("1 bit/s".parse::<Rate>().is_err());
+    }
+
+    #[test]
+    fn transport_settings() {
+        let parse = |t: &str| toml::from_str::<FleetSection>(t).map_err(|e| e.to_string());
+        let d = parse("").unwrap();
+        assert_eq!(
+            (d.congestion, d.window),
+            (Congestion::Bbr, Window::from_mib(16))
+        );
+        let s = parse("congestion = \"cubic\"\nwindow = \"4 MiB\"").unwrap();
+        assert_eq!(
+            (s.congestion, s.window),
+            (Congestion::Cubic, Window::from_mib(4))
+        );
+        let s = parse("congestion = \"newreno\"\nwindow = 8388608").unwrap();
+        assert_eq!(
+            (s.congestion, s.window),
+            (Congestion::NewReno, Window::from_mib(8))
+        );
+        let e = parse("congestion = \"reno\"").unwrap_err();
+        assert!(e.contains("congestion") && e.contains("bbr"), "{e}");
+        let e = parse("window = \"1 KiB\"").unwrap_err();
+        assert!(e.contains("window") && e.contains("64 KiB"), "{e}");
     }
 
     #[test]

@@ -29,6 +29,7 @@ mod pending;
 mod progress;
 pub mod publish_remote;
 pub mod readthrough;
+pub mod transport;
 mod view;
 mod wire;
 
@@ -145,6 +146,7 @@ impl Fleet {
             .secret_key(key)
             .relay_mode(relay_mode)
             .clear_address_lookup()
+            .transport_config(transport::quic_config(settings.congestion, settings.window))
             .bind_addr(settings.listen)
             .map_err(|e| bind_err(&e))?
             .bind()
@@ -180,9 +182,11 @@ impl Fleet {
             .spawn();
 
         tracing::info!(
-            "fleet: endpoint {} on {:?}; {} peers, {} further members{}{}",
+            "fleet: endpoint {} on {:?}; congestion {}, window {}; {} peers, {} further members{}{}",
             endpoint.id(),
             endpoint.bound_sockets(),
+            shared.settings.congestion,
+            shared.settings.window,
             shared.settings.peers.len(),
             shared.settings.members.len(),
             shared

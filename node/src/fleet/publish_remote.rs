@@ -167,9 +167,14 @@ async fn send_to_node(
         addr = addr.with_ip_addr(*a);
     }
     // A throw-away identity: the publisher key, not the endpoint, is what the node trusts.
+    // The publisher sends the release: it needs the fleet's transport defaults as much as a node.
     let endpoint = Endpoint::builder(presets::Minimal)
         .relay_mode(RelayMode::Disabled)
         .clear_address_lookup()
+        .transport_config(super::transport::quic_config(
+            Default::default(),
+            Default::default(),
+        ))
         .bind()
         .await
         .map_err(|e| connect_err(e.to_string()))?;
