@@ -467,3 +467,61 @@ fn c_fails_over_to_a_when_b_dies_and_resumes_after_a_restart() {
     );
     assert_eq!(hash(&c.curl("/r/big/2/big.img")), hash(&data2));
 }
+
+/// A chain A → B → C whose B–C hop loses 2 % of the packets each way (the branch behind a
+/// poor VPN): C, which peers only with B, still ends up with the release, every byte over the
+/// lossy hop and verified. No timing here: `tests/bench/lossy.sh` holds the rates.
+#[test]
+fn a_release_crosses_a_two_percent_lossy_hop_verified() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(tmp.path());
+    let wan = Wan::up();
+    let a = Site::new(tmp.path(), "a", wan.site("a"));
+    let b = Site::new(tmp.path(), "b", wan.site("b"));
+    let c = Site::new(tmp.path(), "c", wan.site("c"));
+    let (ab_a, ab_b) = wan.link("a", "b", 10, Some(100));
+    let (bc_b, bc_c) = wan.link_lossy("b", "c", 20, Some(100), 2.0);
+    let peer = |s: &Site, ip: std::net::Ipv4Addr| format!("{}@{ip}:{FLEET_PORT}", s.id);
+    a.configure(&public, &[peer(&b, ab_b)], None);
+    b.configure(&public, &[peer(&a, ab_a), peer(&c, bc_c)], None);
+    c.configure(&public, &[peer(&b, bc_b)], None);
+    let (na, nb, nc) = (a.start(), b.start(), c.start());
+    let logs = || logs_of(&[("a", &na), ("b", &nb), ("c", &nc)]);
+
+    let data = netboot_tests::content(15, 16_000_000);
+    let file = tmp.path().join("big.img");
+    std::fs::write(&file, &data).unwrap();
+    let out = publish_to(
+        &key,
+        &a,
+        &ab_a.to_string(),
+        &[
+            "--name",
+            "lossy",
+            "--file",
+            &format!("big.img={}", file.display()),
+        ],
+    );
+    assert!(out.contains("published lossy"), "{out}");
+    wait_until(
+        "C to hold the release across the lossy hop",
+        Duration::from_secs(300),
+        &logs,
+        || c.has_release("lossy").is_some(),
+    );
+    wan.check();
+    assert!(
+        c.received_from(&b.id) >= data.len() as u64,
+        "C got every byte from B, its only peer: {} of {}\n{}",
+        c.received_from(&b.id),
+        data.len(),
+        logs()
+    );
+    let version = c.has_release("lossy").unwrap();
+    assert_eq!(
+        blake3::hash(&c.curl(&format!("/r/lossy/{version}/big.img"))),
+        blake3::hash(&data),
+        "C serves the signed bytes\n{}",
+        logs()
+    );
+}
