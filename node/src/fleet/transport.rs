@@ -130,7 +130,7 @@ impl<'de> Deserialize<'de> for Window {
 
 impl fmt::Display for Window {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 % (1024 * 1024) == 0 {
+        if self.0.is_multiple_of(1024 * 1024) {
             write!(f, "{} MiB", self.0 / (1024 * 1024))
         } else {
             write!(f, "{} bytes", self.0)
