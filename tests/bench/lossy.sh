@@ -16,6 +16,7 @@
 #   LOSSY_DOC=0             print the section but do not write docs/benchmarks.md
 #   LOSSY_SECTION=NAME      the docs/benchmarks.md section it writes (default lossy)
 #   LOSSY_KEEP=1            keep the work dir (logs) in /var/tmp
+#   WAN_DELAY_BIN=PATH      the delayer (default: built, target/release/wan_delay)
 #
 # Lab (tests/wan/wan.sh; this kernel has no netem): for each (round trip, loss) a fresh pair
 # of site namespaces a and b joined by one veth link: tbf at LOSSY_RATE_MBIT on both egress
@@ -51,8 +52,14 @@ source tests/bench/lib.sh
 bench_need_root "it creates network namespaces"
 bench_install --stop nginx curl jq nginx-light iproute2 iptables util-linux procps
 bench_build
-cargo build --release --locked -q -p netboot-tests --bin wan_delay
-export WAN_DELAY_BIN="$PWD/target/release/wan_delay"
+# The delayer: built unless given (WAN_DELAY_BIN=target/release/wan_delay saves a second
+# release build of the shared dependencies, whose features differ between the two packages).
+if [ -z "${WAN_DELAY_BIN:-}" ]; then
+    cargo build --release --locked -q -p netboot-tests --bin wan_delay
+    WAN_DELAY_BIN="$PWD/target/release/wan_delay"
+fi
+[ -x "$WAN_DELAY_BIN" ] || bench_die "no wan_delay at $WAN_DELAY_BIN"
+export WAN_DELAY_BIN
 WAN=tests/wan/wan.sh
 
 WORK=$(mktemp -d /var/tmp/netboot-lossy.XXXXXX)
@@ -208,7 +215,7 @@ num() { sed 's/^≥//' <<<"$1"; }
 ratio() { awk -v a="$(num "$1")" -v b="$(num "$2")" -v m="$( [[ $1 == ≥* || $2 == ≥* ]] && echo "~" )" \
     'BEGIN { if (a == "fail" || b == "fail" || b == 0) print "—"; else printf "%s%.2f×", m, a / b }'; }
 ENVS=()
-for v in LOSSY_SIZE_MIB LOSSY_RATE_MBIT LOSSY_RTTS LOSSY_LOSSES LOSSY_MAX_SECS LOSSY_CONGESTION LOSSY_WINDOW LOSSY_SECTION; do
+for v in LOSSY_SIZE_MIB LOSSY_RATE_MBIT LOSSY_RTTS LOSSY_LOSSES LOSSY_MAX_SECS LOSSY_CONGESTION LOSSY_WINDOW LOSSY_SECTION WAN_DELAY_BIN; do
     [ -z "${!v:-}" ] || ENVS+=("$v=\"${!v}\"")
 done
 CC_NODE=${LOSSY_CONGESTION:-$(grep -m1 -o 'congestion [a-z]*' "$WORK"/nb-1-1/b.log | cut -d' ' -f2)}
