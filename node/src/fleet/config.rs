@@ -181,6 +181,16 @@ impl NamePattern {
     }
 }
 
+/// `"20 Mbit/s"` → `(20.0, "Mbit/s")`: a leading decimal number and the trimmed rest.
+pub(super) fn number_and_unit(s: &str) -> Option<(f64, &str)> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    Some((num.parse().ok()?, unit.trim()))
+}
+
 /// A data rate in bytes per second, written as `"20 Mbit/s"`, `"5 MB/s"`, `"800 kbit/s"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
@@ -191,15 +201,9 @@ impl FromStr for Rate {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let t = s.trim();
-        let split = t
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(t.len());
-        let (num, unit) = t.split_at(split);
-        let num: f64 = num
-            .parse()
-            .map_err(|_| format!("`{s}`: expected a number and a unit, e.g. \"20 Mbit/s\""))?;
-        let unit = unit.trim().trim_end_matches("/s").trim_end_matches("ps");
+        let (num, unit) = number_and_unit(s)
+            .ok_or_else(|| format!("`{s}`: expected a number and a unit, e.g. \"20 Mbit/s\""))?;
+        let unit = unit.trim_end_matches("/s").trim_end_matches("ps");
         let bits: f64 = match unit {
             "bit" | "b" => 1.0,
             "kbit" | "Kbit" | "kb" => 1e3,

@@ -79,15 +79,9 @@ impl FromStr for Window {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let t = s.trim();
-        let split = t
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(t.len());
-        let (num, unit) = t.split_at(split);
-        let num: f64 = num
-            .parse()
-            .map_err(|_| format!("`{s}`: expected a size, e.g. \"16 MiB\""))?;
-        let scale: f64 = match unit.trim() {
+        let (num, unit) = super::config::number_and_unit(s)
+            .ok_or_else(|| format!("`{s}`: expected a size, e.g. \"16 MiB\""))?;
+        let scale: f64 = match unit {
             "" | "B" => 1.0,
             "KiB" => 1024.0,
             "MiB" => 1024.0 * 1024.0,
