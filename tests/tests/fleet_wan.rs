@@ -220,6 +220,17 @@ fn publish_to(key: &Path, site: &Site, addr: &str, args: &[&str]) -> String {
     stdout(&out)
 }
 
+/// A fresh WAN lab with sites a, b and c (no links yet), their nodes' dirs and a publisher key.
+fn three_sites() -> (tempfile::TempDir, PathBuf, String, Wan, Site, Site, Site) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(tmp.path());
+    let wan = Wan::up();
+    let a = Site::new(tmp.path(), "a", wan.site("a"));
+    let b = Site::new(tmp.path(), "b", wan.site("b"));
+    let c = Site::new(tmp.path(), "c", wan.site("c"));
+    (tmp, key, public, wan, a, b, c)
+}
+
 fn logs_of(nodes: &[(&str, &NodeProcess)]) -> String {
     nodes
         .iter()
@@ -337,12 +348,7 @@ fn publish_at_a_reaches_c_mostly_from_near_b_then_c_boots_a_client_while_partiti
 /// fetches only what it did not hold.
 #[test]
 fn c_fails_over_to_a_when_b_dies_and_resumes_after_a_restart() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (key, public) = keygen(tmp.path());
-    let wan = Wan::up();
-    let a = Site::new(tmp.path(), "a", wan.site("a"));
-    let b = Site::new(tmp.path(), "b", wan.site("b"));
-    let c = Site::new(tmp.path(), "c", wan.site("c"));
+    let (tmp, key, public, wan, a, b, c) = three_sites();
     let (ab_a, ab_b) = wan.link("a", "b", 10, Some(200));
     let (bc_b, bc_c) = wan.link("b", "c", 10, Some(40));
     let (ac_a, ac_c) = wan.link("a", "c", 40, Some(40));
@@ -473,12 +479,7 @@ fn c_fails_over_to_a_when_b_dies_and_resumes_after_a_restart() {
 /// lossy hop and verified. No timing here: `tests/bench/lossy.sh` holds the rates.
 #[test]
 fn a_release_crosses_a_two_percent_lossy_hop_verified() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (key, public) = keygen(tmp.path());
-    let wan = Wan::up();
-    let a = Site::new(tmp.path(), "a", wan.site("a"));
-    let b = Site::new(tmp.path(), "b", wan.site("b"));
-    let c = Site::new(tmp.path(), "c", wan.site("c"));
+    let (tmp, key, public, wan, a, b, c) = three_sites();
     let (ab_a, ab_b) = wan.link("a", "b", 10, Some(100));
     let (bc_b, bc_c) = wan.link_lossy("b", "c", 20, Some(100), 2.0);
     let peer = |s: &Site, ip: std::net::Ipv4Addr| format!("{}@{ip}:{FLEET_PORT}", s.id);
