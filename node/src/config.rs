@@ -4,6 +4,7 @@
 //! [`diagnose`]), because a sysadmin fixing a config at 3 a.m. should not have to guess.
 
 pub mod diagnose;
+pub mod reload;
 pub mod template;
 
 use std::{
@@ -462,14 +463,29 @@ impl Config {
         Self::parse(&text, path)
     }
 
+    /// [`Config::load`] with the checks only a node needs too ([`Config::node_problems`]), as
+    /// `netboot check-config` runs them: a reloading node refuses what a start would.
+    pub fn load_for_node(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
+            path: path.to_path_buf(),
+            cause,
+        })?;
+        let config = diagnose::diagnose_node(&text, path).map_err(ConfigError::Invalid)?;
+        Ok(config.with_data_dir_from(path))
+    }
+
     /// `path` is used for error messages and to resolve a relative `data_dir`.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let mut config = diagnose::diagnose(text, path).map_err(ConfigError::Invalid)?;
-        if config.data_dir.is_relative() {
+        let config = diagnose::diagnose(text, path).map_err(ConfigError::Invalid)?;
+        Ok(config.with_data_dir_from(path))
+    }
+
+    fn with_data_dir_from(mut self, path: &Path) -> Self {
+        if self.data_dir.is_relative() {
             let base = path.parent().unwrap_or(Path::new("."));
-            config.data_dir = base.join(&config.data_dir);
+            self.data_dir = base.join(&self.data_dir);
         }
-        Ok(config)
+        self
     }
 
     /// Checks across fields that serde cannot express, each naming the field to change.

@@ -1,13 +1,15 @@
 //! Running a node: open the store, bind every listener (failing early with the config field
 //! at fault), then serve until asked to stop.
 
+pub mod reload;
+
 use std::{net::Ipv4Addr, sync::Arc};
 
 use tokio::net::TcpListener;
 
 use crate::{
     boot::Loader,
-    boot::{grub, BootPolicy, FirstStage},
+    boot::{grub, BootPolicy, FirstStage, LivePolicy},
     clients::{ClientLog, Limits as ClientLimits},
     config::{Config, DhcpModeName, GrubTransfer},
     dhcp::{
@@ -230,6 +232,7 @@ pub struct Node {
     pub clients: ClientLog,
     /// `[metrics] listen`, when `/metrics` has its own port.
     metrics_listener: Option<TcpListener>,
+    reloader: reload::Reloader,
 }
 
 impl Node {
@@ -297,6 +300,7 @@ impl Node {
             None => None,
         };
         let metrics = Arc::new(Metrics::new());
+        let (policy_owner, policy) = LivePolicy::new(boot_policy(&config));
         let clients = ClientLog::new(ClientLimits::default(), metrics.clone());
         let metrics_listener = match config.metrics.listen {
             Some(addr) => {
@@ -315,7 +319,7 @@ impl Node {
         let http_handler = Arc::new(HttpHandler {
             store: store.clone(),
             base_url: base_url.clone(),
-            policy: boot_policy(&config),
+            policy,
             grub_files: grub_files.clone(),
             first_stage: first_stage.clone(),
             pxelinux_file: config.boot.pxelinux.clone(),
@@ -421,6 +425,7 @@ impl Node {
             http_listener,
             http_handler,
             http_limits: config.http.limits(),
+            reloader: reload::Reloader::new(config, policy_owner),
             tftp,
             dhcp,
             fleet,
@@ -435,6 +440,11 @@ impl Node {
             Some(l) => l.local_addr().ok(),
             None => self.http_addr(),
         }
+    }
+
+    /// Applies a changed config file to this node while it runs (SIGHUP).
+    pub fn reloader(&self) -> reload::Reloader {
+        self.reloader.clone()
     }
 
     /// The fleet identity, when `[fleet]` is configured.

@@ -1,6 +1,6 @@
 //! Which image a machine boots: its MAC's assignment, else the default image, else a menu.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use netboot_proto::ImageName;
 use serde::Deserialize;
@@ -113,6 +113,24 @@ pub struct BootPolicy {
     /// The site-wide loaders per firmware kind; a machine entry may override them.
     pub bios_loader: Loader,
     pub efi_loader: Loader,
+}
+
+/// The boot policy the node runs now. A config reload replaces it whole; each request takes
+/// one snapshot with [`LivePolicy::current`], so it never sees half of an old policy and half
+/// of a new one.
+#[derive(Debug, Clone)]
+pub struct LivePolicy(tokio::sync::watch::Receiver<Arc<BootPolicy>>);
+
+impl LivePolicy {
+    /// The policy's one owner (the sender, kept by the node for reloads) and its readers.
+    pub fn new(policy: BootPolicy) -> (tokio::sync::watch::Sender<Arc<BootPolicy>>, Self) {
+        let (tx, rx) = tokio::sync::watch::channel(Arc::new(policy));
+        (tx, Self(rx))
+    }
+
+    pub fn current(&self) -> Arc<BootPolicy> {
+        self.0.borrow().clone()
+    }
 }
 
 /// The decision for one client, with the reason for the log.

@@ -33,7 +33,9 @@ use super::{
     route::{BootQuery, Route},
 };
 use crate::{
-    boot::{grub, ipxe, pxelinux, release_file, BootChoice, BootPolicy, FirstStage, Loader},
+    boot::{
+        grub, ipxe, pxelinux, release_file, BootChoice, BootPolicy, FirstStage, LivePolicy, Loader,
+    },
     clients::{step_of_file, ClientLog, ImageRef, Stage, Step, Via},
     dhcp::MacAddr,
     fleet::{
@@ -60,7 +62,7 @@ pub enum Serves {
 pub struct HttpHandler {
     pub store: Arc<Store>,
     pub base_url: String,
-    pub policy: BootPolicy,
+    pub policy: LivePolicy,
     /// Where generated GRUB configs load kernels from.
     pub grub_files: grub::GrubFiles,
     pub first_stage: FirstStage,
@@ -320,6 +322,7 @@ impl HttpHandler {
     }
 
     fn resolve(&self, route: Route<'_>, path: &str, query: &str) -> Answer {
+        let policy = self.policy.current();
         let not_found = |why: String| Answer::Error(StatusCode::NOT_FOUND, why);
         match route {
             Route::BootScript => {
@@ -341,18 +344,18 @@ impl HttpHandler {
                         None,
                     );
                 };
-                if q.bios && self.policy.bios_loader_for(Some(&client)) == Loader::Pxelinux {
+                if q.bios && policy.bios_loader_for(Some(&client)) == Loader::Pxelinux {
                     return Answer::Script(
                         pxelinux::handoff_script(&self.base_url, &client, &self.pxelinux_file),
                         format!("client {client} hands over to PXELINUX"),
                         None,
                     );
                 }
-                match self.policy.choose(q.mac.as_ref()) {
+                match policy.choose(q.mac.as_ref()) {
                     BootChoice::Image { name, why } => {
                         self.boot_image(&name, q.mac.as_ref(), q.ip, why)
                     }
-                    BootChoice::Menu => self.menu(q.mac.as_ref(), q.ip),
+                    BootChoice::Menu => self.menu(&policy, q.mac.as_ref(), q.ip),
                 }
             }
             Route::BootImage(name) => {
@@ -360,7 +363,7 @@ impl HttpHandler {
                 self.boot_image(&name, q.mac.as_ref(), q.ip, "chosen from the menu")
             }
             Route::PxelinuxConfig(name) => {
-                match pxelinux::generated_config(&self.store, &self.policy, &self.base_url, name) {
+                match pxelinux::generated_config(&self.store, &policy, &self.base_url, name) {
                     Some((text, what)) => Answer::Script(
                         text,
                         format!("pxelinux.cfg/{name}: {what}"),
@@ -375,7 +378,7 @@ impl HttpHandler {
             Route::PxelinuxFile(rest) => self.first_stage_file(rest, "PXELINUX file"),
             Route::Grub(request) => match grub::generated_config(
                 &self.store,
-                &self.policy,
+                &policy,
                 &self.base_url,
                 &self.grub_files,
                 request,
@@ -533,7 +536,7 @@ impl HttpHandler {
         }
     }
 
-    fn menu(&self, mac: Option<&MacAddr>, ip: Option<Ipv4Addr>) -> Answer {
+    fn menu(&self, policy: &BootPolicy, mac: Option<&MacAddr>, ip: Option<Ipv4Addr>) -> Answer {
         let releases: Vec<_> = self
             .store
             .servable_latest()
@@ -551,13 +554,7 @@ impl HttpHandler {
             );
         }
         Answer::Script(
-            ipxe::menu_script(
-                &self.base_url,
-                &refs,
-                self.policy.menu_timeout_secs,
-                mac,
-                ip,
-            ),
+            ipxe::menu_script(&self.base_url, &refs, policy.menu_timeout_secs, mac, ip),
             format!(
                 "client {who} gets the menu of {} images (no assignment, no default)",
                 refs.len()

@@ -13,7 +13,7 @@ use crate::{
         first_stage::LookupError,
         grub, pxelinux,
         release_file::{self, ReleaseFileError},
-        BootPolicy, FirstStage,
+        FirstStage, LivePolicy,
     },
     clients::{ClientLog, Stage, Step, Via},
     integrity::VerifiedFiles,
@@ -24,7 +24,7 @@ use crate::{
 #[derive(Debug)]
 pub struct StoreSource {
     pub store: Arc<Store>,
-    pub policy: BootPolicy,
+    pub policy: LivePolicy,
     pub base_url: String,
     /// Where generated GRUB configs load kernels from.
     pub grub_files: grub::GrubFiles,
@@ -71,9 +71,9 @@ impl StoreSource {
 
 impl TftpSource for StoreSource {
     fn open(&self, path: &str, client: SocketAddr) -> Result<Box<dyn TftpFile>, OpenError> {
+        let policy = self.policy.current();
         if let Some(name) = path.strip_prefix("pxelinux.cfg/") {
-            return match pxelinux::generated_config(&self.store, &self.policy, &self.base_url, name)
-            {
+            return match pxelinux::generated_config(&self.store, &policy, &self.base_url, name) {
                 Some((text, what)) => {
                     tracing::info!("tftp {client} {path}: {what}");
                     self.report(client, path, config_step());
@@ -85,7 +85,7 @@ impl TftpSource for StoreSource {
         if let Some(request) = grub::classify(path) {
             return match grub::generated_config(
                 &self.store,
-                &self.policy,
+                &policy,
                 &self.base_url,
                 &self.grub_files,
                 request,
