@@ -75,6 +75,7 @@ enum Command {
     Init(cmd::init::InitArgs),
     CheckConfig(cmd::check_config::CheckConfigArgs),
     Quick(cmd::quick::QuickArgs),
+    Reload(cmd::reload::ReloadArgs),
 }
 
 fn main() -> ExitCode {
@@ -98,6 +99,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Node(args) => cmd::node::run(args).await,
             Command::NodeId(args) => cmd::node::node_id(args),
+            Command::Reload(args) => cmd::reload::run(args),
             Command::Keygen(args) => cmd::keys::keygen(args),
             Command::Pubkey(args) => cmd::keys::pubkey(args),
             Command::Publish(args) => cmd::publish::run(args).await,

@@ -6,6 +6,7 @@ pub mod keys;
 pub mod node;
 pub mod publish;
 pub mod quick;
+pub mod reload;
 pub mod repair;
 pub mod status;
 pub mod verify;

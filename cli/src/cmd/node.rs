@@ -11,8 +11,10 @@ use netboot_node::{config::Config, runtime::Node};
 /// client transaction (DHCP offer, script, file) and per fleet event (release learned,
 /// fetched from whom, refused and why) at the default level; -v adds detail. Fleet state:
 /// GET /fleet/status.json on the HTTP port. Stops cleanly on SIGINT/SIGTERM; a fetch in
-/// progress resumes at the next start. SIGHUP is logged and ignored: the config is read
-/// only at start, so restart the node to apply a change.
+/// progress resumes at the next start. On SIGHUP (or `netboot reload`) it re-reads the
+/// config file: [machines], boot.default_image and boot.menu_timeout_secs apply at once;
+/// the log names every other changed field as needing a restart; a file with mistakes is
+/// refused and the node keeps its config.
 #[derive(Args)]
 pub struct NodeArgs {
     /// The node config file.
@@ -28,7 +30,13 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
     let node = Node::start(config)
         .await
         .with_context(|| format!("cannot start the node of {}", args.config.display()))?;
-    node.run(signals.shutdown()).await?;
+    let reloader = node.reloader();
+    let path = args.config.clone();
+    node.run(signals.shutdown_or_reload(move || {
+        tracing::info!("SIGHUP received: re-reading {}", path.display());
+        reloader.reload_file(&path);
+    }))
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -48,15 +56,21 @@ impl Signals {
         })
     }
 
-    /// Resolves on SIGTERM or SIGINT.
-    pub(crate) async fn shutdown(mut self) {
+    /// Resolves on SIGTERM or SIGINT; SIGHUP is logged and ignored (no config to re-read).
+    pub(crate) async fn shutdown(self) {
+        self.shutdown_or_reload(|| {
+            tracing::info!("SIGHUP received: ignored (this command has no config file to re-read)")
+        })
+        .await
+    }
+
+    /// Resolves on SIGTERM or SIGINT, calling `reload` on each SIGHUP.
+    pub(crate) async fn shutdown_or_reload(mut self, mut reload: impl FnMut()) {
         loop {
             tokio::select! {
                 _ = self.term.recv() => return,
                 _ = self.int.recv() => return,
-                _ = self.hup.recv() => tracing::info!(
-                    "SIGHUP received: ignored (the config is read only at start; restart the node to apply a change)"
-                ),
+                _ = self.hup.recv() => reload(),
             }
         }
     }

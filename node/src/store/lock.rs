@@ -80,3 +80,56 @@ impl DataDirLock {
         }
     }
 }
+
+/// The pid of the process holding `dir`'s lock (a running node), or `None` when no process
+/// holds it. Reads the note [`DataDirLock::acquire`] writes; the lock itself, not the note,
+/// says whether the holder is alive.
+pub fn lock_holder(dir: &Path) -> Result<Option<u32>, StoreError> {
+    let path = dir.join(LOCK_FILE);
+    let mut file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StoreError::io("cannot open lock file", &path)(e)),
+    };
+    match file.try_lock_shared() {
+        // Nobody holds it; ours goes when `file` is dropped.
+        Ok(()) => return Ok(None),
+        Err(TryLockError::WouldBlock) => {}
+        Err(TryLockError::Error(e)) => return Err(StoreError::io("cannot test lock", &path)(e)),
+    }
+    let mut note = String::new();
+    file.read_to_string(&mut note)
+        .map_err(StoreError::io("cannot read lock file", &path))?;
+    Ok(pid_of_note(&note))
+}
+
+/// `pid 1234 (/usr/bin/netboot)` → 1234.
+fn pid_of_note(note: &str) -> Option<u32> {
+    note.trim()
+        .strip_prefix("pid ")?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_holder_is_the_locking_process_and_only_while_it_holds_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(lock_holder(dir.path()).unwrap(), None, "no lock file yet");
+        let lock = DataDirLock::acquire(dir.path()).unwrap();
+        assert_eq!(lock_holder(dir.path()).unwrap(), Some(std::process::id()));
+        drop(lock);
+        assert_eq!(
+            lock_holder(dir.path()).unwrap(),
+            None,
+            "file left, lock gone"
+        );
+        assert_eq!(pid_of_note("pid unknown"), None);
+        assert_eq!(pid_of_note("pid 42 (netboot)\n"), Some(42));
+    }
+}

@@ -35,6 +35,7 @@ pub use bundle::BUNDLE_RELEASE_FILE;
 pub use error::{AcceptError, StoreError};
 pub use index::{Problem, StoredRelease};
 pub use layout::{Layout, FLEET_KEY_FILE};
+pub use lock::lock_holder;
 use netboot_proto::{admit, ImageName, ReleaseId, SignedRelease, TrustedKeys, VerifiedRelease};
 pub use repair::{repair, RepairReport};
 pub use verify::{FileDamage, VerifyProgress, VerifyReport};
