@@ -26,8 +26,8 @@ impl Reload {
     }
 }
 
-/// Compares by the debug form: the section types belong to several modules (DHCP pool,
-/// fleet settings) and equality of what was parsed is all a reload needs.
+/// Compares by the debug form, for types of other modules (DHCP pool, keys, fleet settings)
+/// that have no `PartialEq`: equality of what was parsed is all a reload needs.
 fn differs<T: Debug>(a: &T, b: &T) -> bool {
     format!("{a:?}") != format!("{b:?}")
 }
@@ -72,59 +72,8 @@ pub fn plan(running: &Config, wanted: &Config) -> Reload {
         applied.push(field);
     }
 
-    // Everything else is bound, opened or sent in DHCP answers at start.
-    let b = (&running.boot, &wanted.boot);
-    let fixed: [(&str, bool); 23] = [
-        ("data_dir", differs(&running.data_dir, &wanted.data_dir)),
-        (
-            "trusted_publishers",
-            differs(&running.trusted_publishers, &wanted.trusted_publishers),
-        ),
-        (
-            "store.keep_versions",
-            differs(&running.store, &wanted.store),
-        ),
-        ("dhcp.mode", running.dhcp.mode != wanted.dhcp.mode),
-        (
-            "dhcp.interface",
-            running.dhcp.interface != wanted.dhcp.interface,
-        ),
-        (
-            "dhcp.server_ip",
-            running.dhcp.server_ip != wanted.dhcp.server_ip,
-        ),
-        ("dhcp.pool", differs(&running.dhcp.pool, &wanted.dhcp.pool)),
-        ("tftp", differs(&running.tftp, &wanted.tftp)),
-        ("http.listen", running.http.listen != wanted.http.listen),
-        (
-            "http.base_url",
-            running.http.base_url != wanted.http.base_url,
-        ),
-        (
-            "http (connection limits and timeouts)",
-            differs(&running.http.limits(), &wanted.http.limits()),
-        ),
-        (
-            "metrics.listen",
-            running.metrics.listen != wanted.metrics.listen,
-        ),
-        ("boot.first_stage", b.0.first_stage != b.1.first_stage),
-        (
-            "boot.first_stage_dir",
-            b.0.first_stage_dir != b.1.first_stage_dir,
-        ),
-        ("boot.bios", b.0.bios != b.1.bios),
-        ("boot.efi_x64", b.0.efi_x64 != b.1.efi_x64),
-        ("boot.efi_ia32", b.0.efi_ia32 != b.1.efi_ia32),
-        ("boot.efi_arm64", b.0.efi_arm64 != b.1.efi_arm64),
-        ("boot.bios_loader", b.0.bios_loader != b.1.bios_loader),
-        ("boot.efi_loader", b.0.efi_loader != b.1.efi_loader),
-        ("boot.grub", differs(&b.0.grub, &b.1.grub)),
-        ("boot.pxelinux", b.0.pxelinux != b.1.pxelinux),
-        ("fleet", differs(&running.fleet, &wanted.fleet)),
-    ];
     needs_restart.extend(
-        fixed
+        fixed_fields(running, wanted)
             .into_iter()
             .filter(|(_, changed)| *changed)
             .map(|(field, _)| field.to_string()),
@@ -134,6 +83,155 @@ pub fn plan(running: &Config, wanted: &Config) -> Reload {
         applied,
         needs_restart,
     }
+}
+
+/// Every field bound, opened or sent in DHCP answers at start, and whether it changed.
+/// The sections are taken apart without `..`: a new config field does not compile here until
+/// someone decides whether it can change live.
+fn fixed_fields(running: &Config, wanted: &Config) -> Vec<(&'static str, bool)> {
+    let Config {
+        data_dir,
+        trusted_publishers,
+        store,
+        dhcp,
+        tftp,
+        http,
+        boot,
+        metrics,
+        machines: _,
+        fleet,
+    } = running;
+    let super::StoreConfig { keep_versions } = store;
+    let super::DhcpSection {
+        mode,
+        interface,
+        server_ip,
+        pool,
+    } = dhcp;
+    let super::TftpSection {
+        enabled,
+        listen: tftp_listen,
+        max_transfers,
+        max_transfers_per_client,
+        max_timeout_option_secs,
+    } = tftp;
+    let super::HttpSection {
+        listen: http_listen,
+        base_url,
+        max_connections,
+        max_connections_per_client,
+        header_timeout_secs,
+        idle_timeout_secs,
+    } = http;
+    let super::MetricsSection {
+        listen: metrics_listen,
+    } = metrics;
+    let super::BootSection {
+        first_stage,
+        first_stage_dir,
+        bios,
+        efi_x64,
+        efi_ia32,
+        efi_arm64,
+        bios_loader,
+        efi_loader,
+        grub,
+        pxelinux,
+        default_image: _,
+        menu_timeout_secs: _,
+    } = boot;
+    let (w, wb) = (wanted, &wanted.boot);
+    let mut fields = vec![
+        ("data_dir", *data_dir != w.data_dir),
+        (
+            "trusted_publishers",
+            differs(trusted_publishers, &w.trusted_publishers),
+        ),
+        (
+            "store.keep_versions",
+            *keep_versions != w.store.keep_versions,
+        ),
+        ("dhcp.mode", *mode != w.dhcp.mode),
+        ("dhcp.interface", *interface != w.dhcp.interface),
+        ("dhcp.server_ip", *server_ip != w.dhcp.server_ip),
+        ("dhcp.pool", differs(pool, &w.dhcp.pool)),
+        ("tftp.enabled", *enabled != w.tftp.enabled),
+        ("tftp.listen", *tftp_listen != w.tftp.listen),
+        ("tftp.max_transfers", *max_transfers != w.tftp.max_transfers),
+        (
+            "tftp.max_transfers_per_client",
+            *max_transfers_per_client != w.tftp.max_transfers_per_client,
+        ),
+        (
+            "tftp.max_timeout_option_secs",
+            *max_timeout_option_secs != w.tftp.max_timeout_option_secs,
+        ),
+        ("http.listen", *http_listen != w.http.listen),
+        ("http.base_url", *base_url != w.http.base_url),
+        (
+            "http.max_connections",
+            *max_connections != w.http.max_connections,
+        ),
+        (
+            "http.max_connections_per_client",
+            *max_connections_per_client != w.http.max_connections_per_client,
+        ),
+        (
+            "http.header_timeout_secs",
+            *header_timeout_secs != w.http.header_timeout_secs,
+        ),
+        (
+            "http.idle_timeout_secs",
+            *idle_timeout_secs != w.http.idle_timeout_secs,
+        ),
+        ("metrics.listen", *metrics_listen != w.metrics.listen),
+        ("boot.first_stage", *first_stage != wb.first_stage),
+        (
+            "boot.first_stage_dir",
+            *first_stage_dir != wb.first_stage_dir,
+        ),
+        ("boot.bios", *bios != wb.bios),
+        ("boot.efi_x64", *efi_x64 != wb.efi_x64),
+        ("boot.efi_ia32", *efi_ia32 != wb.efi_ia32),
+        ("boot.efi_arm64", *efi_arm64 != wb.efi_arm64),
+        ("boot.bios_loader", *bios_loader != wb.bios_loader),
+        ("boot.efi_loader", *efi_loader != wb.efi_loader),
+        ("boot.grub", differs(grub, &wb.grub)),
+        ("boot.pxelinux", *pxelinux != wb.pxelinux),
+    ];
+    fields.extend(fleet_fields(fleet.as_ref(), w.fleet.as_ref()));
+    fields
+}
+
+/// `[fleet]` per field when both sides have one (the endpoint and its settings are made at
+/// start); adding or removing the section is one change. The fleet's own module owns this
+/// type, so a field not listed here is still caught by the whole-section comparison.
+fn fleet_fields(
+    running: Option<&crate::fleet::FleetSection>,
+    wanted: Option<&crate::fleet::FleetSection>,
+) -> Vec<(&'static str, bool)> {
+    let (Some(r), Some(w)) = (running, wanted) else {
+        return vec![("fleet", running.is_some() != wanted.is_some())];
+    };
+    let mut fields = vec![
+        ("fleet.listen", r.listen != w.listen),
+        ("fleet.peers", differs(&r.peers, &w.peers)),
+        ("fleet.members", differs(&r.members, &w.members)),
+        ("fleet.fetch", differs(&r.fetch, &w.fetch)),
+        (
+            "fleet.upload_limit",
+            differs(&r.upload_limit, &w.upload_limit),
+        ),
+        ("fleet.upload_slots", r.upload_slots != w.upload_slots),
+        ("fleet.relay", r.relay != w.relay),
+        (
+            "fleet.stall_timeout_secs",
+            r.stall_timeout_secs != w.stall_timeout_secs,
+        ),
+    ];
+    let listed = fields.iter().any(|(_, changed)| *changed);
+    fields.push(("fleet", !listed && differs(r, w)));
+    fields
 }
 
 #[cfg(test)]
@@ -189,11 +287,18 @@ mod tests {
                 &["http.listen"],
             ),
             (
+                "[fleet]\nupload_slots = 1\n",
+                "[fleet]\nupload_slots = 2\nfetch = [\"debian-*\"]\n".into(),
+                &[],
+                &["fleet.fetch", "fleet.upload_slots"],
+            ),
+            ("", "[fleet]\n".into(), &[], &["fleet"]),
+            (
                 "",
                 "[boot]\nefi_loader = \"grub\"\nbios = \"x.kpxe\"\n[tftp]\nenabled = false\n"
                     .into(),
                 &[],
-                &["tftp", "boot.bios", "boot.efi_loader"],
+                &["tftp.enabled", "boot.bios", "boot.efi_loader"],
             ),
         ];
         for (running, wanted, applied, restart) in cases {
