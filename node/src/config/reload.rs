@@ -228,6 +228,8 @@ fn fleet_fields(
             "fleet.stall_timeout_secs",
             r.stall_timeout_secs != w.stall_timeout_secs,
         ),
+        ("fleet.congestion", differs(&r.congestion, &w.congestion)),
+        ("fleet.window", differs(&r.window, &w.window)),
     ];
     let listed = fields.iter().any(|(_, changed)| *changed);
     fields.push(("fleet", !listed && differs(r, w)));
