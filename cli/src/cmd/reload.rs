@@ -8,7 +8,8 @@ use netboot_node::config::Config;
 ///
 /// Checks FILE first as `netboot check-config` does and, if it has mistakes, prints them and
 /// signals nothing. Otherwise finds the node that holds the data dir's lock (its pid is in
-/// DATA_DIR/netboot.lock) and sends it SIGHUP; `kill -HUP <pid>` does the same.
+/// DATA_DIR/netboot.lock) and, if that process is a `netboot node` (not, say, a publish in
+/// progress), sends it SIGHUP; `kill -HUP <pid>` does the same.
 ///
 /// The node re-reads the file it was started with (its --config). Applied at once, without
 /// dropping a client: [machines], boot.default_image, boot.menu_timeout_secs. Everything
@@ -42,6 +43,19 @@ pub fn run(args: ReloadArgs) -> anyhow::Result<ExitCode> {
             args.config.display()
         );
     };
+    // The lock is also held by one-shot commands (a publish); SIGHUP would end those.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    if !args.iter().any(|a| a == "node") {
+        bail!(
+            "pid {pid} holds {} but is not a netboot node (it runs `{}`); not signalled",
+            dir.display(),
+            args.join(" ").trim()
+        );
+    }
     let target = i32::try_from(pid)
         .ok()
         .and_then(rustix::process::Pid::from_raw)
