@@ -230,6 +230,8 @@ pub struct Node {
     fleet: Option<Fleet>,
     /// What each client did; the status page reads it.
     pub clients: ClientLog,
+    /// `<data_dir>/clients.json`, where the client record is kept.
+    clients_file: std::path::PathBuf,
     /// `[metrics] listen`, when `/metrics` has its own port.
     metrics_listener: Option<TcpListener>,
     reloader: reload::Reloader,
@@ -301,7 +303,11 @@ impl Node {
         };
         let metrics = Arc::new(Metrics::new());
         let (policy_owner, policy) = LivePolicy::new(boot_policy(&config));
-        let clients = ClientLog::new(ClientLimits::default(), metrics.clone());
+        let clients_file = config.data_dir.join(crate::clients::saved::FILE_NAME);
+        let clients = ClientLog::from_record(
+            crate::clients::saved::load_or_set_aside(&clients_file, ClientLimits::default()),
+            metrics.clone(),
+        );
         let metrics_listener = match config.metrics.listen {
             Some(addr) => {
                 Some(
@@ -430,6 +436,7 @@ impl Node {
             dhcp,
             fleet,
             clients,
+            clients_file,
             metrics_listener,
         })
     }
@@ -470,6 +477,8 @@ impl Node {
             dhcp,
             fleet,
             metrics_listener,
+            clients,
+            clients_file,
             ..
         } = self;
         // Both servers end their running transfers when told, and log them as stopped by
@@ -510,6 +519,11 @@ impl Node {
             ))
         });
         let dhcp = dhcp.map(|d| tokio::spawn(d.run()));
+        let saver = tokio::spawn(crate::clients::saved::keep_saved(
+            clients.clone(),
+            clients_file.clone(),
+            stopped(stop_rx.clone()),
+        ));
         shutdown.await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
@@ -522,6 +536,10 @@ impl Node {
         }
         if let Some(t) = tftp {
             let _ = t.await;
+        }
+        // The servers have stopped: what they recorded last goes to disk too.
+        if let Ok(mut saved_at) = saver.await {
+            crate::clients::saved::save_if_changed(&clients, &clients_file, &mut saved_at).await;
         }
         match fleet {
             // The fleet's router closes (and flushes) the blob store it serves from, partial

@@ -7,11 +7,15 @@
 //! cheap cloneable handle that owns it.
 
 pub mod record;
+pub mod saved;
 pub mod stage;
+pub mod text;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
 
 pub use record::{
     Boot, Clients, DhcpAnswer, DhcpSeen, Fetch, ImageRef, Limits, Machine, Stage, Step, Via,
@@ -44,8 +48,13 @@ fn client_v4(ip: IpAddr) -> Option<Ipv4Addr> {
 
 impl ClientLog {
     pub fn new(limits: Limits, metrics: Arc<Metrics>) -> Self {
+        Self::from_record(Clients::new(limits), metrics)
+    }
+
+    /// A handle owning `record` (the one [`saved::load_or_set_aside`] read).
+    pub fn from_record(record: Clients, metrics: Arc<Metrics>) -> Self {
         Self {
-            inner: Arc::new(Mutex::new(Clients::new(limits))),
+            inner: Arc::new(Mutex::new(record)),
             metrics,
         }
     }
@@ -93,6 +102,34 @@ impl ClientLog {
     pub fn recent_boots(&self, n: usize) -> Vec<Boot> {
         self.lock().recent_boots(n)
     }
+
+    /// How many events were recorded (a saver's "did anything change").
+    pub fn changes(&self) -> u64 {
+        self.lock().changes()
+    }
+
+    /// What to write to disk, and the change count it holds.
+    pub fn to_save(&self) -> (u64, saved::Saved) {
+        let record = self.lock();
+        (record.changes(), saved::Saved::of(&record))
+    }
+
+    /// `/clients.json`.
+    pub fn view(&self, now: SystemTime) -> ClientsView {
+        ClientsView {
+            generated_ms: unix_ms(now),
+            machines: self.machines(),
+        }
+    }
+}
+
+/// The machines a node knows, as `GET /clients.json` answers and `netboot clients` reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClientsView {
+    /// Unix milliseconds when the node answered (ages are counted from it).
+    pub generated_ms: u64,
+    /// Most recently seen first.
+    pub machines: Vec<Machine>,
 }
 
 #[cfg(test)]

@@ -11,12 +11,12 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::Ipv4Addr;
 
 use netboot_proto::ImageName;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::dhcp::{ClientArch, MacAddr};
 
 /// How far a boot got, in the order a boot goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     /// The node saw its DHCP request and did not answer (the boot's `ignored` says why).
@@ -56,7 +56,7 @@ impl Stage {
 }
 
 /// One exact release.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ImageRef {
     pub name: String,
     pub version: u64,
@@ -72,7 +72,7 @@ impl ImageRef {
 }
 
 /// Which protocol carried a fetch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Via {
     Tftp,
@@ -182,7 +182,7 @@ pub struct Fetch {
 }
 
 /// One boot attempt of one client, from its firmware's DHCP request on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Boot {
     pub id: u64,
     /// `None` while only the client's IP address is known.
@@ -240,7 +240,7 @@ impl Boot {
 }
 
 /// What the node knows about one machine.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Machine {
     pub mac: MacAddr,
     pub arch: Option<String>,
@@ -250,6 +250,19 @@ pub struct Machine {
     pub last_seen_ms: u64,
     /// The image it was last given.
     pub image: Option<ImageRef>,
+    /// Why the node gave it no boot program the last time it asked (a device that is not
+    /// a PXE client in proxy mode, a server-mode pool without addresses...); `None` once
+    /// a boot of it was answered.
+    #[serde(default)]
+    pub not_answered: Option<String>,
+    /// Which rule of the boot policy chose its image (issue 13). Nothing fills it in yet:
+    /// today's `[machines]`/default choice is not a named rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// How far its latest boot got, stage by stage: a copy, so a machine keeps it after the
+    /// boot has aged out of the (shorter) list of recent boots.
+    #[serde(default)]
+    pub last_boot: Option<Boot>,
     /// Its latest boot (an id into the boot list; the boot may have aged out of it).
     #[serde(skip)]
     current_boot: Option<u64>,
@@ -282,6 +295,8 @@ pub struct Clients {
     ips: HashMap<Ipv4Addr, MacAddr>,
     boots: VecDeque<Boot>,
     next_id: u64,
+    /// Counts the events recorded, so a saver can tell whether anything changed.
+    changes: u64,
 }
 
 impl Clients {
@@ -294,6 +309,7 @@ impl Clients {
 
     /// A DHCP request and the node's decision about it.
     pub fn dhcp(&mut self, seen: DhcpSeen, now_ms: u64) {
+        self.changes += 1;
         let arch = seen.arch.map(ClientArch::name);
         let machine = self.touch(seen.mac, now_ms);
         if arch.is_some() {
@@ -304,7 +320,13 @@ impl Clients {
             self.learn_ip(seen.mac, ip, now_ms);
         }
         if !seen.boot_client {
-            // The booted system's own DHCP client, or another device: not a boot step.
+            // The booted system's own DHCP client, or another device: not a boot step. Only
+            // a machine that never booted here is listed as not answered for it.
+            if let Some(m) = self.machines.get_mut(&seen.mac) {
+                if m.last_boot.is_none() {
+                    m.not_answered = seen.answer.refusal().map(str::to_string);
+                }
+            }
             return;
         }
         let current = self.current_boot(seen.mac);
@@ -338,10 +360,12 @@ impl Clients {
                 boot.ignored = Some(why.to_string());
             }
         }
+        self.copy_last_boot(seen.mac);
     }
 
     /// The client at `ip` said it is `mac` (iPXE's `/boot.ipxe?mac=…`).
     pub fn identified(&mut self, mac: MacAddr, ip: Ipv4Addr, now_ms: u64) {
+        self.changes += 1;
         self.touch(mac, now_ms);
         self.learn_ip(mac, ip, now_ms);
     }
@@ -349,6 +373,7 @@ impl Clients {
     /// The client at `ip` was given a file. True when this is the first time its boot
     /// reached that stage (a boot counts once per stage, whatever it re-fetches).
     pub fn fetched(&mut self, ip: Ipv4Addr, fetch: Fetch, now_ms: u64) -> bool {
+        self.changes += 1;
         let new_after = self.limits.new_boot_after_ms;
         let boot = match self.ips.get(&ip).copied() {
             Some(mac) => {
@@ -377,7 +402,48 @@ impl Clients {
             boot.image = fetch.image;
         }
         boot.last_file = Some((fetch.file, fetch.via));
+        if let Some(mac) = boot.mac {
+            self.copy_last_boot(mac);
+        }
         first
+    }
+
+    /// How many events were recorded since the record was made: a saver compares it with
+    /// the count at its last save.
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    /// A record holding what an earlier one kept (see [`Self::machines`] and
+    /// [`Self::boots`]), cut to `limits` the way recording would have: the most recently
+    /// seen machines and the newest boots.
+    pub fn restore(limits: Limits, mut machines: Vec<Machine>, mut boots: Vec<Boot>) -> Self {
+        let mut c = Self::new(limits);
+        machines.sort_by(|a, b| b.last_seen_ms.cmp(&a.last_seen_ms).then(a.mac.cmp(&b.mac)));
+        machines.truncate(limits.machines.max(1));
+        boots.sort_by_key(|b| b.id);
+        boots.dedup_by_key(|b| b.id);
+        let keep = boots.len().saturating_sub(limits.boots.max(1));
+        c.boots = boots.drain(keep..).collect();
+        c.next_id = c.boots.back().map_or(0, |b| b.id + 1);
+        for mut m in machines {
+            m.current_boot = None;
+            if let Some(ip) = m.ip {
+                c.ips.insert(ip, m.mac);
+            }
+            c.machines.insert(m.mac, m);
+        }
+        for b in &c.boots {
+            if let Some(m) = b.mac.and_then(|mac| c.machines.get_mut(&mac)) {
+                m.current_boot = Some(b.id);
+            }
+        }
+        c
+    }
+
+    /// Every boot still in the list, oldest first.
+    pub fn boots(&self) -> impl Iterator<Item = &Boot> {
+        self.boots.iter()
     }
 
     /// How many machines the record holds.
@@ -445,6 +511,17 @@ impl Clients {
         self.boots.back_mut().expect("just pushed")
     }
 
+    /// Keeps the machine's copy of its current boot up to date.
+    fn copy_last_boot(&mut self, mac: MacAddr) {
+        let Some(boot) = self.current_boot(mac).cloned() else {
+            return;
+        };
+        if let Some(m) = self.machines.get_mut(&mac) {
+            m.not_answered.clone_from(&boot.ignored);
+            m.last_boot = Some(boot);
+        }
+    }
+
     /// The machine's entry, created (evicting the least recently seen one) if new.
     fn touch(&mut self, mac: MacAddr, now_ms: u64) -> &mut Machine {
         if !self.machines.contains_key(&mac) && self.machines.len() >= self.limits.machines.max(1) {
@@ -458,6 +535,9 @@ impl Clients {
             first_seen_ms: now_ms,
             last_seen_ms: now_ms,
             image: None,
+            not_answered: None,
+            rule: None,
+            last_boot: None,
             current_boot: None,
         });
         m.last_seen_ms = m.last_seen_ms.max(now_ms);
@@ -518,5 +598,6 @@ impl Clients {
         if let (Some(image), Some(m)) = (image, self.machines.get_mut(&mac)) {
             m.image.get_or_insert(image);
         }
+        self.copy_last_boot(mac);
     }
 }

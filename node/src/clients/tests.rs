@@ -171,9 +171,12 @@ fn ignored_requests_say_why_and_other_dhcp_clients_are_not_boots() {
         c.recent_boots(10).is_empty(),
         "the booted OS's DHCP is not a boot"
     );
+    let m = c.machine(&mac(MAC)).unwrap();
+    assert_eq!(m.vendor.as_deref(), Some("\"udhcp 1.35\""));
     assert_eq!(
-        c.machine(&mac(MAC)).unwrap().vendor.as_deref(),
-        Some("\"udhcp 1.35\"")
+        m.not_answered.as_deref(),
+        Some("vendor class is \"udhcp 1.35\" (proxy mode)"),
+        "a machine never booted here is listed with why it was ignored"
     );
     let mut refused = dhcp(false, None);
     refused.answer = DhcpAnswer::Ignored {
@@ -188,6 +191,26 @@ fn ignored_requests_say_why_and_other_dhcp_clients_are_not_boots() {
     let b = &c.recent_boots(1)[0];
     assert_eq!(b.furthest(), Some(Stage::DhcpIgnored));
     assert_eq!(b.ignored.as_deref(), Some("no free address in the pool"));
+    assert_eq!(
+        c.machine(&mac(MAC)).unwrap().not_answered.as_deref(),
+        Some("no free address in the pool")
+    );
+    // Answered at last: no longer listed as not answered, and the booted OS's own DHCP
+    // (ignored, not a boot client) does not make it so again.
+    c.dhcp(dhcp(false, Some(IP)), 3_000);
+    let mut os = dhcp(false, None);
+    os.boot_client = false;
+    os.answer = DhcpAnswer::Ignored {
+        reason: "not a PXE client".into(),
+        quiet: false,
+    };
+    c.dhcp(os, 4_000);
+    let m = c.machine(&mac(MAC)).unwrap();
+    assert_eq!(m.not_answered, None);
+    assert_eq!(
+        m.last_boot.as_ref().and_then(Boot::furthest),
+        Some(Stage::DhcpAnswered)
+    );
 }
 
 #[test]
@@ -305,4 +328,171 @@ fn a_proxy_boot_is_not_stopped_by_the_requests_that_belong_to_the_site_server() 
     assert_eq!(b.furthest(), Some(Stage::Initrd));
     assert_eq!(b.ignored, None);
     assert_eq!(c.recent_boots(10).len(), 1, "one boot, not one per request");
+}
+
+#[test]
+fn a_machine_keeps_how_far_its_last_boot_got_after_the_boot_ages_out() {
+    let mut c = Clients::new(Limits {
+        machines: 10,
+        boots: 1,
+        new_boot_after_ms: 1_000,
+    });
+    c.dhcp(dhcp(false, Some(IP)), 1_000);
+    c.fetched(IP, fetch(Stage::Kernel, "vmlinuz", Via::Http), 2_000);
+    let mut other = dhcp(false, Some(Ipv4Addr::new(10, 0, 0, 51)));
+    other.mac = mac("52:54:00:00:00:01");
+    c.dhcp(other, 3_000);
+    assert_eq!(c.recent_boots(10).len(), 1, "the first boot aged out");
+    let m = c.machine(&mac(MAC)).unwrap();
+    let last = m.last_boot.as_ref().expect("kept on the machine");
+    assert_eq!(
+        stages(last),
+        [(Stage::DhcpAnswered, 1_000), (Stage::Kernel, 2_000)]
+    );
+    assert_eq!(m.image, Some(ImageRef::new(&"debian".parse().unwrap(), 7)));
+    assert_eq!(m.rule, None, "nothing names a policy rule yet");
+}
+
+/// A record with a booted machine, an ignored one and an unnamed boot.
+fn sample() -> Clients {
+    let mut c = Clients::new(Limits::default());
+    c.dhcp(dhcp(false, Some(IP)), 1_000);
+    c.fetched(IP, fetch(Stage::Initrd, "initrd.img", Via::Http), 2_000);
+    let mut printer = dhcp(false, None);
+    printer.mac = mac("00:11:22:33:44:55");
+    printer.boot_client = false;
+    printer.answer = DhcpAnswer::Ignored {
+        reason: "not a PXE client".into(),
+        quiet: false,
+    };
+    c.dhcp(printer, 3_000);
+    c.fetched(
+        Ipv4Addr::new(10, 0, 0, 99),
+        fetch(Stage::FirstStage, "ipxe.efi", Via::Tftp),
+        4_000,
+    );
+    c
+}
+
+#[test]
+fn the_saved_record_reads_back_the_same_and_goes_on_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(saved::FILE_NAME);
+    let before = sample();
+    saved::save(&path, &saved::Saved::of(&before)).unwrap();
+    let mut after = saved::load(&path, Limits::default())
+        .unwrap()
+        .expect("the file exists");
+    assert_eq!(after.machines(), before.machines());
+    assert_eq!(after.recent_boots(10), before.recent_boots(10));
+    // What was learnt goes on working: the address still names the machine, its boot goes
+    // on, and new boots get new ids.
+    after.fetched(IP, fetch(Stage::Kernel, "vmlinuz", Via::Http), 2_500);
+    assert_eq!(after.recent_boots(10).len(), 2, "the same boot went on");
+    let m = after.machine(&mac(MAC)).unwrap();
+    assert_eq!(
+        m.last_boot.as_ref().map(stages).unwrap(),
+        [
+            (Stage::DhcpAnswered, 1_000),
+            (Stage::Kernel, 2_500),
+            (Stage::Initrd, 2_000)
+        ]
+    );
+    let mut again = dhcp(false, Some(IP));
+    again.mac = mac("52:54:00:00:00:02");
+    after.dhcp(again, 10_000);
+    let ids: Vec<u64> = after.recent_boots(10).iter().map(|b| b.id).collect();
+    assert_eq!(ids.len(), 3);
+    assert!(ids[0] > ids[1] && ids[1] > ids[2], "{ids:?}");
+    assert_eq!(
+        saved::load(&dir.path().join("absent"), Limits::default())
+            .unwrap()
+            .map(|c| c.machine_count()),
+        None
+    );
+}
+
+#[test]
+fn a_damaged_or_foreign_file_is_set_aside_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(saved::FILE_NAME);
+    for (content, says) in [
+        (
+            &b"{\"format\": 1, \"machines\": [{\"mac\": \"zz\""[..],
+            "is not a client record",
+        ),
+        (
+            &b"{\"format\": 99, \"machines\": [], \"boots\": []}"[..],
+            "has format 99",
+        ),
+    ] {
+        std::fs::write(&path, content).unwrap();
+        let err = saved::load(&path, Limits::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(says) && err.contains(&path.display().to_string()),
+            "{err}"
+        );
+        let c = saved::load_or_set_aside(&path, Limits::default());
+        assert_eq!(c.machine_count(), 0);
+        assert!(!path.exists(), "moved out of the way");
+        assert_eq!(
+            std::fs::read(saved::set_aside_path(&path)).unwrap(),
+            content,
+            "kept for a look"
+        );
+    }
+}
+
+#[test]
+fn a_saved_record_is_cut_to_the_limits_it_is_read_with() {
+    let mut big = Clients::new(Limits::default());
+    for i in 0..6u8 {
+        let mut seen = dhcp(false, Some(Ipv4Addr::new(10, 0, 0, i)));
+        seen.mac = MacAddr([0x52, 0x54, 0, 0, 0, i]);
+        big.dhcp(seen, u64::from(i) * 10);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(saved::FILE_NAME);
+    saved::save(&path, &saved::Saved::of(&big)).unwrap();
+    let small = Limits {
+        machines: 2,
+        boots: 3,
+        new_boot_after_ms: 1_000,
+    };
+    let c = saved::load(&path, small).unwrap().unwrap();
+    let macs: Vec<String> = c.machines().iter().map(|m| m.mac.to_string()).collect();
+    assert_eq!(
+        macs,
+        ["52:54:00:00:00:05", "52:54:00:00:00:04"],
+        "the most recently seen"
+    );
+    let boots: Vec<Option<MacAddr>> = c.recent_boots(10).iter().map(|b| b.mac).collect();
+    assert_eq!(boots.len(), 3, "the newest boots");
+    assert_eq!(boots[0], Some(MacAddr([0x52, 0x54, 0, 0, 0, 5])));
+    // An address of a machine that was cut no longer names it.
+    assert!(c.current_boot(MacAddr([0x52, 0x54, 0, 0, 0, 0])).is_none());
+}
+
+#[test]
+fn the_table_lists_unknown_machines_with_why() {
+    let c = sample();
+    let view = ClientsView {
+        generated_ms: 63_000,
+        machines: c.machines(),
+    };
+    let all = text::render(&view, false);
+    assert!(all.starts_with("MAC"), "{all}");
+    assert!(
+        all.contains("52:54:00:12:34:56  BIOS x86  PXEClient  61 s ago   debian v7  initrd\n"),
+        "{all}"
+    );
+    let unknown = text::render(&view, true);
+    assert!(!unknown.contains("52:54:00:12:34:56"), "{unknown}");
+    assert!(unknown.contains("00:11:22:33:44:55"), "{unknown}");
+    assert!(
+        unknown.contains("not answered: not a PXE client"),
+        "{unknown}"
+    );
 }

@@ -298,6 +298,9 @@ impl HttpHandler {
                 resp
             }
             Route::StatusJson => json(serde_json::to_string(&self.status.snapshot().await)),
+            Route::ClientsJson => json(serde_json::to_string(
+                &self.clients.view(std::time::SystemTime::now()),
+            )),
             Route::FleetStatus => match &self.fleet_status {
                 Some(status) => json(serde_json::to_string(&status.view().await)),
                 None => full(
@@ -426,7 +429,7 @@ impl HttpHandler {
             }
             Route::FirstStage(rest) => self.first_stage_file(rest, "first stage"),
             Route::NotFound(why) => not_found(why),
-            Route::StatusPage | Route::StatusJson | Route::FleetStatus => {
+            Route::StatusPage | Route::StatusJson | Route::ClientsJson | Route::FleetStatus => {
                 not_found(format!("{path} is answered by status_answer"))
             }
             Route::Metrics => not_found("/metrics: served on [metrics] listen".into()),

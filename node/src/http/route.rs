@@ -18,6 +18,8 @@ pub enum Route<'a> {
     StatusPage,
     /// `/status.json`: the same snapshot as JSON.
     StatusJson,
+    /// `/clients.json`: the machines the node saw and how far each got.
+    ClientsJson,
     /// `/fleet/status.json`: the fleet's own view (peers, fetches).
     FleetStatus,
     /// `/metrics`: Prometheus metrics.
@@ -56,6 +58,7 @@ impl<'a> Route<'a> {
         match path {
             "/" => return Route::StatusPage,
             "/status.json" => return Route::StatusJson,
+            "/clients.json" => return Route::ClientsJson,
             "/fleet/status.json" => return Route::FleetStatus,
             "/metrics" => return Route::Metrics,
             "/boot.ipxe" => return Route::BootScript,
@@ -156,6 +159,7 @@ mod tests {
     fn routes() {
         assert_eq!(Route::parse("/"), Route::StatusPage);
         assert_eq!(Route::parse("/status.json"), Route::StatusJson);
+        assert_eq!(Route::parse("/clients.json"), Route::ClientsJson);
         assert_eq!(Route::parse("/fleet/status.json"), Route::FleetStatus);
         assert_eq!(Route::parse("/metrics"), Route::Metrics);
         assert_eq!(Route::parse("/boot.ipxe"), Route::BootScript);
@@ -231,6 +235,7 @@ mod tests {
             ("", "no such path "),
             ("//", "no such path //"),
             ("/status.json/x", "no such path /status.json/x"),
+            ("/clients.json/x", "no such path /clients.json/x"),
         ] {
             assert_eq!(Route::parse(path), Route::NotFound(why.into()), "{path}");
         }
