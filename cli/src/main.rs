@@ -28,6 +28,7 @@ Typical first steps:
   netboot verify --config /etc/netboot/netboot.toml
   netboot repair --config /etc/netboot/netboot.toml   # if the node says its blob index is damaged
   netboot status                                      # what a running node holds and fetches
+  netboot clients [--unknown]                         # the machines it saw and how far they got
 
 A node: write its config for this host, check it, run it (the Debian package's
 netboot.service runs `netboot node`):
@@ -72,6 +73,7 @@ enum Command {
     Import(cmd::bundle::ImportArgs),
     Export(cmd::bundle::ExportArgs),
     Status(cmd::status::StatusArgs),
+    Clients(cmd::clients::ClientsArgs),
     Init(cmd::init::InitArgs),
     CheckConfig(cmd::check_config::CheckConfigArgs),
     Quick(cmd::quick::QuickArgs),
@@ -109,6 +111,7 @@ fn main() -> ExitCode {
             Command::Import(args) => cmd::bundle::import(args).await,
             Command::Export(args) => cmd::bundle::export(args).await,
             Command::Status(args) => cmd::status::run(args).await,
+            Command::Clients(args) => cmd::clients::run(args).await,
             Command::Init(args) => cmd::init::run(args),
             Command::CheckConfig(args) => cmd::check_config::run(args),
             Command::Quick(args) => cmd::quick::run(args).await,

@@ -1,9 +1,11 @@
 pub mod bundle;
 pub mod check_config;
+pub mod clients;
 pub mod images;
 pub mod init;
 pub mod keys;
 pub mod node;
+pub mod node_http;
 pub mod publish;
 pub mod quick;
 pub mod reload;

@@ -1,19 +1,12 @@
 //! `netboot status`: what a running node is doing, read from its `/status.json`.
 
-use std::{
-    collections::BTreeMap, io::IsTerminal, path::PathBuf, process::ExitCode, time::Duration,
-};
+use std::{collections::BTreeMap, io::IsTerminal, process::ExitCode, time::Duration};
 
-use anyhow::{bail, Context};
 use clap::Args;
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use netboot_node::{
-    config::{Config, DEFAULT_CONFIG_PATH},
-    status::{human_bytes, state_line, text, NodeStatus, ReleaseState},
-};
+use netboot_node::status::{human_bytes, state_line, text, NodeStatus, ReleaseState};
+
+use super::node_http::{client, get_json, HttpClient, NodeAddr};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -32,14 +25,8 @@ The same snapshot is at http://<node>/status.json, and as a page at http://<node
 #[derive(Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct StatusArgs {
-    /// The node's HTTP URL. Default: the http.listen address of --config (a wildcard
-    /// address is asked on loopback), else http://127.0.0.1:80.
-    #[arg(long, value_name = "URL")]
-    node: Option<String>,
-    /// Node config file, to find its HTTP address. Default: /etc/netboot/netboot.toml when
-    /// it exists.
-    #[arg(long, short = 'c', value_name = "FILE")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    node: NodeAddr,
     /// Print the snapshot as JSON (the node's /status.json) instead of tables.
     #[arg(long, conflicts_with = "watch")]
     json: bool,
@@ -52,64 +39,13 @@ pub struct StatusArgs {
     interval: f64,
 }
 
-/// Plain HTTP: a node serves no TLS (put a reverse proxy in front for that).
-type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
-
-/// The URL to ask: --node, else the config's HTTP listen address.
-fn node_url(args: &StatusArgs) -> anyhow::Result<String> {
-    if let Some(url) = &args.node {
-        return Ok(url.trim_end_matches('/').to_string());
-    }
-    let path = args.config.clone().or_else(|| {
-        std::path::Path::new(DEFAULT_CONFIG_PATH)
-            .exists()
-            .then(|| PathBuf::from(DEFAULT_CONFIG_PATH))
-    });
-    let Some(path) = path else {
-        return Ok("http://127.0.0.1:80".into());
-    };
-    let config = Config::load(&path)?;
-    let mut addr = config.http.listen;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(if addr.is_ipv4() {
-            std::net::Ipv4Addr::LOCALHOST.into()
-        } else {
-            std::net::Ipv6Addr::LOCALHOST.into()
-        });
-    }
-    Ok(format!("http://{addr}"))
-}
-
 async fn fetch(client: &HttpClient, url: &str) -> anyhow::Result<(String, NodeStatus)> {
-    let uri: hyper::Uri = format!("{url}/status.json")
-        .parse()
-        .with_context(|| format!("--node `{url}` is not an http:// URL"))?;
-    if uri.scheme_str() != Some("http") {
-        bail!("--node `{url}`: only http:// is served by a node");
-    }
-    let resp = tokio::time::timeout(Duration::from_secs(10), client.get(uri.clone()))
-        .await
-        .with_context(|| format!("{uri}: no answer within 10 s"))?
-        .with_context(|| format!("cannot reach the node at {uri} (is `netboot node` running there? --node sets the URL)"))?;
-    let status = resp.status();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .with_context(|| format!("{uri}: reading the answer"))?
-        .to_bytes();
-    if !status.is_success() {
-        bail!("{uri}: {status}: {}", String::from_utf8_lossy(&body).trim());
-    }
-    let text = String::from_utf8(body.to_vec()).with_context(|| format!("{uri}: not UTF-8"))?;
-    let parsed = serde_json::from_str(&text)
-        .with_context(|| format!("{uri}: not a netboot status (an older or newer node?)"))?;
-    Ok((text, parsed))
+    get_json(client, url, "/status.json", "a netboot status").await
 }
 
 pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let url = node_url(&args)?;
-    let client = Client::builder(TokioExecutor::new()).build_http();
+    let url = args.node.url()?;
+    let client = client();
     let (raw, status) = fetch(&client, &url).await?;
     if args.json {
         println!("{raw}");
