@@ -9,6 +9,7 @@
 //!   releases/<name>/<version>.release   signed releases; writing one is the commit point
 //!   fleet.key                    the node's fleet identity (written by the fleet, may come first)
 //!   pending/                     releases admitted by the fleet and not yet complete
+//!   clients.json                 the client record (written by `clients::saved`, not the store)
 //! ```
 
 use std::path::{Path, PathBuf};
