@@ -32,6 +32,10 @@ struct Boot {
 
 impl Boot {
     fn scrape(&self, name: &str) -> Metrics {
+        Metrics::parse(self.scrape_text(name))
+    }
+
+    fn scrape_text(&self, name: &str) -> &str {
         let (_, text) = self
             .scrapes
             .iter()
@@ -42,7 +46,7 @@ impl Boot {
                     self.scrapes.iter().map(|(n, _)| n).collect::<Vec<_>>()
                 )
             });
-        Metrics::parse(text)
+        text
     }
 }
 
@@ -277,11 +281,35 @@ fn bios_ipxe_with_node_in_proxy_mode_beside_a_site_dhcp_server() {
     );
 }
 
+/// Also the node's client record after the boot (`/clients.json`, scraped inside the lab):
+/// the QEMU client is listed with its architecture, the image it was given and every stage
+/// from DHCP to initrd.
 #[test]
 fn bios_ipxe_with_node_as_dhcp_server() {
-    let b = boot("server", "bios", &[]);
+    let b = boot(
+        "server",
+        "bios",
+        &["--scrape", "http://{SERVER_IP}/clients.json"],
+    );
     assert_passed(&b);
     assert!(b.server_log.contains(": ACK 10."), "{}", b.server_log);
+    let text = b.scrape_text("scrape-1-bios.log");
+    let view: serde_json::Value =
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("/clients.json: {e}: {text}"));
+    let client = view["machines"]
+        .as_array()
+        .and_then(|all| all.iter().find(|m| m["image"]["name"] == "e2e"))
+        .unwrap_or_else(|| panic!("no machine given e2e in /clients.json: {text}"));
+    assert!(
+        client["arch"].as_str().is_some_and(|a| !a.is_empty()) && client["not_answered"].is_null(),
+        "{client}"
+    );
+    for stage in ["dhcp_answered", "config", "kernel", "initrd"] {
+        assert!(
+            client["last_boot"]["stages"][stage].as_u64().is_some(),
+            "no {stage} in {client}"
+        );
+    }
 }
 
 /// Also the boot as `/metrics` counts it: scraped before and after the boot (inside the lab),
