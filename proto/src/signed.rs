@@ -1,6 +1,7 @@
 //! The signed release: its byte format, signing and verification.
 //!
-//! Format (all integers little-endian):
+//! Format (all integers little-endian; the framing is shared with boot policies, see
+//! `envelope.rs`, but magic and domain are a release's own):
 //!
 //! ```text
 //! "NBREL01\n"            8 bytes magic: format and version of this envelope
@@ -22,19 +23,16 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    release::ReleaseSpec, BootEntry, CmdlineTemplate, FileEntry, PublicKey, Release, ReleaseError,
-    SecretKey,
+    envelope::{self, FrameError},
+    release::ReleaseSpec,
+    BootEntry, CmdlineTemplate, FileEntry, PublicKey, Release, ReleaseError, SecretKey,
 };
 
 const MAGIC: &[u8; 8] = b"NBREL01\n";
 /// Domain separation: a signature over a release can never be replayed as a signature over
 /// anything else this key signs (and vice versa).
 const DOMAIN: &[u8] = b"netboot signed release v1\0";
-/// A generous bound (a release with 4096 long paths is ~400 KiB) that still stops a hostile
-/// peer from making a node allocate gigabytes before the signature is checked.
-pub const MAX_ENCODED: usize = 1 << 20;
-const HEADER: usize = 8 + 4;
-const SIG: usize = 64;
+pub use crate::envelope::MAX_ENCODED;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -178,10 +176,7 @@ fn encode_body(r: &Release) -> Vec<u8> {
 }
 
 fn signed_message(body: &[u8]) -> Vec<u8> {
-    let mut msg = Vec::with_capacity(DOMAIN.len() + body.len());
-    msg.extend_from_slice(DOMAIN);
-    msg.extend_from_slice(body);
-    msg
+    envelope::signed_message(DOMAIN, body)
 }
 
 /// The identity of one signed release: BLAKE3 of its encoded bytes.
@@ -224,42 +219,17 @@ impl SignedRelease {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEADER + self.body.len() + SIG);
-        out.extend_from_slice(MAGIC);
-        // body.len() <= MAX_ENCODED is guaranteed by construction and by decode.
-        out.extend_from_slice(&(self.body.len() as u32).to_le_bytes());
-        out.extend_from_slice(&self.body);
-        out.extend_from_slice(&self.signature);
-        out
+        envelope::encode(MAGIC, &self.body, &self.signature)
     }
 
     /// Parses the envelope only; nothing is trusted yet.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        if bytes.len() > MAX_ENCODED {
-            return Err(DecodeError::TooLarge);
-        }
-        if bytes.len() < HEADER + SIG {
-            return Err(DecodeError::Truncated(bytes.len()));
-        }
-        if &bytes[..8] != MAGIC {
-            return Err(DecodeError::BadMagic);
-        }
-        let mut len = [0u8; 4];
-        len.copy_from_slice(&bytes[8..12]);
-        let body_len = u32::from_le_bytes(len) as usize;
-        let expected = HEADER
-            .checked_add(body_len)
-            .and_then(|n| n.checked_add(SIG))
-            .ok_or(DecodeError::TooLarge)?;
-        if bytes.len() < expected {
-            return Err(DecodeError::Truncated(bytes.len()));
-        }
-        if bytes.len() > expected {
-            return Err(DecodeError::TrailingBytes(bytes.len() - expected));
-        }
-        let body = bytes[HEADER..HEADER + body_len].to_vec();
-        let mut signature = [0u8; 64];
-        signature.copy_from_slice(&bytes[HEADER + body_len..]);
+        let (body, signature) = envelope::decode(MAGIC, bytes).map_err(|e| match e {
+            FrameError::BadMagic => DecodeError::BadMagic,
+            FrameError::Truncated(n) => DecodeError::Truncated(n),
+            FrameError::TooLarge => DecodeError::TooLarge,
+            FrameError::TrailingBytes(n) => DecodeError::TrailingBytes(n),
+        })?;
         Ok(Self { body, signature })
     }
 

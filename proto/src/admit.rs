@@ -1,5 +1,6 @@
 //! Whether a node admits a verified release: the same rules for a release published to it, an
-//! announcement from a peer, or a bundle imported from disk.
+//! announcement from a peer, or a bundle imported from disk. Boot policies are admitted by the
+//! same three rules ([`check`]), with their own wording (`policy::admit_policy`).
 
 use std::collections::BTreeSet;
 
@@ -49,6 +50,39 @@ pub enum Refusal {
     },
 }
 
+/// Which of the three admission rules a signed document breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Breach {
+    Untrusted,
+    Expired { expires: u64 },
+    NotNewer { current: u64 },
+}
+
+/// The rules every signed document passes before a node acts on it: a trusted publisher, not
+/// expired at `now`, and a version above `current`, the highest the node holds (or has held)
+/// of the same thing — so an old signed document cannot be replayed to roll a node back.
+pub fn check(
+    publisher: &PublicKey,
+    version: u64,
+    expires: Option<u64>,
+    trusted: &TrustedKeys,
+    now: u64,
+    current: Option<u64>,
+) -> Result<(), Breach> {
+    if !trusted.contains(publisher) {
+        return Err(Breach::Untrusted);
+    }
+    if let Some(expires) = expires {
+        if now >= expires {
+            return Err(Breach::Expired { expires });
+        }
+    }
+    match current {
+        Some(current) if version <= current => Err(Breach::NotNewer { current }),
+        _ => Ok(()),
+    }
+}
+
 /// `current` is the highest version of this name the node holds (or has held).
 pub fn admit(
     release: &Release,
@@ -56,29 +90,29 @@ pub fn admit(
     now: u64,
     current: Option<u64>,
 ) -> Result<(), Refusal> {
-    if !trusted.contains(&release.publisher) {
-        return Err(Refusal::Untrusted(release.publisher));
-    }
-    if let Some(expires) = release.expires {
-        if now >= expires {
-            return Err(Refusal::Expired {
-                name: release.name.to_string(),
-                version: release.version,
-                expires,
-                now,
-            });
-        }
-    }
-    if let Some(current) = current {
-        if release.version <= current {
-            return Err(Refusal::NotNewer {
-                name: release.name.to_string(),
-                version: release.version,
-                current,
-            });
-        }
-    }
-    Ok(())
+    let name = || release.name.to_string();
+    check(
+        &release.publisher,
+        release.version,
+        release.expires,
+        trusted,
+        now,
+        current,
+    )
+    .map_err(|breach| match breach {
+        Breach::Untrusted => Refusal::Untrusted(release.publisher),
+        Breach::Expired { expires } => Refusal::Expired {
+            name: name(),
+            version: release.version,
+            expires,
+            now,
+        },
+        Breach::NotNewer { current } => Refusal::NotNewer {
+            name: name(),
+            version: release.version,
+            current,
+        },
+    })
 }
 
 #[cfg(test)]
