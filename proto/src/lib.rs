@@ -8,6 +8,7 @@ mod envelope;
 pub mod fleet;
 pub mod key;
 pub mod name;
+pub mod policy;
 pub mod release;
 pub mod signed;
 
