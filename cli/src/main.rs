@@ -78,6 +78,7 @@ enum Command {
     CheckConfig(cmd::check_config::CheckConfigArgs),
     Quick(cmd::quick::QuickArgs),
     Reload(cmd::reload::ReloadArgs),
+    Policy(cmd::policy::PolicyArgs),
 }
 
 fn main() -> ExitCode {
@@ -115,6 +116,7 @@ fn main() -> ExitCode {
             Command::Init(args) => cmd::init::run(args),
             Command::CheckConfig(args) => cmd::check_config::run(args),
             Command::Quick(args) => cmd::quick::run(args).await,
+            Command::Policy(args) => cmd::policy::run(args),
         }
     });
     match result {

@@ -11,6 +11,7 @@ pub mod http;
 pub mod integrity;
 pub mod keys;
 pub mod metrics;
+pub mod policy;
 pub mod publish;
 pub mod quick;
 pub mod route;

@@ -1,5 +1,5 @@
 //! The `netboot` command as a sysadmin uses it: keygen, publish, images, verify, bundles,
-//! configs, and what happens on bad input or a crash.
+//! configs, boot policies, and what happens on bad input or a crash.
 
 use std::{
     fs,
@@ -735,4 +735,148 @@ fn netboot_quick_that_cannot_start_says_why_and_leaves_nothing_behind() {
         "{err}"
     );
     assert!(err.contains("removed "), "{err}");
+}
+
+const POLICY_TOML: &str = r#"# kiosks boot the kiosk image at branch-1; the lab gets the menu; the rest boot from disk
+default = { local = true }
+
+[groups]
+kiosks = ["52:54:00:00:00:01", "52:54:00:00:00:02"]
+
+[defaults]
+lab = { menu = true }
+
+[[rule]]
+name = "reinstall"
+machines = ["52:54:00:aa:00:01"]
+image = "debian-12"
+once = true
+
+[[rule]]
+name = "kiosks-branch-1"
+groups = ["kiosks"]
+sites = ["branch-1"]
+archs = ["efi_x64"]
+image = "kiosk"
+version = 7
+"#;
+
+#[test]
+fn policy_sign_and_explain() {
+    let site = Site::new();
+    let source = site.file("policy.toml", POLICY_TOML.as_bytes());
+    let signed = site.dir.join("policy.nbpol");
+    let out = run(
+        netboot()
+            .args(["policy", "sign", "--key"])
+            .arg(&site.key)
+            .args(["--version", "5", &source, "--out"])
+            .arg(&signed),
+        true,
+    );
+    assert!(
+        stdout(&out).contains("signed boot policy v5"),
+        "{}",
+        stdout(&out)
+    );
+    let explain = |mac: &str, site_label: &str, extra: &[&str]| {
+        let mut cmd = netboot();
+        cmd.args(["policy", "explain", "--policy"])
+            .arg(&signed)
+            .args(["--mac", mac, "--site", site_label])
+            .args(extra);
+        cmd
+    };
+
+    // A kiosk at its site, on its architecture: the site rule, after the reinstall rule.
+    let trust = ["--trust", site.public.as_str(), "--arch", "efi_x64"];
+    let text = stdout(&run(
+        &mut explain("52:54:00:00:00:02", "branch-1", &trust),
+        true,
+    ));
+    assert!(text.contains("boot policy v5"), "{text}");
+    assert!(text.contains("admission: would be admitted"), "{text}");
+    assert!(
+        text.contains(
+            "rule 1 \"reinstall\": skipped: the MAC is neither listed nor in a listed group"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("rule 2 \"kiosks-branch-1\": MATCH (MAC 52:54:00:00:00:02 is in group kiosks; site branch-1 is listed; arch efi_x64 is listed) -> image kiosk v7 (pinned)"),
+        "{text}"
+    );
+
+    // The same kiosk at another site falls through both rules to that site's default.
+    let text = stdout(&run(&mut explain("52:54:00:00:00:02", "lab", &[]), true));
+    assert!(
+        text.contains("rule 2 \"kiosks-branch-1\": skipped: the site is not listed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("no rule matched: default for site lab -> the boot menu"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("admission"),
+        "no trust given, no verdict: {text}"
+    );
+
+    // An untrusted publisher: still explained, but refused, exit status 1.
+    let other = "ed25519:".to_string() + &"11".repeat(32);
+    let out = run(
+        &mut explain("52:54:00:00:00:09", "branch-9", &["--trust", &other]),
+        false,
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains("admission: would be REFUSED: boot policy v5: publisher"),
+        "{text}"
+    );
+    assert!(text.contains("fleet-wide default -> local disk"), "{text}");
+
+    // A damaged policy file is refused, naming the file.
+    let mut bytes = fs::read(&signed).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    let damaged = site.file("damaged.nbpol", &bytes);
+    let out = run(
+        netboot().args([
+            "policy",
+            "explain",
+            "--policy",
+            &damaged,
+            "--mac",
+            "52:54:00:00:00:01",
+            "--site",
+            "x",
+        ]),
+        false,
+    );
+    assert!(
+        stderr(&out).contains("damaged.nbpol: signature does not verify"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A mistake in the source names the file, line and rule; nothing is written.
+    let bad = site.file(
+        "bad.toml",
+        b"\n[[rule]]\nname = \"x\"\narchs = [\"amd64\"]\nlocal = true\n",
+    );
+    let out_path = site.dir.join("bad.nbpol");
+    let out = run(
+        netboot()
+            .args(["policy", "sign", "--key"])
+            .arg(&site.key)
+            .args([&bad, "--out"])
+            .arg(&out_path),
+        false,
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("bad.toml: line 2: [[rule]] 1 \"x\": archs: \"amd64\" is not an architecture"),
+        "{err}"
+    );
+    assert!(!out_path.exists());
 }

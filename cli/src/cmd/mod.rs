@@ -6,6 +6,7 @@ pub mod init;
 pub mod keys;
 pub mod node;
 pub mod node_http;
+pub mod policy;
 pub mod publish;
 pub mod quick;
 pub mod reload;

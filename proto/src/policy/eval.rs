@@ -203,19 +203,16 @@ impl fmt::Display for Explanation {
                 let once = if *once { " once (one-shot)" } else { "" };
                 write!(
                     f,
-                    "{label}: MATCH ({machine}; {site}; {arch}) -> boot {action}{once}"
+                    "{label}: MATCH ({machine}; {site}; {arch}) -> {action}{once}"
                 )
             }
             Verdict::SiteDefault { site, action } => {
-                write!(
-                    f,
-                    "no rule matched: default for site {site} -> boot {action}"
-                )
+                write!(f, "no rule matched: default for site {site} -> {action}")
             }
             Verdict::Default { action } => {
                 write!(
                     f,
-                    "no rule matched, site has no default: fleet-wide default -> boot {action}"
+                    "no rule matched, site has no default: fleet-wide default -> {action}"
                 )
             }
             Verdict::Unknown => {

@@ -249,6 +249,7 @@ pub fn rule_label(index: usize, rule: &Rule) -> String {
     }
 }
 
+/// Group names, rule names and site labels: they appear in logs and explanations.
 fn check_label(s: &str) -> Result<(), PolicyError> {
     let ok = !s.is_empty()
         && s.len() <= 64

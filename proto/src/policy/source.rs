@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{rule_label, Action, Arch, Mac, NodeRef, Policy, PolicyError, Rule};
+use super::{check_label, rule_label, Action, Arch, Mac, NodeRef, Policy, PolicyError, Rule};
 use crate::{ImageName, PublicKey};
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -133,7 +133,15 @@ where
         .collect()
 }
 
+fn label(s: &str) -> Result<String, String> {
+    check_label(s).map_err(|e| e.to_string())?;
+    Ok(s.to_string())
+}
+
 fn rule(raw: &RawRule) -> Result<Rule, String> {
+    if let Some(name) = &raw.name {
+        label(name).map_err(|e| format!("name: {e}"))?;
+    }
     let action = action(&RawAction {
         image: raw.image.clone(),
         version: raw.version,
@@ -144,7 +152,7 @@ fn rule(raw: &RawRule) -> Result<Rule, String> {
         name: raw.name.clone(),
         macs: parse_all("machines", &raw.machines, str::parse::<Mac>)?,
         groups: raw.groups.iter().cloned().collect(),
-        sites: raw.sites.iter().cloned().collect(),
+        sites: parse_all("sites", &raw.sites, label)?,
         nodes: parse_all("nodes", &raw.nodes, str::parse::<NodeRef>)?,
         archs: parse_all("archs", &raw.archs, str::parse::<Arch>)?,
         action,
@@ -161,7 +169,9 @@ pub fn parse_source(text: &str, meta: SourceMeta) -> Result<Policy, SourceError>
     };
     let mut groups = BTreeMap::new();
     for (name, macs) in &raw.groups {
-        let set = parse_all(&format!("group {name}"), macs.get_ref(), str::parse::<Mac>)
+        let set = label(name)
+            .map_err(|e| format!("group {name:?}: {e}"))
+            .and_then(|_| parse_all(&format!("group {name}"), macs.get_ref(), str::parse::<Mac>))
             .map_err(|m| at(macs.span(), m))?;
         groups.insert(name.clone(), set);
     }
@@ -178,7 +188,9 @@ pub fn parse_source(text: &str, meta: SourceMeta) -> Result<Policy, SourceError>
     }
     let mut site_defaults = BTreeMap::new();
     for (site, a) in &raw.defaults {
-        let act = action(a.get_ref()).map_err(|m| at(a.span(), format!("defaults.{site}: {m}")))?;
+        let act = label(site)
+            .and_then(|_| action(a.get_ref()))
+            .map_err(|m| at(a.span(), format!("defaults.{site}: {m}")))?;
         site_defaults.insert(site.clone(), act);
     }
     let default = match &raw.default {

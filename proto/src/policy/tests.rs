@@ -200,7 +200,7 @@ fn explanation_says_why() {
         e.to_string(),
         "rule 1 \"reinstall\": skipped: the MAC is neither listed nor in a listed group\n\
          rule 2 \"kiosks-canary\": MATCH (MAC 52:54:00:00:00:02 is in group kiosks; \
-         site branch-1 is listed; arch efi_x64 is listed) -> boot image kiosk v7 (pinned)"
+         site branch-1 is listed; arch efi_x64 is listed) -> image kiosk v7 (pinned)"
     );
     let once = p.evaluate(&Client {
         mac: REINSTALL.parse().unwrap(),
@@ -211,7 +211,7 @@ fn explanation_says_why() {
     assert!(matches!(once.verdict, Verdict::Rule { once: true, .. }));
     assert!(once
         .to_string()
-        .ends_with("-> boot image debian-12 (newest held version) once (one-shot)"));
+        .ends_with("-> image debian-12 (newest held version) once (one-shot)"));
 }
 
 #[test]
@@ -279,10 +279,20 @@ fn source_errors_name_line_and_field() {
         ),
         (
             "[[rule]]\nimage = \"a\"\nsites = [\"has space\"]\n",
-            "\"has space\" is not a usable name",
+            "line 1: [[rule]] 1: sites: \"has space\" is not a usable name",
         ),
     ];
-    for (text, want) in cases {
+    let more = [
+        (
+            "[groups]\n\"a b\" = []\n",
+            "line 2: group \"a b\": \"a b\" is not a usable name",
+        ),
+        (
+            "[defaults]\n\"a/b\" = { local = true }\n",
+            "line 2: defaults.a/b: \"a/b\" is not a usable name",
+        ),
+    ];
+    for (text, want) in cases.into_iter().chain(more) {
         let got = err(text);
         assert!(got.contains(want), "{text:?}: got {got:?}, want {want:?}");
     }
