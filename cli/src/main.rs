@@ -41,6 +41,10 @@ A fleet: give each node a [fleet] section listing its peers as <endpoint-id>@<ho
   netboot publish --key publisher.key --to <endpoint-id>@regional.example:7311 --name debian-12 ...
 Every node that trusts the key fetches the release from its nearest peer and verifies it.
 
+Boot policies (who boots what, fleet-wide; signed and checked today, not yet applied by nodes):
+  netboot policy sign --key publisher.key policy.toml --out policy.nbpol
+  netboot policy explain --policy policy.nbpol --mac 52:54:00:12:34:56 --site branch-1
+
 To try it on one LAN with no config (proxy-DHCP beside the site's DHCP server):
   sudo netboot quick --kernel vmlinuz --initrd initrd.img --cmdline 'console=ttyS0'";
 

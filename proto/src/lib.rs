@@ -1,6 +1,7 @@
 //! netboot's shared formats: publisher keys, image names and paths, signed releases, signed
-//! boot policies and the rules a node applies before it admits either. Everything here is pure data and pure functions:
-//! no I/O, no clock (callers pass "now"), so the same code decides on every node.
+//! boot policies and the rules a node applies before it admits either. Everything here is
+//! pure data and pure functions: no I/O, no clock (callers pass "now"), so the same code
+//! decides on every node.
 
 pub mod admit;
 pub mod cmdline;
