@@ -24,6 +24,11 @@ pub enum FrameError {
     TrailingBytes(usize),
 }
 
+/// Whether a body of this length makes a frame that [`decode`] accepts.
+pub fn fits(body_len: usize) -> bool {
+    body_len <= MAX_ENCODED - HEADER - SIG
+}
+
 pub fn encode(magic: &[u8; 8], body: &[u8], signature: &[u8; 64]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER + body.len() + SIG);
     out.extend_from_slice(magic);

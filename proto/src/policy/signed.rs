@@ -275,7 +275,7 @@ impl SignedPolicy {
         }
         policy.validate()?;
         let body = encode_body(policy);
-        if body.len() + 8 + 4 + 64 > MAX_ENCODED {
+        if !envelope::fits(body.len()) {
             return Err(SignError::TooLarge);
         }
         let signature = key.sign(&envelope::signed_message(DOMAIN, &body));

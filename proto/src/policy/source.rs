@@ -69,6 +69,9 @@ struct RawAction {
     local: bool,
 }
 
+/// The action's fields are repeated rather than `#[serde(flatten)]`ed: serde ignores
+/// `deny_unknown_fields` with flatten, and a misspelt key must be an error, not a rule that
+/// silently matches more than intended.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRule {

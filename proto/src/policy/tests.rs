@@ -437,4 +437,15 @@ fn invalid_policies_are_refused_at_signing() {
         SignedPolicy::sign(&p, &key).unwrap_err(),
         SignError::Invalid(PolicyError::ZeroPin(_))
     ));
+    // A policy too large for the envelope is refused when signed, not when a node reads it.
+    let mut p = policy();
+    let many = (0..180_000u32).map(|i| {
+        let [a, b, c, d] = i.to_be_bytes();
+        Mac([2, 0, a, b, c, d])
+    });
+    p.groups.insert("huge".into(), many.collect());
+    assert_eq!(
+        SignedPolicy::sign(&p, &key).unwrap_err(),
+        SignError::TooLarge
+    );
 }
