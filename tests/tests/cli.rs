@@ -835,6 +835,21 @@ fn policy_sign_and_explain() {
     );
     assert!(text.contains("fleet-wide default -> local disk"), "{text}");
 
+    // A node config's trusted_publishers decide admission too.
+    let config = site.file(
+        "node.toml",
+        format!(
+            "data_dir = \"data\"\ntrusted_publishers = [\"{}\"]\n",
+            site.public
+        )
+        .as_bytes(),
+    );
+    let text = stdout(&run(
+        &mut explain("52:54:00:00:00:09", "branch-9", &["--config", &config]),
+        true,
+    ));
+    assert!(text.contains("admission: would be admitted"), "{text}");
+
     // A damaged policy file is refused, naming the file.
     let mut bytes = fs::read(&signed).unwrap();
     let last = bytes.len() - 1;

@@ -1,6 +1,5 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use netboot_node::{
     config::Config,
@@ -120,6 +119,21 @@ fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
 
 fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     let policy = load_signed(&args.policy)?;
+    let admission = if args.config.is_some() || !args.trust.is_empty() {
+        let mut keys = args.trust.clone();
+        if let Some(path) = &args.config {
+            keys.extend(Config::load(path)?.trusted_keys().iter().copied());
+        }
+        // No node holds a policy yet, so there is no version floor to compare with.
+        Some(admit_policy(
+            &policy,
+            &TrustedKeys::new(keys),
+            now_unix(),
+            None,
+        ))
+    } else {
+        None
+    };
     let expires = policy.expires.map_or("never".to_string(), time);
     println!(
         "boot policy v{} (id {}), signed by {}, created {}, expires {expires}",
@@ -128,23 +142,17 @@ fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         policy.publisher,
         time(policy.created)
     );
-    let mut code = ExitCode::SUCCESS;
-    if args.config.is_some() || !args.trust.is_empty() {
-        let mut keys = args.trust.clone();
-        if let Some(path) = &args.config {
-            let config =
-                Config::load(path).with_context(|| format!("reading {}", path.display()))?;
-            keys.extend(config.trusted_keys().iter().copied());
+    let code = match admission {
+        None => ExitCode::SUCCESS,
+        Some(Ok(())) => {
+            println!("admission: would be admitted (trusted publisher, not expired)");
+            ExitCode::SUCCESS
         }
-        // No node holds a policy yet, so there is no version floor to compare with.
-        match admit_policy(&policy, &TrustedKeys::new(keys), now_unix(), None) {
-            Ok(()) => println!("admission: would be admitted (trusted publisher, not expired)"),
-            Err(refusal) => {
-                println!("admission: would be REFUSED: {refusal}");
-                code = ExitCode::FAILURE;
-            }
+        Some(Err(refusal)) => {
+            println!("admission: would be REFUSED: {refusal}");
+            ExitCode::FAILURE
         }
-    }
+    };
     let client = Client {
         mac: args.mac,
         site: &args.site,
