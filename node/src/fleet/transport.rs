@@ -21,7 +21,7 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Congestion {
-    /// BBRv3 that does not count random loss (below 20 % of recent packets) as congestion,
+    /// BBRv3 that does not count random loss (below 10 % of recent packets) as congestion,
     /// like Linux's TCP BBR: paces at the measured bottleneck rate.
     #[default]
     Bbr,
@@ -153,12 +153,11 @@ pub fn quic_config(congestion: Congestion, window: Window) -> QuicTransportConfi
 
 /// Loss rate (lost ÷ sent bytes, recent packets) up to which lost packets are not reported to
 /// BBR. Below it a loss is taken for what it most likely is on a paced flow: the link's own
-/// random loss, which slowing down would not cure. Above it, something is overflowing (or a
-/// policer is dropping), and BBR gets every loss again and backs off. 20 % is where Linux's
-/// TCP BBR (v1) starts to suspect a policer. The sender counts more loss than the link's
-/// per-direction rate: at 5 % each way and 80 ms it measured ~10 % (docs/benchmarks.md), which
-/// the former 10 % threshold let through to BBR.
-const TOLERATED_LOSS: f64 = 0.20;
+/// random loss, which slowing down would not cure. Above it, something is overflowing, and BBR
+/// gets every loss again and backs off. 20 % (nearer Linux's TCP BBR) was measured too and did
+/// not help the 80 ms points; 80 ms / 2 % ran slower in both runs (docs/benchmarks.md,
+/// lossy-threshold).
+const TOLERATED_LOSS: f64 = 0.10;
 /// The loss rate is measured over roughly the last this many bytes sent (an exponential
 /// window: both counters are halved whenever `sent` passes it), ~1000 full packets.
 const LOSS_WINDOW_BYTES: u64 = 1_500_000;
@@ -401,13 +400,11 @@ mod tests {
             sent: 0,
             lost: 0,
         };
-        // The first packets: one loss in three is no sample yet.
-        assert_eq!(reported(&mut c, 30, 3), 0);
+        // The first packets: one loss in three (seen at the start of a run) is no sample yet.
+        assert_eq!(reported(&mut c, 3, 3), 0);
         // 5 % for 5000 packets: BBR hears of none.
         assert_eq!(reported(&mut c, 5000, 20), 0);
-        // 12.5 %, what a link losing 5 % each way can look like to the sender: still none.
-        assert_eq!(reported(&mut c, 5000, 8), 0);
-        // 33 % (an overflowing queue): once the recent rate passes 20 %, every loss goes through.
+        // 33 % (an overflowing queue): once the recent rate passes 10 %, every loss goes through.
         let heard = reported(&mut c, 3000, 3);
         assert!(
             (800..=1000).contains(&heard),
