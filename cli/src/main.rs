@@ -87,11 +87,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(
-        cli.verbose,
-        matches!(cli.command, Command::Node(_) | Command::Quick(_)),
-        cli.log_format,
-    );
+    let daemon = matches!(cli.command, Command::Node(_) | Command::Quick(_));
+    if !daemon {
+        exit_quietly_on_closed_pipe();
+    }
+    logging::init(cli.verbose, daemon, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -129,5 +129,17 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `netboot clients | head` must end like `cat … | head`: quietly, when the reader has gone.
+/// Rust ignores SIGPIPE, so a write to the closed pipe fails and `println!` panics; the
+/// one-shot commands get the default disposition back (the kernel ends the process). The
+/// daemons keep ignoring it: a log reader going away must not take the node down.
+fn exit_quietly_on_closed_pipe() {
+    // SAFETY: called first thing in `main`, before any thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -895,3 +895,27 @@ fn policy_sign_and_explain() {
     );
     assert!(!out_path.exists());
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_like_other_unix_tools() {
+    // `netboot images | head -0`: the reader is gone before the first line. The read end is
+    // closed before the child starts, so its first write always meets a closed pipe.
+    let site = Site::new();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = site
+        .store_args(netboot().args(["images", "--json"]))
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "netboot panicked: {err}");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(13),
+        "expected the end by SIGPIPE that `cat` or `ls` get, got {:?}; stderr: {err}",
+        out.status
+    );
+}
