@@ -1,10 +1,11 @@
-//! Boot policies on this side of the wire: reading `policy.toml` and signed policy files, and
-//! telling a policy about a client in its own terms.
-//! (Fetching policies from the fleet and applying them to boots is not built yet; see
-//! docs/architecture.md, "Boot policies"; `policy_arch`/`policy_mac` are for that step.)
+//! Boot policies on this side of the wire: reading `policy.toml` and signed policy files,
+//! holding the newest admitted policy (`held`), and telling a policy about a client in its
+//! own terms. The boot decision that applies it is `boot::policy`.
 
 mod client;
 mod file;
+pub mod held;
 
 pub use client::{policy_arch, policy_mac};
 pub use file::{load_signed, sign_source, PolicyFileError, SignOptions};
+pub use held::{Held, HeldPolicy};
