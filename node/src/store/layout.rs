@@ -10,6 +10,7 @@
 //!   fleet.key                    the node's fleet identity (written by the fleet, may come first)
 //!   pending/                     releases admitted by the fleet and not yet complete
 //!   clients.json                 the client record (written by `clients::saved`, not the store)
+//!   policy.nbpol                 the boot policy this node holds (written by `policy::held`)
 //! ```
 
 use std::path::{Path, PathBuf};
