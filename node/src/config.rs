@@ -84,12 +84,24 @@ pub struct Config {
     pub boot: BootSection,
     #[serde(default)]
     pub metrics: MetricsSection,
+    /// `[node]`: who this node is to a boot policy.
+    #[serde(default)]
+    pub node: NodeSection,
     /// MAC address → image name (or `{ image = "…", loader = "pxelinux" }`).
     #[serde(default)]
     pub machines: BTreeMap<MacAddr, Machine>,
     /// `[fleet]`: peers and sync. Without this section the node is standalone (no fleet
     /// port is opened).
     pub fleet: Option<FleetSection>,
+}
+
+/// `[node]`: how boot policies name this node's site.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// The site label policy rules and per-site defaults name (`sites = ["branch-1"]`).
+    /// Default: none — only rules naming this node's fleet id, or naming no site, apply.
+    pub site: Option<String>,
 }
 
 /// `[dhcp]`: how the node takes part in DHCP on the boot network.
@@ -534,6 +546,19 @@ impl Config {
             }
         }
         found.extend(self.check_boot());
+        if let Some(site) = &self.node.site {
+            let ok = !site.is_empty()
+                && site.len() <= 64
+                && site
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            if !ok {
+                found.push(Problem::new(
+                    "node.site",
+                    format!("{site:?} is not a site label a policy can name (1-64 of a-z A-Z 0-9 . _ -)"),
+                ));
+            }
+        }
         found
     }
 

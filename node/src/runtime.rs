@@ -5,6 +5,7 @@ pub mod reload;
 
 use std::{net::Ipv4Addr, sync::Arc};
 
+use netboot_proto::policy::NodeRef;
 use tokio::net::TcpListener;
 
 use crate::{
@@ -17,9 +18,11 @@ use crate::{
         BootFiles, DhcpConfig, DhcpMode, DhcpServer,
     },
     fleet::{Fleet, FleetError},
+    fsutil::now_unix,
     http::{self, HttpHandler, HttpLimits, Serves},
     integrity::VerifiedFiles,
     metrics::Metrics,
+    policy::{held::Loaded, HeldPolicy},
     status::{NodeIdentity, StatusSource},
     store::{Store, StoreError, StoreOptions},
     tftp::{StoreSource, TftpConfig, TftpSource},
@@ -188,6 +191,8 @@ fn boot_policy(config: &Config) -> BootPolicy {
         menu_timeout_secs: config.boot.menu_timeout_secs,
         bios_loader: config.boot.bios_loader,
         efi_loader: config.boot.efi_loader,
+        site: config.node.site.clone(),
+        ..BootPolicy::default()
     }
 }
 
@@ -295,14 +300,30 @@ impl Node {
                 addr: config.http.listen.to_string(),
                 cause,
             })?;
+        let (held, loaded) = HeldPolicy::open(&config.data_dir, config.trusted_keys(), now_unix());
+        match loaded {
+            Loaded::Nothing => {}
+            Loaded::Held(version) => tracing::info!("boot policy v{version} held: applying it"),
+            Loaded::NotApplied(why) => tracing::warn!(
+                "boot policy NOT applied: {why}; [machines] and default_image decide until a newer policy arrives"
+            ),
+        }
         let fleet = match &config.fleet {
-            Some(settings) => {
-                Some(Fleet::start(settings.clone(), &config.data_dir, store.clone()).await?)
-            }
+            Some(settings) => Some(
+                Fleet::start(
+                    settings.clone(),
+                    &config.data_dir,
+                    store.clone(),
+                    held.clone(),
+                )
+                .await?,
+            ),
             None => None,
         };
         let metrics = Arc::new(Metrics::new());
         let (policy_owner, policy) = LivePolicy::new(boot_policy(&config));
+        let node_ref = fleet.as_ref().map(|f| NodeRef(*f.id().as_bytes()));
+        let policy = policy.with_held(held.subscribe(), node_ref);
         let clients_file = config.data_dir.join(crate::clients::saved::FILE_NAME);
         let clients = ClientLog::from_record(
             crate::clients::saved::load_or_set_aside(&clients_file, ClientLimits::default()),

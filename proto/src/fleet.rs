@@ -49,6 +49,12 @@ pub enum Request {
     /// connection. Answered with [`Response::Progress`] messages, then `Published` or
     /// `Refused`.
     Publish { signed: Vec<u8> },
+    /// "Here is the boot policy I hold" (the bytes of [`crate::policy::SignedPolicy::encode`]):
+    /// a node that admits it holds and applies it, and passes it on. Sent when a node takes a
+    /// new policy, to every peer at each (re)connect (catch-up), and by `netboot policy
+    /// publish --to`. A policy is small and travels inline. Answered with [`Response::Ack`]
+    /// (held now, or already) or [`Response::Refused`].
+    AnnouncePolicy { signed: Vec<u8> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +142,9 @@ mod tests {
         roundtrip(Request::Catalog);
         roundtrip(Request::Publish {
             signed: vec![9; 300],
+        });
+        roundtrip(Request::AnnouncePolicy {
+            signed: vec![4; 100],
         });
         roundtrip(Response::Pong { nonce: 7 });
         roundtrip(Response::Ack);

@@ -15,9 +15,10 @@ pub fn release_url(base_url: &str, release: &Release) -> String {
     format!("{base_url}/r/{}/{}", release.name, release.version)
 }
 
-/// The first script: learn who is asking.
+/// The first script: learn who is asking (MAC, address, and the CPU and firmware kind a
+/// policy's `archs` name).
 pub fn identify_script(base_url: &str) -> String {
-    format!("#!ipxe\nchain --autofree {base_url}/boot.ipxe?mac=${{mac}}&ip=${{ip}}&arch=${{buildarch}}\n")
+    format!("#!ipxe\nchain --autofree {base_url}/boot.ipxe?mac=${{mac}}&ip=${{ip}}&arch=${{buildarch}}&platform=${{platform}}\n")
 }
 
 pub fn bootif(mac: &MacAddr) -> String {
@@ -130,6 +131,12 @@ pub fn menu_script(
     s
 }
 
+/// Local disk, as a policy chose it: iPXE's `exit` hands back to the firmware, which boots
+/// the next entry of its boot order (the menu's "local" entry does the same).
+pub fn local_script(why: &str) -> String {
+    format!("#!ipxe\necho netboot: {why}: booting from local disk\nexit 1\n")
+}
+
 /// When there is nothing to boot: say so on the console, then leave to the local disk.
 pub fn nothing_script(why: &str) -> String {
     format!("#!ipxe\necho netboot: nothing to boot: {why}\necho netboot: trying the local disk in 10 seconds\nsleep 10\nexit 1\n")
@@ -236,7 +243,7 @@ mod tests {
     fn identify_chains_back_with_mac_and_ip() {
         assert_eq!(
             identify_script("http://n:8080"),
-            "#!ipxe\nchain --autofree http://n:8080/boot.ipxe?mac=${mac}&ip=${ip}&arch=${buildarch}\n"
+            "#!ipxe\nchain --autofree http://n:8080/boot.ipxe?mac=${mac}&ip=${ip}&arch=${buildarch}&platform=${platform}\n"
         );
     }
 }

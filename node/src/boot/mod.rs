@@ -11,7 +11,7 @@ pub mod release_file;
 pub mod resolve;
 
 pub use first_stage::{FirstStage, FirstStageFile};
-pub use policy::{BootChoice, BootPolicy, LivePolicy, Loader, Machine};
+pub use policy::{BootChoice, BootPolicy, Decision, LivePolicy, Loader, Machine, MatchedRule};
 
 /// Releases for the config generators' tests.
 #[cfg(test)]

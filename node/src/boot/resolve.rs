@@ -1,11 +1,14 @@
 //! The policy's choice for one client, resolved against the store's current releases: what
-//! the config generators (PXELINUX, GRUB) render, with the line the node logs about it.
+//! the config generators (iPXE, PXELINUX, GRUB) render, with the line the node logs about it.
 
 use std::sync::Arc;
 
-use super::{BootChoice, BootPolicy};
+use netboot_proto::{policy::Arch, ImageName};
+
+use super::{BootChoice, BootPolicy, Decision};
 use crate::{
     dhcp::MacAddr,
+    fsutil::now_unix,
     store::{Store, StoredRelease},
 };
 
@@ -16,6 +19,35 @@ pub enum Resolved {
     Missing(String),
     /// A menu of the newest servable release of every image.
     Menu(Vec<Arc<StoredRelease>>),
+    /// Boot from the local disk; the text says why.
+    Local(String),
+}
+
+/// The release `name` (exactly `version`, when pinned) if this node can serve it.
+pub fn servable(
+    store: &Store,
+    name: &ImageName,
+    version: Option<u64>,
+) -> Option<Arc<StoredRelease>> {
+    match version {
+        None => store.servable(name),
+        Some(v) => store.servable_version(name, v),
+    }
+}
+
+/// `name`, or `name vN` when pinned.
+pub fn image_label(name: &ImageName, version: Option<u64>) -> String {
+    match version {
+        None => name.to_string(),
+        Some(v) => format!("{name} v{v}"),
+    }
+}
+
+/// Decides for `mac` now and logs a disagreement between policy and `[machines]` (once).
+pub fn decide(policy: &BootPolicy, mac: Option<&MacAddr>, arch: Option<Arch>) -> Decision {
+    let decision = policy.decide(mac, arch, now_unix());
+    policy.report(mac, &decision);
+    decision
 }
 
 /// `who` names the client in the log line returned with the choice.
@@ -23,22 +55,30 @@ pub fn resolve(
     store: &Store,
     policy: &BootPolicy,
     mac: Option<&MacAddr>,
+    arch: Option<Arch>,
     who: &str,
 ) -> (Resolved, String) {
-    match policy.choose(mac) {
-        BootChoice::Image { name, why } => match store.servable(&name) {
+    match decide(policy, mac, arch).choice {
+        BootChoice::Image { name, version, why } => match servable(store, &name, version) {
             Some(r) => {
                 let log = format!("{who} boots {name} v{} ({why})", r.verified.version);
                 (Resolved::Image(r), log)
             }
-            None => (
-                Resolved::Missing(format!("image {name} ({why}) is not on this node")),
-                format!("{who} wants {name} ({why}), not servable here"),
-            ),
+            None => {
+                let image = image_label(&name, version);
+                (
+                    Resolved::Missing(format!("image {image} ({why}) is not on this node")),
+                    format!("{who} wants {image} ({why}), not servable here"),
+                )
+            }
         },
-        BootChoice::Menu => (
+        BootChoice::Menu { why } => (
             Resolved::Menu(store.servable_latest()),
-            format!("{who} gets the menu"),
+            format!("{who} gets the menu ({why})"),
+        ),
+        BootChoice::Local { why } => (
+            Resolved::Local(why.clone()),
+            format!("{who} boots from local disk ({why})"),
         ),
     }
 }

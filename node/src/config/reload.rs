@@ -43,6 +43,11 @@ pub fn plan(running: &Config, wanted: &Config) -> Reload {
         next.boot.default_image = wanted.boot.default_image.clone();
         applied.push("boot.default_image".to_string());
     }
+    // Which policy rules apply here: read per request.
+    if running.node.site != wanted.node.site {
+        next.node.site = wanted.node.site.clone();
+        applied.push("node.site".to_string());
+    }
     if running.boot.menu_timeout_secs != wanted.boot.menu_timeout_secs {
         next.boot.menu_timeout_secs = wanted.boot.menu_timeout_secs;
         applied.push("boot.menu_timeout_secs".to_string());
@@ -98,6 +103,7 @@ fn fixed_fields(running: &Config, wanted: &Config) -> Vec<(&'static str, bool)> 
         http,
         boot,
         metrics,
+        node: _,
         machines: _,
         fleet,
     } = running;

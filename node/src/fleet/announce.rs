@@ -9,6 +9,7 @@ use std::sync::Arc;
 use iroh::{endpoint::Connection, EndpointId};
 use netboot_proto::{
     fleet::{Holding, Offer, Request, Response},
+    policy::VerifiedPolicy,
     VerifiedRelease,
 };
 
@@ -44,6 +45,39 @@ pub(crate) fn broadcast(
                 }
                 Err(e) => {
                     tracing::info!("fleet: announcing {what} to {label} failed: {e}");
+                    shared.core.peer(PeerEvent::LinkDown { id, conn }).await;
+                }
+            }
+        });
+    }
+}
+
+/// Sends the boot policy to each of `to` (label, id, control link); a peer not connected now
+/// gets it at its next connect (catch-up).
+pub(crate) fn policy(
+    shared: &Arc<Shared>,
+    policy: &VerifiedPolicy,
+    to: Vec<(String, EndpointId, Connection)>,
+) {
+    let request = Request::AnnouncePolicy {
+        signed: policy.signed().encode(),
+    };
+    let version = policy.version;
+    for (label, id, conn) in to {
+        let (shared, request) = (shared.clone(), request.clone());
+        tokio::spawn(async move {
+            match wire::request(&conn, &request).await {
+                Ok(Response::Ack) => {
+                    tracing::debug!("fleet: sent boot policy v{version} to {label}")
+                }
+                Ok(Response::Refused { reason }) => {
+                    tracing::debug!("fleet: {label} declined boot policy v{version}: {reason}")
+                }
+                Ok(other) => {
+                    tracing::debug!("fleet: {label} answered {other:?} to a boot policy")
+                }
+                Err(e) => {
+                    tracing::info!("fleet: sending boot policy v{version} to {label} failed: {e}");
                     shared.core.peer(PeerEvent::LinkDown { id, conn }).await;
                 }
             }

@@ -53,6 +53,9 @@ async fn handle(
         Request::Publish { signed } => {
             return publish_session(shared, conn, remote, signed, send).await;
         }
+        // Like `Publish`, admitted by a trusted publisher's signature, not by membership:
+        // `netboot policy publish --to` connects with a throw-away identity.
+        Request::AnnouncePolicy { signed } => shared.core.policy(remote, signed).await,
         _ if !member => {
             tracing::warn!(
                 "fleet: refused control request from {remote}: not a fleet member (add it to [fleet] peers or members)"

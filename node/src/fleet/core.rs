@@ -19,6 +19,7 @@ use std::{
 use iroh::{endpoint::Connection, EndpointAddr, EndpointId};
 use netboot_proto::{
     fleet::{Holding, Offer, Response},
+    policy::{SignedPolicy, VerifiedPolicy},
     ImageName, Refusal, ReleaseId, SignedRelease, VerifiedRelease,
 };
 use tokio::sync::{mpsc, oneshot, watch};
@@ -30,9 +31,10 @@ use super::{
     fetch,
     peers::{Link, PeerTable},
     pending::PendingDir,
+    policy_offer::{self, PolicyStep},
     Shared,
 };
-use crate::store::AcceptError;
+use crate::{fsutil::now_unix, policy::held::Refused, store::AcceptError};
 
 /// How many refused (and relayed) release ids are remembered to keep the log quiet.
 const REMEMBERED: usize = 4096;
@@ -56,6 +58,13 @@ pub(crate) enum Event {
         conn: Connection,
         release: VerifiedRelease,
         reply: oneshot::Sender<Option<String>>,
+    },
+    /// A signed boot policy from a peer (an announcement, catch-up) or `policy publish --to`,
+    /// to be answered.
+    Policy {
+        from: EndpointId,
+        signed: Vec<u8>,
+        reply: oneshot::Sender<Response>,
     },
     /// A release admitted before a restart (already checked again).
     Resume(VerifiedRelease),
@@ -156,6 +165,20 @@ impl CoreHandle {
     pub async fn offer(&self, from: EndpointId, offer: Offer) -> Response {
         let (reply, answer) = oneshot::channel();
         let event = Event::Offer { from, offer, reply };
+        if self.tx.send(event).await.is_err() {
+            return shutting_down();
+        }
+        answer.await.unwrap_or_else(|_| shutting_down())
+    }
+
+    /// The answer to a boot policy offered by `from`.
+    pub async fn policy(&self, from: EndpointId, signed: Vec<u8>) -> Response {
+        let (reply, answer) = oneshot::channel();
+        let event = Event::Policy {
+            from,
+            signed,
+            reply,
+        };
         if self.tx.send(event).await.is_err() {
             return shutting_down();
         }
@@ -305,6 +328,13 @@ pub(crate) async fn run(
             } => {
                 let _ = reply.send(core.on_publish(from, conn, release));
             }
+            Event::Policy {
+                from,
+                signed,
+                reply,
+            } => {
+                let _ = reply.send(core.on_policy(from, signed));
+            }
             Event::Resume(release) => {
                 core.start_pending(release);
             }
@@ -435,6 +465,71 @@ impl Core {
                 Response::Ack
             }
         }
+    }
+
+    /// A boot policy offered by `from`: the held policy's owner decides; a newly held policy
+    /// is passed on to every other connected peer, a refused one stops here (logged).
+    fn on_policy(&mut self, from: EndpointId, signed: Vec<u8>) -> Response {
+        let label = self.peers.label(&from);
+        let opened = SignedPolicy::open(&signed);
+        let (outcome, text) = match &opened {
+            Err(e) => (Err(None), format!("{e}")),
+            Ok(policy) => match self.shared.held.offer(policy.clone(), now_unix()) {
+                Ok(held) => (
+                    Ok(()),
+                    format!(
+                        "boot policy v{} from {label} (publisher {}, {} rules): held and applied now",
+                        held.policy.version,
+                        held.policy.publisher,
+                        held.policy.rules.len()
+                    ),
+                ),
+                Err(refused) => (Err(Some(refused)), String::new()),
+            },
+        };
+        let step = policy_offer::step(outcome.as_ref().map(|_| ()).map_err(|e| e.as_ref()));
+        let reason = match &outcome {
+            Ok(()) => None,
+            Err(Some(refused)) => Some(refused.to_string()),
+            Err(None) => Some(text.clone()),
+        };
+        match (step, &reason) {
+            (PolicyStep::Relay, _) => {
+                tracing::info!("fleet: {text}; passing it on");
+                if let Ok(policy) = opened {
+                    self.broadcast_policy(&policy, Some(from));
+                }
+                Response::Ack
+            }
+            (PolicyStep::Quiet, Some(reason)) => {
+                tracing::debug!("fleet: boot policy from {label}: {reason}");
+                match outcome {
+                    Err(Some(Refused::AlreadyHeld(_))) => Response::Ack,
+                    _ => Response::Refused {
+                        reason: reason.clone(),
+                    },
+                }
+            }
+            (_, reason) => {
+                let reason = reason.clone().unwrap_or_default();
+                tracing::warn!(
+                    "fleet: boot policy from {label} REFUSED: {reason} — not applied, not passed on"
+                );
+                Response::Refused { reason }
+            }
+        }
+    }
+
+    /// Offers the held policy to every connected peer but `except`.
+    fn broadcast_policy(&self, policy: &VerifiedPolicy, except: Option<EndpointId>) {
+        let to = self
+            .peers
+            .connected()
+            .into_iter()
+            .filter(|(id, _)| Some(*id) != except)
+            .map(|(id, conn)| (self.peers.label(&id), id, conn))
+            .collect();
+        announce::policy(&self.shared, policy, to);
     }
 
     fn on_publish(

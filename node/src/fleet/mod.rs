@@ -26,6 +26,7 @@ pub mod identity;
 mod links;
 mod peers;
 mod pending;
+mod policy_offer;
 mod progress;
 pub mod publish_remote;
 pub mod readthrough;
@@ -48,7 +49,7 @@ pub use self::{
     view::{FetchView, FleetView, PeerBytes, PeerView, ReleaseRef},
 };
 use self::{core::CoreHandle, pending::PendingDir};
-use crate::store::Store;
+use crate::{policy::HeldPolicy, store::Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
@@ -75,6 +76,8 @@ pub(crate) struct Shared {
     pub uploads: Arc<UploadStats>,
     /// Each fetch's source and rate, recent refusals: for the status page.
     pub progress: progress::Progress,
+    /// The boot policy this node holds: offers go to it, catch-up sends it.
+    pub held: HeldPolicy,
 }
 
 impl Shared {
@@ -124,6 +127,7 @@ impl Fleet {
         settings: FleetSection,
         data_dir: &Path,
         store: Arc<Store>,
+        held: HeldPolicy,
     ) -> Result<Self, FleetError> {
         let key = identity::load_or_create(data_dir)?;
         let relay_mode = match &settings.relay {
@@ -175,6 +179,7 @@ impl Fleet {
             uploads,
             progress: Default::default(),
             settings,
+            held,
         });
         let router = Router::builder(endpoint.clone())
             .accept(iroh_blobs::ALPN, blobs)

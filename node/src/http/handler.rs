@@ -34,7 +34,8 @@ use super::{
 };
 use crate::{
     boot::{
-        grub, ipxe, pxelinux, release_file, BootChoice, BootPolicy, FirstStage, LivePolicy, Loader,
+        grub, ipxe, pxelinux, release_file, resolve, BootChoice, BootPolicy, FirstStage,
+        LivePolicy, Loader,
     },
     clients::{step_of_file, ClientLog, ImageRef, Stage, Step, Via},
     dhcp::MacAddr,
@@ -354,16 +355,22 @@ impl HttpHandler {
                         None,
                     );
                 }
-                match policy.choose(q.mac.as_ref()) {
-                    BootChoice::Image { name, why } => {
-                        self.boot_image(&name, q.mac.as_ref(), q.ip, why)
+                let decision = resolve::decide(&policy, q.mac.as_ref(), q.policy_arch);
+                match decision.choice {
+                    BootChoice::Image { name, version, why } => {
+                        self.boot_image(&name, version, q.mac.as_ref(), q.ip, &why)
                     }
-                    BootChoice::Menu => self.menu(&policy, q.mac.as_ref(), q.ip),
+                    BootChoice::Menu { why } => self.menu(&policy, q.mac.as_ref(), q.ip, &why),
+                    BootChoice::Local { why } => Answer::Script(
+                        ipxe::local_script(&why),
+                        format!("client {client} boots from local disk ({why})"),
+                        config_step(None),
+                    ),
                 }
             }
             Route::BootImage(name) => {
                 let q = BootQuery::parse(query);
-                self.boot_image(&name, q.mac.as_ref(), q.ip, "chosen from the menu")
+                self.boot_image(&name, None, q.mac.as_ref(), q.ip, "chosen from the menu")
             }
             Route::PxelinuxConfig(name) => {
                 match pxelinux::generated_config(&self.store, &policy, &self.base_url, name) {
@@ -513,11 +520,12 @@ impl HttpHandler {
     fn boot_image(
         &self,
         name: &ImageName,
+        version: Option<u64>,
         mac: Option<&MacAddr>,
         ip: Option<Ipv4Addr>,
         why: &str,
     ) -> Answer {
-        match self.store.servable(name) {
+        match resolve::servable(&self.store, name, version) {
             Some(r) => Answer::Script(
                 ipxe::boot_script(&self.base_url, &r.verified, mac, ip),
                 format!(
@@ -528,18 +536,27 @@ impl HttpHandler {
                 ),
                 config_step(Some(ImageRef::new(name, r.verified.version))),
             ),
-            None => Answer::Script(
-                ipxe::nothing_script(&format!("image {name} ({why}) is not on this node")),
-                format!(
-                    "client {} wants {name} ({why}), which is not servable here",
-                    mac.map(ToString::to_string).unwrap_or_else(|| "?".into())
-                ),
-                None,
-            ),
+            None => {
+                let image = resolve::image_label(name, version);
+                Answer::Script(
+                    ipxe::nothing_script(&format!("image {image} ({why}) is not on this node")),
+                    format!(
+                        "client {} wants {image} ({why}), which is not servable here",
+                        mac.map(ToString::to_string).unwrap_or_else(|| "?".into())
+                    ),
+                    None,
+                )
+            }
         }
     }
 
-    fn menu(&self, policy: &BootPolicy, mac: Option<&MacAddr>, ip: Option<Ipv4Addr>) -> Answer {
+    fn menu(
+        &self,
+        policy: &BootPolicy,
+        mac: Option<&MacAddr>,
+        ip: Option<Ipv4Addr>,
+        why: &str,
+    ) -> Answer {
         let releases: Vec<_> = self
             .store
             .servable_latest()
@@ -559,7 +576,7 @@ impl HttpHandler {
         Answer::Script(
             ipxe::menu_script(&self.base_url, &refs, policy.menu_timeout_secs, mac, ip),
             format!(
-                "client {who} gets the menu of {} images (no assignment, no default)",
+                "client {who} gets the menu of {} images ({why})",
                 refs.len()
             ),
             config_step(None),

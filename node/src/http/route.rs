@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use netboot_proto::ImageName;
+use netboot_proto::{policy::Arch, ImageName};
 
 use crate::{
     boot::grub::{self, GrubRequest},
@@ -125,6 +125,22 @@ pub struct BootQuery {
     pub ip: Option<Ipv4Addr>,
     /// No `arch`, or `i386`: a BIOS client, which PXELINUX can serve.
     pub bios: bool,
+    /// The architecture a boot policy names, from iPXE's `${platform}` and `${buildarch}`;
+    /// `None` when the client did not say.
+    pub policy_arch: Option<Arch>,
+}
+
+/// iPXE's `${platform}` (`pcbios`, `efi`) and `${buildarch}` (`i386`, `x86_64`, `arm32`,
+/// `arm64`) as a policy architecture. ARM has no BIOS, so its build names the platform alone.
+fn policy_arch(platform: Option<&str>, buildarch: Option<&str>) -> Option<Arch> {
+    match (platform, buildarch) {
+        (Some("pcbios"), _) => Some(Arch::Bios),
+        (Some("efi"), Some("i386")) => Some(Arch::EfiIa32),
+        (Some("efi"), Some("x86_64")) => Some(Arch::EfiX64),
+        (_, Some("arm32")) => Some(Arch::EfiArm32),
+        (_, Some("arm64")) => Some(Arch::EfiArm64),
+        _ => None,
+    }
 }
 
 impl BootQuery {
@@ -136,6 +152,10 @@ impl BootQuery {
             mac_unreadable: mac.is_none() && mac_text.is_some(),
             ip: query_param(query, "ip").and_then(|i| i.parse().ok()),
             bios: matches!(query_param(query, "arch").as_deref(), None | Some("i386")),
+            policy_arch: policy_arch(
+                query_param(query, "platform").as_deref(),
+                query_param(query, "arch").as_deref(),
+            ),
         }
     }
 }
@@ -247,6 +267,23 @@ mod tests {
         assert_eq!(q.mac, Some("52:54:00:12:34:56".parse().unwrap()));
         assert_eq!(q.ip, Some(Ipv4Addr::new(10, 1, 0, 100)));
         assert!(!q.bios && !q.mac_unreadable);
+        assert_eq!(
+            q.policy_arch, None,
+            "no platform: x86_64 may be BIOS or UEFI"
+        );
+        // (platform, buildarch, policy architecture)
+        for (platform, arch, want) in [
+            ("pcbios", "i386", Some(Arch::Bios)),
+            ("pcbios", "x86_64", Some(Arch::Bios)),
+            ("efi", "x86_64", Some(Arch::EfiX64)),
+            ("efi", "i386", Some(Arch::EfiIa32)),
+            ("efi", "arm64", Some(Arch::EfiArm64)),
+            ("efi", "arm32", Some(Arch::EfiArm32)),
+            ("efi", "riscv64", None),
+        ] {
+            let q = BootQuery::parse(&format!("platform={platform}&arch={arch}"));
+            assert_eq!(q.policy_arch, want, "{platform} {arch}");
+        }
         let q = BootQuery::parse("mac=&arch=i386");
         assert!(q.mac.is_none() && q.mac_unreadable && q.bios);
         assert_eq!(

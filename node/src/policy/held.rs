@@ -369,7 +369,10 @@ mod tests {
         assert!(dropped.current().is_none());
         assert!(matches!(
             dropped.offer(policy(&other, 4, None), 210),
-            Err(Refused::Admission(PolicyRefusal::NotNewer { current: 5, .. }))
+            Err(Refused::Admission(PolicyRefusal::NotNewer {
+                current: 5,
+                ..
+            }))
         ));
         assert!(dropped.offer(policy(&other, 6, None), 210).is_ok());
     }

@@ -115,6 +115,7 @@ pub fn node_config(
         data_dir: data_dir.to_path_buf(),
         trusted_publishers: vec![publisher],
         store: Default::default(),
+        node: Default::default(),
         dhcp: DhcpSection {
             mode: DhcpModeName::Proxy,
             interface: Some(site.interface.clone()),

@@ -1,6 +1,6 @@
 //! Fleet control messages as a peer sends them: a frame header, then a postcard body decoded
 //! as a request (the serving side) and as a response (the asking side). A message that decodes
-//! must frame and decode again to itself; the signed releases it carries go through the same
+//! must frame and decode again to itself; the signed releases and policies it carries go through the same
 //! decode → verify a node applies before it trusts anything.
 #![no_main]
 
@@ -33,6 +33,9 @@ fuzz_target!(|data: &[u8]| {
             }
             Request::Publish { signed } => {
                 let _ = SignedRelease::open(signed);
+            }
+            Request::AnnouncePolicy { signed } => {
+                let _ = netboot_proto::policy::SignedPolicy::open(signed);
             }
             Request::Ping { .. } | Request::Catalog => {}
         }

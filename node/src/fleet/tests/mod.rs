@@ -3,6 +3,7 @@
 
 mod failover;
 mod offer;
+mod policy;
 mod sources;
 
 use std::time::{Duration, Instant};
