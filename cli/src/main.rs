@@ -120,7 +120,7 @@ fn main() -> ExitCode {
             Command::Init(args) => cmd::init::run(args),
             Command::CheckConfig(args) => cmd::check_config::run(args),
             Command::Quick(args) => cmd::quick::run(args).await,
-            Command::Policy(args) => cmd::policy::run(args),
+            Command::Policy(args) => cmd::policy::run(args).await,
         }
     });
     match result {

@@ -362,6 +362,7 @@ impl Node {
                 store: store.clone(),
                 fleet: fleet.as_ref().map(Fleet::status_source),
                 clients: clients.clone(),
+                held: Some(held.clone()),
             },
             stopping: Arc::default(),
             clients: clients.clone(),

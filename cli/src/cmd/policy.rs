@@ -1,8 +1,10 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
+use anyhow::Context;
 use clap::{Args, Subcommand};
 use netboot_node::{
     config::Config,
+    fleet::{publish_remote::publish_policy_to_node, PeerAddr},
     fsutil::now_unix,
     policy::{load_signed, sign_source, SignOptions},
 };
@@ -15,8 +17,9 @@ use netboot_proto::{
 ///
 /// An operator writes the rules in TOML (policy.toml: [groups] of MACs, ordered [[rule]]
 /// tables, [defaults] per site; see docs/configuration.md), signs them into a policy file,
-/// and asks which rule a machine would get. Nodes do not fetch or apply policies yet: until
-/// they do, the node's [machines] and default_image decide.
+/// asks which rule a machine would get, and publishes it to a running node, which holds and
+/// applies it without a restart and passes it on to its whole fleet. A node holding a policy
+/// lets it decide before its own [machines] and default_image.
 #[derive(Args)]
 pub struct PolicyArgs {
     #[command(subcommand)]
@@ -27,6 +30,26 @@ pub struct PolicyArgs {
 enum PolicyCommand {
     Sign(SignArgs),
     Explain(ExplainArgs),
+    Publish(PublishArgs),
+}
+
+/// Send a signed policy to a running node; it checks it like one from a peer (trusted
+/// publisher, not expired, newer than the one it holds), holds and applies it at once, and
+/// passes it on to its fleet peers, which do the same.
+///
+///   netboot policy publish --to <endpoint-id>@<host:port> policy.nbpol
+///
+/// Exits 0 once the node holds the policy (now, or already); 1 with the node's reason if it
+/// refuses it.
+#[derive(Args)]
+struct PublishArgs {
+    /// The signed policy file (from `netboot policy sign`).
+    #[arg(value_name = "POLICY.NBPOL")]
+    policy: PathBuf,
+    /// The node: `<endpoint-id>@<host:port>` of its fleet port (`netboot node-id` on the node
+    /// prints its id).
+    #[arg(long, value_name = "ID@HOST:PORT")]
+    to: PeerAddr,
 }
 
 /// Compile policy.toml into a signed policy file.
@@ -86,11 +109,34 @@ struct ExplainArgs {
     trust: Vec<PublicKey>,
 }
 
-pub fn run(args: PolicyArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: PolicyArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         PolicyCommand::Sign(a) => sign(a),
         PolicyCommand::Explain(a) => explain(a),
+        PolicyCommand::Publish(a) => publish(a).await,
     }
+}
+
+async fn publish(args: PublishArgs) -> anyhow::Result<ExitCode> {
+    let policy = load_signed(&args.policy)?;
+    publish_policy_to_node(&args.to, &policy)
+        .await
+        .with_context(|| {
+            format!(
+                "publish of boot policy v{} ({}) to {} failed",
+                policy.version,
+                args.policy.display(),
+                args.to
+            )
+        })?;
+    println!(
+        "node {} holds boot policy v{} (id {}, publisher {}) and passes it on to its peers",
+        args.to,
+        policy.version,
+        policy.id(),
+        policy.publisher
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn time(secs: u64) -> String {

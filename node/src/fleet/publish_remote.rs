@@ -21,6 +21,7 @@ use n0_future::StreamExt;
 use netboot_proto::{
     build_and_sign,
     fleet::{Request, Response, FLEET_ALPN},
+    policy::VerifiedPolicy,
     FileEntry, SecretKey, VerifiedRelease,
 };
 
@@ -41,7 +42,7 @@ pub enum RemotePublishError {
     Connect { node: String, message: String },
     #[error("node {node}: {message}")]
     Protocol { node: String, message: String },
-    #[error("node {node} REFUSED the release: {reason}")]
+    #[error("node {node} REFUSED it: {reason}")]
     Refused { node: String, reason: String },
 }
 
@@ -144,18 +145,14 @@ fn tempfile_dir() -> Result<PathBuf, RemotePublishError> {
     Ok(dir)
 }
 
-async fn send_to_node(
+/// A throw-away endpoint connected to `target`'s control protocol: the publisher key, not the
+/// endpoint, is what the node trusts. The publisher sends data: it needs the fleet's
+/// transport defaults as much as a node.
+async fn connect(
     target: &PeerAddr,
     node: &str,
-    store: &FsStore,
-    release: &VerifiedRelease,
-    remote: &mut dyn FnMut(RemoteProgress),
-) -> Result<(), RemotePublishError> {
+) -> Result<(Endpoint, iroh::endpoint::Connection), RemotePublishError> {
     let connect_err = |message: String| RemotePublishError::Connect {
-        node: node.to_string(),
-        message,
-    };
-    let proto_err = |message: String| RemotePublishError::Protocol {
         node: node.to_string(),
         message,
     };
@@ -166,8 +163,6 @@ async fn send_to_node(
     for a in &addrs {
         addr = addr.with_ip_addr(*a);
     }
-    // A throw-away identity: the publisher key, not the endpoint, is what the node trusts.
-    // The publisher sends the release: it needs the fleet's transport defaults as much as a node.
     let endpoint = Endpoint::builder(presets::Minimal)
         .relay_mode(RelayMode::Disabled)
         .clear_address_lookup()
@@ -178,12 +173,62 @@ async fn send_to_node(
         .bind()
         .await
         .map_err(|e| connect_err(e.to_string()))?;
+    let conn = tokio::time::timeout(Duration::from_secs(10), endpoint.connect(addr, FLEET_ALPN))
+        .await
+        .map_err(|_| connect_err("no answer within 10 s (is the fleet port open?)".into()))
+        .and_then(|r| r.map_err(|e| connect_err(e.to_string())));
+    match conn {
+        Ok(conn) => Ok((endpoint, conn)),
+        Err(e) => {
+            endpoint.close().await;
+            Err(e)
+        }
+    }
+}
+
+/// `netboot policy publish --to`: sends a signed boot policy to a running node, which admits
+/// it like one from a peer, holds and applies it, and passes it on to its peers. Ok once the
+/// node holds it (now, or already).
+pub async fn publish_policy_to_node(
+    target: &PeerAddr,
+    policy: &VerifiedPolicy,
+) -> Result<(), RemotePublishError> {
+    let node = target.to_string();
+    let proto_err = |message: String| RemotePublishError::Protocol {
+        node: node.clone(),
+        message,
+    };
+    let (endpoint, conn) = connect(target, &node).await?;
+    let request = Request::AnnouncePolicy {
+        signed: policy.signed().encode(),
+    };
+    let outcome = match wire::request(&conn, &request).await {
+        Ok(Response::Ack) => Ok(()),
+        Ok(Response::Refused { reason }) => Err(RemotePublishError::Refused {
+            node: node.clone(),
+            reason,
+        }),
+        Ok(other) => Err(proto_err(format!("unexpected answer {other:?}"))),
+        Err(e) => Err(proto_err(e.to_string())),
+    };
+    conn.close(0u32.into(), b"done");
+    endpoint.close().await;
+    outcome
+}
+
+async fn send_to_node(
+    target: &PeerAddr,
+    node: &str,
+    store: &FsStore,
+    release: &VerifiedRelease,
+    remote: &mut dyn FnMut(RemoteProgress),
+) -> Result<(), RemotePublishError> {
+    let proto_err = |message: String| RemotePublishError::Protocol {
+        node: node.to_string(),
+        message,
+    };
+    let (endpoint, conn) = connect(target, node).await?;
     let outcome = async {
-        let conn =
-            tokio::time::timeout(Duration::from_secs(10), endpoint.connect(addr, FLEET_ALPN))
-                .await
-                .map_err(|_| connect_err("no answer within 10 s (is the fleet port open?)".into()))?
-                .map_err(|e| connect_err(e.to_string()))?;
         remote(RemoteProgress::Connected);
         // Serve our blobs on the streams the node opens on this connection.
         let provider = tokio::spawn(iroh_blobs::provider::handle_connection(

@@ -17,6 +17,7 @@ use crate::{
     clients::{Boot, ClientLog, Via},
     config::{Config, DhcpModeName},
     fleet::{FetchSource, FleetStatus, FleetView, PeerView},
+    policy::{Held, HeldPolicy},
     store::Store,
 };
 
@@ -32,6 +33,51 @@ pub struct NodeStatus {
     pub peers: Vec<PeerView>,
     /// The last client boots, newest first.
     pub boots: Vec<ClientBoot>,
+    /// The fleet boot policy this node holds and applies (absent from older nodes' JSON).
+    #[serde(default)]
+    pub policy: Option<PolicyStatus>,
+}
+
+/// The boot policy a node holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyStatus {
+    pub version: u64,
+    /// Short form of its id (BLAKE3 of the signed bytes): the same on every node.
+    pub id: String,
+    pub publisher: String,
+    /// Unix seconds when this node accepted it.
+    pub arrived: u64,
+    pub expires: Option<u64>,
+    pub rules: usize,
+}
+
+impl PolicyStatus {
+    pub fn of(held: &Held) -> Self {
+        let p = &held.policy;
+        Self {
+            version: p.version,
+            id: p.id().to_string(),
+            publisher: p.publisher.to_string(),
+            arrived: held.arrived,
+            expires: p.expires,
+            rules: p.rules.len(),
+        }
+    }
+
+    /// One line: `v7 (id …) by ed25519:…, 3 rules, arrived 4 s ago`.
+    pub fn line(&self, now: u64) -> String {
+        format!(
+            "v{} (id {}) by {}, {} rules, arrived {}{}",
+            self.version,
+            self.id,
+            self.publisher,
+            self.rules,
+            ago(self.arrived, now),
+            self.expires
+                .map(|e| format!(", expires in {}", ago(now, e).trim_end_matches(" ago")))
+                .unwrap_or_default()
+        )
+    }
 }
 
 /// How many boots the page and `netboot status` show.
@@ -100,6 +146,9 @@ pub struct NodeIdentity {
     /// `None` when TFTP is disabled.
     pub tftp_listen: Option<String>,
     pub fleet_listen: Option<String>,
+    /// `[node] site`: the label boot policy rules name this site by.
+    #[serde(default)]
+    pub site: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -197,6 +246,7 @@ impl NodeIdentity {
             http_listen: config.http.listen.to_string(),
             tftp_listen: config.tftp.enabled.then(|| config.tftp.listen.to_string()),
             fleet_listen: config.fleet.as_ref().map(|f| f.listen.to_string()),
+            site: config.node.site.clone(),
         }
     }
 }
@@ -310,6 +360,7 @@ pub fn assemble(
         releases,
         peers,
         boots: boots.iter().map(ClientBoot::from_record).collect(),
+        policy: None,
     }
 }
 
@@ -320,6 +371,7 @@ pub struct StatusSource {
     pub store: Arc<Store>,
     pub fleet: Option<FleetStatus>,
     pub clients: ClientLog,
+    pub held: Option<HeldPolicy>,
 }
 
 impl StatusSource {
@@ -337,14 +389,20 @@ impl StatusSource {
         let committed = self.store.releases();
         let committed: Vec<&Release> = committed.iter().map(|r| r.verified.release()).collect();
         let pending: Vec<&Release> = pending.iter().map(|r| r.release()).collect();
-        assemble(
+        let mut status = assemble(
             self.node.clone(),
             &committed,
             &pending,
             fleet,
             &self.clients.recent_boots(BOOTS_SHOWN),
             crate::fsutil::now_unix(),
-        )
+        );
+        status.policy = self
+            .held
+            .as_ref()
+            .and_then(HeldPolicy::current)
+            .map(|h| PolicyStatus::of(&h));
+        status
     }
 }
 

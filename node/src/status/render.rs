@@ -45,6 +45,11 @@ pub fn page(status: &NodeStatus) -> String {
                         tr { th { "HTTP" } td { (node.http_listen) " (clients use " (node.base_url) ")" } }
                         tr { th { "TFTP" } td { (node.tftp_listen.as_deref().unwrap_or("off")) } }
                         tr { th { "fleet" } td { (node.fleet_listen.as_deref().unwrap_or("off")) } }
+                        tr { th { "site" } td { (node.site.as_deref().unwrap_or("no [node] site")) } }
+                        tr { th { "boot policy" } td { @match &status.policy {
+                            Some(p) => (p.line(status.generated_at)),
+                            None => "none held ([machines] and default_image decide)",
+                        } } }
                     }
                 }
                 h2 { "Releases" }

@@ -18,6 +18,7 @@ fn identity() -> NodeIdentity {
         http_listen: "0.0.0.0:80".into(),
         tftp_listen: Some("0.0.0.0:69".into()),
         fleet_listen: Some("0.0.0.0:7311".into()),
+        site: Some("branch-1".into()),
     }
 }
 
@@ -285,4 +286,29 @@ fn sizes_and_ages_for_people() {
     assert_eq!(percent(0, 0), 100);
     assert_eq!(percent(999, 1000), 99);
     assert_eq!(percent(u64::MAX, u64::MAX), 100);
+}
+
+#[test]
+fn held_policy_is_shown_in_text_and_page() {
+    let mut s = assemble(identity(), &[], &[], None, &[], NOW);
+    let text = text::render(&s);
+    assert!(
+        text.contains("none held ([machines] and default_image decide)"),
+        "{text}"
+    );
+    s.policy = Some(PolicyStatus {
+        version: 7,
+        id: "0123456789abcdef".into(),
+        publisher: "ed25519:ab".into(),
+        arrived: NOW - 5,
+        expires: None,
+        rules: 3,
+    });
+    let want = "v7 (id 0123456789abcdef) by ed25519:ab, 3 rules, arrived 5 s ago";
+    let text = text::render(&s);
+    assert!(text.contains(want) && text.contains("branch-1"), "{text}");
+    assert!(render::page(&s).contains(want));
+    let json = serde_json::to_string(&s).unwrap();
+    let back: NodeStatus = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.policy, s.policy);
 }

@@ -83,6 +83,17 @@ pub fn render(status: &NodeStatus) -> String {
             "fleet".into(),
             n.fleet_listen.clone().unwrap_or_else(|| "off".into()),
         ],
+        vec![
+            "site".into(),
+            n.site.clone().unwrap_or_else(|| "no [node] site".into()),
+        ],
+        vec![
+            "boot policy".into(),
+            status.policy.as_ref().map_or_else(
+                || "none held ([machines] and default_image decide)".into(),
+                |p| p.line(now),
+            ),
+        ],
     ];
     out.push_str(&table(&node_rows));
     out.push_str("\nRELEASES\n");
