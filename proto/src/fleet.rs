@@ -51,10 +51,12 @@ pub enum Request {
     Publish { signed: Vec<u8> },
     /// "Here is the boot policy I hold" (the bytes of [`crate::policy::SignedPolicy::encode`]):
     /// a node that admits it holds and applies it, and passes it on. Sent when a node takes a
-    /// new policy, to every peer at each (re)connect (catch-up), and by `netboot policy
-    /// publish --to`. A policy is small and travels inline. Answered with [`Response::Ack`]
-    /// (held now, or already) or [`Response::Refused`].
+    /// new policy, and by `netboot policy publish --to`. A policy is small and travels
+    /// inline. Answered with [`Response::Ack`] (held now, or already) or [`Response::Refused`].
     AnnouncePolicy { signed: Vec<u8> },
+    /// "Which boot policy do you hold?" (catch-up after a reconnect, beside `Catalog`).
+    /// Answered with [`Response::Policy`].
+    PolicyCatalog,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +78,8 @@ pub enum Response {
     Refused {
         reason: String,
     },
+    /// The signed boot policy the node holds, if any.
+    Policy(Option<Vec<u8>>),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -146,6 +150,9 @@ mod tests {
         roundtrip(Request::AnnouncePolicy {
             signed: vec![4; 100],
         });
+        roundtrip(Request::PolicyCatalog);
+        roundtrip(Response::Policy(Some(vec![6; 80])));
+        roundtrip(Response::Policy(None));
         roundtrip(Response::Pong { nonce: 7 });
         roundtrip(Response::Ack);
         roundtrip(Response::Catalog(vec![offer]));

@@ -66,6 +66,9 @@ async fn handle(
         }
         Request::Announce(offer) => shared.core.offer(remote, offer).await,
         Request::Catalog => Response::Catalog(catalog(shared)),
+        Request::PolicyCatalog => {
+            Response::Policy(shared.held.current().map(|h| h.policy.signed().encode()))
+        }
     };
     wire::write(&mut send, &response).await?;
     send.finish()

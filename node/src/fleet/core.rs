@@ -501,15 +501,20 @@ impl Core {
                 }
                 Response::Ack
             }
-            (PolicyStep::Quiet, Some(reason)) => {
-                tracing::debug!("fleet: boot policy from {label}: {reason}");
-                match outcome {
-                    Err(Some(Refused::AlreadyHeld(_))) => Response::Ack,
-                    _ => Response::Refused {
-                        reason: reason.clone(),
-                    },
+            (PolicyStep::Quiet, Some(reason)) => match outcome {
+                Err(Some(Refused::AlreadyHeld(_))) => {
+                    tracing::debug!("fleet: boot policy from {label}: {reason}");
+                    Response::Ack
                 }
-            }
+                _ => {
+                    tracing::info!(
+                        "fleet: boot policy from {label} refused: {reason} — not applied, not passed on"
+                    );
+                    Response::Refused {
+                        reason: reason.clone(),
+                    }
+                }
+            },
             (_, reason) => {
                 let reason = reason.clone().unwrap_or_default();
                 tracing::warn!(

@@ -154,26 +154,25 @@ async fn ping(shared: &Shared, id: EndpointId, conn: &Connection) {
 }
 
 /// Asks a peer for the newest release of each name it knows, and handles each as an offer:
-/// a node that was offline learns what it missed. Sends it the boot policy held here: both
-/// sides of a new link do this, so whichever holds the older policy (or none) catches up.
+/// a node that was offline learns what it missed. Then asks for the boot policy it holds,
+/// handled like an announcement of it (both sides of a new link ask, so whichever holds the
+/// older policy, or none, catches up).
 async fn catch_up(shared: &Arc<Shared>, id: EndpointId, conn: &Connection) {
-    if let Some(held) = shared.held.current() {
-        let request = Request::AnnouncePolicy {
-            signed: held.policy.signed().encode(),
-        };
-        match wire::request(conn, &request).await {
-            Ok(Response::Refused { reason }) => tracing::debug!(
-                "fleet: peer {} declined our boot policy v{}: {reason}",
-                shared.label(&id),
-                held.policy.version
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::debug!(
-                "fleet: sending our boot policy to {} failed: {e}",
-                shared.label(&id)
-            ),
+    releases_catch_up(shared, id, conn).await;
+    match wire::request(conn, &Request::PolicyCatalog).await {
+        Ok(Response::Policy(Some(signed))) => {
+            shared.core.policy(id, signed).await;
         }
+        Ok(Response::Policy(None)) => {}
+        Ok(other) => tracing::debug!("fleet: odd answer to a policy catalog: {other:?}"),
+        Err(e) => tracing::debug!(
+            "fleet: policy catalog from {} failed: {e}",
+            shared.label(&id)
+        ),
     }
+}
+
+async fn releases_catch_up(shared: &Arc<Shared>, id: EndpointId, conn: &Connection) {
     match wire::request(conn, &Request::Catalog).await {
         Ok(Response::Catalog(offers)) => {
             for offer in offers {

@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
             Request::AnnouncePolicy { signed } => {
                 let _ = netboot_proto::policy::SignedPolicy::open(signed);
             }
-            Request::Ping { .. } | Request::Catalog => {}
+            Request::Ping { .. } | Request::Catalog | Request::PolicyCatalog => {}
         }
     }
     if let Ok(response) = fleet::decode::<Response>(data) {
@@ -46,6 +46,9 @@ fuzz_target!(|data: &[u8]| {
             for offer in offers {
                 let _ = SignedRelease::open(&offer.signed);
             }
+        }
+        if let Response::Policy(Some(signed)) = &response {
+            let _ = netboot_proto::policy::SignedPolicy::open(signed);
         }
     }
 });

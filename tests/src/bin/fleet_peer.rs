@@ -6,6 +6,9 @@
 //!     fleet_peer announce KEYFILE NODE RELEASE_FILE
 //!         Connects to NODE (<endpoint-id>@<host:port>), announces the signed release in
 //!         RELEASE_FILE as "complete", prints `ACK` or `REFUSED: <reason>`, exits 0.
+//!     fleet_peer announce-policy KEYFILE NODE POLICY_FILE
+//!         The same with the bytes of POLICY_FILE sent as a signed boot policy (unchecked
+//!         here: forgeries included).
 //!     fleet_peer serve-garbage KEYFILE LISTEN RELEASE_FILE
 //!         Listens on LISTEN (udp host:port) as a fleet member that claims to hold the
 //!         release complete (catalog, announcements) and answers every blob request with the
@@ -136,8 +139,16 @@ async fn main() -> ExitCode {
             println!("{}", load_key(Path::new(key)).public());
             ExitCode::SUCCESS
         }
-        ["announce", key, node, release] => {
-            let signed = std::fs::read(release).expect("read release file");
+        [kind @ ("announce" | "announce-policy"), key, node, file] => {
+            let signed = std::fs::read(file).expect("read the signed file");
+            let request = if *kind == "announce" {
+                Request::Announce(Offer {
+                    signed,
+                    holding: Holding::Complete,
+                })
+            } else {
+                Request::AnnouncePolicy { signed }
+            };
             let (id, addr) = parse_node(node);
             let ep = endpoint(
                 load_key(Path::new(key)),
@@ -158,10 +169,6 @@ async fn main() -> ExitCode {
                 }
             };
             let (mut send, mut recv) = conn.open_bi().await.expect("open stream");
-            let request = Request::Announce(Offer {
-                signed,
-                holding: Holding::Complete,
-            });
             write(&mut send, &request).await;
             let _ = send.finish();
             let code = match read::<Response>(&mut recv).await {
