@@ -269,7 +269,7 @@ impl BootPolicy {
             return BootChoice::Image {
                 name: machine.image().clone(),
                 version: None,
-                why: "assigned to this MAC in [machines]".into(),
+                why: "assigned to this MAC".into(),
             };
         }
         match &self.default_image {
@@ -414,7 +414,7 @@ mod tests {
             .insert(mac, Machine::Image("debian".parse().unwrap()));
         assert_eq!(
             choose(&p, Some(&mac)),
-            image("debian", "assigned to this MAC in [machines]")
+            image("debian", "assigned to this MAC")
         );
         assert_eq!(choose(&p, Some(&other)), image("rescue", "default image"));
         assert_eq!(p.bios_loader_for(Some(&mac)), Loader::Ipxe);
