@@ -101,7 +101,9 @@ fn a_policy_published_at_a_rules_boots_at_c_and_bad_ones_stop_where_they_arrive(
     let site = |label: &str| format!("\n[node]\nsite = \"{label}\"\n");
     fleet.configure(&a, &[b.addr()], &[], &site("site-a"));
     fleet.configure(&b, &[a.addr()], &[&c.id], &site("site-b"));
-    fleet.configure(&c, &[b.addr()], &[], &site("site-c"));
+    // C's own config gives X img-b: the policy's rule overrides it, and C says so once.
+    let c_extra = format!("{}[machines]\n\"{X}\" = \"img-b\"\n", site("site-c"));
+    fleet.configure(&c, &[b.addr()], &[], &c_extra);
     let (na, nb) = (
         NodeProcess::start(&a.config, None),
         NodeProcess::start(&b.config, None),
@@ -125,8 +127,10 @@ fn a_policy_published_at_a_rules_boots_at_c_and_bad_ones_stop_where_they_arrive(
         &|| logs(&nc),
         || c.has_release("img-a", 1) && c.has_release("img-b", 1),
     );
-    // No policy yet: no [machines], no default image → the menu.
-    assert!(script(&c, X).contains("menu netboot"), "{}", script(&c, X));
+    // No policy yet: C's [machines] decides for X; Y (no entry, no default image) gets the
+    // menu.
+    assert_eq!(boots(&script(&c, X)), "img-b", "{}", script(&c, X));
+    assert!(script(&c, Y).contains("menu netboot"), "{}", script(&c, Y));
     assert_eq!(held_version(&c), None);
 
     let dir = fleet.tmp.path();
@@ -140,7 +144,23 @@ fn a_policy_published_at_a_rules_boots_at_c_and_bad_ones_stop_where_they_arrive(
         || held_version(&c) == Some(10),
     );
     assert_eq!(boots(&script(&c, X)), "img-a", "{}", script(&c, X));
+    assert_eq!(boots(&script(&c, X)), "img-a");
     assert_eq!(boots(&script(&c, Y)), "img-b", "{}", script(&c, Y));
+    let overrides = nc
+        .log_text()
+        .lines()
+        .filter(|l| {
+            l.contains(&format!(
+                "{X}: policy v10 rule 1 \"x-at-c\" gives image img-a"
+            )) && l.contains("[machines] assigns image img-b: the policy wins")
+        })
+        .count();
+    assert_eq!(
+        overrides,
+        1,
+        "logged once for two boots:\n{}",
+        nc.log_text()
+    );
     assert_eq!(boots(&script(&b, X)), "img-b", "the rule names site-c only");
     let c_log = nc.log_text();
     assert!(
