@@ -919,3 +919,42 @@ fn output_into_a_closed_pipe_ends_quietly_like_other_unix_tools() {
         out.status
     );
 }
+
+/// `policy install` puts a signed policy into a stopped node's data dir, checked like one from
+/// a peer: the same policy again and an older one are refused with the reason.
+#[test]
+fn policy_install_into_a_stopped_node() {
+    let site = Site::new();
+    site.images(); // opens (formats) the data dir
+    let source = site.file("policy.toml", POLICY_TOML.as_bytes());
+    let sign = |version: &str| {
+        let out = site.dir.join(format!("p{version}.nbpol"));
+        run(
+            netboot()
+                .args(["policy", "sign", "--key"])
+                .arg(&site.key)
+                .args(["--version", version, &source, "--out"])
+                .arg(&out),
+            true,
+        );
+        out
+    };
+    let install = |file: &Path, ok: bool| {
+        let out = run(
+            site.store_args(netboot().args(["policy", "install"]).arg(file)),
+            ok,
+        );
+        format!("{}{}", stdout(&out), stderr(&out))
+    };
+    let (v5, v3) = (sign("5"), sign("3"));
+    let text = install(&v5, true);
+    assert!(text.contains("installed boot policy v5"), "{text}");
+    assert_eq!(
+        fs::read(site.dir.join("data").join("policy.nbpol")).unwrap(),
+        fs::read(&v5).unwrap()
+    );
+    let text = install(&v5, false);
+    assert!(text.contains("already held"), "{text}");
+    let text = install(&v3, false);
+    assert!(text.contains("v3 is not newer than v5"), "{text}");
+}

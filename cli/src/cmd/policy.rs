@@ -13,6 +13,8 @@ use netboot_proto::{
     PublicKey, TrustedKeys,
 };
 
+use crate::target::StoreArgs;
+
 /// Boot policies: which machines boot what, at which sites, signed once for the whole fleet.
 ///
 /// An operator writes the rules in TOML (policy.toml: [groups] of MACs, ordered [[rule]]
@@ -31,6 +33,22 @@ enum PolicyCommand {
     Sign(SignArgs),
     Explain(ExplainArgs),
     Publish(PublishArgs),
+    Install(InstallArgs),
+}
+
+/// Install a signed policy into a stopped node's data dir (an air-gapped site, a node being
+/// prepared): checked as if it came from a peer (trusted publisher, not expired, newer than
+/// the one held); the node applies it at its next start. A running node holds its data dir:
+/// give it the policy with `netboot policy publish --to`.
+///
+///   netboot policy install --config /etc/netboot/netboot.toml policy.nbpol
+#[derive(Args)]
+struct InstallArgs {
+    /// The signed policy file (from `netboot policy sign`).
+    #[arg(value_name = "POLICY.NBPOL")]
+    policy: PathBuf,
+    #[command(flatten)]
+    target: StoreArgs,
 }
 
 /// Send a signed policy to a running node; it checks it like one from a peer (trusted
@@ -114,7 +132,34 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<ExitCode> {
         PolicyCommand::Sign(a) => sign(a),
         PolicyCommand::Explain(a) => explain(a),
         PolicyCommand::Publish(a) => publish(a).await,
+        PolicyCommand::Install(a) => install(a),
     }
+}
+
+fn install(args: InstallArgs) -> anyhow::Result<ExitCode> {
+    let policy = load_signed(&args.policy)?;
+    let config = args.target.config()?;
+    let held = netboot_node::policy::held::install(
+        &config.data_dir,
+        config.trusted_keys(),
+        policy,
+        now_unix(),
+    )
+    .with_context(|| {
+        format!(
+            "cannot install {} into {}",
+            args.policy.display(),
+            config.data_dir.display()
+        )
+    })?;
+    println!(
+        "installed boot policy v{} (id {}, publisher {}) into {}; the node applies it at its next start",
+        held.policy.version,
+        held.policy.id(),
+        held.policy.publisher,
+        config.data_dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn publish(args: PublishArgs) -> anyhow::Result<ExitCode> {

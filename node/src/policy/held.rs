@@ -225,6 +225,38 @@ impl HeldPolicy {
     }
 }
 
+/// Why `netboot policy install` did not install a policy.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("{0} is not a netboot data dir (no FORMAT file): start the node once, or check --config/--data-dir")]
+    NotDataDir(PathBuf),
+    /// Most often: the node runs (then publish to it with `netboot policy publish --to`).
+    #[error("{0} (a running node takes a policy with `netboot policy publish --to <node> FILE`)")]
+    Lock(crate::store::StoreError),
+    #[error("{0}")]
+    Refused(Refused),
+}
+
+/// Offers `policy` to the node whose data dir is `data_dir` while it is stopped (an
+/// air-gapped site, a node being prepared): the same decision and the same file as an offer
+/// from the fleet, under the data dir's lock. The node applies it at its next start.
+pub fn install(
+    data_dir: &Path,
+    trusted: TrustedKeys,
+    policy: VerifiedPolicy,
+    now: u64,
+) -> Result<Arc<Held>, InstallError> {
+    if !data_dir
+        .join(crate::store::Layout::FORMAT_FILE_NAME)
+        .is_file()
+    {
+        return Err(InstallError::NotDataDir(data_dir.to_path_buf()));
+    }
+    let _lock = crate::store::DataDirLock::acquire(data_dir).map_err(InstallError::Lock)?;
+    let (held, _) = HeldPolicy::open(data_dir, trusted, now);
+    held.offer(policy, now).map_err(InstallError::Refused)
+}
+
 #[cfg(test)]
 mod tests {
     use netboot_proto::{
@@ -375,6 +407,29 @@ mod tests {
             }))
         ));
         assert!(dropped.offer(policy(&other, 6, None), 210).is_ok());
+    }
+
+    #[test]
+    fn install_into_a_stopped_node_and_not_into_a_running_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SecretKey::from_seed([1; 32]);
+        let trusted = TrustedKeys::new([key.public()]);
+        assert!(matches!(
+            install(dir.path(), trusted.clone(), policy(&key, 5, None), 100),
+            Err(InstallError::NotDataDir(_))
+        ));
+        fs::write(dir.path().join("FORMAT"), "netboot data dir format 1\n").unwrap();
+        let held = install(dir.path(), trusted.clone(), policy(&key, 5, None), 100).unwrap();
+        assert_eq!(held.policy.version, 5);
+        assert!(matches!(
+            install(dir.path(), trusted.clone(), policy(&key, 4, None), 100),
+            Err(InstallError::Refused(Refused::Admission(
+                PolicyRefusal::NotNewer { .. }
+            )))
+        ));
+        let _running = crate::store::DataDirLock::acquire(dir.path()).unwrap();
+        let err = install(dir.path(), trusted, policy(&key, 6, None), 100).unwrap_err();
+        assert!(err.to_string().contains("policy publish --to"), "{err}");
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// The file that marks a directory as a netboot data dir.
+    pub const FORMAT_FILE_NAME: &'static str = FORMAT_FILE;
+
     pub fn new(root: &Path) -> Self {
         Self {
             root: root.to_path_buf(),

@@ -36,11 +36,13 @@ pub use error::{AcceptError, StoreError};
 pub use index::{Problem, StoredRelease};
 pub use layout::{Layout, FLEET_KEY_FILE};
 pub use lock::lock_holder;
+/// Held by a one-shot command that writes into a data dir beside the store (`policy install`).
+pub(crate) use lock::DataDirLock;
 use netboot_proto::{admit, ImageName, ReleaseId, SignedRelease, TrustedKeys, VerifiedRelease};
 pub use repair::{repair, RepairReport};
 pub use verify::{FileDamage, VerifyProgress, VerifyReport};
 
-use self::{blobs::Blobs, index::Index, lock::DataDirLock};
+use self::{blobs::Blobs, index::Index};
 use crate::{config::KeepVersions, fsutil};
 
 #[derive(Debug, Clone)]
