@@ -84,6 +84,17 @@ pub fn content(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
+/// The scripted fleet member (`tests/src/bin/fleet_peer.rs`), built beside `netboot`.
+pub fn fleet_peer_bin() -> PathBuf {
+    let bin = netboot_bin().with_file_name("fleet_peer");
+    assert!(
+        bin.exists(),
+        "{} missing: cargo build -p netboot-tests --bins",
+        bin.display()
+    );
+    bin
+}
+
 /// A publisher key made with `netboot keygen`; returns (key file, public key text).
 pub fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
     let path = dir.join(name);

@@ -218,13 +218,7 @@ fn bundle(fleet: &Fleet, key: &Path, out: &str, args: &[&str]) -> PathBuf {
 }
 
 fn fleet_peer() -> PathBuf {
-    let bin = netboot_tests::netboot_bin().with_file_name("fleet_peer");
-    assert!(
-        bin.exists(),
-        "{} missing: cargo build -p netboot-tests --bins",
-        bin.display()
-    );
-    bin
+    netboot_tests::fleet_peer_bin()
 }
 
 /// A fleet member that lies: forged, untrusted, expired and replayed releases are refused

@@ -20,13 +20,7 @@ const X: &str = "52:54:00:00:00:0a";
 const Y: &str = "52:54:00:00:00:0b";
 
 fn fleet_peer() -> PathBuf {
-    let bin = netboot_tests::netboot_bin().with_file_name("fleet_peer");
-    assert!(
-        bin.exists(),
-        "{} missing: cargo build -p netboot-tests --bins",
-        bin.display()
-    );
-    bin
+    netboot_tests::fleet_peer_bin()
 }
 
 /// The version of the boot policy a node holds (`/status.json`).

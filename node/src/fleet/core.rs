@@ -527,14 +527,7 @@ impl Core {
 
     /// Offers the held policy to every connected peer but `except`.
     fn broadcast_policy(&self, policy: &VerifiedPolicy, except: Option<EndpointId>) {
-        let to = self
-            .peers
-            .connected()
-            .into_iter()
-            .filter(|(id, _)| Some(*id) != except)
-            .map(|(id, conn)| (self.peers.label(&id), id, conn))
-            .collect();
-        announce::policy(&self.shared, policy, to);
+        announce::policy(&self.shared, policy, self.connected_except(except));
     }
 
     fn on_publish(
@@ -639,15 +632,22 @@ impl Core {
         }
     }
 
-    /// Offers `release` to every connected peer but `except`.
-    fn broadcast(&self, release: &VerifiedRelease, holding: Holding, except: Option<EndpointId>) {
-        let to = self
-            .peers
+    /// Every connected peer but `except`: (label, id, control link).
+    fn connected_except(
+        &self,
+        except: Option<EndpointId>,
+    ) -> Vec<(String, EndpointId, Connection)> {
+        self.peers
             .connected()
             .into_iter()
             .filter(|(id, _)| Some(*id) != except)
             .map(|(id, conn)| (self.peers.label(&id), id, conn))
-            .collect();
+            .collect()
+    }
+
+    /// Offers `release` to every connected peer but `except`.
+    fn broadcast(&self, release: &VerifiedRelease, holding: Holding, except: Option<EndpointId>) {
+        let to = self.connected_except(except);
         announce::broadcast(&self.shared, release, holding, to);
     }
 

@@ -295,7 +295,14 @@ mod tests {
             floor: Some(5),
         };
         // (what, facts, offered, now, outcome)
-        let cases: Vec<(&str, Facts, VerifiedPolicy, u64, Result<(), &str>)> = vec![
+        type Case = (
+            &'static str,
+            Facts,
+            VerifiedPolicy,
+            u64,
+            Result<(), &'static str>,
+        );
+        let cases: Vec<Case> = vec![
             ("first policy", none, v5.clone(), 150, Ok(())),
             (
                 "newer than held",

@@ -12,7 +12,8 @@ use crate::{
 fn policy_offer_steps() {
     let publisher = SecretKey::from_seed([9; 32]).public();
     let admission = |r| Refused::Admission(r);
-    let cases: Vec<(&str, Result<(), Option<Refused>>, S)> = vec![
+    type Case = (&'static str, Result<(), Option<Refused>>, S);
+    let cases: Vec<Case> = vec![
         ("admitted: hold and pass on", Ok(()), S::Relay),
         ("forged or not a policy", Err(None), S::Warn),
         (
