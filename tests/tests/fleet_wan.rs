@@ -3,6 +3,8 @@
 //! netem). Publish once at site A; site C gets the release mostly from its near neighbour B,
 //! keeps booting a real PXE client (QEMU) while cut off from every other site, fails over to A
 //! when B dies mid-transfer, and resumes after a restart without fetching again what it held.
+//! A boot policy published at A decides which image the QEMU client boots at C, and a new
+//! policy version changes it without a restart.
 //!
 //! Root, iproute2, iptables, QEMU and the PXE harness's packages are needed (tests/run-all.sh
 //! installs them); a missing one fails the test with a message naming it.
@@ -525,4 +527,169 @@ fn a_release_crosses_a_two_percent_lossy_hop_verified() {
         "C serves the signed bytes\n{}",
         logs()
     );
+}
+
+/// Boot policy over the WAN lab: A publishes two images and a policy giving the QEMU client's
+/// MAC image `e2e-a` at site C only and everyone else `e2e-b`; the client boots `e2e-a` at C
+/// while B would give it `e2e-b`; a new policy version published at A (the rule now names
+/// `e2e-b`) makes the same client boot `e2e-b` at C, without restarting any node.
+#[test]
+fn a_policy_published_at_a_decides_what_a_client_boots_at_c() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(tmp.path());
+    let image = boot_image();
+    let lab = PxeLab::up();
+    let wan = Wan::up();
+    let a = Site::new(tmp.path(), "a", wan.site("a"));
+    let b = Site::new(tmp.path(), "b", wan.site("b"));
+    let c = Site::new(
+        tmp.path(),
+        "c",
+        wan.adopt_site("c", lab.var("LAB_NS_SERVER")),
+    );
+    let (ab_a, ab_b) = wan.link("a", "b", 10, Some(100));
+    let (bc_b, bc_c) = wan.link("b", "c", 10, Some(100));
+    let peer = |s: &Site, ip: std::net::Ipv4Addr| format!("{}@{ip}:{FLEET_PORT}", s.id);
+    a.configure(&public, &[peer(&b, ab_b)], None);
+    b.configure(&public, &[peer(&a, ab_a), peer(&c, bc_c)], None);
+    let server_ip = lab.var("LAB_SERVER_IP");
+    c.configure(
+        &public,
+        &[peer(&b, bc_b)],
+        Some(format!(
+            "[dhcp]\nmode = \"server\"\ninterface = \"{}\"\nserver_ip = \"{server_ip}\"\n\
+             [dhcp.pool]\nrange_start = \"{}\"\nrange_end = \"{}\"\nsubnet_mask = \"{}\"\nlease_file = \"{}\"\n\
+             [http]\nlisten = \"0.0.0.0:{STATUS_PORT}\"\nbase_url = \"http://{server_ip}:{STATUS_PORT}\"\n\
+             [node]\nsite = \"site-c\"\n",
+            lab.var("LAB_IFACE_SERVER"),
+            lab.var("LAB_DHCP_START"),
+            lab.var("LAB_DHCP_END"),
+            lab.var("LAB_NETMASK"),
+            c.dir.join("leases.json").display(),
+        )),
+    );
+    let (na, nb, nc) = (a.start(), b.start(), c.start());
+    let logs = || logs_of(&[("a", &na), ("b", &nb), ("c", &nc)]);
+    let img = |f: &str| format!("{f}={}", image.join(f).display());
+    let a_addr = ab_a.to_string();
+    publish_to(
+        &key,
+        &a,
+        &a_addr,
+        &[
+            "--name",
+            "ipxe",
+            "--file",
+            "undionly.kpxe=/usr/lib/ipxe/undionly.kpxe",
+        ],
+    );
+    for name in ["e2e-a", "e2e-b"] {
+        publish_to(
+            &key,
+            &a,
+            &a_addr,
+            &[
+                "--name",
+                name,
+                "--kernel",
+                &img("vmlinuz"),
+                "--initrd",
+                &img("initrd.img"),
+                "--file",
+                &img("check.bin"),
+                "--cmdline",
+                "console=ttyS0 quiet panic=-1 netboot_check={{image_url}}/check.bin",
+            ],
+        );
+    }
+    wait_until(
+        "C to hold ipxe, e2e-a and e2e-b",
+        Duration::from_secs(180),
+        &logs,
+        || {
+            ["ipxe", "e2e-a", "e2e-b"]
+                .iter()
+                .all(|n| c.has_release(n).is_some())
+        },
+    );
+
+    let mac = lab.var("LAB_CLIENT_MAC").to_string();
+    let publish_policy = |version: u64, x_image: &str| {
+        let source = tmp.path().join(format!("policy-{version}.toml"));
+        std::fs::write(
+            &source,
+            format!(
+                "default = {{ image = \"e2e-b\" }}\n\n[[rule]]\nname = \"x-at-c\"\nmachines = [\"{mac}\"]\nsites = [\"site-c\"]\nimage = \"{x_image}\"\n"
+            ),
+        )
+        .unwrap();
+        let signed = tmp.path().join(format!("policy-{version}.nbpol"));
+        run(
+            Command::new(netboot_bin())
+                .args(["policy", "sign", "--key"])
+                .arg(&key)
+                .arg(&source)
+                .args(["--version", &version.to_string(), "--out"])
+                .arg(&signed),
+            true,
+        );
+        run(
+            Command::new("ip")
+                .args(["netns", "exec", &a.ns])
+                .arg(netboot_bin())
+                .args(["policy", "publish", "--to"])
+                .arg(format!("{}@{a_addr}:{FLEET_PORT}", a.id))
+                .arg(&signed),
+            true,
+        );
+        wait_until(
+            &format!("C to hold policy v{version}"),
+            Duration::from_secs(60),
+            &logs,
+            || {
+                let status: serde_json::Value =
+                    serde_json::from_slice(&c.curl("/status.json")).unwrap_or_default();
+                status["policy"]["version"].as_u64() == Some(version)
+            },
+        );
+    };
+    // What a BIOS iPXE client with the lab's MAC would get from a site's node.
+    let script_at = |site: &Site| {
+        String::from_utf8_lossy(
+            &site.curl(&format!("/boot.ipxe?mac={mac}&platform=pcbios&arch=i386")),
+        )
+        .into_owned()
+    };
+    let boot = |want: &str, policy: u64| {
+        let (code, qemu, serial) = lab.boot_bios();
+        let c_log = nc.log_text();
+        assert!(
+            code == 0 && serial.contains("NETBOOT-E2E: PASS"),
+            "boot at C failed (exit {code}): {qemu}\n--- serial ---\n{serial}\n{}",
+            logs()
+        );
+        assert!(
+            c_log
+                .lines()
+                .any(|l| l.contains(&format!("client {mac} boots {want} v"))
+                    && l.contains(&format!("(policy v{policy} rule 1 \"x-at-c\")"))),
+            "C's log names the image and the policy's rule:\n{c_log}"
+        );
+        assert!(
+            c_log.contains(&format!("GET /r/{want}/")) && c_log.contains("/check.bin: 200"),
+            "the client fetched {want}'s check.bin from C:\n{c_log}"
+        );
+    };
+
+    publish_policy(1, "e2e-a");
+    assert!(
+        script_at(&b).contains("booting e2e-b v"),
+        "B (no site label) gives the MAC the default:\n{}",
+        script_at(&b)
+    );
+    boot("e2e-a", 1);
+    let pid = nc.pid();
+    publish_policy(2, "e2e-b");
+    boot("e2e-b", 2);
+    assert_eq!(nc.pid(), pid, "no node restarted");
 }
