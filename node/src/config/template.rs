@@ -167,6 +167,11 @@ lease_file = {leases:?}
 # [machines]
 # \"52:54:00:12:34:56\" = \"rescue\"
 
+# The label fleet boot policies name this site by (`sites = [...]` in policy.toml); a policy
+# this node holds decides before [machines] and default_image.
+# [node]
+# site = \"branch-1\"
+
 ",
     );
     let port = DEFAULT_FLEET_PORT;
