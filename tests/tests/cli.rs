@@ -921,7 +921,8 @@ fn output_into_a_closed_pipe_ends_quietly_like_other_unix_tools() {
 }
 
 /// `policy install` puts a signed policy into a stopped node's data dir, checked like one from
-/// a peer: the same policy again and an older one are refused with the reason.
+/// a peer: the same policy again and an older one are refused with the reason. `export`
+/// carries the held policy in the bundle, `import` installs it.
 #[test]
 fn policy_install_into_a_stopped_node() {
     let site = Site::new();
@@ -957,4 +958,44 @@ fn policy_install_into_a_stopped_node() {
     assert!(text.contains("already held"), "{text}");
     let text = install(&v3, false);
     assert!(text.contains("v3 is not newer than v5"), "{text}");
+
+    // A bundle exported from this node carries the policy; importing it elsewhere installs it.
+    let kernel = site.file("vmlinuz", &content(3, 10_000));
+    run(
+        site.store_args(netboot().args(["publish", "--key"]).arg(&site.key).args([
+            "--name",
+            "deb",
+            "--version",
+            "1",
+            "--kernel",
+            &kernel,
+        ])),
+        true,
+    );
+    let bundle = site.dir.join("bundle");
+    let out = run(
+        site.store_args(netboot().args(["export", "deb", "--out"]).arg(&bundle)),
+        true,
+    );
+    assert!(
+        stdout(&out).contains("with the boot policy"),
+        "{}",
+        stdout(&out)
+    );
+    let other = site.dir.join("other").display().to_string();
+    let out = run(
+        netboot()
+            .args(["import", "--data-dir", &other, "--trust", &site.public])
+            .arg(&bundle),
+        true,
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains("imported deb v1") && text.contains("installed the bundle's boot policy v5"),
+        "{text}"
+    );
+    assert_eq!(
+        fs::read(Path::new(&other).join("policy.nbpol")).unwrap(),
+        fs::read(&v5).unwrap()
+    );
 }

@@ -257,6 +257,21 @@ pub fn install(
     held.offer(policy, now).map_err(InstallError::Refused)
 }
 
+/// Copies the policy a stopped node holds into a bundle directory (`netboot export`), so an
+/// air-gapped site gets it with the release; `Ok(None)` when the node holds none. The copy is
+/// checked on import like any other offer.
+pub fn export(data_dir: &Path, bundle: &Path) -> std::io::Result<Option<PathBuf>> {
+    let held = data_dir.join(FILE_NAME);
+    let bytes = match fs::read(&held) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let out = bundle.join(FILE_NAME);
+    write_atomic(&out, &bytes)?;
+    Ok(Some(out))
+}
+
 #[cfg(test)]
 mod tests {
     use netboot_proto::{
