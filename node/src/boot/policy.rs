@@ -301,7 +301,18 @@ impl BootPolicy {
         };
         let policy = held.policy.policy();
         if policy.expires.is_some_and(|e| now >= e) {
-            return plain(configured);
+            let expired = format!("policy v{} expired", policy.version);
+            return plain(match configured {
+                BootChoice::Image { name, version, why } => BootChoice::Image {
+                    name,
+                    version,
+                    why: format!("{why}; {expired}"),
+                },
+                BootChoice::Menu { why } => BootChoice::Menu {
+                    why: format!("{why}; {expired}"),
+                },
+                local => local,
+            });
         }
         let client = Client {
             mac: policy_mac(*mac),

@@ -167,11 +167,11 @@ fn decision_table() {
             None,
         ),
         (
-            "expired policy: the config decides",
+            "expired policy: the config decides, and the reason says why",
             node(Some("site-c"), Some(held(7, Some(1000), POLICY))),
             X,
             None,
-            "local-x (assigned to this MAC)",
+            "local-x (assigned to this MAC; policy v7 expired)",
             None,
         ),
     ];
