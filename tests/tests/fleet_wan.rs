@@ -222,6 +222,70 @@ fn publish_to(key: &Path, site: &Site, addr: &str, args: &[&str]) -> String {
     stdout(&out)
 }
 
+/// Sites a and b in WAN namespaces, and c in the PXE lab's server namespace.
+fn lab_sites(tmp: &Path, lab: &PxeLab, wan: &Wan) -> (Site, Site, Site) {
+    let a = Site::new(tmp, "a", wan.site("a"));
+    let b = Site::new(tmp, "b", wan.site("b"));
+    let c = Site::new(tmp, "c", wan.adopt_site("c", lab.var("LAB_NS_SERVER")));
+    (a, b, c)
+}
+
+/// The `[dhcp]`/`[http]` part of the config of site C, the node in the PXE lab's server
+/// namespace: DHCP server for the lab's client, HTTP on the lab address. `extra` follows.
+fn lab_serving(lab: &PxeLab, c: &Site, extra: &str) -> String {
+    let server_ip = lab.var("LAB_SERVER_IP");
+    format!(
+        "[dhcp]\nmode = \"server\"\ninterface = \"{}\"\nserver_ip = \"{server_ip}\"\n\
+         [dhcp.pool]\nrange_start = \"{}\"\nrange_end = \"{}\"\nsubnet_mask = \"{}\"\nlease_file = \"{}\"\n\
+         [http]\nlisten = \"0.0.0.0:{STATUS_PORT}\"\nbase_url = \"http://{server_ip}:{STATUS_PORT}\"\n{extra}",
+        lab.var("LAB_IFACE_SERVER"),
+        lab.var("LAB_DHCP_START"),
+        lab.var("LAB_DHCP_END"),
+        lab.var("LAB_NETMASK"),
+        c.dir.join("leases.json").display(),
+    )
+}
+
+/// Publishes iPXE's BIOS first stage as `ipxe` at `site` (reached at `addr`).
+fn publish_ipxe(key: &Path, site: &Site, addr: &str) {
+    let out = publish_to(
+        key,
+        site,
+        addr,
+        &[
+            "--name",
+            "ipxe",
+            "--file",
+            "undionly.kpxe=/usr/lib/ipxe/undionly.kpxe",
+        ],
+    );
+    assert!(out.contains("published ipxe"), "{out}");
+}
+
+/// Publishes the test boot image in `image` as `name` at `site`: its check.bin tells the
+/// client it booted a verified kernel and initrd.
+fn publish_boot_image(key: &Path, site: &Site, addr: &str, name: &str, image: &Path) {
+    let img = |f: &str| format!("{f}={}", image.join(f).display());
+    let out = publish_to(
+        key,
+        site,
+        addr,
+        &[
+            "--name",
+            name,
+            "--kernel",
+            &img("vmlinuz"),
+            "--initrd",
+            &img("initrd.img"),
+            "--file",
+            &img("check.bin"),
+            "--cmdline",
+            "console=ttyS0 quiet panic=-1 netboot_check={{image_url}}/check.bin",
+        ],
+    );
+    assert!(out.contains(&format!("published {name}")), "{out}");
+}
+
 /// A fresh WAN lab with sites a, b and c (no links yet), their nodes' dirs and a publisher key.
 fn three_sites() -> (tempfile::TempDir, PathBuf, String, Wan, Site, Site, Site) {
     let tmp = tempfile::tempdir().unwrap();
@@ -250,69 +314,23 @@ fn publish_at_a_reaches_c_mostly_from_near_b_then_c_boots_a_client_while_partiti
     let image = boot_image();
     let lab = PxeLab::up();
     let wan = Wan::up();
-    let a = Site::new(tmp.path(), "a", wan.site("a"));
-    let b = Site::new(tmp.path(), "b", wan.site("b"));
-    let c = Site::new(
-        tmp.path(),
-        "c",
-        wan.adopt_site("c", lab.var("LAB_NS_SERVER")),
-    );
+    let (a, b, c) = lab_sites(tmp.path(), &lab, &wan);
     let (ab_a, ab_b) = wan.link("a", "b", 10, Some(100));
     let (bc_b, bc_c) = wan.link("b", "c", 10, Some(100));
     let (ac_a, ac_c) = wan.link("a", "c", 80, Some(100));
     let peer = |s: &Site, ip: std::net::Ipv4Addr| format!("{}@{ip}:{FLEET_PORT}", s.id);
     a.configure(&public, &[peer(&b, ab_b), peer(&c, ac_c)], None);
     b.configure(&public, &[peer(&a, ab_a), peer(&c, bc_c)], None);
-    let server_ip = lab.var("LAB_SERVER_IP");
     c.configure(
         &public,
         &[peer(&a, ac_a), peer(&b, bc_b)],
-        Some(format!(
-            "[dhcp]\nmode = \"server\"\ninterface = \"{}\"\nserver_ip = \"{server_ip}\"\n\
-             [dhcp.pool]\nrange_start = \"{}\"\nrange_end = \"{}\"\nsubnet_mask = \"{}\"\nlease_file = \"{}\"\n\
-             [http]\nlisten = \"0.0.0.0:{STATUS_PORT}\"\nbase_url = \"http://{server_ip}:{STATUS_PORT}\"\n\
-             [boot]\ndefault_image = \"e2e\"\n",
-            lab.var("LAB_IFACE_SERVER"),
-            lab.var("LAB_DHCP_START"),
-            lab.var("LAB_DHCP_END"),
-            lab.var("LAB_NETMASK"),
-            c.dir.join("leases.json").display(),
-        )),
+        Some(lab_serving(&lab, &c, "[boot]\ndefault_image = \"e2e\"\n")),
     );
     let (na, nb, nc) = (a.start(), b.start(), c.start());
     let logs = || logs_of(&[("a", &na), ("b", &nb), ("c", &nc)]);
 
-    let img = |f: &str| format!("{f}={}", image.join(f).display());
-    let out = publish_to(
-        &key,
-        &a,
-        &ab_a.to_string(),
-        &[
-            "--name",
-            "ipxe",
-            "--file",
-            "undionly.kpxe=/usr/lib/ipxe/undionly.kpxe",
-        ],
-    );
-    assert!(out.contains("published ipxe"), "{out}");
-    let out = publish_to(
-        &key,
-        &a,
-        &ab_a.to_string(),
-        &[
-            "--name",
-            "e2e",
-            "--kernel",
-            &img("vmlinuz"),
-            "--initrd",
-            &img("initrd.img"),
-            "--file",
-            &img("check.bin"),
-            "--cmdline",
-            "console=ttyS0 quiet panic=-1 netboot_check={{image_url}}/check.bin",
-        ],
-    );
-    assert!(out.contains("published e2e"), "{out}");
+    publish_ipxe(&key, &a, &ab_a.to_string());
+    publish_boot_image(&key, &a, &ab_a.to_string(), "e2e", &image);
     wan.check();
 
     wait_until(
@@ -540,67 +558,23 @@ fn a_policy_published_at_a_decides_what_a_client_boots_at_c() {
     let image = boot_image();
     let lab = PxeLab::up();
     let wan = Wan::up();
-    let a = Site::new(tmp.path(), "a", wan.site("a"));
-    let b = Site::new(tmp.path(), "b", wan.site("b"));
-    let c = Site::new(
-        tmp.path(),
-        "c",
-        wan.adopt_site("c", lab.var("LAB_NS_SERVER")),
-    );
+    let (a, b, c) = lab_sites(tmp.path(), &lab, &wan);
     let (ab_a, ab_b) = wan.link("a", "b", 10, Some(100));
     let (bc_b, bc_c) = wan.link("b", "c", 10, Some(100));
     let peer = |s: &Site, ip: std::net::Ipv4Addr| format!("{}@{ip}:{FLEET_PORT}", s.id);
     a.configure(&public, &[peer(&b, ab_b)], None);
     b.configure(&public, &[peer(&a, ab_a), peer(&c, bc_c)], None);
-    let server_ip = lab.var("LAB_SERVER_IP");
     c.configure(
         &public,
         &[peer(&b, bc_b)],
-        Some(format!(
-            "[dhcp]\nmode = \"server\"\ninterface = \"{}\"\nserver_ip = \"{server_ip}\"\n\
-             [dhcp.pool]\nrange_start = \"{}\"\nrange_end = \"{}\"\nsubnet_mask = \"{}\"\nlease_file = \"{}\"\n\
-             [http]\nlisten = \"0.0.0.0:{STATUS_PORT}\"\nbase_url = \"http://{server_ip}:{STATUS_PORT}\"\n\
-             [node]\nsite = \"site-c\"\n",
-            lab.var("LAB_IFACE_SERVER"),
-            lab.var("LAB_DHCP_START"),
-            lab.var("LAB_DHCP_END"),
-            lab.var("LAB_NETMASK"),
-            c.dir.join("leases.json").display(),
-        )),
+        Some(lab_serving(&lab, &c, "[node]\nsite = \"site-c\"\n")),
     );
     let (na, nb, nc) = (a.start(), b.start(), c.start());
     let logs = || logs_of(&[("a", &na), ("b", &nb), ("c", &nc)]);
-    let img = |f: &str| format!("{f}={}", image.join(f).display());
     let a_addr = ab_a.to_string();
-    publish_to(
-        &key,
-        &a,
-        &a_addr,
-        &[
-            "--name",
-            "ipxe",
-            "--file",
-            "undionly.kpxe=/usr/lib/ipxe/undionly.kpxe",
-        ],
-    );
+    publish_ipxe(&key, &a, &a_addr);
     for name in ["e2e-a", "e2e-b"] {
-        publish_to(
-            &key,
-            &a,
-            &a_addr,
-            &[
-                "--name",
-                name,
-                "--kernel",
-                &img("vmlinuz"),
-                "--initrd",
-                &img("initrd.img"),
-                "--file",
-                &img("check.bin"),
-                "--cmdline",
-                "console=ttyS0 quiet panic=-1 netboot_check={{image_url}}/check.bin",
-            ],
-        );
+        publish_boot_image(&key, &a, &a_addr, name, &image);
     }
     wait_until(
         "C to hold ipxe, e2e-a and e2e-b",
