@@ -334,7 +334,7 @@ fn uefi_firmware_pxe_gets_snponly_over_tftp_then_ipxe_then_http() {
         "snponly.efi went over TFTP:\n{log}"
     );
     assert!(
-        log.contains("arch=x86_64: 200 script: client"),
+        log.contains("arch=x86_64&platform=efi: 200 script: client"),
         "then iPXE (EFI) asked for its script:\n{log}"
     );
 }
@@ -381,7 +381,7 @@ fn assert_uefi_http_boot(b: &Boot) {
         "nothing went over TFTP:\n{log}"
     );
     assert!(
-        log.contains("arch=x86_64: 200 script: client"),
+        log.contains("arch=x86_64&platform=efi: 200 script: client"),
         "then iPXE (EFI, on the firmware's SNP) asked for its script:\n{log}"
     );
 }
@@ -634,11 +634,11 @@ fn netboot_quick_boots_bios_and_uefi_clients_with_no_config_and_cleans_up_on_ctr
         log.contains("netboot quick: every PXE client on nbsv"),
         "the default route's interface (the lab's) was picked:\n{log}"
     );
-    for arch in ["i386", "x86_64"] {
+    for (arch, platform) in [("i386", "pcbios"), ("x86_64", "efi")] {
         assert!(
-            log.lines()
-                .any(|l| l.contains(&format!("arch={arch}: 200 script: client"))
-                    && l.contains("boots quick v1 (default image)")),
+            log.lines().any(|l| l.contains(&format!(
+                "arch={arch}&platform={platform}: 200 script: client"
+            )) && l.contains("boots quick v1 (default image)")),
             "iPXE ({arch}) got the script for the quick image:\n{log}"
         );
     }
