@@ -16,6 +16,15 @@
 #   LOSSY_DOC=0             print the section but do not write docs/benchmarks.md
 #   LOSSY_SECTION=NAME      the docs/benchmarks.md section it writes (default lossy)
 #   LOSSY_KEEP=1            keep the work dir (logs) in /var/tmp
+#   LOSSY_TRACE=1           the nodes log their fleet connections' congestion trace (one line
+#                           a second: packets sent and declared lost, what the controller was
+#                           told, cwnd, pacing rate, bandwidth estimate, RTT; debug target
+#                           netboot_node::fleet::cc_trace), kept as nb-K-N/trace.log
+#
+# After every transfer it logs what the link did to it (lossy.sh: link …): per direction the
+# packets the sender's tbf sent and dropped, the UDP datagrams / TCP segments that arrived, the
+# receiver's socket-buffer drops, and so the loss the link really applied; and TCP's
+# retransmitted segments (the sender namespace's counters).
 #   WAN_DELAY_BIN=PATH      the delayer (default: built, target/release/wan_delay)
 #
 # Lab (tests/wan/wan.sh; this kernel has no netem): for each (round trip, loss) a fresh pair
@@ -83,6 +92,34 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 now() { date +%s.%N; }
+# counters NS: the namespace's packet counters, one "name value" a line: UDP and TCP (nstat),
+# tbf's sent and dropped packets.
+counters() {
+    ip netns exec "$1" nstat -saz 2>/dev/null |
+        awk '$1 ~ /^(UdpInDatagrams|UdpOutDatagrams|UdpRcvbufErrors|UdpSndbufErrors|UdpInErrors|TcpInSegs|TcpOutSegs|TcpRetransSegs)$/ { print $1, $2 }'
+    tc -n "$1" -s qdisc show 2>/dev/null | tr -d ',(' |
+        awk '/^qdisc tbf/ { t = 1; next } t && $1 == "Sent" { print "TbfSent", $4; print "TbfDropped", $7; t = 0 }'
+}
+# link_snap FILE: the counters of both ends of the current link.
+link_snap() { { counters "$NS_A" | sed 's/^/a /'; counters "$NS_B" | sed 's/^/b /'; } > "$1"; }
+# link_report WHAT BEFORE AFTER: logs what the link did between two snapshots.
+link_report() {
+    log "link, $1: $(awk '
+        NR == FNR { v0[$1 " " $2] = $3; next }
+        { d[$1 " " $2] = $3 - v0[$1 " " $2] }
+        END {
+            for (s in d) { split(s, k, " "); D[k[1], k[2]] = d[s] }
+            # Per direction: what the tbf of the sender sent (counted per segment), what arrived in
+            # the receiver (its UDP datagrams, socket-buffer drops included, or TCP segments).
+            # The NFQUEUE rule counts skbs before segmentation, not packets: not used for this.
+            for (i = 0; i < 2; i++) {
+                to = i ? "a" : "b"; from = i ? "b" : "a"
+                sent = D[from, "TbfSent"]; got = D[to, "UdpInDatagrams"] + D[to, "UdpRcvbufErrors"] + D[to, "TcpInSegs"]
+                printf "%s→%s: %d pkts sent (%d tbf drops), %d arrived (%.2f %% lost on the link), %d UDP rcvbuf drops; ", from, to, sent, D[from, "TbfDropped"], got, sent ? (sent - got) * 100 / sent : 0, D[to, "UdpRcvbufErrors"]
+            }
+            printf "TCP from a: %d segments, %d retransmitted (%.2f %%); UDP sndbuf errors a %d", D["a", "TcpOutSegs"], D["a", "TcpRetransSegs"], D["a", "TcpOutSegs"] ? D["a", "TcpRetransSegs"] * 100 / D["a", "TcpOutSegs"] : 0, D["a", "UdpSndbufErrors"]
+        }' "$2" "$3")"
+}
 # cpu_s PID: user + system CPU seconds of a process so far.
 cpu_s() { awk -v t="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.1f", ($12 + $13) / t }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
@@ -133,9 +170,12 @@ link() {
 # run_tcp DIR: sets RES to "mbit_per_s" (or "≥mbit" when stopped at LOSSY_MAX_SECS).
 run_tcp() {
     local out bytes secs
+    link_snap "$WORK/snap0"
     out=$(ip netns exec "$NS_B" curl -s --max-time "$MAX_SECS" -o /dev/null -w '%{size_download} %{time_total}' \
         "http://$IP_A:$NGINX_PORT/big.bin" || true)
     read -r bytes secs <<<"$out"
+    link_snap "$WORK/snap1"
+    link_report "TCP" "$WORK/snap0" "$WORK/snap1"
     RES=$(awk -v b="${bytes:-0}" -v s="${secs:-0}" -v all="$SIZE" \
         'BEGIN { if (s <= 0) { print "fail"; exit } printf "%s%.1f", (b < all ? "≥" : ""), b * 8 / s / 1e6 }')
 }
@@ -145,6 +185,7 @@ run_netboot() {
     local dir=$1 pa pb t0 t1 line held i
     mkdir -p "$dir"
     find "$WORK/b/data" -mindepth 1 -maxdepth 1 ! -name fleet.key -exec rm -rf {} +
+    link_snap "$dir/snap0"
     ip netns exec "$NS_A" "$BIN" node --config "$WORK/a/node.toml" > "$dir/a.log" 2>&1 &
     pa=$!
     PIDS+=("$pa")
@@ -176,7 +217,19 @@ run_netboot() {
         RES=$(awk -v a="$t0" -v b="$(now)" -v h="$held" -v ca="$ca" -v cb="$cb" 'BEGIN { printf "≥%.1f %s %s", h * 8 / (b - a) / 1e6, ca, cb }')
     fi
     stop_all
+    link_snap "$dir/snap1"
+    link_report "netboot" "$dir/snap0" "$dir/snap1"
+    if [ "${LOSSY_TRACE:-0}" = 1 ]; then
+        grep -h "fleet congestion" "$dir/a.log" "$dir/b.log" > "$dir/trace.log" || true
+        log "sender's congestion trace ($dir/trace.log), one total per connection that carried data:"
+        grep "fleet congestion: total" "$dir/a.log" >&2 || true
+        log "connections node b closed with \"too many gaps in stream buffer\" (QUIC's reassembly limit): $(grep -c "too many gaps" "$dir/b.log")"
+    fi
 }
+# Node logs: with LOSSY_TRACE=1 the congestion trace too (debug, its own target).
+if [ "${LOSSY_TRACE:-0}" = 1 ]; then
+    export RUST_LOG="${LOSSY_RUST_LOG:-info,iroh_blobs=warn,iroh=warn,noq=warn,noq_proto=warn,netboot_node::fleet::cc_trace=debug,iroh::_events::conn::closed=debug}"
+fi
 
 START=$(date +%s)
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)

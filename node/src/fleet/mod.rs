@@ -16,6 +16,7 @@
 //! → "complete" is announced, and peers may fetch from here. See `docs/architecture.md`.
 
 mod announce;
+mod cc_trace;
 pub mod config;
 mod control;
 mod core;

@@ -5,11 +5,14 @@
 //! packet as congestion and halves its rate, so 1–2 % random loss costs it most of the link;
 //! BBR models the bottleneck's rate and round trip instead and keeps the link full. The
 //! windows must cover the bandwidth-delay product (plus the queue a saturated link builds), or
-//! a long link is window-limited whatever the controller does. The measurements behind the
+//! a long link is window-limited whatever the controller does. Every connection's controller
+//! is traced (`cc_trace.rs`, debug log). The measurements behind the
 //! defaults are in `docs/architecture.md` ("Fleet transport") and `docs/benchmarks.md`
 //! (`tests/bench/lossy.sh`).
 
 use std::{any::Any, fmt, str::FromStr, sync::Arc, time::Instant};
+
+use super::cc_trace::CcTrace;
 
 use iroh::endpoint::{
     Controller, ControllerFactory, ControllerMetrics, QuicTransportConfig, RttEstimator, VarInt,
@@ -134,12 +137,15 @@ impl fmt::Display for Window {
 
 /// The transport settings of the fleet endpoint: every connection, in both directions.
 pub fn quic_config(congestion: Congestion, window: Window) -> QuicTransportConfig {
-    let factory: Arc<dyn ControllerFactory + Send + Sync> = match congestion {
-        Congestion::Bbr => Arc::new(LossTolerantConfig::default()),
-        Congestion::Bbr3 => Arc::new(Bbr3Config::default()),
+    let inner: Arc<dyn ControllerFactory + Send + Sync> = match congestion {
+        Congestion::Bbr | Congestion::Bbr3 => Arc::new(Bbr3Config::default()),
         Congestion::Cubic => Arc::new(CubicConfig::default()),
         Congestion::NewReno => Arc::new(NewRenoConfig::default()),
     };
+    let factory = Arc::new(ObservedConfig {
+        inner,
+        filter: congestion == Congestion::Bbr,
+    });
     QuicTransportConfig::builder()
         .congestion_controller_factory(factory)
         // One blob is one stream: the stream window is what a single file transfer gets.
@@ -166,56 +172,105 @@ const LOSS_WINDOW_BYTES: u64 = 1_500_000;
 /// in Startup leaves Startup with a cut in-flight bound.
 const MIN_SAMPLE_BYTES: u64 = 120_000;
 
-/// BBRv3 (noq-proto's) with random loss filtered out, like Linux's TCP BBR (v1), which ignores
-/// loss. BBRv3 reacts to a round with more than 2 % of its packets lost by cutting its in-flight
-/// bound by 30 %; on a link that drops 2 % at random (4 % of round trips lose a packet or its
-/// ACK) that happens most rounds, and it settles at a fraction of the link (measured:
-/// `docs/benchmarks.md`, lossy). Lost packets are still retransmitted by QUIC; only the
-/// controller is not told, unless the recent loss rate is above [`TOLERATED_LOSS`].
-#[derive(Debug)]
-struct LossTolerant {
-    inner: Box<dyn Controller>,
+/// The random-loss filter of `bbr`: BBRv3 (noq-proto's) with random loss kept from it, like
+/// Linux's TCP BBR (v1), which ignores loss. BBRv3 reacts to a round with more than 2 % of its
+/// packets lost by cutting its in-flight bound by 30 %; on a link that drops 2 % at random (4 %
+/// of round trips lose a packet or its ACK) that happens most rounds, and it settles at a
+/// fraction of the link (measured: `docs/benchmarks.md`, lossy). Lost packets are still
+/// retransmitted by QUIC; only the controller is not told, unless the recent loss rate is above
+/// [`TOLERATED_LOSS`].
+#[derive(Debug, Clone, Default)]
+struct LossFilter {
     sent: u64,
     lost: u64,
 }
 
-impl LossTolerant {
-    /// Whether the recent losses are more than a lossy link's own: only then is BBR told.
-    fn is_congested(&self) -> bool {
-        self.sent >= MIN_SAMPLE_BYTES && self.lost as f64 > self.sent as f64 * TOLERATED_LOSS
-    }
-}
-
-#[derive(Debug, Default)]
-struct LossTolerantConfig {
-    bbr: Arc<Bbr3Config>,
-}
-
-impl ControllerFactory for LossTolerantConfig {
-    fn build(self: Arc<Self>, now: Instant, current_mtu: u16) -> Box<dyn Controller> {
-        Box::new(LossTolerant {
-            inner: self.bbr.clone().build(now, current_mtu),
-            sent: 0,
-            lost: 0,
-        })
-    }
-}
-
-impl Controller for LossTolerant {
-    fn on_sent(&mut self, now: Instant, bytes: u64, largest_pn: u64) {
+impl LossFilter {
+    fn on_sent(&mut self, bytes: u64) {
         self.sent += bytes;
         if self.sent > LOSS_WINDOW_BYTES {
             self.sent /= 2;
             self.lost /= 2;
         }
+    }
+
+    /// Counts a lost packet; whether the controller is to hear of it: only when the recent
+    /// losses are more than a lossy link's own.
+    fn on_lost(&mut self, bytes: u64) -> bool {
+        self.lost += bytes;
+        self.sent >= MIN_SAMPLE_BYTES && self.lost as f64 > self.sent as f64 * TOLERATED_LOSS
+    }
+}
+
+/// Every fleet connection's controller: the configured one, with `bbr`'s loss filter in front
+/// of it, and a trace of what it saw ([`CcTrace`], debug log).
+#[derive(Debug)]
+struct Observed {
+    inner: Box<dyn Controller>,
+    filter: Option<LossFilter>,
+    trace: CcTrace,
+}
+
+struct ObservedConfig {
+    inner: Arc<dyn ControllerFactory + Send + Sync>,
+    filter: bool,
+}
+
+impl ControllerFactory for ObservedConfig {
+    fn build(self: Arc<Self>, now: Instant, current_mtu: u16) -> Box<dyn Controller> {
+        let mut trace = CcTrace::default();
+        trace.gauges.mtu = current_mtu;
+        Box::new(Observed {
+            inner: self.inner.clone().build(now, current_mtu),
+            filter: self.filter.then(LossFilter::default),
+            trace,
+        })
+    }
+}
+
+impl Observed {
+    fn report(&mut self, now: Instant) {
+        if !tracing::enabled!(target: TRACE_TARGET, tracing::Level::DEBUG) {
+            return;
+        }
+        let m = self.inner.metrics();
+        let g = &mut self.trace.gauges;
+        g.cwnd = m.congestion_window;
+        g.pacing_rate = m.pacing_rate;
+        g.bandwidth = m.bandwidth_estimate;
+        if let Some(r) = self.trace.tick(now) {
+            tracing::debug!(target: TRACE_TARGET, "fleet congestion: {r}");
+        }
+    }
+}
+
+/// Where the per-connection congestion trace is logged (debug level).
+const TRACE_TARGET: &str = "netboot_node::fleet::cc_trace";
+
+impl Drop for Observed {
+    fn drop(&mut self) {
+        if let Some(r) = self.trace.total() {
+            tracing::debug!(target: TRACE_TARGET, "fleet congestion: {r}");
+        }
+    }
+}
+
+impl Controller for Observed {
+    fn on_sent(&mut self, now: Instant, bytes: u64, largest_pn: u64) {
+        if let Some(f) = &mut self.filter {
+            f.on_sent(bytes);
+        }
         self.inner.on_sent(now, bytes, largest_pn);
+        self.report(now);
     }
 
     fn on_packet_sent(&mut self, now: Instant, bytes: u16, pn: u64) {
+        self.trace.sent(now, bytes);
         self.inner.on_packet_sent(now, bytes, pn);
     }
 
     fn on_cwnd_limited(&mut self) {
+        self.trace.now.cwnd_limited += 1;
         self.inner.on_cwnd_limited();
     }
 
@@ -228,6 +283,9 @@ impl Controller for LossTolerant {
         app_limited: bool,
         rtt: &RttEstimator,
     ) {
+        self.trace.now.acked_bytes += bytes;
+        self.trace.gauges.srtt = rtt.get();
+        self.trace.gauges.min_rtt = rtt.min();
         self.inner.on_ack(now, sent, bytes, pn, app_limited, rtt);
     }
 
@@ -238,6 +296,9 @@ impl Controller for LossTolerant {
         app_limited: bool,
         largest_packet_num_acked: Option<u64>,
     ) {
+        self.trace.now.ack_batches += 1;
+        self.trace.now.app_limited_batches += u64::from(app_limited);
+        self.trace.gauges.in_flight = in_flight;
         self.inner
             .on_end_acks(now, in_flight, app_limited, largest_packet_num_acked);
     }
@@ -251,8 +312,11 @@ impl Controller for LossTolerant {
         lost_bytes: u64,
         largest_lost_pn: u64,
     ) {
+        self.trace.now.congestion_events += 1;
+        self.trace.now.persistent_congestion += u64::from(is_persistent_congestion);
         // BBRv3 acts here only on ECN marks and persistent congestion (whole round trips lost):
-        // neither is random loss, so both go through.
+        // neither is random loss, so both go through the filter. Cubic and NewReno act on every
+        // event (they have no filter).
         self.inner.on_congestion_event(
             now,
             sent,
@@ -264,18 +328,27 @@ impl Controller for LossTolerant {
     }
 
     fn on_packet_lost(&mut self, lost_bytes: u16, pn: u64, now: Instant) {
-        self.lost += u64::from(lost_bytes);
+        self.trace.now.lost_packets += 1;
+        self.trace.now.lost_bytes += u64::from(lost_bytes);
         // A packet not reported is dropped from BBR's records once it is a few rounds old.
-        if self.is_congested() {
+        let tell = self
+            .filter
+            .as_mut()
+            .is_none_or(|f| f.on_lost(lost_bytes.into()));
+        if tell {
+            self.trace.now.told_packets += 1;
             self.inner.on_packet_lost(lost_bytes, pn, now);
         }
     }
 
     fn on_spurious_congestion_event(&mut self) {
+        self.trace.now.spurious_events += 1;
         self.inner.on_spurious_congestion_event();
     }
 
     fn on_mtu_update(&mut self, new_mtu: u16) {
+        self.trace.now.mtu_updates += 1;
+        self.trace.gauges.mtu = new_mtu;
         self.inner.on_mtu_update(new_mtu);
     }
 
@@ -297,10 +370,10 @@ impl Controller for LossTolerant {
     }
 
     fn clone_box(&self) -> Box<dyn Controller> {
-        Box::new(LossTolerant {
+        Box::new(Observed {
             inner: self.inner.clone_box(),
-            sent: self.sent,
-            lost: self.lost,
+            filter: self.filter.clone(),
+            trace: self.trace.clone(),
         })
     }
 
@@ -344,74 +417,34 @@ mod tests {
         }
     }
 
-    /// Counts the losses reported to it; its window is what it was told.
-    #[derive(Debug, Clone, Default)]
-    struct Recorder {
-        lost_reports: u32,
-    }
-
-    impl Controller for Recorder {
-        fn on_congestion_event(
-            &mut self,
-            _: Instant,
-            _: Instant,
-            _: bool,
-            _: bool,
-            _: u64,
-            _: u64,
-        ) {
-        }
-        fn on_packet_lost(&mut self, _: u16, _: u64, _: Instant) {
-            self.lost_reports += 1;
-        }
-        fn on_mtu_update(&mut self, _: u16) {}
-        fn window(&self) -> u64 {
-            self.lost_reports.into()
-        }
-        fn clone_box(&self) -> Box<dyn Controller> {
-            Box::new(self.clone())
-        }
-        fn initial_window(&self) -> u64 {
-            0
-        }
-        fn into_any(self: Box<Self>) -> Box<dyn Any> {
-            self
-        }
-    }
-
     /// Sends `n` packets of 1200 bytes, losing every `every`-th; returns how many losses the
-    /// inner controller heard of.
-    fn reported(c: &mut LossTolerant, n: u64, every: u64) -> u64 {
-        let now = Instant::now();
-        let before = c.window();
+    /// filter let through.
+    fn reported(f: &mut LossFilter, n: u64, every: u64) -> u64 {
+        let mut told = 0;
         for pn in 0..n {
-            c.on_sent(now, 1200, pn);
-            if pn % every == every - 1 {
-                c.on_packet_lost(1200, pn, now);
+            f.on_sent(1200);
+            if pn % every == every - 1 && f.on_lost(1200) {
+                told += 1;
             }
         }
-        c.window() - before
+        told
     }
 
     #[test]
     fn random_loss_is_kept_from_bbr_heavy_loss_is_not() {
-        let mut c = LossTolerant {
-            inner: Box::new(Recorder::default()),
-            sent: 0,
-            lost: 0,
-        };
+        let mut f = LossFilter::default();
         // The first packets: one loss in three (seen at the start of a run) is no sample yet.
-        assert_eq!(reported(&mut c, 3, 3), 0);
+        assert_eq!(reported(&mut f, 3, 3), 0);
         // 5 % for 5000 packets: BBR hears of none.
-        assert_eq!(reported(&mut c, 5000, 20), 0);
+        assert_eq!(reported(&mut f, 5000, 20), 0);
         // 33 % (an overflowing queue): once the recent rate passes 10 %, every loss goes through.
-        let heard = reported(&mut c, 3000, 3);
+        let heard = reported(&mut f, 3000, 3);
         assert!(
             (800..=1000).contains(&heard),
             "{heard} of 1000 losses reported"
         );
         // Back to 2 %: the window forgets the burst within a few thousand packets.
-        reported(&mut c, 5000, 50);
-        assert_eq!(reported(&mut c, 5000, 50), 0);
+        reported(&mut f, 5000, 50);
+        assert_eq!(reported(&mut f, 5000, 50), 0);
     }
 }
