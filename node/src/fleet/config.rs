@@ -49,8 +49,10 @@ pub struct FleetSection {
     /// `"cubic"` or `"newreno"`. See `fleet::transport`.
     #[serde(default)]
     pub congestion: Congestion,
-    /// Flow-control window of each fleet connection, e.g. `"16 MiB"`: at least the fastest
-    /// link's rate × its round trip. Default 16 MiB.
+    /// Flow-control window of each fleet stream, e.g. `"2 MiB"`: at least the fastest link's
+    /// rate × 2 round trips, and at most ~2.7 MiB (above it a lossy link makes the receiver's
+    /// QUIC stack close connections, see `fleet::transport::REASSEMBLY_SAFE_BYTES`). Default
+    /// 2 MiB.
     #[serde(default)]
     pub window: Window,
 }
@@ -286,7 +288,7 @@ mod tests {
         let d = parse("").unwrap();
         assert_eq!(
             (d.congestion, d.window),
-            (Congestion::Bbr, Window::from_mib(16))
+            (Congestion::Bbr, Window::from_mib(2))
         );
         let s = parse("congestion = \"cubic\"\nwindow = \"4 MiB\"").unwrap();
         assert_eq!(

@@ -208,6 +208,15 @@ impl Fleet {
                 .unwrap_or_default(),
         );
 
+        if shared.settings.window.risks_reassembly_limit() {
+            tracing::warn!(
+                "fleet: [fleet] window = \"{}\" is above ~2.7 MiB: on a link that loses packets the \
+                 receiving node's QUIC stack closes the connection when more than that is held \
+                 behind a lost packet, and the transfer restarts (docs/configuration.md)",
+                shared.settings.window
+            );
+        }
+
         let pending_dir = PendingDir::new(data_dir);
         let mut resume = Vec::new();
         for release in pending_dir.load() {

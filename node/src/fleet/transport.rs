@@ -4,9 +4,11 @@
 //! random. A loss-based controller (Cubic, QUIC's default here, or NewReno) reads every lost
 //! packet as congestion and halves its rate, so 1–2 % random loss costs it most of the link;
 //! BBR models the bottleneck's rate and round trip instead and keeps the link full. The
-//! windows must cover the bandwidth-delay product (plus the queue a saturated link builds), or
-//! a long link is window-limited whatever the controller does. Every connection's controller
-//! is traced (`cc_trace.rs`, debug log). The measurements behind the
+//! windows must cover the bandwidth-delay product (plus the wait for a retransmission), or a
+//! long link is window-limited whatever the controller does — and stay below what the
+//! receiving QUIC stack holds behind a lost packet ([`REASSEMBLY_SAFE_BYTES`]), or a lossy link
+//! gets its connections closed. Every connection's controller is traced (`cc_trace.rs`, debug
+//! log). The measurements behind the
 //! defaults are in `docs/architecture.md` ("Fleet transport") and `docs/benchmarks.md`
 //! (`tests/bench/lossy.sh`).
 
@@ -47,7 +49,7 @@ impl fmt::Display for Congestion {
     }
 }
 
-/// A flow-control window in bytes (`[fleet] window`), written as `"16 MiB"`, `"8 MB"` or a
+/// A flow-control window in bytes (`[fleet] window`), written as `"2 MiB"`, `"8 MB"` or a
 /// plain number of bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window(u32);
@@ -73,17 +75,39 @@ impl Default for Window {
     }
 }
 
-/// 16 MiB: the bandwidth-delay product of 100 Mbit/s at 1.3 s, or 1 Gbit/s at 134 ms, with
-/// room for the queue a saturated link adds to its round trip. A receiver holds only what the
-/// store has not yet taken, so the window is credit, not memory in use.
-pub const DEFAULT_WINDOW: Window = Window::from_mib(16);
+/// 2 MiB: a stream window must stay below what the receiver's QUIC stack will hold behind a
+/// lost packet ([`REASSEMBLY_SAFE_BYTES`]); 2 MiB leaves room for the small frames around
+/// retransmissions at 5 % loss, and still covers 100 Mbit/s × 80 ms plus the wait for a
+/// retransmission (~170 ms of data), or 1 Gbit/s on a LAN. Measured: docs/benchmarks.md
+/// ("Lossy WAN links"). The window is credit, not memory in use: a receiver holds only what the
+/// store has not yet taken.
+pub const DEFAULT_WINDOW: Window = Window::from_mib(2);
+
+/// What one stream may hold, received but not yet readable (behind a lost packet), before the
+/// receiving QUIC stack (noq-proto 1.4, `connection/assembler.rs`) closes the whole connection
+/// with "too many gaps in stream buffer": it compacts its buffer at 2048 chunks and gives up if
+/// more than 1024 remain, and a well-filled packet's chunk is never merged with its neighbours,
+/// so the limit is ~2048 packets of ~1.39 kB stream data (1452-byte datagrams), not 1024 gaps.
+/// Any loss while more than this is in flight ahead of a retransmission kills the connection
+/// (measured at 80 ms / 2 %: a reconnect every ~1.2 s with a 4 or 16 MiB window, none with 2 MiB).
+pub const REASSEMBLY_SAFE_BYTES: u64 = 2048 * 1_390;
+
+const _: () = assert!((DEFAULT_WINDOW.0 as u64) < REASSEMBLY_SAFE_BYTES);
+
+impl Window {
+    /// Whether a lossy link can make the receiver close connections with this window (it is
+    /// above what one stream may hold behind a lost packet, [`REASSEMBLY_SAFE_BYTES`]).
+    pub fn risks_reassembly_limit(self) -> bool {
+        self.bytes() > REASSEMBLY_SAFE_BYTES
+    }
+}
 
 impl FromStr for Window {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (num, unit) = super::config::number_and_unit(s)
-            .ok_or_else(|| format!("`{s}`: expected a size, e.g. \"16 MiB\""))?;
+            .ok_or_else(|| format!("`{s}`: expected a size, e.g. \"2 MiB\""))?;
         let scale: f64 = match unit {
             "" | "B" => 1.0,
             "KiB" => 1024.0,
@@ -402,7 +426,15 @@ mod tests {
         assert!(w("1000").is_err());
         assert!(w("16 furlongs").unwrap_err().contains("unknown unit"));
         assert!(w("lots").is_err());
-        assert_eq!(DEFAULT_WINDOW.to_string(), "16 MiB");
+        assert_eq!(DEFAULT_WINDOW.to_string(), "2 MiB");
+        assert!(!DEFAULT_WINDOW.risks_reassembly_limit());
+        assert!(!Window::from_mib(2).risks_reassembly_limit());
+        assert!(w("2.7 MiB").is_ok_and(|b| b <= REASSEMBLY_SAFE_BYTES));
+        assert!("2.8 MiB"
+            .parse::<Window>()
+            .unwrap()
+            .risks_reassembly_limit());
+        assert!(Window::from_mib(16).risks_reassembly_limit());
     }
 
     #[test]
