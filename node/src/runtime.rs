@@ -17,7 +17,7 @@ use crate::{
         arch::{GrubBoot, MachineSet, PxelinuxBoot},
         BootFiles, DhcpConfig, DhcpMode, DhcpServer,
     },
-    fleet::{Fleet, FleetError},
+    fleet::{Fleet, FleetError, FleetSection, Inventory},
     fsutil::now_unix,
     http::{self, HttpHandler, HttpLimits, Serves},
     integrity::VerifiedFiles,
@@ -215,6 +215,14 @@ fn check_grub_files(config: &Config, store: &Store, first_stage: &FirstStage) {
     }
 }
 
+/// The site this node is, for the fleet's machine list: `[fleet] site`, else the host name.
+pub fn site_label(settings: &FleetSection) -> String {
+    match &settings.site {
+        Some(label) => label.0.clone(),
+        None => crate::status::hostname(),
+    }
+}
+
 pub fn base_url(config: &Config, ip: Ipv4Addr) -> String {
     match &config.http.base_url {
         Some(url) => url.trim_end_matches('/').to_string(),
@@ -308,27 +316,32 @@ impl Node {
                 "boot policy NOT applied: {why}; [machines] and default_image decide until a newer policy arrives"
             ),
         }
-        let fleet = match &config.fleet {
-            Some(settings) => Some(
-                Fleet::start(
-                    settings.clone(),
-                    &config.data_dir,
-                    store.clone(),
-                    held.clone(),
-                )
-                .await?,
-            ),
-            None => None,
-        };
         let metrics = Arc::new(Metrics::new());
-        let (policy_owner, policy) = LivePolicy::new(boot_policy(&config));
-        let node_ref = fleet.as_ref().map(|f| NodeRef(*f.id().as_bytes()));
-        let policy = policy.with_held(held.subscribe(), node_ref);
         let clients_file = config.data_dir.join(crate::clients::saved::FILE_NAME);
         let clients = ClientLog::from_record(
             crate::clients::saved::load_or_set_aside(&clients_file, ClientLimits::default()),
             metrics.clone(),
         );
+        let fleet = match &config.fleet {
+            Some(settings) => {
+                let inventory = Inventory {
+                    clients: clients.clone(),
+                    site: site_label(settings),
+                };
+                let fleet = Fleet::start(
+                    settings.clone(),
+                    &config.data_dir,
+                    store.clone(),
+                    held.clone(),
+                    inventory,
+                );
+                Some(fleet.await?)
+            }
+            None => None,
+        };
+        let (policy_owner, policy) = LivePolicy::new(boot_policy(&config));
+        let node_ref = fleet.as_ref().map(|f| NodeRef(*f.id().as_bytes()));
+        let policy = policy.with_held(held.subscribe(), node_ref);
         let metrics_listener = match config.metrics.listen {
             Some(addr) => {
                 Some(

@@ -57,6 +57,9 @@ pub enum Request {
     /// "Which boot policy do you hold?" (catch-up after a reconnect, beside `Catalog`).
     /// Answered with [`Response::Policy`].
     PolicyCatalog,
+    /// "Which machines did your site see?" (`netboot clients --fleet`). Members only;
+    /// answered with [`Response::Clients`].
+    Clients,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,7 +83,18 @@ pub enum Response {
     },
     /// The signed boot policy the node holds, if any.
     Policy(Option<Vec<u8>>),
+    /// The answering node's machine inventory: JSON (the node's `SiteClients`, which carries
+    /// the site label and the machines as `/clients.json` lists them), at most
+    /// [`MAX_CLIENTS_ANSWER`] bytes. JSON rather than postcard because the record's types
+    /// are the HTTP API's, with optional fields postcard cannot skip.
+    Clients {
+        json: Vec<u8>,
+    },
 }
+
+/// Upper bound of a [`Response::Clients`] body: well inside [`MAX_MESSAGE`], and a node
+/// holding more leaves out its least recently seen machines (and says how many).
+pub const MAX_CLIENTS_ANSWER: usize = 4 << 20;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FrameError {
@@ -160,6 +174,10 @@ mod tests {
         roundtrip(Response::Published { version: 3 });
         roundtrip(Response::Refused {
             reason: "no".into(),
+        });
+        roundtrip(Request::Clients);
+        roundtrip(Response::Clients {
+            json: b"{}".to_vec(),
         });
     }
 

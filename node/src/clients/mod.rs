@@ -6,6 +6,7 @@
 //! [`record::Clients`] is the pure record (time passed in, unit tested); [`ClientLog`] is the
 //! cheap cloneable handle that owns it.
 
+pub mod fleet;
 pub mod record;
 pub mod saved;
 pub mod stage;
@@ -32,7 +33,7 @@ pub struct ClientLog {
     metrics: Arc<Metrics>,
 }
 
-fn unix_ms(t: SystemTime) -> u64 {
+pub(crate) fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{ClientsView, Machine};
+use super::{fleet::FleetClientsView, ClientsView, Machine};
 use crate::status::ago;
 
 /// A machine the operator has to look at: it was given no image (not answered, or nothing
@@ -21,43 +21,89 @@ pub fn how_far(m: &Machine) -> String {
     }
 }
 
+/// The columns every list shows of a machine, last seen `seen_ago` seconds ago.
+fn machine_cells(m: &Machine, seen_ago: u64) -> [String; 6] {
+    [
+        m.mac.to_string(),
+        m.arch.clone().unwrap_or_else(|| "-".into()),
+        m.vendor.clone().unwrap_or_else(|| "-".into()),
+        ago(0, seen_ago),
+        m.image
+            .as_ref()
+            .map_or_else(|| "-".into(), |i| format!("{} v{}", i.name, i.version)),
+        how_far(m),
+    ]
+}
+
+const MACHINE_HEADER: [&str; 6] = ["MAC", "ARCH", "VENDOR", "LAST SEEN", "IMAGE", "HOW FAR"];
+
+fn nothing(only_unknown: bool) -> String {
+    if only_unknown {
+        "no unknown machines\n".into()
+    } else {
+        "no machines seen yet\n".into()
+    }
+}
+
 pub fn render(view: &ClientsView, only_unknown: bool) -> String {
     let now = view.generated_ms / 1000;
-    let rows: Vec<[String; 6]> = view
+    let rows: Vec<Vec<String>> = view
         .machines
         .iter()
         .filter(|m| !only_unknown || is_unknown(m))
-        .map(|m| {
-            [
-                m.mac.to_string(),
-                m.arch.clone().unwrap_or_else(|| "-".into()),
-                m.vendor.clone().unwrap_or_else(|| "-".into()),
-                ago(m.last_seen_ms / 1000, now),
-                m.image
-                    .as_ref()
-                    .map_or_else(|| "-".into(), |i| format!("{} v{}", i.name, i.version)),
-                how_far(m),
-            ]
-        })
+        .map(|m| machine_cells(m, now.saturating_sub(m.last_seen_ms / 1000)).to_vec())
         .collect();
     if rows.is_empty() {
-        return if only_unknown {
-            "no unknown machines\n".into()
-        } else {
-            "no machines seen yet\n".into()
-        };
+        return nothing(only_unknown);
     }
-    let header = ["MAC", "ARCH", "VENDOR", "LAST SEEN", "IMAGE", "HOW FAR"];
-    let mut width = header.map(str::len);
+    table(&MACHINE_HEADER, rows)
+}
+
+/// `netboot clients --fleet`: every answering site's machines with their site and node, then
+/// one line per peer that did not answer, and why.
+pub fn render_fleet(view: &FleetClientsView, only_unknown: bool) -> String {
+    let rows: Vec<Vec<String>> = view
+        .machines
+        .iter()
+        .filter(|m| !only_unknown || is_unknown(&m.machine))
+        .map(|m| {
+            let mut cells = vec![m.site.clone(), m.node.clone()];
+            cells.extend(machine_cells(&m.machine, m.seen_ago_ms / 1000));
+            cells
+        })
+        .collect();
+    let mut out = if rows.is_empty() {
+        nothing(only_unknown)
+    } else {
+        let header: Vec<&str> = ["SITE", "NODE"].into_iter().chain(MACHINE_HEADER).collect();
+        table(&header, rows)
+    };
+    for s in view.sites.iter().filter(|s| s.left_out > 0) {
+        let _ = writeln!(
+            out,
+            "site {} ({}): {} least recently seen machines left out (answer size limit)",
+            s.site, s.node, s.left_out
+        );
+    }
+    for s in &view.silent {
+        let _ = writeln!(out, "peer {} ({}): no answer: {}", s.peer, s.node, s.why);
+    }
+    out
+}
+
+/// Columns padded to their widest cell, two spaces apart.
+fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut width: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (w, cell) in width.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
     let mut out = String::new();
-    for row in std::iter::once(header.map(String::from)).chain(rows) {
+    for row in std::iter::once(header).chain(rows) {
         let mut line = String::new();
-        for (cell, w) in row.iter().zip(width) {
+        for (cell, w) in row.iter().zip(&width) {
             let _ = write!(line, "{cell:w$}  ");
         }
         out.push_str(line.trim_end());

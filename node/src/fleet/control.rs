@@ -14,7 +14,7 @@ use netboot_proto::{
     SignedRelease,
 };
 
-use super::{core::PeerEvent, fetch, wire, Shared};
+use super::{core::PeerEvent, fetch, inventory, wire, Shared};
 
 /// Answers requests on one connection until it closes.
 pub(crate) async fn serve(shared: Arc<Shared>, conn: Connection, remote: EndpointId, member: bool) {
@@ -69,6 +69,7 @@ async fn handle(
         Request::PolicyCatalog => {
             Response::Policy(shared.held.current().map(|h| h.policy.signed().encode()))
         }
+        Request::Clients => inventory::answer(shared),
     };
     wire::write(&mut send, &response).await?;
     send.finish()

@@ -24,6 +24,7 @@ mod decide;
 mod fetch;
 mod gate;
 pub mod identity;
+mod inventory;
 mod links;
 mod peers;
 mod pending;
@@ -46,6 +47,7 @@ pub use self::{
     config::{FleetSection, PeerAddr},
     gate::UploadStats,
     identity::FLEET_KEY_FILE,
+    inventory::Inventory,
     progress::{FetchSource, Refusal},
     view::{FetchView, FleetView, PeerBytes, PeerView, ReleaseRef},
 };
@@ -79,6 +81,8 @@ pub(crate) struct Shared {
     pub progress: progress::Progress,
     /// The boot policy this node holds: offers go to it, catch-up sends it.
     pub held: HeldPolicy,
+    /// This site's machines, for members that ask (`netboot clients --fleet`).
+    pub inventory: Inventory,
 }
 
 impl Shared {
@@ -116,6 +120,11 @@ impl FleetStatus {
     pub fn sync_lag(&self) -> Vec<(String, f64)> {
         self.shared.progress.sync_lag()
     }
+
+    /// Every site's machines: this node's and each connected peer's (`/fleet/clients.json`).
+    pub async fn machines(&self) -> crate::clients::fleet::FleetClientsView {
+        inventory::ask_all(&self.shared).await
+    }
 }
 
 /// This node's endpoint id, from its data dir (created on first use).
@@ -129,6 +138,7 @@ impl Fleet {
         data_dir: &Path,
         store: Arc<Store>,
         held: HeldPolicy,
+        inventory: Inventory,
     ) -> Result<Self, FleetError> {
         let key = identity::load_or_create(data_dir)?;
         let relay_mode = match &settings.relay {
@@ -179,6 +189,7 @@ impl Fleet {
             changed: Notify::new(),
             uploads,
             progress: Default::default(),
+            inventory,
             settings,
             held,
         });

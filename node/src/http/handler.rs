@@ -6,6 +6,7 @@
 //! | `/` | the status page (HTML, see [`crate::status::render`]) |
 //! | `/status.json` | the same snapshot as JSON ([`crate::status::NodeStatus`]) |
 //! | `/fleet/status.json` | the fleet's view ([`crate::fleet::FleetView`]) |
+//! | `/fleet/clients.json` | every site's machines, asked of the connected peers ([`crate::clients::fleet::FleetClientsView`]) |
 //! | `/boot.ipxe` | a script that chains back with `?mac=…&ip=…` (HTTP carries no MAC) |
 //! | `/boot.ipxe?mac=…&ip=…` | the machine's image, the default image, or a menu |
 //! | `/boot/<name>.ipxe` | a script booting the newest servable `<name>` |
@@ -302,8 +303,11 @@ impl HttpHandler {
             Route::ClientsJson => json(serde_json::to_string(
                 &self.clients.view(std::time::SystemTime::now()),
             )),
-            Route::FleetStatus => match &self.fleet_status {
-                Some(status) => json(serde_json::to_string(&status.view().await)),
+            Route::FleetStatus | Route::FleetClients => match &self.fleet_status {
+                Some(status) if *route == Route::FleetStatus => {
+                    json(serde_json::to_string(&status.view().await))
+                }
+                Some(status) => json(serde_json::to_string(&status.machines().await)),
                 None => full(
                     StatusCode::NOT_FOUND,
                     "text/plain",
@@ -436,9 +440,11 @@ impl HttpHandler {
             }
             Route::FirstStage(rest) => self.first_stage_file(rest, "first stage"),
             Route::NotFound(why) => not_found(why),
-            Route::StatusPage | Route::StatusJson | Route::ClientsJson | Route::FleetStatus => {
-                not_found(format!("{path} is answered by status_answer"))
-            }
+            Route::StatusPage
+            | Route::StatusJson
+            | Route::ClientsJson
+            | Route::FleetStatus
+            | Route::FleetClients => not_found(format!("{path} is answered by status_answer")),
             Route::Metrics => not_found("/metrics: served on [metrics] listen".into()),
         }
     }

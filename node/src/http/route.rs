@@ -20,6 +20,8 @@ pub enum Route<'a> {
     StatusJson,
     /// `/clients.json`: the machines the node saw and how far each got.
     ClientsJson,
+    /// `/fleet/clients.json`: every site's machines (this node's and its peers').
+    FleetClients,
     /// `/fleet/status.json`: the fleet's own view (peers, fetches).
     FleetStatus,
     /// `/metrics`: Prometheus metrics.
@@ -60,6 +62,7 @@ impl<'a> Route<'a> {
             "/status.json" => return Route::StatusJson,
             "/clients.json" => return Route::ClientsJson,
             "/fleet/status.json" => return Route::FleetStatus,
+            "/fleet/clients.json" => return Route::FleetClients,
             "/metrics" => return Route::Metrics,
             "/boot.ipxe" => return Route::BootScript,
             _ => {}
@@ -181,6 +184,7 @@ mod tests {
         assert_eq!(Route::parse("/status.json"), Route::StatusJson);
         assert_eq!(Route::parse("/clients.json"), Route::ClientsJson);
         assert_eq!(Route::parse("/fleet/status.json"), Route::FleetStatus);
+        assert_eq!(Route::parse("/fleet/clients.json"), Route::FleetClients);
         assert_eq!(Route::parse("/metrics"), Route::Metrics);
         assert_eq!(Route::parse("/boot.ipxe"), Route::BootScript);
         assert_eq!(

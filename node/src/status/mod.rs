@@ -252,7 +252,7 @@ impl NodeIdentity {
 }
 
 /// The kernel's host name; a status page without it is still useful, so no error.
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string(Path::new("/proc/sys/kernel/hostname"))
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "(unknown)".into())
