@@ -466,7 +466,7 @@ impl Node {
             http_listener,
             http_handler,
             http_limits: config.http.limits(),
-            reloader: reload::Reloader::new(config, policy_owner),
+            reloader: reload::Reloader::new(config, policy_owner, fleet.as_ref().map(Fleet::live)),
             tftp,
             dhcp,
             fleet,

@@ -2,11 +2,15 @@
 //! without restarting the node; a listen-address change is logged as needing a restart while
 //! the node keeps serving on the old address; a file with a mistake is refused with its
 //! FILE:LINE message (by `netboot reload` and by the node on a bare SIGHUP) and the node
-//! keeps serving the config it has.
+//! keeps serving the config it has. In a fleet, a peer added by a reload is dialled and shown
+//! connected by `netboot status`, a removed one is dropped, and a new upload limit is taken.
 
 use std::{process::Command, time::Duration};
 
-use netboot_tests::{content, free_port, netboot, run, stderr, stdout, wait_until, LoopbackSite};
+use netboot_tests::{
+    content, fleet_sites::Fleet, free_port, netboot, run, stderr, stdout, wait_until, LoopbackSite,
+    NodeProcess,
+};
 
 const MAC: &str = "52:54:00:12:34:56";
 
@@ -137,4 +141,70 @@ fn sighup_applies_machines_and_reports_what_needs_a_restart() {
         script(&base).contains("rescue.iso"),
         "still serving the config it had"
     );
+}
+
+#[test]
+fn sighup_connects_an_added_peer_drops_a_removed_one_and_takes_a_new_upload_limit() {
+    let fleet = Fleet::new();
+    let (a, b) = (fleet.site("a"), fleet.site("b"));
+    // B admits A from the start; A knows nobody yet.
+    fleet.configure(&a, &[], &[], "");
+    fleet.configure(&b, &[], &[&a.id], "");
+    let (mut na, mut nb) = (
+        NodeProcess::start(&a.config, None),
+        NodeProcess::start(&b.config, None),
+    );
+    let logs = || format!("--- a ---\n{}\n--- b ---\n{}", na.log_text(), nb.log_text());
+    let reload = |peers: &[String], extra: &str| {
+        fleet.configure(&a, peers, &[], extra);
+        let out = run(netboot().args(["reload", "--config"]).arg(&a.config), true);
+        assert!(stdout(&out).contains("sent SIGHUP"), "{}", stdout(&out));
+    };
+    let connected = || {
+        a.status()
+            .peer(&b.id)
+            .is_some_and(|p| p["connected"] == true)
+    };
+    assert!(a.status().peer(&b.id).is_none(), "{}", logs());
+
+    reload(&[b.addr()], "upload_limit = \"5 MB/s\"");
+    wait_until(
+        "A to connect to B after the reload",
+        Duration::from_secs(30),
+        &logs,
+        connected,
+    );
+    let log = na.log_text();
+    for line in [
+        "config reload: fleet.peers applied",
+        "config reload: fleet.upload_limit applied",
+        "fleet: upload limit now 40.0 Mbit/s",
+        &format!(
+            "fleet: peer 127.0.0.1:{} ({}) added by a config reload",
+            b.fleet,
+            &b.id[..10]
+        ),
+    ] {
+        assert!(log.contains(line), "no `{line}` in\n{log}");
+    }
+    assert!(!log.contains("needs a restart"), "{log}");
+    let status = stdout(&run(
+        netboot().args(["status", "--config"]).arg(&a.config),
+        true,
+    ));
+    let row = status
+        .lines()
+        .find(|l| l.contains(&format!("127.0.0.1:{}", b.fleet)))
+        .unwrap_or_else(|| panic!("B not among the peers:\n{status}"));
+    assert!(row.contains(" connected"), "{status}");
+
+    // Removed (and not a member): A forgets B and closes the link.
+    reload(&[], "");
+    wait_until("A to drop B", Duration::from_secs(30), &logs, || {
+        a.status().peer(&b.id).is_none()
+    });
+    let log = na.log_text();
+    assert!(log.contains("removed by a config reload"), "{log}");
+    assert!(log.contains("fleet: upload limit now unlimited"), "{log}");
+    assert!(na.is_running() && nb.is_running());
 }

@@ -1,9 +1,11 @@
 //! What a config reload (SIGHUP) may change in a running node.
 //!
 //! Pure: the running config and the newly read one in, the config to run next and a per-field
-//! account out. Only what the serving handlers read per request changes live (the boot
-//! policy); everything bound or opened at start (sockets, the store, the fleet endpoint, the
-//! DHCP answers) keeps its old value until a restart, and the account says so field by field.
+//! account out. What the serving handlers read per request changes live (the boot policy),
+//! and so do the fleet's peers, members and upload limit (the fleet applies them to its peer
+//! table, its access list and its pacer); everything bound or opened at start (sockets, the
+//! store, the fleet endpoint, the DHCP answers) keeps its old value until a restart, and the
+//! account says so field by field.
 
 use std::fmt::Debug;
 
@@ -75,6 +77,21 @@ pub fn plan(running: &Config, wanted: &Config) -> Reload {
             None => next.machines.remove(mac),
         };
         applied.push(field);
+    }
+
+    if let (Some(next), Some(w)) = (next.fleet.as_mut(), wanted.fleet.as_ref()) {
+        if differs(&next.peers, &w.peers) {
+            next.peers.clone_from(&w.peers);
+            applied.push("fleet.peers".to_string());
+        }
+        if differs(&next.members, &w.members) {
+            next.members.clone_from(&w.members);
+            applied.push("fleet.members".to_string());
+        }
+        if next.upload_limit != w.upload_limit {
+            next.upload_limit = w.upload_limit;
+            applied.push("fleet.upload_limit".to_string());
+        }
     }
 
     needs_restart.extend(
@@ -219,16 +236,15 @@ fn fleet_fields(
     let (Some(r), Some(w)) = (running, wanted) else {
         return vec![("fleet", running.is_some() != wanted.is_some())];
     };
+    // Live (see `plan`), but part of "did anything in the section change".
+    let live = differs(&r.peers, &w.peers)
+        || differs(&r.members, &w.members)
+        || r.upload_limit != w.upload_limit;
     let mut fields = vec![
         ("fleet.listen", r.listen != w.listen),
-        ("fleet.peers", differs(&r.peers, &w.peers)),
-        ("fleet.members", differs(&r.members, &w.members)),
         ("fleet.fetch", differs(&r.fetch, &w.fetch)),
-        (
-            "fleet.upload_limit",
-            differs(&r.upload_limit, &w.upload_limit),
-        ),
         ("fleet.upload_slots", r.upload_slots != w.upload_slots),
+        ("fleet.site", r.site != w.site),
         ("fleet.relay", r.relay != w.relay),
         (
             "fleet.stall_timeout_secs",
@@ -237,7 +253,7 @@ fn fleet_fields(
         ("fleet.congestion", differs(&r.congestion, &w.congestion)),
         ("fleet.window", differs(&r.window, &w.window)),
     ];
-    let listed = fields.iter().any(|(_, changed)| *changed);
+    let listed = live || fields.iter().any(|(_, changed)| *changed);
     fields.push(("fleet", !listed && differs(r, w)));
     fields
 }
@@ -249,6 +265,11 @@ mod tests {
     use super::*;
 
     const BASE: &str = "data_dir = \"/d\"\n[dhcp]\nmode = \"off\"\nserver_ip = \"127.0.0.1\"\n";
+    const ID1: &str = "ae58ff8833241ac82d6ff7611046ed67b5072d142c588d0063e942d9a75502b6";
+    const P1: &str =
+        "ae58ff8833241ac82d6ff7611046ed67b5072d142c588d0063e942d9a75502b6@10.1.0.1:7311";
+    const P2: &str =
+        "ae58ff8833241ac82d6ff7611046ed67b5072d142c588d0063e942d9a75502b6@10.1.0.2:7311";
 
     fn config(extra: &str) -> Config {
         Config::parse(&format!("{BASE}{extra}"), Path::new("/n.toml")).unwrap()
@@ -301,6 +322,18 @@ mod tests {
                 &["fleet.fetch", "fleet.upload_slots"],
             ),
             ("", "[fleet]\n".into(), &[], &["fleet"]),
+            (
+                &format!("[fleet]\npeers = [\"{P1}\"]\n"),
+                format!("[fleet]\npeers = [\"{P2}\"]\nmembers = [\"{ID1}\"]\nupload_limit = \"5 MB/s\"\n"),
+                &["fleet.peers", "fleet.members", "fleet.upload_limit"],
+                &[],
+            ),
+            (
+                "[fleet]\nupload_limit = \"5 MB/s\"\n",
+                "[fleet]\nlisten = \"0.0.0.0:7400\"\nsite = \"b\"\n".into(),
+                &["fleet.upload_limit"],
+                &["fleet.listen", "fleet.site"],
+            ),
             (
                 "",
                 "[boot]\nefi_loader = \"grub\"\nbios = \"x.kpxe\"\n[tftp]\nenabled = false\n"

@@ -139,6 +139,11 @@ pub(crate) enum PeerEvent {
     Received(oneshot::Sender<HashMap<EndpointId, (String, u64)>>),
     /// The peers for `/fleet/status.json` and the status page.
     Status(oneshot::Sender<Vec<super::view::PeerView>>),
+    /// A config reload's peer list, and everyone who may connect now.
+    Reconfigure {
+        peers: Vec<PeerAddr>,
+        members: std::collections::HashSet<EndpointId>,
+    },
 }
 
 /// How a fetch ended.
@@ -714,6 +719,24 @@ impl Core {
             }
             PeerEvent::Status(reply) => {
                 let _ = reply.send(peers.status(Instant::now()));
+            }
+            PeerEvent::Reconfigure {
+                peers: list,
+                members,
+            } => {
+                let changed = peers.reconfigure(&list, &members);
+                for label in changed.added {
+                    tracing::info!("fleet: peer {label} added by a config reload; dialling it");
+                }
+                for label in changed.removed {
+                    tracing::info!(
+                        "fleet: peer {label} removed by a config reload; no longer dialled"
+                    );
+                }
+                for (label, conn) in changed.dropped {
+                    tracing::info!("fleet: closing the link to {label}: no longer a fleet member");
+                    conn.close(0u32.into(), b"no longer a fleet member");
+                }
             }
         }
     }

@@ -170,21 +170,68 @@ impl UploadStats {
     }
 }
 
-struct Pacer {
-    rate: f64,
-    next: Mutex<Option<Instant>>,
+/// The upload limit, changeable while uploads run (a config reload): every chunk group of
+/// every upload asks it for its send time, so a new rate holds from the next group on.
+#[derive(Debug, Default)]
+pub(crate) struct Pacer {
+    state: Mutex<PacerState>,
+}
+
+#[derive(Debug, Default)]
+struct PacerState {
+    /// Bytes per second; `None`: unlimited.
+    rate: Option<f64>,
+    /// When the next chunk group may go.
+    next: Option<Instant>,
 }
 
 impl Pacer {
-    /// When a chunk group of `size` bytes may be sent.
-    fn slot(&self, size: u64) -> Instant {
+    pub(crate) fn new(limit: Option<Rate>) -> Self {
+        let pacer = Self::default();
+        pacer.set(limit);
+        pacer
+    }
+
+    /// A new limit. Groups already given a time keep it; the next one is paced at the new
+    /// rate from now (a backlog scheduled at a slower rate is not carried over).
+    pub(crate) fn set(&self, limit: Option<Rate>) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.rate = limit.map(|r| r.bytes_per_sec.max(1) as f64);
+        st.next = None;
+    }
+
+    /// When a chunk group of `size` bytes may be sent; `None`: at once.
+    fn slot(&self, size: u64) -> Option<Instant> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let rate = st.rate?;
         let now = Instant::now();
-        let burst = Duration::from_secs_f64(BURST_BYTES / self.rate);
-        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        let burst = Duration::from_secs_f64(BURST_BYTES / rate);
         let earliest = now.checked_sub(burst).unwrap_or(now);
-        let start = next.map_or(now, |n| n.max(earliest));
-        *next = Some(start + Duration::from_secs_f64(size as f64 / self.rate));
-        start
+        let start = st.next.map_or(now, |n| n.max(earliest));
+        st.next = Some(start + Duration::from_secs_f64(size as f64 / rate));
+        Some(start)
+    }
+}
+
+/// Who may connect and fetch: configured peers and `members`, replaced whole on a reload.
+#[derive(Debug, Default)]
+pub(crate) struct Members(std::sync::RwLock<Arc<HashSet<EndpointId>>>);
+
+impl Members {
+    pub(crate) fn new(ids: HashSet<EndpointId>) -> Self {
+        Self(std::sync::RwLock::new(Arc::new(ids)))
+    }
+
+    pub(crate) fn contains(&self, id: &EndpointId) -> bool {
+        self.get().contains(id)
+    }
+
+    pub(crate) fn get(&self) -> Arc<HashSet<EndpointId>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn replace(&self, ids: HashSet<EndpointId>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ids);
     }
 }
 
@@ -194,8 +241,8 @@ fn lock(slots: &Mutex<Slots>) -> std::sync::MutexGuard<'_, Slots> {
 
 /// Builds the provider's event handler.
 pub(crate) fn provider_events(
-    members: Arc<HashSet<EndpointId>>,
-    limit: Option<Rate>,
+    members: Arc<Members>,
+    pacer: Arc<Pacer>,
     slots: usize,
     stats: Arc<UploadStats>,
 ) -> EventSender {
@@ -208,12 +255,6 @@ pub(crate) fn provider_events(
         throttle: ThrottleMode::Intercept,
         ..EventMask::DEFAULT
     };
-    let pacer = limit.map(|r| {
-        Arc::new(Pacer {
-            rate: r.bytes_per_sec as f64,
-            next: Mutex::new(None),
-        })
-    });
     let (tx, mut rx) = EventSender::channel(64, mask);
     let slots = Arc::new(Mutex::new(Slots::new(slots, SLOT_LEASE)));
     tokio::spawn(async move {
@@ -275,12 +316,11 @@ pub(crate) fn provider_events(
                 ProviderMessage::Throttle(msg) => {
                     let peer = lock(&slots).peer(msg.connection_id);
                     stats.add(peer, msg.size);
-                    match &pacer {
+                    match pacer.slot(msg.size) {
                         None => {
                             msg.tx.send(Ok(())).await.ok();
                         }
-                        Some(pacer) => {
-                            let at = pacer.slot(msg.size);
+                        Some(at) => {
                             tokio::spawn(async move {
                                 tokio::time::sleep_until(at).await;
                                 msg.tx.send(Ok(())).await.ok();
@@ -357,20 +397,29 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn pacer_spaces_chunks_at_the_rate() {
-        let pacer = Pacer {
-            rate: 1_000_000.0,
-            next: Mutex::new(None),
-        };
-        let t0 = Instant::now();
+        let rate = |bytes_per_sec| Some(Rate { bytes_per_sec });
+        let pacer = Pacer::new(rate(1_000_000));
         // 100 chunk groups of 16 KiB at 1 MB/s: the last slot is ~1.6 s out.
-        let mut last = t0;
-        for _ in 0..100 {
-            last = pacer.slot(16384);
-        }
-        let span = last - t0;
-        assert!(
-            span >= Duration::from_millis(1550) && span <= Duration::from_millis(1650),
-            "{span:?}"
-        );
+        let span = |pacer: &Pacer| {
+            let t0 = Instant::now();
+            let mut last = t0;
+            for _ in 0..100 {
+                last = pacer.slot(16384).expect("limited");
+            }
+            last - t0
+        };
+        let ms = Duration::from_millis;
+        let first = span(&pacer);
+        assert!(first >= ms(1550) && first <= ms(1650), "{first:?}");
+        // A reload raises the limit while that backlog is queued: the next groups go at the
+        // new rate from now, not after the old backlog.
+        pacer.set(rate(4_000_000));
+        let faster = span(&pacer);
+        assert!(faster >= ms(340) && faster <= ms(420), "{faster:?}");
+        pacer.set(None);
+        assert_eq!(pacer.slot(16384), None, "unlimited: at once");
+        pacer.set(rate(1_000_000));
+        let again = span(&pacer);
+        assert!(again >= ms(1550) && again <= ms(1650), "{again:?}");
     }
 }

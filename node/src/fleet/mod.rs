@@ -70,8 +70,10 @@ pub(crate) struct Shared {
     pub store: Arc<Store>,
     pub endpoint: Endpoint,
     pub settings: FleetSection,
-    /// Who may connect and fetch: configured peers and `members`.
-    pub members: Arc<HashSet<EndpointId>>,
+    /// Who may connect and fetch: configured peers and `members` (replaced on a reload).
+    pub members: Arc<gate::Members>,
+    /// The upload limit, applied to every chunk group sent (changed on a reload).
+    pub pacer: Arc<gate::Pacer>,
     /// The owner of what is pending, refused and relayed, and of the peer table.
     pub core: CoreHandle,
     /// Woken when a peer's holdings change or a peer connects: fetches waiting for a source.
@@ -127,6 +129,52 @@ impl FleetStatus {
     }
 }
 
+/// Who may connect and fetch: the configured peers and the further members.
+fn member_ids(peers: &[PeerAddr], members: &[config::MemberId]) -> HashSet<EndpointId> {
+    peers
+        .iter()
+        .map(|p| p.id)
+        .chain(members.iter().map(|m| m.0))
+        .collect()
+}
+
+/// What a config reload changes in a running fleet.
+#[derive(Clone)]
+pub struct FleetLive {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for FleetLive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FleetLive")
+    }
+}
+
+impl FleetLive {
+    /// A new peer list and member list: added peers are dialled within
+    /// [`links::MAINTAIN_EVERY`]; links to nodes that are no longer members are closed (a
+    /// removed peer still listed in `members` stays connected, it is just not dialled).
+    pub fn set_peers(&self, peers: &[PeerAddr], members: &[config::MemberId]) {
+        let ids = member_ids(peers, members);
+        self.shared.members.replace(ids.clone());
+        self.shared
+            .core
+            .post(core::Event::Peer(core::PeerEvent::Reconfigure {
+                peers: peers.to_vec(),
+                members: ids,
+            }));
+    }
+
+    /// A new upload limit: from the next chunk group on, for running uploads too.
+    pub fn set_upload_limit(&self, limit: Option<config::Rate>) {
+        self.shared.pacer.set(limit);
+        tracing::info!(
+            "fleet: upload limit now {}",
+            limit.map_or_else(|| "unlimited".to_string(), |r| r.to_string())
+        );
+    }
+}
+
 /// This node's endpoint id, from its data dir (created on first use).
 pub fn node_id(data_dir: &Path) -> Result<EndpointId, FleetError> {
     Ok(identity::load_or_create(data_dir)?.public())
@@ -168,13 +216,15 @@ impl Fleet {
             .await
             .map_err(|e| bind_err(&e))?;
 
-        let mut members: HashSet<EndpointId> = settings.peers.iter().map(|p| p.id).collect();
-        members.extend(settings.members.iter().map(|m| m.0));
-        let members = Arc::new(members);
+        let members = Arc::new(gate::Members::new(member_ids(
+            &settings.peers,
+            &settings.members,
+        )));
+        let pacer = Arc::new(gate::Pacer::new(settings.upload_limit));
         let uploads = Arc::new(UploadStats::default());
         let events = gate::provider_events(
             members.clone(),
-            settings.upload_limit,
+            pacer.clone(),
             settings.upload_slots.max(1),
             uploads.clone(),
         );
@@ -185,6 +235,7 @@ impl Fleet {
             store: store.clone(),
             endpoint: endpoint.clone(),
             members,
+            pacer,
             core: handle,
             changed: Notify::new(),
             uploads,
@@ -273,6 +324,13 @@ impl Fleet {
     pub fn announce_complete(&self, release: &VerifiedRelease) {
         let (core, release) = (self.shared.core.clone(), release.clone());
         tokio::spawn(async move { core.send(core::Event::Committed(release)).await });
+    }
+
+    /// A handle for a config reload: peers, members and the upload limit change live.
+    pub fn live(&self) -> FleetLive {
+        FleetLive {
+            shared: self.shared.clone(),
+        }
     }
 
     /// A handle for `/fleet/status.json`.

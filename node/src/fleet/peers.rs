@@ -2,7 +2,7 @@
 //! releases it holds, and whether it recently sent bad data.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     net::SocketAddr,
     time::{Duration, Instant},
 };
@@ -89,6 +89,14 @@ pub(crate) struct Link {
     pub control: Option<Connection>,
 }
 
+/// What a new peer list changed: labels for the log, and links to close.
+#[derive(Debug, Default)]
+pub(crate) struct Reconfigured {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub dropped: Vec<(String, Connection)>,
+}
+
 /// The peer table. Owned by the fleet's core task; adapters reach it through events.
 #[derive(Debug, Default)]
 pub(crate) struct PeerTable {
@@ -161,7 +169,10 @@ impl PeerTable {
 
     /// Drops `conn` as the control link to `id` if it is the one in use. True if it was.
     pub fn link_down(&mut self, id: EndpointId, conn: &Connection) -> bool {
-        let p = self.entry(id);
+        // A peer a reload removed is not brought back by its link closing.
+        let Some(p) = self.map.get_mut(&id) else {
+            return false;
+        };
         let same = p
             .control
             .as_ref()
@@ -248,6 +259,57 @@ impl PeerTable {
             .collect()
     }
 
+    /// A config reload's peer list, with everyone who may connect now (`members`, which
+    /// includes the peers): new peers become configured (dialled by the link keeper), removed
+    /// ones are no longer dialled, and peers that are no longer members are forgotten, their
+    /// links handed back to be closed.
+    pub fn reconfigure(
+        &mut self,
+        configured: &[PeerAddr],
+        members: &HashSet<EndpointId>,
+    ) -> Reconfigured {
+        let mut out = Reconfigured::default();
+        // A publisher (`publish --to`, no membership needed) is a blob link without a
+        // control link: its session goes on.
+        let publishing = |p: &Peer| alive(&p.blobs).is_some() && alive(&p.control).is_none();
+        let gone: Vec<EndpointId> = self
+            .map
+            .values()
+            .filter(|p| !members.contains(&p.id) && !publishing(p))
+            .map(|p| p.id)
+            .collect();
+        for p in configured {
+            let peer = self.entry(p.id);
+            let added = peer.configured.is_none();
+            if peer.configured.as_ref() != Some(p) {
+                // A new address is resolved afresh at the next dial.
+                peer.addrs.clear();
+            }
+            peer.configured = Some(p.clone());
+            if added {
+                out.added.push(peer.label());
+            }
+        }
+        for peer in self.map.values_mut() {
+            let still = configured.iter().any(|p| p.id == peer.id);
+            if !still && peer.configured.is_some() {
+                out.removed.push(peer.label());
+                peer.configured = None;
+            }
+        }
+        for id in gone {
+            if let Some(p) = self.map.remove(&id) {
+                let label = p.label();
+                for conn in [alive(&p.control), alive(&p.blobs)].into_iter().flatten() {
+                    out.dropped.push((label.clone(), conn));
+                }
+            }
+        }
+        out.added.sort();
+        out.removed.sort();
+        out
+    }
+
     /// The configured address of `id`, if it is a configured peer.
     pub fn configured(&self, id: &EndpointId) -> Option<PeerAddr> {
         self.map.get(id).and_then(|p| p.configured.clone())
@@ -268,5 +330,55 @@ impl PeerTable {
                 last_contact: p.last_contact.map(view::unix),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(n: u8, host: &str) -> PeerAddr {
+        PeerAddr {
+            id: iroh::SecretKey::from_bytes(&[n; 32]).public(),
+            host: host.into(),
+        }
+    }
+
+    fn configured(t: &PeerTable) -> Vec<String> {
+        let mut v: Vec<String> = t
+            .links()
+            .iter()
+            .filter(|l| l.configured)
+            .map(|l| t.label(&l.id))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_reload_adds_and_removes_peers_and_forgets_former_members() {
+        let (a, b, c) = (addr(1, "a:1"), addr(2, "b:1"), addr(3, "c:1"));
+        let mut t = PeerTable::new(&[a.clone(), b.clone()]);
+        t.credit(b.id, 10);
+        // C added, B removed but kept as a member, A unchanged.
+        let members: HashSet<_> = [a.id, b.id, c.id].into();
+        let r = t.reconfigure(&[a.clone(), c.clone()], &members);
+        assert_eq!(r.added, [t.label(&c.id)]);
+        assert_eq!(r.removed, [format!("b:1 ({})", b.id.fmt_short())]);
+        assert!(r.dropped.is_empty());
+        assert_eq!(configured(&t), [t.label(&a.id), t.label(&c.id)]);
+        assert_eq!(t.received()[&b.id].1, 10, "a member keeps its record");
+
+        // B no longer a member either: forgotten. A moves to a new address.
+        let a2 = addr(1, "a:2");
+        let members: HashSet<_> = [a.id, c.id].into();
+        let r = t.reconfigure(&[a2.clone(), c.clone()], &members);
+        assert!(r.added.is_empty() && r.removed.is_empty(), "{r:?}");
+        assert!(!t.received().contains_key(&b.id));
+        assert_eq!(t.configured(&a.id), Some(a2));
+
+        // The same list again changes nothing.
+        let r = t.reconfigure(&[addr(1, "a:2"), c.clone()], &members);
+        assert!(r.added.is_empty() && r.removed.is_empty() && r.dropped.is_empty());
     }
 }

@@ -1,5 +1,6 @@
 //! Applies a reloaded config to a running node: the one owner of the running config and of
-//! the boot policy the handlers read.
+//! the boot policy the handlers read; fleet peers, members and the upload limit are handed to
+//! the fleet.
 
 use std::{
     path::Path,
@@ -9,6 +10,7 @@ use std::{
 use crate::{
     boot::BootPolicy,
     config::{reload, Config, ConfigError},
+    fleet::FleetLive,
 };
 
 /// What a reload did, for the caller (the signal handler logs it; tests read it).
@@ -32,17 +34,20 @@ struct Inner {
     /// The config the node runs on (live fields as last applied, the rest as at start).
     running: Mutex<Config>,
     policy: tokio::sync::watch::Sender<Arc<BootPolicy>>,
+    fleet: Option<FleetLive>,
 }
 
 impl Reloader {
     pub(super) fn new(
         running: Config,
         policy: tokio::sync::watch::Sender<Arc<BootPolicy>>,
+        fleet: Option<FleetLive>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 running: Mutex::new(running),
                 policy,
+                fleet,
             }),
         }
     }
@@ -93,6 +98,18 @@ impl Reloader {
             self.inner
                 .policy
                 .send_replace(Arc::new(super::boot_policy(&plan.next)));
+        }
+        if let (Some(fleet), Some(old), Some(new)) = (
+            &self.inner.fleet,
+            running.fleet.as_ref(),
+            plan.next.fleet.as_ref(),
+        ) {
+            if old.peers != new.peers || old.members != new.members {
+                fleet.set_peers(&new.peers, &new.members);
+            }
+            if old.upload_limit != new.upload_limit {
+                fleet.set_upload_limit(new.upload_limit);
+            }
         }
         *running = plan.next;
         ReloadOutcome::Done {
