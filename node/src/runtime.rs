@@ -318,8 +318,11 @@ impl Node {
         }
         let metrics = Arc::new(Metrics::new());
         let clients_file = config.data_dir.join(crate::clients::saved::FILE_NAME);
-        let clients = ClientLog::from_record(
+        let clients = ClientLog::from_saved(
             crate::clients::saved::load_or_set_aside(&clients_file, ClientLimits::default()),
+            crate::clients::saved::load_once_or_set_aside(&crate::clients::saved::once_path(
+                &clients_file,
+            )),
             metrics.clone(),
         );
         let fleet = match &config.fleet {

@@ -1,7 +1,8 @@
 //! The node's record of its machines survives a restart: a machine that fetched its boot
 //! script, kernel and initrd over loopback is listed by `netboot clients` with its image and
 //! stages after the node was stopped and started again; a machine nothing is assigned to is
-//! listed by `--unknown`; a damaged record file is set aside and the node starts anyway.
+//! listed by `--unknown`; a damaged record file is set aside and the node starts anyway;
+//! `POST /boot/done` refuses a machine with no one-shot boot pending.
 //! (No DHCP here: the loopback harness runs the node with DHCP off; the record's DHCP side
 //! is unit tested in `node/src/clients/tests.rs`.)
 
@@ -115,6 +116,22 @@ fn the_client_record_survives_a_restart_and_lists_unknown_machines() {
     assert!(
         find(&unknown, UNKNOWN).is_some() && find(&unknown, KNOWN).is_none(),
         "{unknown:?}"
+    );
+    // The one-shot callback: POST only, needs a MAC, and marks only a pending one-shot
+    // (none here: `[machines]` has no one-shot rules), with a log line either way.
+    let done = format!("{base}/boot/done?mac={KNOWN}");
+    assert_eq!(http_code(&["-X", "POST"], &done), "409");
+    assert_eq!(http_code(&[], &done), "405");
+    assert_eq!(
+        http_code(&["-X", "POST"], &format!("{base}/boot/done")),
+        "400"
+    );
+    let log = node.log_text();
+    assert!(
+        log.contains(&format!(
+            "/boot/done?mac={KNOWN}: 409: {KNOWN} has no one-shot boot pending"
+        )),
+        "{log}"
     );
     let table = clients(&site, &[]);
     let row = table

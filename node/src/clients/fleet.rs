@@ -76,7 +76,8 @@ pub struct FleetMachine {
     /// How long before its site answered it was last seen: each site's clock is its own, so
     /// ages are counted on the clock that recorded them.
     pub seen_ago_ms: u64,
-    /// How far its last boot got, or why it was not answered (`netboot clients`' HOW FAR).
+    /// How far its last boot got, or why it was not answered, and its one-shot boot
+    /// (`netboot clients`' HOW FAR).
     pub outcome: String,
     #[serde(flatten)]
     pub machine: Machine,
@@ -112,7 +113,7 @@ pub fn merge(now_ms: u64, answers: Vec<Answer>) -> FleetClientsView {
                     site: site.site.clone(),
                     node: site.node.clone(),
                     seen_ago_ms: site.generated_ms.saturating_sub(m.last_seen_ms),
-                    outcome: how_far(&m),
+                    outcome: how_far(&m, site.generated_ms),
                     machine: m,
                 }));
             }

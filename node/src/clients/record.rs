@@ -259,6 +259,10 @@ pub struct Machine {
     /// today's `[machines]`/default choice is not a named rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
+    /// Its latest one-shot boot (a policy rule with `once`) and where it stands; filled in
+    /// when the list is served, from the one-shot ledger (`clients::once`), not kept here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub once: Option<super::once::OnceEntry>,
     /// How far its latest boot got, stage by stage: a copy, so a machine keeps it after the
     /// boot has aged out of the (shorter) list of recent boots.
     #[serde(default)]
@@ -467,6 +471,11 @@ impl Clients {
         self.boots.iter().rev().take(n).cloned().collect()
     }
 
+    /// The machine using `ip`, as far as the record knows.
+    pub fn mac_of(&self, ip: Ipv4Addr) -> Option<MacAddr> {
+        self.ips.get(&ip).copied()
+    }
+
     /// The latest boot of `mac`, if still in the list.
     pub fn current_boot(&self, mac: MacAddr) -> Option<&Boot> {
         let id = self.machines.get(&mac)?.current_boot?;
@@ -537,6 +546,7 @@ impl Clients {
             image: None,
             not_answered: None,
             rule: None,
+            once: None,
             last_boot: None,
             current_boot: None,
         });

@@ -12,6 +12,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use super::{
+    once::{self, Ledger, OnceEntry},
     record::{Boot, Clients, Limits, Machine},
     ClientLog,
 };
@@ -123,14 +124,68 @@ pub fn save(path: &Path, saved: &Saved) -> io::Result<()> {
     fsutil::write_atomic(path, &bytes)
 }
 
-/// Writes the record to `path` when it changed since `*saved_at` (its change count then).
+/// `oneshot.json`'s content: the one-shot ledger (see [`super::once`]).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SavedOnce {
+    pub format: u32,
+    pub entries: Vec<OnceEntry>,
+}
+
+/// The one-shot ledger beside the record at `clients_path`.
+pub fn once_path(clients_path: &Path) -> PathBuf {
+    clients_path.with_file_name(once::FILE_NAME)
+}
+
+/// The one-shot ledger in `path`, or an empty one. A file that cannot be read is logged and
+/// set aside like the record: the price is that a one-shot done before may boot its image
+/// once more, which the log line says.
+pub fn load_once_or_set_aside(path: &Path) -> Ledger {
+    let read = match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice::<SavedOnce>(&bytes)
+            .map_err(|e| format!("{} is not a one-shot ledger: {e}", path.display()))
+            .and_then(|s| match s.format {
+                FORMAT => Ok(s.entries),
+                found => Err(format!(
+                    "{} has format {found}; this node reads format {FORMAT}",
+                    path.display()
+                )),
+            }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(format!("reading {}: {e}", path.display())),
+    };
+    match read {
+        Ok(entries) => Ledger::restore(once::MAX_ENTRIES, entries),
+        Err(e) => {
+            let aside = set_aside_path(path);
+            let moved = fs::rename(path, &aside)
+                .map(|()| format!("moved it to {}", aside.display()))
+                .unwrap_or_else(|mv| format!("could not move it to {}: {mv}", aside.display()));
+            tracing::warn!(
+                "clients: {e}; {moved}; starting with no one-shot boots done (a one-shot done before may boot its image once more)"
+            );
+            Ledger::new(once::MAX_ENTRIES)
+        }
+    }
+}
+
+/// Writes the record to `path` and the one-shot ledger beside it, when either changed since
+/// `*saved_at` (their change count then).
 pub async fn save_if_changed(log: &ClientLog, path: &Path, saved_at: &mut u64) {
-    let (changes, saved) = log.to_save();
+    let (changes, saved, entries) = log.to_save();
     if changes == *saved_at {
         return;
     }
     let target = path.to_path_buf();
-    match tokio::task::spawn_blocking(move || save(&target, &saved)).await {
+    let write = move || {
+        save(&target, &saved)?;
+        let once = SavedOnce {
+            format: FORMAT,
+            entries,
+        };
+        let bytes = serde_json::to_vec(&once).map_err(io::Error::other)?;
+        fsutil::write_atomic(&once_path(&target), &bytes)
+    };
+    match tokio::task::spawn_blocking(write).await {
         Ok(Ok(())) => *saved_at = changes,
         Ok(Err(e)) => tracing::warn!("clients: writing {}: {e}", path.display()),
         Err(e) => tracing::warn!("clients: writing {}: {e}", path.display()),

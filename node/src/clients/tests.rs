@@ -496,3 +496,85 @@ fn the_table_lists_unknown_machines_with_why() {
         "{unknown}"
     );
 }
+
+#[test]
+fn a_one_shot_is_done_when_the_record_sees_kernel_and_initrd_and_the_list_says_so() {
+    let at = |ms: u64| std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    let log = ClientLog::default();
+    let key = OnceKey {
+        mac: mac(MAC),
+        policy_version: 5,
+        rule: "rule 1 \"reinstall\"".into(),
+    };
+    log.dhcp(dhcp(false, Some(IP)), at(1_000));
+    assert_eq!(
+        log.once_given(key.clone(), at(2_000)),
+        OnceState::Pending { given_ms: 2_000 }
+    );
+    let row = |now_ms| {
+        let view = ClientsView {
+            generated_ms: now_ms,
+            machines: log.machines(),
+        };
+        text::render(&view, false)
+    };
+    assert!(
+        row(3_000).contains("dhcp_answered; once: pending, rule 1 \"reinstall\" of policy v5"),
+        "{}",
+        row(3_000)
+    );
+    log.fetched(
+        IP.into(),
+        fetch(Stage::Kernel, "vmlinuz", Via::Http),
+        at(3_000),
+    );
+    assert!(
+        !log.once_given(key.clone(), at(3_500)).is_done(),
+        "kernel only"
+    );
+    let before = log.changes();
+    log.fetched(
+        IP.into(),
+        fetch(Stage::Initrd, "initrd.img", Via::Http),
+        at(4_000),
+    );
+    assert!(log.changes() > before, "the saver sees the change");
+    assert_eq!(
+        log.once_given(key.clone(), at(9_000)),
+        OnceState::Done {
+            given_ms: 2_000,
+            done_ms: 4_000,
+            by: once::DoneBy::Fetched
+        },
+        "its next boot gets local disk"
+    );
+    assert!(
+        row(64_000).contains(
+            "initrd; once: done 60 s ago (kernel and initrd fetched), rule 1 \"reinstall\" of policy v5"
+        ),
+        "{}",
+        row(64_000)
+    );
+    // Nothing pending any more: the callback has nothing to mark.
+    assert_eq!(
+        log.once_called_back(mac(MAC), at(10_000)),
+        Err(NotPending(mac(MAC)))
+    );
+    // The file form reads back the same.
+    let (_, _, entries) = log.to_save();
+    let dir = tempfile::tempdir().unwrap();
+    let path = saved::once_path(&dir.path().join(saved::FILE_NAME));
+    std::fs::write(
+        &path,
+        serde_json::to_vec(&saved::SavedOnce { format: 1, entries }).unwrap(),
+    )
+    .unwrap();
+    let back = saved::load_once_or_set_aside(&path);
+    assert!(back.state(&key).is_some_and(|s| s.is_done()));
+    std::fs::write(&path, b"{\"format\": 1, \"entries\": [").unwrap();
+    assert!(saved::load_once_or_set_aside(&path).is_empty());
+    assert!(
+        saved::set_aside_path(&path).exists(),
+        "a damaged ledger is set aside"
+    );
+}

@@ -2,7 +2,11 @@
 
 use std::fmt::Write;
 
-use super::{fleet::FleetClientsView, ClientsView, Machine};
+use super::{
+    fleet::FleetClientsView,
+    once::{DoneBy, OnceState},
+    ClientsView, Machine,
+};
 use crate::status::ago;
 
 /// A machine the operator has to look at: it was given no image (not answered, or nothing
@@ -11,18 +15,38 @@ pub fn is_unknown(m: &Machine) -> bool {
     m.image.is_none()
 }
 
-/// How far its last boot got, or why it was not answered.
-pub fn how_far(m: &Machine) -> String {
+/// How far its last boot got, or why it was not answered; and where its one-shot boot
+/// stands, if it has one (ages counted back from `now_ms`, the answering node's clock).
+pub fn how_far(m: &Machine, now_ms: u64) -> String {
     let furthest = m.last_boot.as_ref().and_then(|b| b.furthest());
-    match (&m.not_answered, furthest) {
+    let mut text = match (&m.not_answered, furthest) {
         (Some(why), _) => format!("not answered: {why}"),
         (None, Some(stage)) => stage.as_str().to_string(),
         (None, None) => "-".into(),
+    };
+    if let Some(once) = &m.once {
+        let state = match once.state {
+            OnceState::Pending { .. } => "pending".to_string(),
+            OnceState::Done { done_ms, by, .. } => format!(
+                "done {} ({})",
+                ago(done_ms / 1000, now_ms / 1000),
+                match by {
+                    DoneBy::Fetched => "kernel and initrd fetched",
+                    DoneBy::Callback => "the image called back",
+                }
+            ),
+        };
+        let _ = write!(
+            text,
+            "; once: {state}, {} of policy v{}",
+            once.key.rule, once.key.policy_version
+        );
     }
+    text
 }
 
 /// The columns every list shows of a machine, last seen `seen_ago` seconds ago.
-fn machine_cells(m: &Machine, seen_ago: u64) -> [String; 6] {
+fn machine_cells(m: &Machine, seen_ago: u64, how_far: String) -> [String; 6] {
     [
         m.mac.to_string(),
         m.arch.clone().unwrap_or_else(|| "-".into()),
@@ -31,7 +55,7 @@ fn machine_cells(m: &Machine, seen_ago: u64) -> [String; 6] {
         m.image
             .as_ref()
             .map_or_else(|| "-".into(), |i| format!("{} v{}", i.name, i.version)),
-        how_far(m),
+        how_far,
     ]
 }
 
@@ -51,7 +75,10 @@ pub fn render(view: &ClientsView, only_unknown: bool) -> String {
         .machines
         .iter()
         .filter(|m| !only_unknown || is_unknown(m))
-        .map(|m| machine_cells(m, now.saturating_sub(m.last_seen_ms / 1000)).to_vec())
+        .map(|m| {
+            let seen_ago = now.saturating_sub(m.last_seen_ms / 1000);
+            machine_cells(m, seen_ago, how_far(m, view.generated_ms)).to_vec()
+        })
         .collect();
     if rows.is_empty() {
         return nothing(only_unknown);
@@ -68,7 +95,11 @@ pub fn render_fleet(view: &FleetClientsView, only_unknown: bool) -> String {
         .filter(|m| !only_unknown || is_unknown(&m.machine))
         .map(|m| {
             let mut cells = vec![m.site.clone(), m.node.clone()];
-            cells.extend(machine_cells(&m.machine, m.seen_ago_ms / 1000));
+            cells.extend(machine_cells(
+                &m.machine,
+                m.seen_ago_ms / 1000,
+                m.outcome.clone(),
+            ));
             cells
         })
         .collect();

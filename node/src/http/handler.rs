@@ -6,6 +6,7 @@
 //! | `/` | the status page (HTML, see [`crate::status::render`]) |
 //! | `/status.json` | the same snapshot as JSON ([`crate::status::NodeStatus`]) |
 //! | `/fleet/status.json` | the fleet's view ([`crate::fleet::FleetView`]) |
+//! | `POST /boot/done?mac=…` | a one-shot boot's image says it is done ([`crate::clients::once`]) |
 //! | `/fleet/clients.json` | every site's machines, asked of the connected peers ([`crate::clients::fleet::FleetClientsView`]) |
 //! | `/boot.ipxe` | a script that chains back with `?mac=…&ip=…` (HTTP carries no MAC) |
 //! | `/boot.ipxe?mac=…&ip=…` | the machine's image, the default image, or a menu |
@@ -136,6 +137,10 @@ impl HttpHandler {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let query = req.uri().query().unwrap_or("").to_string();
+        let route = Route::parse(&path);
+        if route == Route::BootDone {
+            return self.boot_done(&method, &query, peer);
+        }
         if method != Method::GET && method != Method::HEAD {
             tracing::info!("http {peer} {method} {path}: 405 (read-only server)");
             return full(
@@ -144,7 +149,6 @@ impl HttpHandler {
                 "netboot serves GET and HEAD only\n",
             );
         }
-        let route = Route::parse(&path);
         if route == Route::Metrics && self.serves != Serves::BootOnly {
             return full(
                 StatusCode::OK,
@@ -274,6 +278,44 @@ impl HttpHandler {
             }
         };
         response
+    }
+
+    /// `POST /boot/done?mac=M`: the image a one-shot rule booted says it is done (an
+    /// installer's last step), so the machine's next boot gets local disk even if the record
+    /// missed its kernel or initrd. Only a one-shot pending for that MAC is marked.
+    fn boot_done(&self, method: &Method, query: &str, peer: SocketAddr) -> Response<Body> {
+        let text = |status: StatusCode, body: String| {
+            tracing::info!(
+                "http {peer} {method} /boot/done?{query}: {}: {}",
+                status.as_u16(),
+                body.trim_end()
+            );
+            full(status, "text/plain", body)
+        };
+        if self.serves == Serves::MetricsOnly {
+            return full(StatusCode::NOT_FOUND, "text/plain", "only /metrics here\n");
+        }
+        if method != Method::POST {
+            return text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "/boot/done takes POST (curl -X POST '<node>/boot/done?mac=<MAC>')\n".into(),
+            );
+        }
+        let Some(mac) = BootQuery::parse(query).mac else {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "/boot/done needs mac=<the machine's MAC>, e.g. ?mac=52:54:00:12:34:56\n".into(),
+            );
+        };
+        match self.clients.once_called_back(mac, SystemTime::now()) {
+            Ok(done) => text(
+                StatusCode::OK,
+                done.iter()
+                    .map(|k| format!("done: {} of policy v{}\n", k.rule, k.policy_version))
+                    .collect(),
+            ),
+            Err(e) => text(StatusCode::CONFLICT, format!("{e}\n")),
+        }
     }
 
     /// The status routes (`/`, `/status.json`, `/fleet/status.json`); `None` for the others.
@@ -445,6 +487,7 @@ impl HttpHandler {
             | Route::ClientsJson
             | Route::FleetStatus
             | Route::FleetClients => not_found(format!("{path} is answered by status_answer")),
+            Route::BootDone => not_found("/boot/done is answered by boot_done".into()),
             Route::Metrics => not_found("/metrics: served on [metrics] listen".into()),
         }
     }

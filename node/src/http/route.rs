@@ -20,6 +20,8 @@ pub enum Route<'a> {
     StatusJson,
     /// `/clients.json`: the machines the node saw and how far each got.
     ClientsJson,
+    /// `/boot/done?mac=M` (POST): a booted one-shot image says it is done.
+    BootDone,
     /// `/fleet/clients.json`: every site's machines (this node's and its peers').
     FleetClients,
     /// `/fleet/status.json`: the fleet's own view (peers, fetches).
@@ -65,6 +67,7 @@ impl<'a> Route<'a> {
             "/fleet/clients.json" => return Route::FleetClients,
             "/metrics" => return Route::Metrics,
             "/boot.ipxe" => return Route::BootScript,
+            "/boot/done" => return Route::BootDone,
             _ => {}
         }
         if let Some(rest) = path.strip_prefix("/boot/") {
@@ -185,6 +188,7 @@ mod tests {
         assert_eq!(Route::parse("/clients.json"), Route::ClientsJson);
         assert_eq!(Route::parse("/fleet/status.json"), Route::FleetStatus);
         assert_eq!(Route::parse("/fleet/clients.json"), Route::FleetClients);
+        assert_eq!(Route::parse("/boot/done"), Route::BootDone);
         assert_eq!(Route::parse("/metrics"), Route::Metrics);
         assert_eq!(Route::parse("/boot.ipxe"), Route::BootScript);
         assert_eq!(

@@ -11,6 +11,7 @@
 //!   pending/                     releases admitted by the fleet and not yet complete
 //!   clients.json                 the client record (written by `clients::saved`, not the store)
 //!   policy.nbpol                 the boot policy this node holds (written by `policy::held`)
+//!   oneshot.json                 the one-shot ledger (written with clients.json)
 //! ```
 
 use std::path::{Path, PathBuf};
