@@ -190,6 +190,24 @@ impl Drop for NodeProcess {
     }
 }
 
+/// `netboot clients --config <config> ARGS`, which must succeed: its stdout.
+pub fn netboot_clients(config: &Path, args: &[&str]) -> String {
+    let out = run_bounded(
+        netboot()
+            .arg("clients")
+            .arg("--config")
+            .arg(config)
+            .args(args),
+        std::time::Duration::from_secs(30),
+    );
+    assert!(
+        out.status.success(),
+        "netboot clients {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout(&out)
+}
+
 /// Runs `cmd` to its end, or kills it after `limit` and panics with what it printed (a
 /// command expected to fail at once must not hang a test if it starts instead).
 pub fn run_bounded(cmd: &mut Command, limit: std::time::Duration) -> Output {

@@ -8,29 +8,14 @@
 
 use std::{process::Command, time::Duration};
 
-use netboot_tests::{
-    content, http_code, netboot, run_bounded, stdout, wait_until, LoopbackSite, NodeProcess,
-};
+use netboot_tests::{content, http_code, netboot_clients, wait_until, LoopbackSite, NodeProcess};
 
 const KNOWN: &str = "52:54:00:12:34:56";
 const UNKNOWN: &str = "52:54:00:00:00:09";
 
 /// `netboot clients --config <site> ARGS`, which must succeed.
 fn clients(site: &LoopbackSite, args: &[&str]) -> String {
-    let out = run_bounded(
-        netboot()
-            .arg("clients")
-            .arg("--config")
-            .arg(&site.config)
-            .args(args),
-        Duration::from_secs(30),
-    );
-    assert!(
-        out.status.success(),
-        "netboot clients {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout(&out)
+    netboot_clients(&site.config, args)
 }
 
 fn machines(site: &LoopbackSite, args: &[&str]) -> Vec<serde_json::Value> {

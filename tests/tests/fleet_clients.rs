@@ -8,31 +8,13 @@
 use std::time::Duration;
 
 use netboot_tests::{
-    content, fleet_sites::Fleet, http_code, netboot, run_bounded, stdout, wait_until, NodeProcess,
+    content, fleet_sites::Fleet, http_code, netboot_clients, wait_until, NodeProcess,
 };
 
 const AT_C: &str = "52:54:00:00:0c:01";
 
-/// `netboot clients --config <config> ARGS`, which must succeed.
-fn clients(config: &std::path::Path, args: &[&str]) -> String {
-    let out = run_bounded(
-        netboot()
-            .arg("clients")
-            .arg("--config")
-            .arg(config)
-            .args(args),
-        Duration::from_secs(30),
-    );
-    assert!(
-        out.status.success(),
-        "netboot clients {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout(&out)
-}
-
 fn fleet_json(config: &std::path::Path, args: &[&str]) -> serde_json::Value {
-    let text = clients(config, &[&["--fleet", "--json"], args].concat());
+    let text = netboot_clients(config, &[&["--fleet", "--json"], args].concat());
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
@@ -109,7 +91,7 @@ fn a_machine_booted_at_one_site_is_listed_at_another() {
     let only_c = fleet_json(&a.config, &["--site", "branch-c"]);
     assert!(machine(&only_c, AT_C).is_some(), "{only_c}");
 
-    let table = clients(&a.config, &["--fleet"]);
+    let table = netboot_clients(&a.config, &["--fleet"]);
     let row = table
         .lines()
         .find(|l| l.contains(AT_C))
