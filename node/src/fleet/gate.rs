@@ -36,7 +36,7 @@ use iroh_blobs::provider::events::{
 };
 use tokio::time::Instant;
 
-use super::config::Rate;
+use super::config::{PeerAddr, Rate};
 
 /// Bytes a sender may run ahead of the rate (smooths scheduling jitter).
 const BURST_BYTES: f64 = 256.0 * 1024.0;
@@ -213,25 +213,32 @@ impl Pacer {
     }
 }
 
-/// Who may connect and fetch: configured peers and `members`, replaced whole on a reload.
+/// Who may connect and fetch (configured peers and `members`), and the configured peers'
+/// addresses for log lines; replaced whole on a reload.
 #[derive(Debug, Default)]
-pub(crate) struct Members(std::sync::RwLock<Arc<HashSet<EndpointId>>>);
+pub(crate) struct Members(std::sync::RwLock<Arc<MemberList>>);
+
+#[derive(Debug, Default)]
+pub(crate) struct MemberList {
+    pub ids: HashSet<EndpointId>,
+    pub peers: Vec<PeerAddr>,
+}
 
 impl Members {
-    pub(crate) fn new(ids: HashSet<EndpointId>) -> Self {
-        Self(std::sync::RwLock::new(Arc::new(ids)))
+    pub(crate) fn new(list: MemberList) -> Self {
+        Self(std::sync::RwLock::new(Arc::new(list)))
     }
 
     pub(crate) fn contains(&self, id: &EndpointId) -> bool {
-        self.get().contains(id)
+        self.get().ids.contains(id)
     }
 
-    pub(crate) fn get(&self) -> Arc<HashSet<EndpointId>> {
+    pub(crate) fn get(&self) -> Arc<MemberList> {
         self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    pub(crate) fn replace(&self, ids: HashSet<EndpointId>) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ids);
+    pub(crate) fn replace(&self, list: MemberList) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(list);
     }
 }
 

@@ -81,6 +81,10 @@ async fn ask_one(conn: &Connection, silent: Silent) -> Answer {
     {
         Err(_) => format!("no answer within {} s", ASK_TIMEOUT.as_secs()),
         Ok(Err(e)) => e.to_string(),
+        Ok(Ok(Response::Clients { json })) if json.len() > MAX_CLIENTS_ANSWER => format!(
+            "its answer of {} bytes exceeds the {MAX_CLIENTS_ANSWER}-byte limit",
+            json.len()
+        ),
         Ok(Ok(Response::Clients { json })) => match serde_json::from_slice::<SiteClients>(&json) {
             Ok(site) => return Answer::Machines(site),
             Err(e) => format!("its answer is not a machine list: {e}"),

@@ -36,7 +36,7 @@ pub mod transport;
 mod view;
 mod wire;
 
-use std::{collections::HashSet, path::Path, sync::Arc};
+use std::{path::Path, sync::Arc};
 
 use iroh::{endpoint::presets, protocol::Router, Endpoint, EndpointId, RelayMode};
 use iroh_blobs::BlobsProtocol;
@@ -90,7 +90,7 @@ pub(crate) struct Shared {
 impl Shared {
     /// A short name of a peer for logs: its configured address, or its id's short form.
     pub(crate) fn label(&self, id: &EndpointId) -> String {
-        match self.settings.peers.iter().find(|p| p.id == *id) {
+        match self.members.get().peers.iter().find(|p| p.id == *id) {
             Some(p) => format!("{} ({})", p.host, id.fmt_short()),
             None => id.fmt_short().to_string(),
         }
@@ -130,12 +130,15 @@ impl FleetStatus {
 }
 
 /// Who may connect and fetch: the configured peers and the further members.
-fn member_ids(peers: &[PeerAddr], members: &[config::MemberId]) -> HashSet<EndpointId> {
-    peers
-        .iter()
-        .map(|p| p.id)
-        .chain(members.iter().map(|m| m.0))
-        .collect()
+fn member_list(peers: &[PeerAddr], members: &[config::MemberId]) -> gate::MemberList {
+    gate::MemberList {
+        ids: peers
+            .iter()
+            .map(|p| p.id)
+            .chain(members.iter().map(|m| m.0))
+            .collect(),
+        peers: peers.to_vec(),
+    }
 }
 
 /// What a config reload changes in a running fleet.
@@ -155,8 +158,9 @@ impl FleetLive {
     /// [`links::MAINTAIN_EVERY`]; links to nodes that are no longer members are closed (a
     /// removed peer still listed in `members` stays connected, it is just not dialled).
     pub fn set_peers(&self, peers: &[PeerAddr], members: &[config::MemberId]) {
-        let ids = member_ids(peers, members);
-        self.shared.members.replace(ids.clone());
+        let list = member_list(peers, members);
+        let ids = list.ids.clone();
+        self.shared.members.replace(list);
         self.shared
             .core
             .post(core::Event::Peer(core::PeerEvent::Reconfigure {
@@ -216,7 +220,7 @@ impl Fleet {
             .await
             .map_err(|e| bind_err(&e))?;
 
-        let members = Arc::new(gate::Members::new(member_ids(
+        let members = Arc::new(gate::Members::new(member_list(
             &settings.peers,
             &settings.members,
         )));
