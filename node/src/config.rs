@@ -844,15 +844,6 @@ mod fleet_tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("endpoint-id") && err.contains(":2: "), "{err}");
-        let site =
-            |v: &str| Config::parse(&format!("[fleet]\nsite = \"{v}\"\n"), Path::new("/n.toml"));
-        let c = site("branch-1").unwrap();
-        assert_eq!(c.fleet.unwrap().site.unwrap().0, "branch-1");
-        let err = site("branch 1").unwrap_err().to_string();
-        assert!(
-            err.contains("/n.toml:2: fleet.site") && err.contains("not a site label"),
-            "{err}"
-        );
     }
 }
 

@@ -17,7 +17,7 @@ use crate::{
         arch::{GrubBoot, MachineSet, PxelinuxBoot},
         BootFiles, DhcpConfig, DhcpMode, DhcpServer,
     },
-    fleet::{Fleet, FleetError, FleetSection, Inventory},
+    fleet::{Fleet, FleetError, Inventory},
     fsutil::now_unix,
     http::{self, HttpHandler, HttpLimits, Serves},
     integrity::VerifiedFiles,
@@ -215,14 +215,6 @@ fn check_grub_files(config: &Config, store: &Store, first_stage: &FirstStage) {
     }
 }
 
-/// The site this node is, for the fleet's machine list: `[fleet] site`, else the host name.
-pub fn site_label(settings: &FleetSection) -> String {
-    match &settings.site {
-        Some(label) => label.0.clone(),
-        None => crate::status::hostname(),
-    }
-}
-
 pub fn base_url(config: &Config, ip: Ipv4Addr) -> String {
     match &config.http.base_url {
         Some(url) => url.trim_end_matches('/').to_string(),
@@ -325,11 +317,12 @@ impl Node {
             )),
             metrics.clone(),
         );
+        let (policy_owner, policy) = LivePolicy::new(boot_policy(&config));
         let fleet = match &config.fleet {
             Some(settings) => {
                 let inventory = Inventory {
                     clients: clients.clone(),
-                    site: site_label(settings),
+                    policy: policy.clone(),
                 };
                 let fleet = Fleet::start(
                     settings.clone(),
@@ -342,7 +335,6 @@ impl Node {
             }
             None => None,
         };
-        let (policy_owner, policy) = LivePolicy::new(boot_policy(&config));
         let node_ref = fleet.as_ref().map(|f| NodeRef(*f.id().as_bytes()));
         let policy = policy.with_held(held.subscribe(), node_ref);
         let metrics_listener = match config.metrics.listen {

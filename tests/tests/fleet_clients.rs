@@ -30,12 +30,12 @@ fn a_machine_booted_at_one_site_is_listed_at_another() {
     let fleet = Fleet::new();
     let (a, b, c) = (fleet.site("a"), fleet.site("b"), fleet.site("c"));
     // A dials B and C; B never runs.
-    fleet.configure(&a, &[b.addr(), c.addr()], &[], "site = \"hq\"");
+    fleet.configure(&a, &[b.addr(), c.addr()], &[], "[node]\nsite = \"hq\"");
     fleet.configure(
         &c,
         &[a.addr()],
         &[],
-        &format!("site = \"branch-c\"\n[machines]\n\"{AT_C}\" = \"debian\""),
+        &format!("[node]\nsite = \"branch-c\"\n[machines]\n\"{AT_C}\" = \"debian\""),
     );
     let (na, nc) = (
         NodeProcess::start(&a.config, None),
@@ -107,7 +107,7 @@ fn a_machine_booted_at_one_site_is_listed_at_another() {
 
     // D dials A, but A does not list D among its peers or members.
     let d = fleet.site("d");
-    fleet.configure(&d, &[a.addr()], &[], "site = \"outsider\"");
+    fleet.configure(&d, &[a.addr()], &[], "[node]\nsite = \"outsider\"");
     let nd = NodeProcess::start(&d.config, None);
     let mut view = serde_json::Value::Null;
     wait_until(

@@ -22,7 +22,7 @@ HOW FAR is the furthest stage the machine's last boot reached: dhcp_answered, fi
 in <data_dir>/clients.json across restarts; the same list is at http://<node>/clients.json.
 
 --fleet asks the node, which asks each fleet peer it is connected to over the fleet control
-protocol (members only) and waits at most 5 s for each; SITE is each node's `[fleet] site`
+protocol (members only) and waits at most 5 s for each; SITE is each node's `[node] site`
 (else its host name) and NODE its fleet id. Peers that are not connected or did not answer
 are listed below the table with why, never left out. The same list is at
 http://<node>/fleet/clients.json.";
@@ -47,7 +47,7 @@ pub struct ClientsArgs {
     /// Every site's machines: this node's and its fleet peers' (needs `[fleet]` on the node).
     #[arg(long)]
     fleet: bool,
-    /// Only the machines of site S (its `[fleet] site` label); implies --fleet.
+    /// Only the machines of site S (its `[node] site` label); implies --fleet.
     #[arg(long, value_name = "S")]
     site: Option<String>,
 }

@@ -11,7 +11,7 @@ use super::{text::how_far, Machine};
 /// One node's machines, and which site they are at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SiteClients {
-    /// The node's site label (`[fleet] site`, else its host name).
+    /// The node's site label (`[node] site`, else its host name).
     pub site: String,
     /// The node's fleet id, short form.
     pub node: String,

@@ -244,7 +244,6 @@ fn fleet_fields(
         ("fleet.listen", r.listen != w.listen),
         ("fleet.fetch", differs(&r.fetch, &w.fetch)),
         ("fleet.upload_slots", r.upload_slots != w.upload_slots),
-        ("fleet.site", r.site != w.site),
         ("fleet.relay", r.relay != w.relay),
         (
             "fleet.stall_timeout_secs",
@@ -330,9 +329,9 @@ mod tests {
             ),
             (
                 "[fleet]\nupload_limit = \"5 MB/s\"\n",
-                "[fleet]\nlisten = \"0.0.0.0:7400\"\nsite = \"b\"\n".into(),
+                "[fleet]\nlisten = \"0.0.0.0:7400\"\n".into(),
                 &["fleet.upload_limit"],
-                &["fleet.listen", "fleet.site"],
+                &["fleet.listen"],
             ),
             (
                 "",

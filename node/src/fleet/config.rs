@@ -55,9 +55,6 @@ pub struct FleetSection {
     /// 2 MiB.
     #[serde(default)]
     pub window: Window,
-    /// This node's site label: the SITE column of `netboot clients --fleet` and what boot
-    /// policies name sites by. Default: the host name.
-    pub site: Option<SiteLabel>,
 }
 
 impl Default for FleetSection {
@@ -73,7 +70,6 @@ impl Default for FleetSection {
             stall_timeout_secs: default_stall_secs(),
             congestion: Congestion::default(),
             window: Window::default(),
-            site: None,
         }
     }
 }
@@ -151,23 +147,6 @@ impl<'de> Deserialize<'de> for PeerAddr {
         String::deserialize(d)?
             .parse()
             .map_err(serde::de::Error::custom)
-    }
-}
-
-/// A site label: 1-64 of `a-z A-Z 0-9 . _ -`, as boot policies write them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SiteLabel(pub String);
-
-impl<'de> Deserialize<'de> for SiteLabel {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        if netboot_proto::policy::is_label(&s) {
-            Ok(Self(s))
-        } else {
-            Err(serde::de::Error::custom(format!(
-                "`{s}` is not a site label (1-64 of a-z A-Z 0-9 . _ -)"
-            )))
-        }
     }
 }
 

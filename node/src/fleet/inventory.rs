@@ -8,6 +8,7 @@ use iroh::endpoint::Connection;
 use netboot_proto::fleet::{Request, Response, MAX_CLIENTS_ANSWER};
 
 use super::{core::PeerEvent, wire, Shared};
+use crate::boot::LivePolicy;
 use crate::clients::{
     fleet::{merge, Answer, FleetClientsView, Silent, SiteClients},
     unix_ms, ClientLog,
@@ -21,15 +22,26 @@ pub(crate) const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct Inventory {
     pub clients: ClientLog,
-    /// `[fleet] site`, else the host name.
-    pub site: String,
+    /// The boot policy's config part, for its `[node] site` as last reloaded.
+    pub policy: LivePolicy,
+}
+
+impl Inventory {
+    /// `[node] site`, else the host name.
+    fn site(&self) -> String {
+        self.policy
+            .current()
+            .site
+            .clone()
+            .unwrap_or_else(crate::status::hostname)
+    }
 }
 
 /// This site's machines, as answered to peers and merged into this node's own list.
 fn own(shared: &Shared) -> SiteClients {
     let view = shared.inventory.clients.view(std::time::SystemTime::now());
     SiteClients {
-        site: shared.inventory.site.clone(),
+        site: shared.inventory.site(),
         node: shared.endpoint.id().fmt_short().to_string(),
         generated_ms: view.generated_ms,
         machines: view.machines,

@@ -249,17 +249,13 @@ pub fn rule_label(index: usize, rule: &Rule) -> String {
     }
 }
 
-/// Whether `s` can be a group name, rule name or site label: 1-64 of `a-z A-Z 0-9 . _ -`
-/// (they appear in logs and explanations). Nodes check their own site label with it.
-pub fn is_label(s: &str) -> bool {
-    !s.is_empty()
+/// Group names, rule names and site labels: they appear in logs and explanations.
+fn check_label(s: &str) -> Result<(), PolicyError> {
+    let ok = !s.is_empty()
         && s.len() <= 64
         && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-fn check_label(s: &str) -> Result<(), PolicyError> {
-    if is_label(s) {
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
         Ok(())
     } else {
         Err(PolicyError::BadLabel(s.to_string()))
