@@ -336,7 +336,9 @@ impl Node {
             None => None,
         };
         let node_ref = fleet.as_ref().map(|f| NodeRef(*f.id().as_bytes()));
-        let policy = policy.with_held(held.subscribe(), node_ref);
+        let policy = policy
+            .with_held(held.subscribe(), node_ref)
+            .with_once(clients.clone());
         let metrics_listener = match config.metrics.listen {
             Some(addr) => {
                 Some(

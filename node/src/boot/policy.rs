@@ -132,6 +132,9 @@ pub struct BootPolicy {
     pub held: Option<Arc<Held>>,
     /// Which (MAC, policy version) disagreements with `[machines]` were logged already.
     pub conflicts: Arc<OnceLog>,
+    /// The client record, whose one-shot ledger turns a one-shot rule that is done for a
+    /// machine into local disk ([`super::resolve::decide`]).
+    pub once: Option<crate::clients::ClientLog>,
 }
 
 /// Remembers what was logged, so a disagreement is logged once per MAC and policy version
@@ -161,6 +164,7 @@ pub struct LivePolicy {
     config: tokio::sync::watch::Receiver<Arc<BootPolicy>>,
     held: Option<tokio::sync::watch::Receiver<Option<Arc<Held>>>>,
     node: Option<NodeRef>,
+    once: Option<crate::clients::ClientLog>,
 }
 
 impl LivePolicy {
@@ -173,6 +177,7 @@ impl LivePolicy {
                 config: rx,
                 held: None,
                 node: None,
+                once: None,
             },
         )
     }
@@ -188,15 +193,22 @@ impl LivePolicy {
         self
     }
 
+    /// Applies the one-shot ledger of `clients` to the decisions.
+    pub fn with_once(mut self, clients: crate::clients::ClientLog) -> Self {
+        self.once = Some(clients);
+        self
+    }
+
     pub fn current(&self) -> Arc<BootPolicy> {
         let config = self.config.borrow().clone();
         let held = self.held.as_ref().and_then(|h| h.borrow().clone());
-        if held.is_none() && self.node.is_none() {
+        if held.is_none() && self.node.is_none() && self.once.is_none() {
             return config;
         }
         let mut policy = (*config).clone();
         policy.held = held;
         policy.node = self.node;
+        policy.once.clone_from(&self.once);
         Arc::new(policy)
     }
 }

@@ -1,12 +1,13 @@
 //! The policy's choice for one client, resolved against the store's current releases: what
 //! the config generators (iPXE, PXELINUX, GRUB) render, with the line the node logs about it.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::SystemTime};
 
 use netboot_proto::{policy::Arch, ImageName};
 
 use super::{BootChoice, BootPolicy, Decision};
 use crate::{
+    clients::{OnceKey, OnceState},
     dhcp::MacAddr,
     fsutil::now_unix,
     store::{Store, StoredRelease},
@@ -44,9 +45,30 @@ pub fn image_label(name: &ImageName, version: Option<u64>) -> String {
 }
 
 /// Decides for `mac` now and logs a disagreement between policy and `[machines]` (once).
+/// A one-shot rule's image is given until the one-shot ledger has it done for this machine,
+/// then local disk.
 pub fn decide(policy: &BootPolicy, mac: Option<&MacAddr>, arch: Option<Arch>) -> Decision {
-    let decision = policy.decide(mac, arch, now_unix());
+    let mut decision = policy.decide(mac, arch, now_unix());
     policy.report(mac, &decision);
+    if let (Some(ledger), Some(mac), Some(rule)) = (&policy.once, mac, &decision.rule) {
+        if rule.once && matches!(decision.choice, BootChoice::Image { .. }) {
+            let key = OnceKey {
+                mac: *mac,
+                policy_version: rule.policy_version,
+                rule: rule.label.clone(),
+            };
+            if let OnceState::Done { done_ms, .. } = ledger.once_given(key, SystemTime::now()) {
+                decision.choice = BootChoice::Local {
+                    why: format!(
+                        "one-shot {} of policy v{} done at Unix {} s",
+                        rule.label,
+                        rule.policy_version,
+                        done_ms / 1000
+                    ),
+                };
+            }
+        }
+    }
     decision
 }
 

@@ -221,8 +221,8 @@ pub struct Rule {
     pub nodes: BTreeSet<NodeRef>,
     pub archs: BTreeSet<Arch>,
     pub action: Action,
-    /// One-shot: boot the image once, then the machine falls through to later rules.
-    /// (Recorded in the policy; the node does not act on it yet.)
+    /// One-shot: boot the image once per machine (per policy version), then local disk;
+    /// each node keeps which are done (`node::clients::once`).
     pub once: bool,
 }
 

@@ -232,3 +232,55 @@ fn live_policy_follows_the_held_policy_without_a_reload() {
     tx.send_replace(Some(held(1, None, "default = { image = \"img-b\" }\n")));
     assert_eq!(image_of(&live), "img-b (policy v1 fleet-wide default)");
 }
+
+#[test]
+fn a_one_shot_rule_boots_its_image_until_the_ledger_has_it_done_then_local_disk() {
+    use std::{net::IpAddr, time::SystemTime};
+
+    use crate::clients::{ClientLog, Fetch, ImageRef, Stage, Via};
+
+    let log = ClientLog::default();
+    let mut p = node(None, Some(held(10, None, POLICY)));
+    p.once = Some(log.clone());
+    let y: MacAddr = Y.parse().unwrap();
+    let image = |d: &Decision| matches!(&d.choice, BootChoice::Image { name, .. } if name.as_str() == "kiosk");
+    // Given, pending: the retry before the kernel gets the image again.
+    for _ in 0..2 {
+        let d = super::super::resolve::decide(&p, Some(&y), Some(Arch::EfiX64));
+        assert!(image(&d), "{d:?}");
+    }
+    let ip: IpAddr = "10.0.0.7".parse().unwrap();
+    log.identified(y, ip, SystemTime::now());
+    for (stage, file) in [(Stage::Kernel, "vmlinuz"), (Stage::Initrd, "initrd.img")] {
+        let fetch = Fetch {
+            stage,
+            image: Some(ImageRef::new(&"kiosk".parse().unwrap(), 3)),
+            file: file.into(),
+            via: Via::Http,
+        };
+        log.fetched(ip, fetch, SystemTime::now());
+    }
+    let d = super::super::resolve::decide(&p, Some(&y), Some(Arch::EfiX64));
+    match &d.choice {
+        BootChoice::Local { why } => assert!(
+            why.starts_with("one-shot rule 2 \"kiosks\" of policy v10 done at"),
+            "{why}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // A new policy version re-arms it.
+    p.held = Some(held(11, None, POLICY));
+    assert!(image(&super::super::resolve::decide(
+        &p,
+        Some(&y),
+        Some(Arch::EfiX64)
+    )));
+    // Without the ledger (a node built without one) the rule boots its image every time.
+    p.once = None;
+    p.held = Some(held(10, None, POLICY));
+    assert!(image(&super::super::resolve::decide(
+        &p,
+        Some(&y),
+        Some(Arch::EfiX64)
+    )));
+}
