@@ -37,7 +37,8 @@ fuzz_target!(|data: &[u8]| {
             Request::AnnouncePolicy { signed } => {
                 let _ = netboot_proto::policy::SignedPolicy::open(signed);
             }
-            Request::Ping { .. } | Request::Catalog | Request::PolicyCatalog => {}
+            Request::Ping { .. } | Request::Catalog | Request::PolicyCatalog | Request::Clients => {
+            }
         }
     }
     if let Ok(response) = fleet::decode::<Response>(data) {
