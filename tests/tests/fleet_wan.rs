@@ -550,7 +550,10 @@ fn a_release_crosses_a_two_percent_lossy_hop_verified() {
 /// Boot policy over the WAN lab: A publishes two images and a policy giving the QEMU client's
 /// MAC image `e2e-a` at site C only and everyone else `e2e-b`; the client boots `e2e-a` at C
 /// while B would give it `e2e-b`; a new policy version published at A (the rule now names
-/// `e2e-b`) makes the same client boot `e2e-b` at C, without restarting any node.
+/// `e2e-b`) makes the same client boot `e2e-b` at C, without restarting any node. Then the
+/// fleet-wide machine list asked at A shows C's QEMU client (site, arch, how far it got), and
+/// a one-shot rule (`once = true`) boots `e2e-a` once: C's next answer for the MAC is the
+/// local disk and its machine list shows the one-shot done.
 #[test]
 fn a_policy_published_at_a_decides_what_a_client_boots_at_c() {
     let tmp = tempfile::tempdir().unwrap();
@@ -561,12 +564,14 @@ fn a_policy_published_at_a_decides_what_a_client_boots_at_c() {
     let (a, b, c) = lab_sites(tmp.path(), &lab, &wan);
     let (ab_a, ab_b) = wan.link("a", "b", 10, Some(100));
     let (bc_b, bc_c) = wan.link("b", "c", 10, Some(100));
+    // A also peers with C (a longer link): the fleet-wide machine list asks direct peers.
+    let (ac_a, ac_c) = wan.link("a", "c", 40, Some(100));
     let peer = |s: &Site, ip: std::net::Ipv4Addr| format!("{}@{ip}:{FLEET_PORT}", s.id);
-    a.configure(&public, &[peer(&b, ab_b)], None);
+    a.configure(&public, &[peer(&b, ab_b), peer(&c, ac_c)], None);
     b.configure(&public, &[peer(&a, ab_a), peer(&c, bc_c)], None);
     c.configure(
         &public,
-        &[peer(&b, bc_b)],
+        &[peer(&b, bc_b), peer(&a, ac_a)],
         Some(lab_serving(&lab, &c, "[node]\nsite = \"site-c\"\n")),
     );
     let (na, nb, nc) = (a.start(), b.start(), c.start());
@@ -588,12 +593,12 @@ fn a_policy_published_at_a_decides_what_a_client_boots_at_c() {
     );
 
     let mac = lab.var("LAB_CLIENT_MAC").to_string();
-    let publish_policy = |version: u64, x_image: &str| {
+    let publish_policy = |version: u64, x_rule: &str| {
         let source = tmp.path().join(format!("policy-{version}.toml"));
         std::fs::write(
             &source,
             format!(
-                "default = {{ image = \"e2e-b\" }}\n\n[[rule]]\nname = \"x-at-c\"\nmachines = [\"{mac}\"]\nsites = [\"site-c\"]\nimage = \"{x_image}\"\n"
+                "default = {{ image = \"e2e-b\" }}\n\n[[rule]]\nname = \"x-at-c\"\nmachines = [\"{mac}\"]\nsites = [\"site-c\"]\n{x_rule}\n"
             ),
         )
         .unwrap();
@@ -655,7 +660,7 @@ fn a_policy_published_at_a_decides_what_a_client_boots_at_c() {
         );
     };
 
-    publish_policy(1, "e2e-a");
+    publish_policy(1, "image = \"e2e-a\"");
     assert!(
         script_at(&b).contains("booting e2e-b v"),
         "B (no site label) gives the MAC the default:\n{}",
@@ -663,7 +668,52 @@ fn a_policy_published_at_a_decides_what_a_client_boots_at_c() {
     );
     boot("e2e-a", 1);
     let pid = nc.pid();
-    publish_policy(2, "e2e-b");
+    publish_policy(2, "image = \"e2e-b\"");
     boot("e2e-b", 2);
     assert_eq!(nc.pid(), pid, "no node restarted");
+
+    // The fleet-wide machine list, asked at A, shows C's QEMU client.
+    let fleet_clients_at_a = || -> serde_json::Value {
+        let out = run(
+            Command::new("ip")
+                .args(["netns", "exec", &a.ns])
+                .arg(netboot_bin())
+                .args(["clients", "--fleet", "--json", "--config"])
+                .arg(a.config()),
+            true,
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)))
+    };
+    let view = fleet_clients_at_a();
+    let client = view["machines"]
+        .as_array()
+        .and_then(|all| all.iter().find(|m| m["mac"] == mac.as_str()))
+        .unwrap_or_else(|| panic!("A's fleet-wide list has no {mac}: {view}\n{}", logs()));
+    assert_eq!(client["site"], "site-c", "{client}");
+    assert_eq!(client["node"], c.id[..10].to_string(), "{client}");
+    assert!(
+        client["arch"].as_str().is_some_and(|a| !a.is_empty()),
+        "the client's architecture is known: {client}"
+    );
+    assert_eq!(client["image"]["name"], "e2e-b", "{client}");
+    assert_eq!(client["outcome"], "initrd", "{client}");
+
+    // A one-shot: the image once, then the local disk.
+    publish_policy(3, "image = \"e2e-a\"\nonce = true");
+    boot("e2e-a", 3);
+    let clients: serde_json::Value = serde_json::from_slice(&c.curl("/clients.json")).unwrap();
+    let script = script_at(&c);
+    assert!(
+        script.contains("booting from local disk") && script.contains("exit 1"),
+        "after its one-shot boot the MAC gets the local disk at C:\n{script}\n{clients}\n{}",
+        logs()
+    );
+    let once = clients["machines"]
+        .as_array()
+        .and_then(|all| all.iter().find(|m| m["mac"] == mac.as_str()))
+        .map(|m| m["once"].clone())
+        .unwrap_or_default();
+    assert_eq!(once["state"], "done", "C's machine list: {clients}");
+    assert_eq!(once["policy_version"], 3, "{once}");
+    assert_eq!(once["by"], "fetched", "{once}");
 }

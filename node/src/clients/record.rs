@@ -339,6 +339,11 @@ impl Clients {
             Some(b) => {
                 now_ms.saturating_sub(b.last_ms()) > self.limits.new_boot_after_ms
                     || (!seen.ipxe && b.furthest() > Some(Stage::DhcpAnswered))
+                    // iPXE asks for an address before its script, never after: a boot that
+                    // fetched its script and asks again is a reboot. That is how a reboot
+                    // shows when iPXE is the NIC's own ROM (VMs, flashed NICs): no firmware
+                    // request comes first.
+                    || (seen.ipxe && b.furthest() >= Some(Stage::Config))
             }
         };
         let boot = if starts_new {

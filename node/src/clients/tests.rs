@@ -133,6 +133,28 @@ fn an_address_named_long_after_the_last_boot_joins_a_new_boot() {
 }
 
 #[test]
+fn a_reboot_of_a_machine_whose_rom_is_ipxe_starts_a_new_boot() {
+    let mut c = Clients::new(Limits::default());
+    // Chained iPXE: firmware DHCP, the first stage, then iPXE's DHCP: one boot.
+    c.dhcp(dhcp(false, Some(IP)), 1_000);
+    c.fetched(
+        IP,
+        fetch(Stage::FirstStage, "undionly.kpxe", Via::Tftp),
+        2_000,
+    );
+    c.dhcp(dhcp(true, Some(IP)), 3_000);
+    assert_eq!(c.recent_boots(10).len(), 1);
+    c.fetched(IP, fetch(Stage::Config, "boot.ipxe", Via::Http), 4_000);
+    c.fetched(IP, fetch(Stage::Kernel, "vmlinuz", Via::Http), 5_000);
+    // The NIC's iPXE ROM asks again a minute later, no firmware request before it: a reboot.
+    c.dhcp(dhcp(true, Some(IP)), 60_000);
+    assert_eq!(c.recent_boots(10).len(), 2);
+    let current = c.current_boot(mac(MAC)).unwrap();
+    assert_eq!(current.furthest(), Some(Stage::DhcpAnswered));
+    assert_eq!(stages(current), [(Stage::DhcpAnswered, 60_000)]);
+}
+
+#[test]
 fn a_reboot_starts_a_new_boot_and_a_stale_one_too() {
     let mut c = Clients::new(Limits::default());
     c.dhcp(dhcp(false, Some(IP)), 1_000);
