@@ -553,7 +553,9 @@ fn a_release_crosses_a_two_percent_lossy_hop_verified() {
 /// `e2e-b`) makes the same client boot `e2e-b` at C, without restarting any node. Then the
 /// fleet-wide machine list asked at A shows C's QEMU client (site, arch, how far it got), and
 /// a one-shot rule (`once = true`) boots `e2e-a` once: C's next answer for the MAC is the
-/// local disk and its machine list shows the one-shot done.
+/// local disk and its machine list shows the one-shot done. Last, C is cut off while A
+/// publishes a newer policy: C keeps applying the one it holds, and applies the new one once
+/// the links heal.
 #[test]
 fn a_policy_published_at_a_decides_what_a_client_boots_at_c() {
     let tmp = tempfile::tempdir().unwrap();
@@ -621,15 +623,18 @@ fn a_policy_published_at_a_decides_what_a_client_boots_at_c() {
                 .arg(&signed),
             true,
         );
+    };
+    let policy_at = |site: &Site| {
+        let status: serde_json::Value =
+            serde_json::from_slice(&site.curl("/status.json")).unwrap_or_default();
+        status["policy"]["version"].as_u64()
+    };
+    let wait_policy = |site: &Site, name: &str, version: u64, limit: u64| {
         wait_until(
-            &format!("C to hold policy v{version}"),
-            Duration::from_secs(60),
+            &format!("{name} to hold policy v{version}"),
+            Duration::from_secs(limit),
             &logs,
-            || {
-                let status: serde_json::Value =
-                    serde_json::from_slice(&c.curl("/status.json")).unwrap_or_default();
-                status["policy"]["version"].as_u64() == Some(version)
-            },
+            || policy_at(site) == Some(version),
         );
     };
     // What a BIOS iPXE client with the lab's MAC would get from a site's node.
@@ -661,6 +666,7 @@ fn a_policy_published_at_a_decides_what_a_client_boots_at_c() {
     };
 
     publish_policy(1, "image = \"e2e-a\"");
+    wait_policy(&c, "C", 1, 60);
     assert!(
         script_at(&b).contains("booting e2e-b v"),
         "B (no site label) gives the MAC the default:\n{}",
@@ -669,6 +675,7 @@ fn a_policy_published_at_a_decides_what_a_client_boots_at_c() {
     boot("e2e-a", 1);
     let pid = nc.pid();
     publish_policy(2, "image = \"e2e-b\"");
+    wait_policy(&c, "C", 2, 60);
     boot("e2e-b", 2);
     assert_eq!(nc.pid(), pid, "no node restarted");
 
@@ -700,6 +707,7 @@ fn a_policy_published_at_a_decides_what_a_client_boots_at_c() {
 
     // A one-shot: the image once, then the local disk.
     publish_policy(3, "image = \"e2e-a\"\nonce = true");
+    wait_policy(&c, "C", 3, 60);
     boot("e2e-a", 3);
     let clients: serde_json::Value = serde_json::from_slice(&c.curl("/clients.json")).unwrap();
     let script = script_at(&c);
@@ -716,4 +724,26 @@ fn a_policy_published_at_a_decides_what_a_client_boots_at_c() {
     assert_eq!(once["state"], "done", "C's machine list: {clients}");
     assert_eq!(once["policy_version"], 3, "{once}");
     assert_eq!(once["by"], "fetched", "{once}");
+
+    // C cut off from A and B: a newer policy reaches B, C keeps applying the one it holds
+    // (its one-shot done: local disk); healed, C catches up and the MAC boots e2e-b again.
+    wan.cut("a", "c", Cut::Down);
+    wan.cut("b", "c", Cut::Drop);
+    publish_policy(4, "image = \"e2e-b\"");
+    wait_policy(&b, "B", 4, 60);
+    assert_eq!(policy_at(&c), Some(3), "C is cut off\n{}", logs());
+    assert!(
+        script_at(&c).contains("booting from local disk"),
+        "partitioned C keeps applying v3:\n{}",
+        script_at(&c)
+    );
+    wan.heal("a", "c");
+    wan.heal("b", "c");
+    wait_policy(&c, "C (healed)", 4, 120);
+    let script = script_at(&c);
+    assert!(
+        script.contains("booting e2e-b v"),
+        "healed C applies v4:\n{script}"
+    );
+    assert_eq!(nc.pid(), pid, "no node restarted");
 }
