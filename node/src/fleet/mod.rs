@@ -29,6 +29,7 @@ mod links;
 mod peers;
 mod pending;
 mod policy_offer;
+mod plan;
 mod progress;
 pub mod publish_remote;
 pub mod readthrough;

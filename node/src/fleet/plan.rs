@@ -1,0 +1,328 @@
+//! Which byte ranges of which files to ask of which peer next, pure: the swarm plan.
+//!
+//! A release's files are cut into pieces of [`PIECE_CHUNKS`] BLAKE3 chunks (aligned to
+//! iroh-blobs' chunk groups, so a piece is verified and stored whole by bao as it streams and
+//! two pieces never share a group). Several pieces of several files are in flight at once,
+//! each from one peer: nearest peers first, at most `slots` pieces in flight per peer (its
+//! upload slots), the origin only for pieces no other peer holds. A piece that stalls or
+//! brings bad data goes to the next peer; the peer that failed it is skipped for that piece
+//! for a while. Nothing here does I/O or reads the clock: the adapter (`fetch.rs`) passes in
+//! what the store holds, what each peer holds and the time, and carries out the assignments.
+
+use std::{
+    collections::{HashMap, HashSet},
+    ops::Range,
+    time::{Duration, Instant},
+};
+
+use iroh::EndpointId;
+use netboot_proto::fleet::Holding;
+
+use super::decide::{backoff, Candidate, Fault};
+
+/// BLAKE3 chunk size in bytes.
+pub(crate) const CHUNK: u64 = 1024;
+/// iroh-blobs verifies and stores in groups of 16 chunks (block size 4): pieces are whole
+/// groups so no group is written by two transfers.
+pub(crate) const GROUP_CHUNKS: u64 = 16;
+/// 8 MiB: small enough that a 100 MiB file spreads over a dozen peers and a stalled piece
+/// costs little to redo; large enough that the per-request round trip and bao header are
+/// noise even at 100 ms (8 MiB is 0.7 s at 100 Mbit/s).
+pub(crate) const PIECE_CHUNKS: u64 = 8 * 1024;
+const _: () = assert!(PIECE_CHUNKS % GROUP_CHUNKS == 0);
+/// How soon a piece is asked again of a still-fetching peer that had none of it yet.
+pub(crate) const WAIT_RETRY: Duration = Duration::from_millis(200);
+
+/// One piece of one file: a chunk range, `start` a multiple of [`PIECE_CHUNKS`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Piece {
+    pub file: blake3::Hash,
+    pub chunks: Range<u64>,
+}
+
+/// A file of the release as the store holds it now.
+#[derive(Debug, Clone)]
+pub(crate) struct FileNeed {
+    pub hash: blake3::Hash,
+    pub size: u64,
+    /// Chunk ranges not held here yet (sorted, disjoint).
+    pub missing: Vec<Range<u64>>,
+}
+
+/// What a source is known to hold of the release.
+#[derive(Debug, Clone)]
+pub(crate) enum Holds {
+    /// Every byte (it committed the release).
+    All,
+    /// Still fetching; these chunk ranges per file, as its last growth report said.
+    Ranges(HashMap<blake3::Hash, Vec<Range<u64>>>),
+    /// Still fetching, amount unknown: worth asking, it sends what it has.
+    Unknown,
+}
+
+impl Holds {
+    fn covers(&self, p: &Piece) -> bool {
+        match self {
+            Holds::All | Holds::Unknown => true,
+            Holds::Ranges(map) => map.get(&p.file).is_some_and(|rs| {
+                rs.iter()
+                    .any(|r| r.start <= p.chunks.start && p.chunks.end <= r.end)
+            }),
+        }
+    }
+}
+
+/// A peer as the plan sees it; the list comes nearest first ([`super::decide::sources`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Source {
+    pub peer: Candidate,
+    pub holds: Holds,
+    /// The origin (the publisher's first copy): used only for pieces no other source holds,
+    /// so it sends about one copy of the release.
+    pub origin: bool,
+}
+
+impl Source {
+    pub fn from_candidate(peer: Candidate) -> Self {
+        let holds = match peer.holding {
+            Holding::Complete => Holds::All,
+            _ => Holds::Unknown,
+        };
+        Self {
+            peer,
+            holds,
+            origin: false,
+        }
+    }
+}
+
+/// Ask `peer` for `piece`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Assignment {
+    pub peer: EndpointId,
+    pub piece: Piece,
+}
+
+/// How one assignment ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The peer sent what it had of the piece (`got` verified bytes).
+    Done { got: u64 },
+    /// No byte within the stall timeout ([`Swarm::stalled`] said so).
+    Stalled,
+    /// Data failing BLAKE3 verification.
+    BadData,
+    /// No connection to the peer's blob provider.
+    Unreachable,
+    /// Any other failure (connection lost, refused).
+    Failed,
+}
+
+struct InFlight {
+    piece: Piece,
+    peer: EndpointId,
+    last_progress: Instant,
+}
+
+/// The plan's memory for one release: what is in flight, which peer to skip for which piece
+/// until when.
+pub(crate) struct Swarm {
+    slots: usize,
+    stall: Duration,
+    in_flight: Vec<InFlight>,
+    /// (peer, piece) skipped until then: it failed that piece.
+    skip: HashMap<(EndpointId, Piece), Instant>,
+    /// Pieces held back until then: a still-fetching peer had nothing of them yet, and it is
+    /// the one to wait for (nearer than any other holder).
+    wait: HashMap<Piece, Instant>,
+    /// Peers that delivered bytes of this release: only those are worth waiting for.
+    proven: HashSet<EndpointId>,
+    /// (peer, piece): since when a proven, still-fetching peer has had nothing of it.
+    empty_since: HashMap<(EndpointId, Piece), Instant>,
+}
+
+impl Swarm {
+    /// `slots`: pieces in flight per peer at most.
+    pub fn new(slots: usize, stall: Duration) -> Self {
+        Self {
+            slots: slots.max(1),
+            stall,
+            in_flight: Vec::new(),
+            skip: HashMap::new(),
+            wait: HashMap::new(),
+            proven: HashSet::new(),
+            empty_since: HashMap::new(),
+        }
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// The next assignments: pieces not held and not in flight, files clients wait for first
+    /// (`wanted`), then in the release's order; each to the nearest source that holds it, is
+    /// not skipped for it and has a free slot. The origin gets a piece only when no other
+    /// source holds it (a piece whose other holders are all busy waits for them).
+    pub fn plan(
+        &mut self,
+        files: &[FileNeed],
+        sources: &[Source],
+        wanted: &[blake3::Hash],
+        now: Instant,
+    ) -> Vec<Assignment> {
+        self.skip.retain(|_, t| *t > now);
+        self.wait.retain(|_, t| *t > now);
+        let mut busy: HashMap<EndpointId, usize> = HashMap::new();
+        for f in &self.in_flight {
+            *busy.entry(f.peer).or_default() += 1;
+        }
+        let flying: HashSet<Piece> = self.in_flight.iter().map(|f| f.piece.clone()).collect();
+        let order = files
+            .iter()
+            .filter(|f| wanted.contains(&f.hash))
+            .chain(files.iter().filter(|f| !wanted.contains(&f.hash)));
+        let mut out = Vec::new();
+        for file in order {
+            for piece in pieces(file) {
+                if flying.contains(&piece) || self.wait.contains_key(&piece) {
+                    continue;
+                }
+                let eligible = |s: &&Source| {
+                    s.holds.covers(&piece) && !self.skip.contains_key(&(s.peer.id, piece.clone()))
+                };
+                let others = sources.iter().filter(|s| !s.origin).filter(eligible);
+                let origin = sources.iter().filter(|s| s.origin).filter(eligible);
+                let mut holders = others.peekable();
+                let chosen = if holders.peek().is_some() {
+                    holders.find(|s| busy.get(&s.peer.id).copied().unwrap_or(0) < self.slots)
+                } else {
+                    origin
+                        .into_iter()
+                        .find(|s| busy.get(&s.peer.id).copied().unwrap_or(0) < self.slots)
+                };
+                let Some(s) = chosen else { continue };
+                *busy.entry(s.peer.id).or_default() += 1;
+                self.in_flight.push(InFlight {
+                    piece: piece.clone(),
+                    peer: s.peer.id,
+                    last_progress: now,
+                });
+                out.push(Assignment {
+                    peer: s.peer.id,
+                    piece,
+                });
+            }
+        }
+        out
+    }
+
+    /// Bytes of `a` arrived: it is not stalled.
+    pub fn progress(&mut self, a: &Assignment, now: Instant) {
+        if let Some(f) = self.find(a) {
+            f.last_progress = now;
+        }
+        self.proven.insert(a.peer);
+    }
+
+    /// Assignments with no byte for the stall timeout: the adapter stops them and reports
+    /// [`Outcome::Stalled`].
+    pub fn stalled(&self, now: Instant) -> Vec<Assignment> {
+        self.in_flight
+            .iter()
+            .filter(|f| now.saturating_duration_since(f.last_progress) >= self.stall)
+            .map(|f| Assignment {
+                peer: f.peer,
+                piece: f.piece.clone(),
+            })
+            .collect()
+    }
+
+    /// `a` ended: free its slot; on failure skip that peer for that piece (the next plan gives
+    /// it to the next source). Returns a peer-wide backoff to record, if the failure earns one.
+    pub fn ended(
+        &mut self,
+        a: &Assignment,
+        outcome: Outcome,
+        holding: Holding,
+        now: Instant,
+    ) -> Option<(Fault, Instant)> {
+        self.in_flight
+            .retain(|f| !(f.peer == a.peer && f.piece == a.piece));
+        let key = (a.peer, a.piece.clone());
+        match outcome {
+            Outcome::Done { got } if got > 0 => {
+                self.proven.insert(a.peer);
+                self.empty_since.remove(&key);
+                None
+            }
+            Outcome::Done { .. } => {
+                if holding == Holding::Fetching && self.proven.contains(&a.peer) {
+                    // A peer that delivered before, still fetching this piece itself: wait a
+                    // moment for it rather than pull the piece over a longer link, for up to
+                    // the stall timeout (it could be waiting for us).
+                    let first = *self.empty_since.entry(key.clone()).or_insert(now);
+                    if now.saturating_duration_since(first) < self.stall {
+                        self.wait.insert(a.piece.clone(), now + WAIT_RETRY);
+                        return None;
+                    }
+                    self.empty_since.remove(&key);
+                }
+                self.skip.insert(key, now + self.stall);
+                None
+            }
+            Outcome::Stalled | Outcome::Failed => {
+                self.skip.insert(key, now + 2 * self.stall);
+                None
+            }
+            Outcome::BadData | Outcome::Unreachable => {
+                let fault = if outcome == Outcome::BadData {
+                    Fault::BadData
+                } else {
+                    Fault::Unreachable
+                };
+                let until = backoff(fault, now);
+                self.skip.insert(key, until);
+                Some((fault, until))
+            }
+        }
+    }
+
+    fn find(&mut self, a: &Assignment) -> Option<&mut InFlight> {
+        self.in_flight
+            .iter_mut()
+            .find(|f| f.peer == a.peer && f.piece == a.piece)
+    }
+}
+
+/// The pieces of `file` with something missing, in order; a piece is the missing part only
+/// (a resumed file asks for no byte it holds), cut at piece boundaries.
+pub(crate) fn pieces(file: &FileNeed) -> Vec<Piece> {
+    let total = chunks_of(file.size);
+    let mut out: Vec<Piece> = Vec::new();
+    for r in &file.missing {
+        let mut start = r.start.min(total);
+        let end = r.end.min(total);
+        while start < end {
+            let boundary = (start / PIECE_CHUNKS + 1) * PIECE_CHUNKS;
+            let stop = boundary.min(end);
+            out.push(Piece {
+                file: file.hash,
+                chunks: start..stop,
+            });
+            start = stop;
+        }
+    }
+    // An empty file still needs its (empty) verified size: one request for chunk 0.
+    if file.size == 0 && !file.missing.is_empty() {
+        out.push(Piece {
+            file: file.hash,
+            chunks: 0..1,
+        });
+    }
+    out
+}
+
+/// Chunks in a file of `size` bytes.
+pub(crate) fn chunks_of(size: u64) -> u64 {
+    size.div_ceil(CHUNK)
+}
