@@ -161,8 +161,9 @@ impl Swarm {
 
     /// The next assignments: pieces not held and not in flight, files clients wait for first
     /// (`wanted`), then in the release's order; each to the nearest source that holds it, is
-    /// not skipped for it and has a free slot. The origin gets a piece only when no other
-    /// source holds it (a piece whose other holders are all busy waits for them).
+    /// not skipped for it and has a free slot, among the peers about as near as the nearest
+    /// holder ([`same_band`]). The origin gets a piece only when no other source holds it (a
+    /// piece whose nearer holders are all busy waits for them).
     pub fn plan(
         &mut self,
         files: &[FileNeed],
@@ -190,15 +191,16 @@ impl Swarm {
                 let eligible = |s: &&Source| {
                     s.holds.covers(&piece) && !self.skip.contains_key(&(s.peer.id, piece.clone()))
                 };
-                let others = sources.iter().filter(|s| !s.origin).filter(eligible);
-                let origin = sources.iter().filter(|s| s.origin).filter(eligible);
-                let mut holders = others.peekable();
-                let chosen = if holders.peek().is_some() {
-                    holders.find(|s| busy.get(&s.peer.id).copied().unwrap_or(0) < self.slots)
-                } else {
-                    origin
-                        .into_iter()
-                        .find(|s| busy.get(&s.peer.id).copied().unwrap_or(0) < self.slots)
+                let free = |s: &&Source| busy.get(&s.peer.id).copied().unwrap_or(0) < self.slots;
+                let holders: Vec<&Source> =
+                    sources.iter().filter(|s| !s.origin).filter(eligible).collect();
+                let chosen = match holders.first() {
+                    Some(nearest) => holders
+                        .iter()
+                        .copied()
+                        .filter(|s| same_band(nearest, s))
+                        .find(free),
+                    None => sources.iter().filter(|s| s.origin).filter(eligible).find(free),
                 };
                 let Some(s) = chosen else { continue };
                 *busy.entry(s.peer.id).or_default() += 1;
@@ -291,6 +293,20 @@ impl Swarm {
         self.in_flight
             .iter_mut()
             .find(|f| f.peer == a.peer && f.piece == a.piece)
+    }
+}
+
+/// Whether `s` is about as near as `nearest` (the nearest holder of a piece): at most twice
+/// its round trip plus 5 ms. Pieces spread over peers of one band only; a farther peer gets a
+/// piece when the nearer ones failed it (skipped), not merely because they are busy, so a
+/// branch site keeps pulling over its short link instead of splitting bytes with a long one.
+/// Unmeasured peers form the last band.
+fn same_band(nearest: &Source, s: &Source) -> bool {
+    match (nearest.peer.rtt, s.peer.rtt) {
+        (Some(n), Some(r)) => r <= n * 2 + Duration::from_millis(5),
+        (None, None) => true,
+        (Some(_), None) => false,
+        (None, Some(_)) => true,
     }
 }
 

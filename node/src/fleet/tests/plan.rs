@@ -106,9 +106,17 @@ fn source_choice_by_round_trip_holdings_and_slots() {
             "one file split across peers, nearest first, within their slots",
             2,
             vec![file(1, 5)],
-            vec![src(1, 5, Complete), src(2, 40, Complete)],
+            vec![src(1, 5, Complete), src(2, 15, Complete)],
             vec![],
             vec![(1, 1, 0), (1, 1, 1), (2, 1, 2), (2, 1, 3)],
+        ),
+        (
+            "a far peer is not used while the near ones are only busy",
+            1,
+            vec![file(1, 3)],
+            vec![src(1, 5, Complete), src(2, 12, Complete), src(3, 80, Complete)],
+            vec![],
+            vec![(1, 1, 0), (2, 1, 1)],
         ),
         (
             "several files in flight at once",
