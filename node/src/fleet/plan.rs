@@ -40,6 +40,14 @@ pub(crate) struct Piece {
     pub chunks: Range<u64>,
 }
 
+impl Piece {
+    fn overlaps(&self, other: &Piece) -> bool {
+        self.file == other.file
+            && self.chunks.start < other.chunks.end
+            && other.chunks.start < self.chunks.end
+    }
+}
+
 /// A file of the release as the store holds it now.
 #[derive(Debug, Clone)]
 pub(crate) struct FileNeed {
@@ -177,7 +185,7 @@ impl Swarm {
         for f in &self.in_flight {
             *busy.entry(f.peer).or_default() += 1;
         }
-        let flying: HashSet<Piece> = self.in_flight.iter().map(|f| f.piece.clone()).collect();
+        let flying: Vec<Piece> = self.in_flight.iter().map(|f| f.piece.clone()).collect();
         let order = files
             .iter()
             .filter(|f| wanted.contains(&f.hash))
@@ -185,22 +193,35 @@ impl Swarm {
         let mut out = Vec::new();
         for file in order {
             for piece in pieces(file) {
-                if flying.contains(&piece) || self.wait.contains_key(&piece) {
+                // Overlap, not equality: a piece half received is the missing half now, and
+                // must not be asked of a second peer while the first still sends it.
+                if flying
+                    .iter()
+                    .chain(self.wait.keys())
+                    .any(|f| f.overlaps(&piece))
+                {
                     continue;
                 }
                 let eligible = |s: &&Source| {
                     s.holds.covers(&piece) && !self.skip.contains_key(&(s.peer.id, piece.clone()))
                 };
                 let free = |s: &&Source| busy.get(&s.peer.id).copied().unwrap_or(0) < self.slots;
-                let holders: Vec<&Source> =
-                    sources.iter().filter(|s| !s.origin).filter(eligible).collect();
+                let holders: Vec<&Source> = sources
+                    .iter()
+                    .filter(|s| !s.origin)
+                    .filter(eligible)
+                    .collect();
                 let chosen = match holders.first() {
                     Some(nearest) => holders
                         .iter()
                         .copied()
                         .filter(|s| same_band(nearest, s))
                         .find(free),
-                    None => sources.iter().filter(|s| s.origin).filter(eligible).find(free),
+                    None => sources
+                        .iter()
+                        .filter(|s| s.origin)
+                        .filter(eligible)
+                        .find(free),
                 };
                 let Some(s) = chosen else { continue };
                 *busy.entry(s.peer.id).or_default() += 1;

@@ -7,7 +7,7 @@ use netboot_proto::fleet::Holding::{self, *};
 
 use super::{candidate, ms, peer, t0};
 use crate::fleet::{
-    decide::{Fault, BAD_DATA_BACKOFF, UNREACHABLE_BACKOFF},
+    decide::{backoff, Fault, BAD_DATA_BACKOFF, UNREACHABLE_BACKOFF},
     plan::{
         pieces, Assignment, FileNeed, Holds, Outcome, Piece, Source, Swarm, CHUNK, PIECE_CHUNKS,
         WAIT_RETRY,
@@ -83,7 +83,12 @@ fn pieces_are_the_missing_parts_cut_at_piece_boundaries() {
             vec![0..P + 1],
             vec![0..P, P..P + 1],
         ),
-        ("an empty file: one request for its size", 0, vec![0..1], vec![0..1]),
+        (
+            "an empty file: one request for its size",
+            0,
+            vec![0..1],
+            vec![0..1],
+        ),
     ];
     for (what, size, missing, want) in cases {
         let f = FileNeed {
@@ -101,7 +106,14 @@ fn source_choice_by_round_trip_holdings_and_slots() {
     let now = t0();
     let half = |f: u8| Holds::Ranges(HashMap::from([(hash(f), vec![0..P])]));
     // (what, slots, files, sources nearest first, wanted file, expected (peer, file, piece))
-    let cases: Vec<(&str, usize, Vec<FileNeed>, Vec<Source>, Vec<u8>, Vec<(u8, u8, u64)>)> = vec![
+    let cases: Vec<(
+        &str,
+        usize,
+        Vec<FileNeed>,
+        Vec<Source>,
+        Vec<u8>,
+        Vec<(u8, u8, u64)>,
+    )> = vec![
         (
             "one file split across peers, nearest first, within their slots",
             2,
@@ -114,7 +126,11 @@ fn source_choice_by_round_trip_holdings_and_slots() {
             "a far peer is not used while the near ones are only busy",
             1,
             vec![file(1, 3)],
-            vec![src(1, 5, Complete), src(2, 12, Complete), src(3, 80, Complete)],
+            vec![
+                src(1, 5, Complete),
+                src(2, 12, Complete),
+                src(3, 80, Complete),
+            ],
             vec![],
             vec![(1, 1, 0), (2, 1, 1)],
         ),
@@ -178,14 +194,25 @@ fn source_choice_by_round_trip_holdings_and_slots() {
             vec![],
             vec![(1, 1, 0)],
         ),
-        ("no source: nothing to do", 4, vec![file(1, 2)], vec![], vec![], vec![]),
+        (
+            "no source: nothing to do",
+            4,
+            vec![file(1, 2)],
+            vec![],
+            vec![],
+            vec![],
+        ),
     ];
     for (what, slots, files, sources, wanted, want) in cases {
         let mut swarm = Swarm::new(slots, STALL);
         let wanted: Vec<blake3::Hash> = wanted.into_iter().map(hash).collect();
         let got = swarm.plan(&files, &sources, &wanted, now);
         assert_eq!(who(&got), want, "{what}");
-        assert_eq!(swarm.in_flight(), want.len(), "{what}: all recorded in flight");
+        assert_eq!(
+            swarm.in_flight(),
+            want.len(),
+            "{what}: all recorded in flight"
+        );
         // Planned again at once: everything is in flight or waiting for a slot.
         assert!(
             swarm.plan(&files, &sources, &wanted, now).is_empty(),
@@ -215,6 +242,21 @@ fn a_finished_piece_frees_its_slot_for_the_next() {
 }
 
 #[test]
+fn a_piece_half_received_is_not_asked_of_a_second_peer() {
+    let now = t0();
+    let mut swarm = Swarm::new(1, STALL);
+    let sources = [src(1, 5, Complete), src(2, 6, Complete)];
+    let first = swarm.plan(&[file(1, 1)], &sources, &[], now);
+    assert_eq!(who(&first), [(1, 1, 0)]);
+    // Half of it is stored meanwhile: the rest is still in flight from peer 1.
+    let half = [FileNeed {
+        missing: vec![P / 2..P],
+        ..file(1, 1)
+    }];
+    assert!(swarm.plan(&half, &sources, &[], now).is_empty());
+}
+
+#[test]
 fn failover_on_stall_and_on_bad_data() {
     let now = t0();
     let files = [file(1, 1)];
@@ -240,14 +282,25 @@ fn failover_on_stall_and_on_bad_data() {
         let mut swarm = Swarm::new(4, STALL);
         let first = swarm.plan(&files, &sources, &[], now);
         assert_eq!(who(&first), [(1, 1, 0)], "{what}");
-        assert_eq!(swarm.ended(&first[0], outcome, Complete, now), backoff, "{what}");
+        assert_eq!(
+            swarm.ended(&first[0], outcome, Complete, now),
+            backoff,
+            "{what}"
+        );
         let next = swarm.plan(&files, &sources, &[], now);
-        assert_eq!(who(&next), [(2, 1, 0)], "{what}: the piece goes to the next peer");
+        assert_eq!(
+            who(&next),
+            [(2, 1, 0)],
+            "{what}: the piece goes to the next peer"
+        );
         swarm.ended(&next[0], Outcome::Failed, Complete, now);
         // Both failed it: nothing until the far one's skip runs out; then the near one only
         // if its own skip (longer for bad data and unreachable) has run out too.
         let before = now + 2 * STALL - ms(1);
-        assert!(swarm.plan(&files, &sources, &[], before).is_empty(), "{what}");
+        assert!(
+            swarm.plan(&files, &sources, &[], before).is_empty(),
+            "{what}"
+        );
         let after = now + 2 * STALL;
         let expect = if skipped > 2 * STALL { 2 } else { 1 };
         assert_eq!(
@@ -316,4 +369,12 @@ fn a_never_proven_peer_with_nothing_is_skipped_at_once() {
     let a = swarm.plan(&files, &sources, &[], now);
     swarm.ended(&a[0], Outcome::Done { got: 0 }, Fetching, now);
     assert_eq!(who(&swarm.plan(&files, &sources, &[], now)), [(2, 1, 0)]);
+}
+
+#[test]
+fn backoff_lengths() {
+    let now = t0();
+    assert_eq!(backoff(Fault::BadData, now), now + BAD_DATA_BACKOFF);
+    assert_eq!(backoff(Fault::Unreachable, now), now + UNREACHABLE_BACKOFF);
+    assert!(BAD_DATA_BACKOFF > UNREACHABLE_BACKOFF * 10);
 }
