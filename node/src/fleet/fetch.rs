@@ -10,7 +10,7 @@
 //! file is complete.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     ops::Range,
     sync::Arc,
     time::{Duration, Instant},
@@ -21,17 +21,17 @@ use iroh::{endpoint::Connection, EndpointId};
 use iroh_blobs::{
     api::remote::GetProgressItem,
     get::{fsm::DecodeError, GetError},
-    protocol::GetRequest,
+    protocol::{GetRequest, ObserveRequest},
     HashAndFormat,
 };
 use n0_future::StreamExt;
-use netboot_proto::{ReleaseId, VerifiedRelease};
+use netboot_proto::{fleet::Holding, ReleaseId, VerifiedRelease};
 use tokio::{sync::mpsc, task::JoinSet};
 
 use super::{
     core::{Event, Fetched, PeerEvent},
     decide::{self, Candidate},
-    plan::{chunks_of, Assignment, FileNeed, Outcome, Piece, Source, Swarm},
+    plan::{chunks_of, Assignment, FileNeed, Holds, Outcome, Piece, Source, Swarm},
     Shared,
 };
 use crate::store::AcceptError;
@@ -55,9 +55,21 @@ enum SourceError {
     Transfer(String),
 }
 
-/// What a transfer tells the fetch loop.
+/// What a transfer or a growth watch tells the fetch loop.
 enum Report {
     Progress(Assignment),
+    /// A still-fetching peer's copy of `file` is now `held` (chunk ranges).
+    Grew {
+        peer: EndpointId,
+        file: blake3::Hash,
+        held: Vec<Range<u64>>,
+    },
+    /// The watch of a peer's copy ended (it closed, or refuses to be watched): what it holds
+    /// is unknown again.
+    Unwatched {
+        peer: EndpointId,
+        file: blake3::Hash,
+    },
     Ended {
         a: Assignment,
         from: Candidate,
@@ -170,13 +182,35 @@ async fn fetch_all(shared: &Arc<Shared>, release: &VerifiedRelease) {
     let mut handles: HashMap<(EndpointId, Piece), tokio::task::AbortHandle> = HashMap::new();
     let mut check = tokio::time::interval(CHECK_EVERY);
     let mut waiting_logged = false;
+    // What still-fetching peers hold, as their growth reports say; watched once per file.
+    let mut grown: HashMap<EndpointId, HashMap<blake3::Hash, Vec<Range<u64>>>> = HashMap::new();
+    let mut watched: HashSet<(EndpointId, blake3::Hash)> = HashSet::new();
     loop {
         let files = needs(shared, release).await;
         if files.is_empty() {
             return;
         }
         let all = sources(shared, id).await;
-        let list: Vec<Source> = all.iter().cloned().map(Source::from_candidate).collect();
+        for c in all.iter().filter(|c| c.holding == Holding::Fetching) {
+            for f in &files {
+                if watched.insert((c.id, f.hash)) {
+                    let task = watch(shared.clone(), c.id, f.hash, f.size, tx.clone());
+                    transfers.spawn(task);
+                }
+            }
+        }
+        let list: Vec<Source> = all
+            .iter()
+            .cloned()
+            .map(|c| {
+                let known = grown.get(&c.id).filter(|_| c.holding == Holding::Fetching);
+                let mut s = Source::from_candidate(c);
+                if let Some(known) = known {
+                    s.holds = Holds::Ranges(known.clone());
+                }
+                s
+            })
+            .collect();
         let wanted = shared.core.wanted().await;
         for a in swarm.plan(&files, &list, &wanted, Instant::now()) {
             let Some(from) = all.iter().find(|c| c.id == a.peer).cloned() else {
@@ -205,6 +239,14 @@ async fn fetch_all(shared: &Arc<Shared>, release: &VerifiedRelease) {
         tokio::select! {
             Some(report) = reports.recv() => match report {
                 Report::Progress(a) => swarm.progress(&a, Instant::now()),
+                Report::Grew { peer, file, held } => {
+                    grown.entry(peer).or_default().insert(file, held);
+                }
+                Report::Unwatched { peer, file } => {
+                    if let Some(m) = grown.get_mut(&peer) {
+                        m.remove(&file);
+                    }
+                }
                 Report::Ended { a, from, result } => {
                     handles.remove(&(a.peer, a.piece.clone()));
                     let outcome = outcome(release, &from, &a, result);
@@ -234,7 +276,7 @@ async fn fetch_all(shared: &Arc<Shared>, release: &VerifiedRelease) {
                     let holding = all
                         .iter()
                         .find(|c| c.id == a.peer)
-                        .map_or(netboot_proto::fleet::Holding::Fetching, |c| c.holding);
+                        .map_or(Holding::Fetching, |c| c.holding);
                     swarm.ended(&a, Outcome::Stalled, holding, now);
                 }
             }
@@ -370,6 +412,51 @@ async fn blob_connection(shared: &Shared, id: EndpointId) -> Result<Connection, 
     Ok(conn)
 }
 
+/// Watches a still-fetching peer's copy of one file ([`growth`]), so this node asks for new
+/// bytes as they land there instead of polling. Ends with the connection or when the fetch
+/// ends (aborted).
+async fn watch(
+    shared: Arc<Shared>,
+    peer: EndpointId,
+    file: blake3::Hash,
+    size: u64,
+    tx: mpsc::Sender<Report>,
+) {
+    if let Ok(conn) = blob_connection(&shared, peer).await {
+        let api = shared.store.blob_api();
+        let mut reports = std::pin::pin!(growth(&api, conn, file, size));
+        while let Some(held) = reports.next().await {
+            if tx.send(Report::Grew { peer, file, held }).await.is_err() {
+                return;
+            }
+        }
+    }
+    let _ = tx.send(Report::Unwatched { peer, file }).await;
+}
+
+/// What the peer at the other end of `conn` holds of `file`, each time it changes: iroh-blobs'
+/// observe, where the peer pushes every change of its verified ranges. Ends when the peer
+/// closes the stream or refuses it.
+pub(crate) fn growth(
+    api: &iroh_blobs::api::Store,
+    conn: Connection,
+    file: blake3::Hash,
+    size: u64,
+) -> impl n0_future::Stream<Item = Vec<Range<u64>>> + 'static {
+    let request = ObserveRequest::new(iroh_blobs::Hash::from(file));
+    let total = chunks_of(size).max(1);
+    let mut held = ChunkRanges::empty();
+    api.remote()
+        .observe(conn, request)
+        .take_while(|item| item.is_ok())
+        .filter_map(move |item| {
+            // Each report is what changed since the last (a symmetric difference).
+            let change = item.ok()?;
+            held = &held ^ &change.ranges;
+            Some(chunk_ranges(&held, total))
+        })
+}
+
 /// One assignment: a ranged get of one piece from one peer, verified as it streams.
 async fn transfer(
     shared: Arc<Shared>,
@@ -460,4 +547,98 @@ fn sent_bad_data(e: &GetError) -> bool {
             ..
         }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use iroh::{endpoint::presets, protocol::Router, Endpoint, EndpointAddr, RelayMode};
+    use iroh_blobs::{store::mem::MemStore, BlobsProtocol};
+
+    use super::*;
+
+    async fn node() -> (MemStore, Router) {
+        let store = MemStore::new();
+        let ep = Endpoint::builder(presets::Minimal)
+            .relay_mode(RelayMode::Disabled)
+            .clear_address_lookup()
+            .bind_addr("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap())
+            .unwrap()
+            .bind()
+            .await
+            .unwrap();
+        let router = Router::builder(ep)
+            .accept(iroh_blobs::ALPN, BlobsProtocol::new(&store, None))
+            .spawn();
+        (store, router)
+    }
+
+    async fn connect(from: &Router, to: &Router) -> Connection {
+        let mut addr = EndpointAddr::new(to.endpoint().id());
+        for s in to.endpoint().bound_sockets() {
+            addr = addr.with_ip_addr(s);
+        }
+        from.endpoint()
+            .connect(addr, iroh_blobs::ALPN)
+            .await
+            .unwrap()
+    }
+
+    fn get(hash: iroh_blobs::Hash, chunks: Range<u64>) -> GetRequest {
+        let ranges = ChunkRanges::from(ChunkNum(chunks.start)..ChunkNum(chunks.end));
+        GetRequest::blob_ranges(hash, ranges)
+    }
+
+    /// A follower (B) watching an upstream (A) that is itself still receiving a file (from
+    /// the origin C) learns of each growth of A's copy as it happens, without asking again.
+    #[tokio::test]
+    async fn a_follower_learns_of_its_upstreams_growth_without_polling() {
+        let data: Vec<u8> = (0..256 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let (origin, c) = node().await;
+        let (upstream, a) = node().await;
+        let (follower, b) = node().await;
+        let tag = origin.add_bytes(data.clone()).await.unwrap();
+        let (hash, size) = (tag.hash, data.len() as u64);
+        let file = blake3::Hash::from(hash);
+        let a_to_c = connect(&a, &c).await;
+        upstream
+            .remote()
+            .execute_get(a_to_c.clone(), get(hash, 0..32))
+            .await
+            .unwrap();
+        let b_to_a = connect(&b, &a).await;
+        let mut reports = std::pin::pin!(growth(&follower, b_to_a, file, size));
+        assert_eq!(
+            tokio::time::timeout(Duration::from_secs(10), reports.next())
+                .await
+                .expect("a report within 10 s"),
+            Some(vec![0..32])
+        );
+        // A receives more; B hears of it with no request of its own.
+        upstream
+            .remote()
+            .execute_get(a_to_c.clone(), get(hash, 32..128))
+            .await
+            .unwrap();
+        let mut held = Vec::new();
+        while held != vec![0..128] {
+            held = tokio::time::timeout(Duration::from_secs(10), reports.next())
+                .await
+                .expect("a report within 10 s")
+                .expect("a growth report");
+        }
+        upstream
+            .remote()
+            .execute_get(a_to_c, get(hash, 128..256))
+            .await
+            .unwrap();
+        while held != vec![0..256] {
+            held = tokio::time::timeout(Duration::from_secs(10), reports.next())
+                .await
+                .expect("a report within 10 s")
+                .expect("a growth report");
+        }
+        for r in [a, b, c] {
+            r.shutdown().await.unwrap();
+        }
+    }
 }

@@ -62,20 +62,36 @@ pub(crate) struct FileNeed {
 pub(crate) enum Holds {
     /// Every byte (it committed the release).
     All,
-    /// Still fetching; these chunk ranges per file, as its last growth report said.
+    /// Still fetching; these chunk ranges per file, as its last growth report said (a file
+    /// without a report: unknown, worth asking).
     Ranges(HashMap<blake3::Hash, Vec<Range<u64>>>),
     /// Still fetching, amount unknown: worth asking, it sends what it has.
     Unknown,
 }
 
 impl Holds {
-    fn covers(&self, p: &Piece) -> bool {
+    /// The part of `p` this source can send now: all of it, or (still fetching, growth known)
+    /// the held stretch `p` starts with, in whole chunk groups. A follower so trails its
+    /// upstream by what arrived since the last growth report, not by a whole piece.
+    fn offer(&self, p: &Piece) -> Option<Piece> {
         match self {
-            Holds::All | Holds::Unknown => true,
-            Holds::Ranges(map) => map.get(&p.file).is_some_and(|rs| {
-                rs.iter()
-                    .any(|r| r.start <= p.chunks.start && p.chunks.end <= r.end)
-            }),
+            Holds::All | Holds::Unknown => Some(p.clone()),
+            Holds::Ranges(map) => {
+                let Some(held) = map.get(&p.file) else {
+                    return Some(p.clone());
+                };
+                let r = held
+                    .iter()
+                    .find(|r| r.start <= p.chunks.start && p.chunks.start < r.end)?;
+                let mut end = r.end.min(p.chunks.end);
+                if end < p.chunks.end {
+                    end -= end % GROUP_CHUNKS;
+                }
+                (end > p.chunks.start).then(|| Piece {
+                    file: p.file,
+                    chunks: p.chunks.start..end,
+                })
+            }
         }
     }
 }
@@ -138,8 +154,8 @@ pub(crate) struct Swarm {
     slots: usize,
     stall: Duration,
     in_flight: Vec<InFlight>,
-    /// (peer, piece) skipped until then: it failed that piece.
-    skip: HashMap<(EndpointId, Piece), Instant>,
+    /// (peer, piece) skipped until then: it failed that piece (or any piece overlapping it).
+    skip: Vec<(EndpointId, Piece, Instant)>,
     /// Pieces held back until then: a still-fetching peer had nothing of them yet, and it is
     /// the one to wait for (nearer than any other holder).
     wait: HashMap<Piece, Instant>,
@@ -156,7 +172,7 @@ impl Swarm {
             slots: slots.max(1),
             stall,
             in_flight: Vec::new(),
-            skip: HashMap::new(),
+            skip: Vec::new(),
             wait: HashMap::new(),
             proven: HashSet::new(),
             empty_since: HashMap::new(),
@@ -179,7 +195,7 @@ impl Swarm {
         wanted: &[blake3::Hash],
         now: Instant,
     ) -> Vec<Assignment> {
-        self.skip.retain(|_, t| *t > now);
+        self.skip.retain(|(_, _, t)| *t > now);
         self.wait.retain(|_, t| *t > now);
         let mut busy: HashMap<EndpointId, usize> = HashMap::new();
         for f in &self.in_flight {
@@ -202,28 +218,26 @@ impl Swarm {
                 {
                     continue;
                 }
-                let eligible = |s: &&Source| {
-                    s.holds.covers(&piece) && !self.skip.contains_key(&(s.peer.id, piece.clone()))
-                };
-                let free = |s: &&Source| busy.get(&s.peer.id).copied().unwrap_or(0) < self.slots;
-                let holders: Vec<&Source> = sources
+                // What each source can send of the piece, if it is not skipped for it.
+                let offers: Vec<(&Source, Piece)> = sources
                     .iter()
-                    .filter(|s| !s.origin)
-                    .filter(eligible)
+                    .filter_map(|s| Some((s, s.holds.offer(&piece)?)))
+                    .filter(|(s, p)| !self.skipped(&s.peer.id, p))
                     .collect();
+                let free = |(s, _): &&(&Source, Piece)| {
+                    busy.get(&s.peer.id).copied().unwrap_or(0) < self.slots
+                };
+                let holders: Vec<&(&Source, Piece)> =
+                    offers.iter().filter(|(s, _)| !s.origin).collect();
                 let chosen = match holders.first() {
-                    Some(nearest) => holders
+                    Some((nearest, _)) => holders
                         .iter()
                         .copied()
-                        .filter(|s| same_band(nearest, s))
+                        .filter(|(s, _)| same_band(nearest, s))
                         .find(free),
-                    None => sources
-                        .iter()
-                        .filter(|s| s.origin)
-                        .filter(eligible)
-                        .find(free),
+                    None => offers.iter().filter(|(s, _)| s.origin).find(free),
                 };
-                let Some(s) = chosen else { continue };
+                let Some((s, piece)) = chosen else { continue };
                 *busy.entry(s.peer.id).or_default() += 1;
                 self.in_flight.push(InFlight {
                     piece: piece.clone(),
@@ -232,7 +246,7 @@ impl Swarm {
                 });
                 out.push(Assignment {
                     peer: s.peer.id,
-                    piece,
+                    piece: piece.clone(),
                 });
             }
         }
@@ -290,11 +304,12 @@ impl Swarm {
                     }
                     self.empty_since.remove(&key);
                 }
-                self.skip.insert(key, now + self.stall);
+                self.skip.push((a.peer, a.piece.clone(), now + self.stall));
                 None
             }
             Outcome::Stalled | Outcome::Failed => {
-                self.skip.insert(key, now + 2 * self.stall);
+                self.skip
+                    .push((a.peer, a.piece.clone(), now + 2 * self.stall));
                 None
             }
             Outcome::BadData | Outcome::Unreachable => {
@@ -304,10 +319,16 @@ impl Swarm {
                     Fault::Unreachable
                 };
                 let until = backoff(fault, now);
-                self.skip.insert(key, until);
+                self.skip.push((a.peer, a.piece.clone(), until));
                 Some((fault, until))
             }
         }
+    }
+
+    fn skipped(&self, peer: &EndpointId, p: &Piece) -> bool {
+        self.skip
+            .iter()
+            .any(|(id, q, _)| id == peer && q.overlaps(p))
     }
 
     fn find(&mut self, a: &Assignment) -> Option<&mut InFlight> {

@@ -378,3 +378,33 @@ fn backoff_lengths() {
     assert_eq!(backoff(Fault::Unreachable, now), now + UNREACHABLE_BACKOFF);
     assert!(BAD_DATA_BACKOFF > UNREACHABLE_BACKOFF * 10);
 }
+
+#[test]
+fn a_follower_asks_what_its_upstream_reported_holding_as_it_grows() {
+    let now = t0();
+    let holds = |end: u64| Holds::Ranges(HashMap::from([(hash(1), vec![0..end])]));
+    let upstream = |end: u64| {
+        [Source {
+            holds: holds(end),
+            ..src(1, 5, Fetching)
+        }]
+    };
+    let mut swarm = Swarm::new(4, STALL);
+    let need = |from: u64| {
+        [FileNeed {
+            missing: vec![from..2 * P],
+            ..file(1, 2)
+        }]
+    };
+    // 100 chunks held upstream: ask the whole chunk groups of them (96), nothing beyond.
+    let a = swarm.plan(&need(0), &upstream(100), &[], now);
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].piece.chunks, 0..96);
+    swarm.ended(&a[0], Outcome::Done { got: 96 * CHUNK }, Fetching, now);
+    // Nothing new reported: nothing to ask (no polling).
+    assert!(swarm.plan(&need(96), &upstream(100), &[], now).is_empty());
+    // It grew past the piece boundary: the rest of piece 0 and the start of piece 1.
+    let b = swarm.plan(&need(96), &upstream(P + 40), &[], now);
+    let got: Vec<Range<u64>> = b.iter().map(|a| a.piece.chunks.clone()).collect();
+    assert_eq!(got, [96..P, P..P + 32]);
+}
