@@ -185,6 +185,7 @@ async fn fetch_all(shared: &Arc<Shared>, release: &VerifiedRelease) {
     // What still-fetching peers hold, as their growth reports say; watched once per file.
     let mut grown: HashMap<EndpointId, HashMap<blake3::Hash, Vec<Range<u64>>>> = HashMap::new();
     let mut watched: HashSet<(EndpointId, blake3::Hash)> = HashSet::new();
+    let mut grew_at: HashMap<EndpointId, Instant> = HashMap::new();
     loop {
         let files = needs(shared, release).await;
         if files.is_empty() {
@@ -194,6 +195,7 @@ async fn fetch_all(shared: &Arc<Shared>, release: &VerifiedRelease) {
         for c in all.iter().filter(|c| c.holding == Holding::Fetching) {
             for f in &files {
                 if watched.insert((c.id, f.hash)) {
+                    grew_at.insert(c.id, Instant::now());
                     let task = watch(shared.clone(), c.id, f.hash, f.size, tx.clone());
                     transfers.spawn(task);
                 }
@@ -203,11 +205,14 @@ async fn fetch_all(shared: &Arc<Shared>, release: &VerifiedRelease) {
             .iter()
             .cloned()
             .map(|c| {
-                let known = grown.get(&c.id).filter(|_| c.holding == Holding::Fetching);
+                let fetching = c.holding == Holding::Fetching;
+                let known = grown.get(&c.id).filter(|_| fetching);
+                let grew = grew_at.get(&c.id).copied().filter(|_| fetching);
                 let mut s = Source::from_candidate(c);
                 if let Some(known) = known {
                     s.holds = Holds::Ranges(known.clone());
                 }
+                s.grew_at = grew;
                 s
             })
             .collect();
@@ -241,6 +246,7 @@ async fn fetch_all(shared: &Arc<Shared>, release: &VerifiedRelease) {
                 Report::Progress(a) => swarm.progress(&a, Instant::now()),
                 Report::Grew { peer, file, held } => {
                     grown.entry(peer).or_default().insert(file, held);
+                    grew_at.insert(peer, Instant::now());
                 }
                 Report::Unwatched { peer, file } => {
                     if let Some(m) = grown.get_mut(&peer) {
@@ -259,18 +265,31 @@ async fn fetch_all(shared: &Arc<Shared>, release: &VerifiedRelease) {
             },
             _ = check.tick() => {
                 let now = Instant::now();
+                for a in swarm.preempt(&list) {
+                    if let Some(h) = handles.remove(&(a.peer, a.piece.clone())) {
+                        h.abort();
+                    }
+                    tracing::info!(
+                        "fleet: chunks {:?} of `{}` of {} v{}: leaving {} for a clearly nearer peer",
+                        a.piece.chunks,
+                        path_of(release, &a.piece.file),
+                        release.name,
+                        release.version,
+                        label_of(&all, &a.peer),
+                    );
+                    swarm.ended(&a, Outcome::Preempted, Holding::Complete, now);
+                }
                 for a in swarm.stalled(now) {
                     if let Some(h) = handles.remove(&(a.peer, a.piece.clone())) {
                         h.abort();
                     }
-                    let label = all.iter().find(|c| c.id == a.peer).map(|c| c.label.clone());
                     tracing::info!(
                         "fleet: chunks {:?} of `{}` of {} v{} stalled on {} (no byte for {:?}); asking the next peer",
                         a.piece.chunks,
                         path_of(release, &a.piece.file),
                         release.name,
                         release.version,
-                        label.unwrap_or_else(|| a.peer.fmt_short().to_string()),
+                        label_of(&all, &a.peer),
                         shared.settings.stall_timeout(),
                     );
                     let holding = all
@@ -337,6 +356,12 @@ fn chunk_ranges(ranges: &ChunkRanges, total: u64) -> Vec<Range<u64>> {
             (start < end).then_some(start..end)
         })
         .collect()
+}
+
+fn label_of(all: &[Candidate], id: &EndpointId) -> String {
+    all.iter()
+        .find(|c| c.id == *id)
+        .map_or_else(|| id.fmt_short().to_string(), |c| c.label.clone())
 }
 
 fn path_of<'a>(release: &'a VerifiedRelease, hash: &blake3::Hash) -> &'a str {

@@ -104,6 +104,9 @@ pub(crate) struct Source {
     /// The origin (the publisher's first copy): used only for pieces no other source holds,
     /// so it sends about one copy of the release.
     pub origin: bool,
+    /// Still fetching and watched: when its copy last grew (or the watch began). A clearly
+    /// nearer source growing within the stall timeout is waited for (see [`Swarm::plan`]).
+    pub grew_at: Option<Instant>,
 }
 
 impl Source {
@@ -116,6 +119,7 @@ impl Source {
             peer,
             holds,
             origin: false,
+            grew_at: None,
         }
     }
 }
@@ -140,6 +144,8 @@ pub(crate) enum Outcome {
     Unreachable,
     /// Any other failure (connection lost, refused).
     Failed,
+    /// Stopped for a clearly nearer source ([`Swarm::preempt`]); what arrived is kept.
+    Preempted,
 }
 
 struct InFlight {
@@ -238,6 +244,18 @@ impl Swarm {
                     None => offers.iter().filter(|(s, _)| s.origin).find(free),
                 };
                 let Some((s, piece)) = chosen else { continue };
+                // A clearly nearer source still receiving the release, and growing, has none
+                // of this piece yet: wait for it rather than pull the piece over the longer
+                // link (a branch site follows its regional node a few chunks behind).
+                let nearer_growing = sources.iter().any(|w| {
+                    w.grew_at
+                        .is_some_and(|t| now.saturating_duration_since(t) < self.stall)
+                        && clearly_nearer(w, s)
+                        && !self.skipped(&w.peer.id, &piece)
+                });
+                if nearer_growing {
+                    continue;
+                }
                 *busy.entry(s.peer.id).or_default() += 1;
                 self.in_flight.push(InFlight {
                     piece: piece.clone(),
@@ -307,6 +325,7 @@ impl Swarm {
                 self.skip.push((a.peer, a.piece.clone(), now + self.stall));
                 None
             }
+            Outcome::Preempted => None,
             Outcome::Stalled | Outcome::Failed => {
                 self.skip
                     .push((a.peer, a.piece.clone(), now + 2 * self.stall));
@@ -323,6 +342,33 @@ impl Swarm {
                 Some((fault, until))
             }
         }
+    }
+
+    /// Transfers to stop because a clearly nearer source (half the round trip or less, and
+    /// 5 ms nearer) can now send their piece and is not skipped for it: it appears when a
+    /// near peer starts holding the release after a fetch began with a farther one, or when
+    /// round trips measured under load settle. The adapter stops them and reports
+    /// [`Outcome::Preempted`]; the next plan gives the rest of the piece to the nearer one.
+    pub fn preempt(&self, sources: &[Source]) -> Vec<Assignment> {
+        self.in_flight
+            .iter()
+            .filter(|f| {
+                let Some(current) = sources.iter().find(|s| s.peer.id == f.peer) else {
+                    return false;
+                };
+                sources.iter().any(|s| {
+                    s.peer.id != f.peer
+                        && !s.origin
+                        && clearly_nearer(s, current)
+                        && s.holds.offer(&f.piece).is_some()
+                        && !self.skipped(&s.peer.id, &f.piece)
+                })
+            })
+            .map(|f| Assignment {
+                peer: f.peer,
+                piece: f.piece.clone(),
+            })
+            .collect()
     }
 
     fn skipped(&self, peer: &EndpointId, p: &Piece) -> bool {
@@ -349,6 +395,15 @@ fn same_band(nearest: &Source, s: &Source) -> bool {
         (None, None) => true,
         (Some(_), None) => false,
         (None, Some(_)) => true,
+    }
+}
+
+/// Whether `a` is clearly nearer than `b`: half its round trip or less, and at least 5 ms
+/// nearer (both measured).
+fn clearly_nearer(a: &Source, b: &Source) -> bool {
+    match (a.peer.rtt, b.peer.rtt) {
+        (Some(a), Some(b)) => a * 2 <= b && a + Duration::from_millis(5) <= b,
+        _ => false,
     }
 }
 

@@ -408,3 +408,66 @@ fn a_follower_asks_what_its_upstream_reported_holding_as_it_grows() {
     let got: Vec<Range<u64>> = b.iter().map(|a| a.piece.chunks.clone()).collect();
     assert_eq!(got, [96..P, P..P + 32]);
 }
+
+#[test]
+fn a_clearly_nearer_source_still_growing_is_waited_for_not_the_far_one() {
+    let now = t0();
+    let nothing = Holds::Ranges(HashMap::from([(hash(1), vec![])]));
+    let near = |grew: Option<Duration>| Source {
+        holds: nothing.clone(),
+        grew_at: grew.map(|d| now - d),
+        ..src(1, 10, Fetching)
+    };
+    let far = src(2, 80, Complete);
+    // (what, the near source, pieces asked of the far one)
+    let cases = [
+        ("grew just now: wait for it", near(Some(ms(100))), 0),
+        (
+            "watch began, no growth for the stall timeout: the far one",
+            near(Some(STALL)),
+            2,
+        ),
+        ("not watched (growth unknown): the far one", near(None), 2),
+    ];
+    for (what, near, want) in cases {
+        let mut swarm = Swarm::new(4, STALL);
+        let got = swarm.plan(&[file(1, 2)], &[near, far.clone()], &[], now);
+        assert_eq!(got.len(), want, "{what}");
+        assert!(got.iter().all(|a| a.peer == peer(2)), "{what}");
+    }
+}
+
+#[test]
+fn a_transfer_from_a_far_peer_gives_way_to_a_clearly_nearer_one() {
+    let now = t0();
+    let mut swarm = Swarm::new(4, STALL);
+    let files = [file(1, 1)];
+    // Round trips measured under load first made both look alike ...
+    let early = [src(1, 124, Fetching), src(2, 246, Complete)];
+    let a = swarm.plan(&files, &[early[1].clone()], &[], now);
+    assert_eq!(who(&a), [(2, 1, 0)]);
+    assert!(
+        swarm.preempt(&early).is_empty(),
+        "124 ms is not clearly nearer than 246 ms"
+    );
+    // ... then settle: the near one takes over the rest of the piece.
+    let settled = [src(1, 14, Fetching), src(2, 82, Complete)];
+    let stop = swarm.preempt(&settled);
+    assert_eq!(stop, a);
+    assert_eq!(
+        swarm.ended(&stop[0], Outcome::Preempted, Complete, now),
+        None
+    );
+    let rest = [FileNeed {
+        missing: vec![P / 4..P],
+        ..file(1, 1)
+    }];
+    let b = swarm.plan(&rest, &settled, &[], now);
+    assert_eq!(b[0].peer, peer(1));
+    assert_eq!(b[0].piece.chunks, P / 4..P);
+    // Once the near one failed that piece, it takes nothing over any more.
+    swarm.ended(&b[0], Outcome::Stalled, Fetching, now);
+    let c = swarm.plan(&rest, &settled, &[], now);
+    assert_eq!(c[0].peer, peer(2));
+    assert!(swarm.preempt(&settled).is_empty());
+}
