@@ -57,7 +57,8 @@ enum SourceError {
 
 /// What a transfer or a growth watch tells the fetch loop.
 enum Report {
-    Progress(Assignment),
+    /// Verified bytes of an assignment so far.
+    Progress(Assignment, u64),
     /// A still-fetching peer's copy of `file` is now `held` (chunk ranges).
     Grew {
         peer: EndpointId,
@@ -243,7 +244,7 @@ async fn fetch_all(shared: &Arc<Shared>, release: &VerifiedRelease) {
         }
         tokio::select! {
             Some(report) = reports.recv() => match report {
-                Report::Progress(a) => swarm.progress(&a, Instant::now()),
+                Report::Progress(a, got) => swarm.progress(&a, got, Instant::now()),
                 Report::Grew { peer, file, held } => {
                     grown.entry(peer).or_default().insert(file, held);
                     grew_at.insert(peer, Instant::now());
@@ -278,6 +279,20 @@ async fn fetch_all(shared: &Arc<Shared>, release: &VerifiedRelease) {
                         label_of(&all, &a.peer),
                     );
                     swarm.ended(&a, Outcome::Preempted, Holding::Complete, now);
+                }
+                for a in swarm.slow(&list, now) {
+                    if let Some(h) = handles.remove(&(a.peer, a.piece.clone())) {
+                        h.abort();
+                    }
+                    tracing::info!(
+                        "fleet: chunks {:?} of `{}` of {} v{}: {} is much slower than a free peer; handing the rest over",
+                        a.piece.chunks,
+                        path_of(release, &a.piece.file),
+                        release.name,
+                        release.version,
+                        label_of(&all, &a.peer),
+                    );
+                    swarm.ended(&a, Outcome::Slow, Holding::Complete, now);
                 }
                 for a in swarm.stalled(now) {
                     if let Some(h) = handles.remove(&(a.peer, a.piece.clone())) {
@@ -534,7 +549,7 @@ async fn get_piece(
                 if reported.elapsed() >= REPORT_EVERY {
                     reported = Instant::now();
                     credit(counted, &mut credited).await;
-                    let _ = tx.send(Report::Progress(a.clone())).await;
+                    let _ = tx.send(Report::Progress(a.clone(), counted)).await;
                 }
             }
             Some(GetProgressItem::Done(stats)) => {

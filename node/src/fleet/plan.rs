@@ -146,13 +146,21 @@ pub(crate) enum Outcome {
     Failed,
     /// Stopped for a clearly nearer source ([`Swarm::preempt`]); what arrived is kept.
     Preempted,
+    /// Stopped for a much faster source ([`Swarm::slow`]); what arrived is kept.
+    Slow,
 }
 
 struct InFlight {
     piece: Piece,
     peer: EndpointId,
+    started: Instant,
     last_progress: Instant,
+    /// Verified bytes received so far.
+    got: u64,
 }
+
+/// A transfer this many times slower than a free peer's last piece gives that peer its piece.
+pub(crate) const SLOW_FACTOR: f64 = 4.0;
 
 /// The plan's memory for one release: what is in flight, which peer to skip for which piece
 /// until when.
@@ -169,6 +177,8 @@ pub(crate) struct Swarm {
     proven: HashSet<EndpointId>,
     /// (peer, piece): since when a proven, still-fetching peer has had nothing of it.
     empty_since: HashMap<(EndpointId, Piece), Instant>,
+    /// Bytes per second of each peer's last finished piece.
+    rates: HashMap<EndpointId, f64>,
 }
 
 impl Swarm {
@@ -182,6 +192,7 @@ impl Swarm {
             wait: HashMap::new(),
             proven: HashSet::new(),
             empty_since: HashMap::new(),
+            rates: HashMap::new(),
         }
     }
 
@@ -260,7 +271,9 @@ impl Swarm {
                 self.in_flight.push(InFlight {
                     piece: piece.clone(),
                     peer: s.peer.id,
+                    started: now,
                     last_progress: now,
+                    got: 0,
                 });
                 out.push(Assignment {
                     peer: s.peer.id,
@@ -271,10 +284,11 @@ impl Swarm {
         out
     }
 
-    /// Bytes of `a` arrived: it is not stalled.
-    pub fn progress(&mut self, a: &Assignment, now: Instant) {
+    /// `got` verified bytes of `a` arrived so far: it is not stalled.
+    pub fn progress(&mut self, a: &Assignment, got: u64, now: Instant) {
         if let Some(f) = self.find(a) {
             f.last_progress = now;
+            f.got = got;
         }
         self.proven.insert(a.peer);
     }
@@ -301,12 +315,17 @@ impl Swarm {
         holding: Holding,
         now: Instant,
     ) -> Option<(Fault, Instant)> {
+        let started = self.find(a).map(|f| f.started);
         self.in_flight
             .retain(|f| !(f.peer == a.peer && f.piece == a.piece));
         let key = (a.peer, a.piece.clone());
         match outcome {
             Outcome::Done { got } if got > 0 => {
                 self.proven.insert(a.peer);
+                if let Some(t) = started {
+                    let secs = now.saturating_duration_since(t).as_secs_f64().max(1e-3);
+                    self.rates.insert(a.peer, got as f64 / secs);
+                }
                 self.empty_since.remove(&key);
                 None
             }
@@ -326,7 +345,7 @@ impl Swarm {
                 None
             }
             Outcome::Preempted => None,
-            Outcome::Stalled | Outcome::Failed => {
+            Outcome::Stalled | Outcome::Failed | Outcome::Slow => {
                 self.skip
                     .push((a.peer, a.piece.clone(), now + 2 * self.stall));
                 None
@@ -369,6 +388,50 @@ impl Swarm {
                 piece: f.piece.clone(),
             })
             .collect()
+    }
+
+    /// Transfers to hand to a much faster peer: running for at least the stall timeout at
+    /// under 1/[`SLOW_FACTOR`] of the rate of a peer that is free (a slot open), no farther
+    /// (same band or nearer), not skipped for the piece and able to send it. A site that is
+    /// slow, not stopped, so delays those behind it by about a stall timeout, not by its
+    /// slowness. The adapter stops them and reports [`Outcome::Slow`] (the slow peer is then
+    /// skipped for that piece); the next plan gives the rest to the faster one.
+    pub fn slow(&self, sources: &[Source], now: Instant) -> Vec<Assignment> {
+        let mut busy: HashMap<EndpointId, usize> = HashMap::new();
+        for f in &self.in_flight {
+            *busy.entry(f.peer).or_default() += 1;
+        }
+        let mut out = Vec::new();
+        for f in &self.in_flight {
+            let elapsed = now.saturating_duration_since(f.started);
+            let Some(current) = sources.iter().find(|s| s.peer.id == f.peer) else {
+                continue;
+            };
+            if elapsed < self.stall {
+                continue;
+            }
+            let rate = f.got as f64 / elapsed.as_secs_f64();
+            let faster = sources.iter().find(|s| {
+                s.peer.id != f.peer
+                    && !s.origin
+                    && busy.get(&s.peer.id).copied().unwrap_or(0) < self.slots
+                    && (same_band(current, s) || clearly_nearer(s, current))
+                    && self
+                        .rates
+                        .get(&s.peer.id)
+                        .is_some_and(|r| *r >= SLOW_FACTOR * rate.max(1.0))
+                    && s.holds.offer(&f.piece).is_some()
+                    && !self.skipped(&s.peer.id, &f.piece)
+            });
+            if let Some(faster) = faster {
+                *busy.entry(faster.peer.id).or_default() += 1;
+                out.push(Assignment {
+                    peer: f.peer,
+                    piece: f.piece.clone(),
+                });
+            }
+        }
+        out
     }
 
     fn skipped(&self, peer: &EndpointId, p: &Piece) -> bool {

@@ -317,7 +317,7 @@ fn a_stall_is_no_byte_for_the_stall_timeout() {
     let mut swarm = Swarm::new(4, STALL);
     let got = swarm.plan(&[file(1, 2)], &[src(1, 5, Complete)], &[], now);
     assert_eq!(got.len(), 2);
-    swarm.progress(&got[1], now + STALL / 2);
+    swarm.progress(&got[1], 1, now + STALL / 2);
     assert!(swarm.stalled(now + STALL - ms(1)).is_empty());
     assert_eq!(swarm.stalled(now + STALL), [got[0].clone()]);
     assert_eq!(swarm.stalled(now + STALL / 2 + STALL), got);
@@ -470,4 +470,81 @@ fn a_transfer_from_a_far_peer_gives_way_to_a_clearly_nearer_one() {
     let c = swarm.plan(&rest, &settled, &[], now);
     assert_eq!(c[0].peer, peer(2));
     assert!(swarm.preempt(&settled).is_empty());
+}
+
+#[test]
+fn a_slow_peer_hands_its_piece_to_a_much_faster_free_one() {
+    let now = t0();
+    let mut swarm = Swarm::new(1, STALL);
+    let sources = [src(1, 10, Complete), src(2, 12, Complete)];
+    let files = [file(1, 3)];
+    let a = swarm.plan(&files, &sources, &[], now);
+    assert_eq!(who(&a), [(1, 1, 0), (2, 1, 1)]);
+    // Peer 2 sends its 8 MiB piece in 1 s; peer 1 has sent 100 KB of its piece in 3 s.
+    let t = now + Duration::from_secs(1);
+    swarm.ended(&a[1], Outcome::Done { got: P * CHUNK }, Complete, t);
+    let left = [FileNeed {
+        missing: vec![0..P, 2 * P..3 * P],
+        ..file(1, 3)
+    }];
+    let b = swarm.plan(&left, &sources, &[], t);
+    assert_eq!(who(&b), [(2, 1, 2)], "peer 2 takes the next piece first");
+    let t3 = now + Duration::from_secs(3);
+    swarm.progress(&a[0], 100_000, t3);
+    assert!(
+        swarm.slow(&sources, t3).is_empty(),
+        "peer 2 has no free slot"
+    );
+    swarm.ended(&b[0], Outcome::Done { got: P * CHUNK }, Complete, t3);
+    let stop = swarm.slow(&sources, t3);
+    assert_eq!(stop, [a[0].clone()]);
+    swarm.ended(&stop[0], Outcome::Slow, Complete, t3);
+    // The rest of piece 0 goes to peer 2, not back to the slow one.
+    let rest = [FileNeed {
+        missing: vec![96..P],
+        ..file(1, 3)
+    }];
+    assert_eq!(who(&swarm.plan(&rest, &sources, &[], t3)), [(2, 1, 0)]);
+}
+
+#[test]
+fn a_transfer_is_not_called_slow_before_the_stall_timeout_or_against_a_far_peer() {
+    let now = t0();
+    let files = [file(1, 2)];
+    // (what, sources, when checked, expected slow transfers)
+    let cases = [
+        (
+            "too early",
+            [src(1, 10, Complete), src(2, 12, Complete)],
+            STALL / 2,
+            0,
+        ),
+        (
+            "far peer",
+            [src(1, 10, Complete), src(2, 80, Complete)],
+            2 * STALL,
+            0,
+        ),
+        (
+            "same band",
+            [src(1, 10, Complete), src(2, 12, Complete)],
+            2 * STALL,
+            1,
+        ),
+    ];
+    for (what, sources, after, want) in cases {
+        let mut swarm = Swarm::new(1, STALL);
+        // Peer 2's rate known from a piece of another file.
+        let other = [file(2, 1)];
+        let o = swarm.plan(&other, &sources[1..], &[], now);
+        swarm.ended(
+            &o[0],
+            Outcome::Done { got: P * CHUNK },
+            Complete,
+            now + ms(500),
+        );
+        let a = swarm.plan(&files, &sources[..1], &[], now);
+        swarm.progress(&a[0], 1000, now + after);
+        assert_eq!(swarm.slow(&sources, now + after).len(), want, "{what}");
+    }
 }
