@@ -161,6 +161,9 @@ struct InFlight {
 
 /// A transfer this many times slower than a free peer's last piece gives that peer its piece.
 pub(crate) const SLOW_FACTOR: f64 = 4.0;
+/// A transfer's rate is judged after this long (or the stall timeout, if shorter): past a
+/// QUIC connection's ramp-up on any link the fleet is meant for.
+pub(crate) const SLOW_AFTER: Duration = Duration::from_secs(1);
 
 /// The plan's memory for one release: what is in flight, which peer to skip for which piece
 /// until when.
@@ -246,12 +249,16 @@ impl Swarm {
                 };
                 let holders: Vec<&(&Source, Piece)> =
                     offers.iter().filter(|(s, _)| !s.origin).collect();
+                // Within the band the least busy, nearest first among equals: pieces spread
+                // over equals, so each soon has a measured rate (see `slow`).
+                let load = |(s, _): &&(&Source, Piece)| busy.get(&s.peer.id).copied().unwrap_or(0);
                 let chosen = match holders.first() {
                     Some((nearest, _)) => holders
                         .iter()
                         .copied()
                         .filter(|(s, _)| same_band(nearest, s))
-                        .find(free),
+                        .filter(free)
+                        .min_by_key(load),
                     None => offers.iter().filter(|(s, _)| s.origin).find(free),
                 };
                 let Some((s, piece)) = chosen else { continue };
@@ -390,7 +397,7 @@ impl Swarm {
             .collect()
     }
 
-    /// Transfers to hand to a much faster peer: running for at least the stall timeout at
+    /// Transfers to hand to a much faster peer: running for at least [`SLOW_AFTER`] at
     /// under 1/[`SLOW_FACTOR`] of the rate of a peer that is free (a slot open), no farther
     /// (same band or nearer), not skipped for the piece and able to send it. A site that is
     /// slow, not stopped, so delays those behind it by about a stall timeout, not by its
@@ -407,7 +414,7 @@ impl Swarm {
             let Some(current) = sources.iter().find(|s| s.peer.id == f.peer) else {
                 continue;
             };
-            if elapsed < self.stall {
+            if elapsed < self.stall.min(SLOW_AFTER) {
                 continue;
             }
             let rate = f.got as f64 / elapsed.as_secs_f64();

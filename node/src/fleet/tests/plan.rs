@@ -115,12 +115,12 @@ fn source_choice_by_round_trip_holdings_and_slots() {
         Vec<(u8, u8, u64)>,
     )> = vec![
         (
-            "one file split across peers, nearest first, within their slots",
+            "one file split across the peers of a band, least busy first, within their slots",
             2,
             vec![file(1, 5)],
             vec![src(1, 5, Complete), src(2, 15, Complete)],
             vec![],
-            vec![(1, 1, 0), (1, 1, 1), (2, 1, 2), (2, 1, 3)],
+            vec![(1, 1, 0), (2, 1, 1), (1, 1, 2), (2, 1, 3)],
         ),
         (
             "a far peer is not used while the near ones are only busy",
@@ -516,19 +516,19 @@ fn a_transfer_is_not_called_slow_before_the_stall_timeout_or_against_a_far_peer(
         (
             "too early",
             [src(1, 10, Complete), src(2, 12, Complete)],
-            STALL / 2,
+            ms(900),
             0,
         ),
         (
             "far peer",
             [src(1, 10, Complete), src(2, 80, Complete)],
-            2 * STALL,
+            STALL,
             0,
         ),
         (
             "same band",
             [src(1, 10, Complete), src(2, 12, Complete)],
-            2 * STALL,
+            STALL,
             1,
         ),
     ];
