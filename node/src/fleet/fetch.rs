@@ -10,7 +10,7 @@
 //! file is complete.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     ops::Range,
     sync::Arc,
     time::{Duration, Instant},
@@ -185,7 +185,8 @@ async fn fetch_all(shared: &Arc<Shared>, release: &VerifiedRelease) {
     let mut waiting_logged = false;
     // What still-fetching peers hold, as their growth reports say; watched once per file.
     let mut grown: HashMap<EndpointId, HashMap<blake3::Hash, Vec<Range<u64>>>> = HashMap::new();
-    let mut watched: HashSet<(EndpointId, blake3::Hash)> = HashSet::new();
+    // Watches running (None), or ended and not to be retried before then.
+    let mut watched: HashMap<(EndpointId, blake3::Hash), Option<Instant>> = HashMap::new();
     let mut grew_at: HashMap<EndpointId, Instant> = HashMap::new();
     loop {
         let files = needs(shared, release).await;
@@ -195,7 +196,12 @@ async fn fetch_all(shared: &Arc<Shared>, release: &VerifiedRelease) {
         let all = sources(shared, id).await;
         for c in all.iter().filter(|c| c.holding == Holding::Fetching) {
             for f in &files {
-                if watched.insert((c.id, f.hash)) {
+                let key = (c.id, f.hash);
+                let due = watched
+                    .get(&key)
+                    .is_none_or(|retry| retry.is_some_and(|t| t <= Instant::now()));
+                if due {
+                    watched.insert(key, None);
                     grew_at.insert(c.id, Instant::now());
                     let task = watch(shared.clone(), c.id, f.hash, f.size, tx.clone());
                     transfers.spawn(task);
@@ -253,6 +259,9 @@ async fn fetch_all(shared: &Arc<Shared>, release: &VerifiedRelease) {
                     if let Some(m) = grown.get_mut(&peer) {
                         m.remove(&file);
                     }
+                    // Watched again later (a peer without the blob yet ends the watch).
+                    let retry = Instant::now() + shared.settings.stall_timeout();
+                    watched.insert((peer, file), Some(retry));
                 }
                 Report::Ended { a, from, result } => {
                     handles.remove(&(a.peer, a.piece.clone()));
@@ -266,7 +275,7 @@ async fn fetch_all(shared: &Arc<Shared>, release: &VerifiedRelease) {
             },
             _ = check.tick() => {
                 let now = Instant::now();
-                for a in swarm.preempt(&list) {
+                for a in swarm.preempt(&list, now) {
                     if let Some(h) = handles.remove(&(a.peer, a.piece.clone())) {
                         h.abort();
                     }

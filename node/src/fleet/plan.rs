@@ -164,6 +164,8 @@ pub(crate) const SLOW_FACTOR: f64 = 4.0;
 /// A transfer's rate is judged after this long (or the stall timeout, if shorter): past a
 /// QUIC connection's ramp-up on any link the fleet is meant for.
 pub(crate) const SLOW_AFTER: Duration = Duration::from_secs(1);
+/// A finished piece measures its peer's rate only from this many bytes on.
+pub(crate) const RATE_SAMPLE: u64 = 1 << 20;
 
 /// The plan's memory for one release: what is in flight, which peer to skip for which piece
 /// until when.
@@ -329,7 +331,8 @@ impl Swarm {
         match outcome {
             Outcome::Done { got } if got > 0 => {
                 self.proven.insert(a.peer);
-                if let Some(t) = started {
+                // A few chunks say nothing of a peer's rate (a round trip dominates).
+                if let Some(t) = started.filter(|_| got >= RATE_SAMPLE) {
                     let secs = now.saturating_duration_since(t).as_secs_f64().max(1e-3);
                     self.rates.insert(a.peer, got as f64 / secs);
                 }
@@ -371,11 +374,12 @@ impl Swarm {
     }
 
     /// Transfers to stop because a clearly nearer source (half the round trip or less, and
-    /// 5 ms nearer) can now send their piece and is not skipped for it: it appears when a
+    /// 5 ms nearer) that keeps up ([`Swarm::keeps_up`]) can now send their piece and is not
+    /// skipped for it: it appears when a
     /// near peer starts holding the release after a fetch began with a farther one, or when
     /// round trips measured under load settle. The adapter stops them and reports
     /// [`Outcome::Preempted`]; the next plan gives the rest of the piece to the nearer one.
-    pub fn preempt(&self, sources: &[Source]) -> Vec<Assignment> {
+    pub fn preempt(&self, sources: &[Source], now: Instant) -> Vec<Assignment> {
         self.in_flight
             .iter()
             .filter(|f| {
@@ -385,6 +389,7 @@ impl Swarm {
                 sources.iter().any(|s| {
                     s.peer.id != f.peer
                         && !s.origin
+                        && self.keeps_up(s, now)
                         && clearly_nearer(s, current)
                         && s.holds.offer(&f.piece).is_some()
                         && !self.skipped(&s.peer.id, &f.piece)
@@ -397,9 +402,10 @@ impl Swarm {
             .collect()
     }
 
-    /// Transfers to hand to a much faster peer: running for at least [`SLOW_AFTER`] at
-    /// under 1/[`SLOW_FACTOR`] of the rate of a peer that is free (a slot open), no farther
-    /// (same band or nearer), not skipped for the piece and able to send it. A site that is
+    /// Transfers from a peer holding the whole release to hand to a much faster one: running
+    /// for at least [`SLOW_AFTER`] at under 1/[`SLOW_FACTOR`] of the rate of a peer that also
+    /// holds it all, is free (a slot open), no farther (same band or nearer) and not skipped
+    /// for the piece. A site that is
     /// slow, not stopped, so delays those behind it by about a stall timeout, not by its
     /// slowness. The adapter stops them and reports [`Outcome::Slow`] (the slow peer is then
     /// skipped for that piece); the next plan gives the rest to the faster one.
@@ -414,13 +420,16 @@ impl Swarm {
             let Some(current) = sources.iter().find(|s| s.peer.id == f.peer) else {
                 continue;
             };
-            if elapsed < self.stall.min(SLOW_AFTER) {
+            // A peer still fetching sends as fast as it receives: its pace is its upstream's,
+            // followed by growth reports, not a fault of its own.
+            if elapsed < self.stall.min(SLOW_AFTER) || !matches!(current.holds, Holds::All) {
                 continue;
             }
             let rate = f.got as f64 / elapsed.as_secs_f64();
             let faster = sources.iter().find(|s| {
                 s.peer.id != f.peer
                     && !s.origin
+                    && matches!(s.holds, Holds::All)
                     && busy.get(&s.peer.id).copied().unwrap_or(0) < self.slots
                     && (same_band(current, s) || clearly_nearer(s, current))
                     && self
@@ -439,6 +448,16 @@ impl Swarm {
             }
         }
         out
+    }
+
+    /// Whether `s` is worth leaving a running transfer for: it holds the whole release, or
+    /// it is still fetching and its copy grew within the stall timeout. A still-fetching peer
+    /// that stopped growing (starved itself) would only send a few chunks and send the
+    /// transfer back, again and again.
+    fn keeps_up(&self, s: &Source, now: Instant) -> bool {
+        matches!(s.holds, Holds::All)
+            || s.grew_at
+                .is_some_and(|t| now.saturating_duration_since(t) < self.stall)
     }
 
     fn skipped(&self, peer: &EndpointId, p: &Piece) -> bool {

@@ -447,12 +447,21 @@ fn a_transfer_from_a_far_peer_gives_way_to_a_clearly_nearer_one() {
     let a = swarm.plan(&files, &[early[1].clone()], &[], now);
     assert_eq!(who(&a), [(2, 1, 0)]);
     assert!(
-        swarm.preempt(&early).is_empty(),
+        swarm.preempt(&early, now).is_empty(),
         "124 ms is not clearly nearer than 246 ms"
     );
-    // ... then settle: the near one takes over the rest of the piece.
-    let settled = [src(1, 14, Fetching), src(2, 82, Complete)];
-    let stop = swarm.preempt(&settled);
+    // ... then settle: the near one, growing, takes over the rest of the piece.
+    let growing = |grew_at| Source {
+        grew_at,
+        ..src(1, 14, Fetching)
+    };
+    let starved = [growing(Some(now - STALL)), src(2, 82, Complete)];
+    assert!(
+        swarm.preempt(&starved, now).is_empty(),
+        "not for a nearer peer whose copy stopped growing"
+    );
+    let settled = [growing(Some(now)), src(2, 82, Complete)];
+    let stop = swarm.preempt(&settled, now);
     assert_eq!(stop, a);
     assert_eq!(
         swarm.ended(&stop[0], Outcome::Preempted, Complete, now),
@@ -469,7 +478,7 @@ fn a_transfer_from_a_far_peer_gives_way_to_a_clearly_nearer_one() {
     swarm.ended(&b[0], Outcome::Stalled, Fetching, now);
     let c = swarm.plan(&rest, &settled, &[], now);
     assert_eq!(c[0].peer, peer(2));
-    assert!(swarm.preempt(&settled).is_empty());
+    assert!(swarm.preempt(&settled, now).is_empty());
 }
 
 #[test]
@@ -522,6 +531,12 @@ fn a_transfer_is_not_called_slow_before_the_stall_timeout_or_against_a_far_peer(
         (
             "far peer",
             [src(1, 10, Complete), src(2, 80, Complete)],
+            STALL,
+            0,
+        ),
+        (
+            "a peer still fetching is paced by its upstream, not slow",
+            [src(1, 10, Fetching), src(2, 12, Complete)],
             STALL,
             0,
         ),
