@@ -188,12 +188,24 @@ async fn fetch_all(shared: &Arc<Shared>, release: &VerifiedRelease) {
     // Watches running (None), or ended and not to be retried before then.
     let mut watched: HashMap<(EndpointId, blake3::Hash), Option<Instant>> = HashMap::new();
     let mut grew_at: HashMap<EndpointId, Instant> = HashMap::new();
+    // The least round trip seen of each peer during this fetch: pings queue behind the
+    // transfers themselves, and a sample taken under load would make a near peer look far
+    // (and pieces flip between peers).
+    let mut min_rtt: HashMap<EndpointId, Duration> = HashMap::new();
     loop {
         let files = needs(shared, release).await;
         if files.is_empty() {
             return;
         }
-        let all = sources(shared, id).await;
+        let mut all = sources(shared, id).await;
+        for c in &mut all {
+            if let Some(r) = c.rtt {
+                let least = min_rtt.entry(c.id).or_insert(r);
+                *least = (*least).min(r);
+                c.rtt = Some(*least);
+            }
+        }
+        all.sort_by_key(|c| c.rtt.unwrap_or(Duration::MAX));
         for c in all.iter().filter(|c| c.holding == Holding::Fetching) {
             for f in &files {
                 let key = (c.id, f.hash);
