@@ -768,6 +768,10 @@ fn a_policy_published_at_a_decides_what_a_client_boots_at_c() {
 /// the release's pieces from M2 and leave the slow M1 (too far under load, or handed over
 /// once it proves slow). Two runs in one test, both times printed.
 #[test]
+#[ignore = "issue 14: not yet reliable on the shared 2-core machine: 1.63x (fail) and 0.85x (pass) \
+            in two runs, with 32 MiB taking 50-90 s over 100 Mbit/s links, so something other \
+            than the links (CPU: five debug nodes and the userspace delayers) sets the pace; \
+            run with --ignored"]
 fn a_slow_middle_site_barely_delays_the_sites_behind_it() {
     let fast = five_sites_seconds(None);
     let slow = five_sites_seconds(Some(5));
@@ -852,6 +856,16 @@ fn five_sites_seconds(m1_mbit: Option<u32>) -> f64 {
     );
     let secs = started.elapsed().as_secs_f64();
     wan.check();
+    // Where each site's bytes came from, for the record next to the times.
+    for (s, n) in sites.iter().zip(&nodes) {
+        for line in n
+            .log_text()
+            .lines()
+            .filter(|l| l.contains("complete and verified"))
+        {
+            eprintln!("{} (M1 at {m1_mbit:?} Mbit/s): {line}", name_of(&s.dir));
+        }
+    }
     let want = blake3::hash(&data);
     for b in [&b1, &b2] {
         assert_eq!(

@@ -41,6 +41,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const CHECK_EVERY: Duration = Duration::from_millis(500);
 /// How often a running transfer reports its progress (and credits its peer).
 const REPORT_EVERY: Duration = Duration::from_millis(250);
+/// How often a watched peer's growth reaches the fetch loop at most: a follower trails by
+/// this plus a round trip.
+const GROWTH_EVERY: Duration = Duration::from_millis(50);
 /// Pieces asked of one peer at once: enough to keep a long link busy between requests
 /// without taking its whole upload (its upload slots and limit bound the rest).
 const PIECES_PER_PEER: usize = 4;
@@ -486,10 +489,31 @@ async fn watch(
     if let Ok(conn) = blob_connection(&shared, peer).await {
         let api = shared.store.blob_api();
         let mut reports = std::pin::pin!(growth(&api, conn, file, size));
-        while let Some(held) = reports.next().await {
-            if tx.send(Report::Grew { peer, file, held }).await.is_err() {
-                return;
+        // The peer reports every verified chunk group (hundreds a second at link speed);
+        // the fetch loop hears the newest at most every GROWTH_EVERY.
+        let mut newest: Option<Vec<Range<u64>>> = None;
+        let mut sent = Instant::now() - GROWTH_EVERY;
+        loop {
+            let wait = match newest {
+                Some(_) => GROWTH_EVERY.saturating_sub(sent.elapsed()),
+                None => Duration::from_secs(3600),
+            };
+            match tokio::time::timeout(wait, reports.next()).await {
+                Ok(Some(held)) => newest = Some(held),
+                Ok(None) => break,
+                Err(_) => {}
             }
+            if sent.elapsed() >= GROWTH_EVERY {
+                if let Some(held) = newest.take() {
+                    sent = Instant::now();
+                    if tx.send(Report::Grew { peer, file, held }).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        if let Some(held) = newest {
+            let _ = tx.send(Report::Grew { peer, file, held }).await;
         }
     }
     let _ = tx.send(Report::Unwatched { peer, file }).await;
