@@ -9,6 +9,9 @@
 //! stalled, and tells the owner about peers to avoid. The release is committed once every
 //! file is complete.
 
+// Lists of chunk ranges often hold one range; that is not a mistaken `0..n` collection.
+#![allow(clippy::single_range_in_vec_init)]
+
 use std::{
     collections::HashMap,
     ops::Range,

@@ -29,7 +29,7 @@ pub(crate) const GROUP_CHUNKS: u64 = 16;
 /// costs little to redo; large enough that the per-request round trip and bao header are
 /// noise even at 100 ms (8 MiB is 0.7 s at 100 Mbit/s).
 pub(crate) const PIECE_CHUNKS: u64 = 8 * 1024;
-const _: () = assert!(PIECE_CHUNKS % GROUP_CHUNKS == 0);
+const _: () = assert!(PIECE_CHUNKS.is_multiple_of(GROUP_CHUNKS));
 /// How soon a piece is asked again of a still-fetching peer that had none of it yet.
 pub(crate) const WAIT_RETRY: Duration = Duration::from_millis(200);
 
@@ -87,7 +87,7 @@ impl Holds {
                 if end < p.chunks.end {
                     end -= end % GROUP_CHUNKS;
                 }
-                (end > p.chunks.start).then(|| Piece {
+                (end > p.chunks.start).then_some(Piece {
                     file: p.file,
                     chunks: p.chunks.start..end,
                 })
@@ -271,7 +271,7 @@ impl Swarm {
                     w.grew_at
                         .is_some_and(|t| now.saturating_duration_since(t) < self.stall)
                         && clearly_nearer(w, s)
-                        && !self.skipped(&w.peer.id, &piece)
+                        && !self.skipped(&w.peer.id, piece)
                 });
                 if nearer_growing {
                     continue;

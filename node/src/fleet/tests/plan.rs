@@ -1,6 +1,9 @@
 //! The swarm plan ([`crate::fleet::plan`]): pieces, source choice by round trip and holdings,
 //! a file split across peers, slots, the origin last, failover on stall and on bad data.
 
+// Lists of chunk ranges often hold one range; that is not a mistaken `0..n` collection.
+#![allow(clippy::single_range_in_vec_init)]
+
 use std::{collections::HashMap, ops::Range, time::Duration};
 
 use netboot_proto::fleet::Holding::{self, *};
@@ -63,7 +66,8 @@ fn who(list: &[Assignment]) -> Vec<(u8, u8, u64)> {
 #[test]
 fn pieces_are_the_missing_parts_cut_at_piece_boundaries() {
     // (what, size in bytes, missing chunk ranges, expected piece chunk ranges)
-    let cases: [(&str, u64, Vec<Range<u64>>, Vec<Range<u64>>); 5] = [
+    type Case = (&'static str, u64, Vec<Range<u64>>, Vec<Range<u64>>);
+    let cases: [Case; 5] = [
         ("nothing missing", 3 * P * CHUNK, vec![], vec![]),
         (
             "a whole file of 2.5 pieces: the last one short",
@@ -105,15 +109,16 @@ fn pieces_are_the_missing_parts_cut_at_piece_boundaries() {
 fn source_choice_by_round_trip_holdings_and_slots() {
     let now = t0();
     let half = |f: u8| Holds::Ranges(HashMap::from([(hash(f), vec![0..P])]));
-    // (what, slots, files, sources nearest first, wanted file, expected (peer, file, piece))
-    let cases: Vec<(
-        &str,
+    // (what, slots, files, sources nearest first, wanted files, expected (peer, file, piece))
+    type Case = (
+        &'static str,
         usize,
         Vec<FileNeed>,
         Vec<Source>,
         Vec<u8>,
         Vec<(u8, u8, u64)>,
-    )> = vec![
+    );
+    let cases: Vec<Case> = vec![
         (
             "one file split across the peers of a band, least busy first, within their slots",
             2,
