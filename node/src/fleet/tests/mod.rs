@@ -2,8 +2,8 @@
 //! plan ([`super::plan`]): pieces, failover and backoff, each rule a table or a short scenario with time passed in.
 
 mod offer;
-mod policy;
 mod plan;
+mod policy;
 mod sources;
 
 use std::time::{Duration, Instant};
