@@ -146,17 +146,6 @@ impl Site {
 
     /// Writes the config; `serving` replaces the default loopback-only HTTP/no-DHCP part.
     fn configure(&self, public: &str, peers: &[String], serving: Option<String>) {
-        self.configure_fleet(public, peers, serving, "");
-    }
-
-    /// [`Site::configure`] with more `[fleet]` settings (`fleet_extra`, TOML lines).
-    fn configure_fleet(
-        &self,
-        public: &str,
-        peers: &[String],
-        serving: Option<String>,
-        fleet_extra: &str,
-    ) {
         let peers: Vec<String> = peers.iter().map(|p| format!("\"{p}\"")).collect();
         let serving = serving.unwrap_or_else(|| {
             format!(
@@ -167,7 +156,7 @@ impl Site {
             self.config(),
             format!(
                 "data_dir = \"data\"\ntrusted_publishers = [\"{public}\"]\n{serving}\
-                 [fleet]\nlisten = \"0.0.0.0:{FLEET_PORT}\"\npeers = [{}]\nstall_timeout_secs = 3\n{fleet_extra}",
+                 [fleet]\nlisten = \"0.0.0.0:{FLEET_PORT}\"\npeers = [{}]\nstall_timeout_secs = 3\n",
                 peers.join(", ")
             ),
         )
@@ -421,10 +410,7 @@ fn c_fails_over_to_a_when_b_dies_and_resumes_after_a_restart() {
     wait_until(
         "B to finish (it is near A)",
         Duration::from_secs(60),
-        &|| {
-            let b_log = nb.as_ref().map(|n| n.log_text()).unwrap_or_default();
-            format!("{}\n--- b ---\n{b_log}", logs(&nc))
-        },
+        &|| logs(&nc),
         || b.has_release("big").is_some(),
     );
     wait_until(
@@ -760,125 +746,4 @@ fn a_policy_published_at_a_decides_what_a_client_boots_at_c() {
         "healed C applies v4:\n{script}"
     );
     assert_eq!(nc.pid(), pid, "no node restarted");
-}
-
-/// Issue 14: five sites. O publishes; M1 and M2 are in the middle (each linked to O), B1 and
-/// B2 behind them (each linked to both middles, not to O). With M1's links throttled to
-/// 5 Mbit/s, B1 and B2 finish within 1.3x of the time they need when it is not: they take
-/// the release's pieces from M2 and leave the slow M1 (too far under load, or handed over
-/// once it proves slow). Two runs in one test, both times printed.
-#[test]
-#[ignore = "issue 14: not yet reliable on the shared 2-core machine: 1.63x (fail) and 0.85x (pass) \
-            in two runs, with 32 MiB taking 50-90 s over 100 Mbit/s links, so something other \
-            than the links (CPU: five debug nodes and the userspace delayers) sets the pace; \
-            run with --ignored"]
-fn a_slow_middle_site_barely_delays_the_sites_behind_it() {
-    let fast = five_sites_seconds(None);
-    let slow = five_sites_seconds(Some(5));
-    eprintln!(
-        "five sites: B1 and B2 done {fast:.1} s after the publish with every link at 100 Mbit/s, \
-         {slow:.1} s with M1 at 5 Mbit/s ({:.2}x)",
-        slow / fast
-    );
-    assert!(
-        slow <= fast * 1.3,
-        "with M1 at 5 Mbit/s the sites behind it took {slow:.1} s, more than 1.3x the {fast:.1} s \
-         they need when it is not throttled"
-    );
-}
-
-/// Seconds from the publish at O (committed there) until B1 and B2 hold the release.
-fn five_sites_seconds(m1_mbit: Option<u32>) -> f64 {
-    let tmp = tempfile::tempdir().unwrap();
-    let (key, public) = keygen(tmp.path());
-    let wan = Wan::up();
-    let site = |name: &'static str| Site::new(tmp.path(), name, wan.site(name));
-    let (o, m1, m2, b1, b2) = (site("o"), site("m1"), site("m2"), site("b1"), site("b2"));
-    let mut peers: HashMap<&str, Vec<String>> = HashMap::new();
-    let mut publish_addr = None;
-    for (x, y) in [
-        (&o, &m1),
-        (&o, &m2),
-        (&m1, &b1),
-        (&m1, &b2),
-        (&m2, &b1),
-        (&m2, &b2),
-    ] {
-        let (nx, ny) = (name_of(&x.dir), name_of(&y.dir));
-        let rate = if nx == "m1" {
-            m1_mbit.unwrap_or(100)
-        } else {
-            100
-        };
-        let (ix, iy) = wan.link(nx, ny, 10, Some(rate));
-        peers
-            .entry(nx)
-            .or_default()
-            .push(format!("{}@{iy}:{FLEET_PORT}", y.id));
-        peers
-            .entry(ny)
-            .or_default()
-            .push(format!("{}@{ix}:{FLEET_PORT}", x.id));
-        publish_addr.get_or_insert(ix);
-    }
-    let sites = [&o, &m1, &m2, &b1, &b2];
-    for s in sites {
-        // Several slots: the middles both fetch from O at once, the sites behind from both.
-        s.configure_fleet(&public, &peers[name_of(&s.dir)], None, "upload_slots = 4\n");
-    }
-    let nodes: Vec<NodeProcess> = sites.iter().map(|s| s.start()).collect();
-    let logs = || {
-        let named: Vec<(&str, &NodeProcess)> = sites
-            .iter()
-            .zip(&nodes)
-            .map(|(s, n)| (name_of(&s.dir), n))
-            .collect();
-        logs_of(&named)
-    };
-    let data = netboot_tests::content(51, 32 << 20);
-    let file = tmp.path().join("swarm.img");
-    std::fs::write(&file, &data).unwrap();
-    let arg = format!("swarm.img={}", file.display());
-    let addr = publish_addr.unwrap().to_string();
-    let out = publish_to(
-        &key,
-        &o,
-        &addr,
-        &["--name", "swarm", "--version", "1", "--file", &arg],
-    );
-    assert!(out.contains("published swarm"), "{out}");
-    let started = Instant::now();
-    wait_until(
-        "B1 and B2 to hold the release",
-        Duration::from_secs(240),
-        &logs,
-        || b1.has_release("swarm") == Some(1) && b2.has_release("swarm") == Some(1),
-    );
-    let secs = started.elapsed().as_secs_f64();
-    wan.check();
-    // Where each site's bytes came from, for the record next to the times.
-    for (s, n) in sites.iter().zip(&nodes) {
-        for line in n
-            .log_text()
-            .lines()
-            .filter(|l| l.contains("complete and verified"))
-        {
-            eprintln!("{} (M1 at {m1_mbit:?} Mbit/s): {line}", name_of(&s.dir));
-        }
-    }
-    let want = blake3::hash(&data);
-    for b in [&b1, &b2] {
-        assert_eq!(
-            blake3::hash(&b.curl("/r/swarm/1/swarm.img")),
-            want,
-            "the site behind serves the signed bytes\n{}",
-            logs()
-        );
-    }
-    secs
-}
-
-/// The site name a site's directory was made for.
-fn name_of(dir: &Path) -> &str {
-    dir.file_name().and_then(|n| n.to_str()).unwrap()
 }

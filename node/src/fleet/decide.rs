@@ -1,6 +1,5 @@
-//! The fleet's decisions, pure: what to do with an offered signed document, which peers hold
-//! a release in the order to ask them, and when to leave a peer alone and for how long (which
-//! pieces to ask of which peer is [`super::plan`]'s).
+//! The fleet's decisions, pure: what to do with an offered signed document, which peer to ask
+//! next for a file, and when to leave a peer alone and for how long.
 //!
 //! Nothing here does I/O or reads the clock: the caller gathers the facts (what the store
 //! holds, what is pending, what each peer holds and how near it is) and the time, and carries
@@ -9,12 +8,12 @@
 //! same way.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     time::{Duration, Instant},
 };
 
 use iroh::EndpointId;
-use netboot_proto::{fleet::Holding, Refusal, ReleaseId};
+use netboot_proto::{fleet::Holding, FileEntry, Refusal, ReleaseId};
 
 /// How long a peer that sent data failing BLAKE3 verification is avoided.
 pub(crate) const BAD_DATA_BACKOFF: Duration = Duration::from_secs(600);
@@ -153,6 +152,18 @@ impl<V> Remembered<V> {
 // ---------------------------------------------------------------------------------------
 // Sources
 
+/// Of a release's missing files, the next to fetch: one a client is waiting for (read-through)
+/// first, otherwise the signed order.
+pub(crate) fn next_file<'a>(
+    missing: &'a [FileEntry],
+    wanted: &[blake3::Hash],
+) -> Option<&'a FileEntry> {
+    missing
+        .iter()
+        .find(|f| wanted.contains(&f.hash))
+        .or_else(|| missing.first())
+}
+
 /// One peer as the source choice sees it.
 #[derive(Debug, Clone)]
 pub(crate) struct PeerFacts {
@@ -209,5 +220,166 @@ pub(crate) fn backoff(fault: Fault, now: Instant) -> Instant {
     now + match fault {
         Fault::BadData => BAD_DATA_BACKOFF,
         Fault::Unreachable => UNREACHABLE_BACKOFF,
+    }
+}
+
+/// How one request of a file from one peer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// The peer sent all it had.
+    Done,
+    /// The data failed verification.
+    BadData,
+    /// No connection to its blob provider.
+    Unreachable,
+    /// No byte arrived within the stall timeout.
+    Stalled,
+    /// Left for a nearer peer.
+    Preempted,
+    /// Any other failure (connection lost, refused, busy).
+    Failed,
+}
+
+/// One request of a file: how it ended and how much it brought.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Attempt {
+    pub ended: Ended,
+    /// Verified bytes of the file that arrived during the request.
+    pub got: u64,
+    /// The file was complete here before the request.
+    pub had_all: bool,
+}
+
+/// What the fetch of a file does after one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Start over from the nearest source; `progressed` if bytes arrived.
+    Restart { progressed: bool },
+    /// The nearest source is still receiving the file itself: wait for it.
+    WaitForNearer,
+    /// Try the next source in the list.
+    Next,
+}
+
+/// The decision and what to carry out with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AfterAttempt {
+    pub step: Step,
+    /// A peer-wide backoff to record (it applies to every file).
+    pub avoid: Option<(Fault, Instant)>,
+}
+
+/// The memory of one file's fetch: which peers delivered, which to skip for a while, which
+/// still-fetching nearer peer is being waited for.
+#[derive(Debug)]
+pub(crate) struct FileFetch {
+    stall: Duration,
+    /// A nearer peer that is itself still fetching: when we first found it with nothing new
+    /// for us. It is waited for until `stall` has passed.
+    grace: HashMap<EndpointId, Instant>,
+    /// Peers that just failed to deliver this file are skipped until then (unless no other
+    /// peer is left), so a fetch does not flip back and forth.
+    cooldown: HashMap<EndpointId, Instant>,
+    /// Peers that delivered bytes of this file: only those are worth waiting for. Waiting for
+    /// a peer that never delivered could be waiting for a peer that waits for us.
+    proven: HashSet<EndpointId>,
+}
+
+impl FileFetch {
+    pub fn new(stall: Duration) -> Self {
+        Self {
+            stall,
+            grace: HashMap::new(),
+            cooldown: HashMap::new(),
+            proven: HashSet::new(),
+        }
+    }
+
+    fn cooling(&self, id: &EndpointId, now: Instant) -> bool {
+        self.cooldown.get(id).is_some_and(|t| *t > now)
+    }
+
+    /// The sources to try now, in order: those not cooling down; if none is left, all of
+    /// them (a peer that stalled is better than none).
+    pub fn order(&self, all: &[Candidate], now: Instant) -> Vec<Candidate> {
+        let fresh: Vec<Candidate> = all
+            .iter()
+            .filter(|c| !self.cooling(&c.id, now))
+            .cloned()
+            .collect();
+        if fresh.is_empty() {
+            all.to_vec()
+        } else {
+            fresh
+        }
+    }
+
+    /// A source worth leaving a running transfer from `current` for: clearly nearer (half its
+    /// round trip or less, and at least 5 ms nearer) and not cooling down. It appears when a
+    /// near peer starts holding the release after this fetch began with a farther one.
+    pub fn nearer_than<'a>(
+        &self,
+        current: &Candidate,
+        all: &'a [Candidate],
+        now: Instant,
+    ) -> Option<&'a Candidate> {
+        let current_rtt = current.rtt?;
+        all.iter()
+            .filter(|c| c.id != current.id && !self.cooling(&c.id, now))
+            .find(|c| {
+                c.rtt.is_some_and(|r| {
+                    r * 2 <= current_rtt && r + Duration::from_millis(5) <= current_rtt
+                })
+            })
+    }
+
+    /// After one request of the file from `c`: what next, and whether to back off the peer.
+    pub fn after(&mut self, c: &Candidate, a: Attempt, now: Instant) -> AfterAttempt {
+        let progressed = a.got > 0;
+        if progressed {
+            self.grace.remove(&c.id);
+            self.proven.insert(c.id);
+        }
+        let next = |step| AfterAttempt { step, avoid: None };
+        match a.ended {
+            Ended::Done if progressed || a.had_all => {
+                return next(Step::Restart { progressed });
+            }
+            Ended::Preempted => return next(Step::Restart { progressed }),
+            Ended::BadData | Ended::Unreachable => {
+                let fault = if a.ended == Ended::BadData {
+                    Fault::BadData
+                } else {
+                    Fault::Unreachable
+                };
+                return AfterAttempt {
+                    step: Step::Next,
+                    avoid: Some((fault, backoff(fault, now))),
+                };
+            }
+            Ended::Stalled => self.cool(c.id, now + 2 * self.stall),
+            Ended::Done | Ended::Failed => {}
+        }
+        if progressed {
+            // Start over from the nearest: it may have more by now.
+            return next(Step::Restart { progressed });
+        }
+        if c.holding == Holding::Fetching && self.proven.contains(&c.id) {
+            let first = *self.grace.entry(c.id).or_insert(now);
+            if now.saturating_duration_since(first) < self.stall {
+                // The nearest source is still receiving this file itself: give it time rather
+                // than pull the bytes over a longer link.
+                return next(Step::WaitForNearer);
+            }
+            self.grace.remove(&c.id);
+        }
+        self.cool(c.id, now + self.stall);
+        next(Step::Next)
+    }
+
+    /// Never shortens a longer cooldown (a stall earns twice the stall timeout).
+    fn cool(&mut self, id: EndpointId, until: Instant) {
+        let t = self.cooldown.entry(id).or_insert(until);
+        *t = (*t).max(until);
     }
 }

@@ -28,7 +28,6 @@ mod inventory;
 mod links;
 mod peers;
 mod pending;
-mod plan;
 mod policy_offer;
 mod progress;
 pub mod publish_remote;

@@ -1,8 +1,8 @@
-//! Tests of the fleet's decisions ([`super::decide`]): offers, source choice; the swarm
-//! plan ([`super::plan`]): pieces, failover and backoff, each rule a table or a short scenario with time passed in.
+//! Tests of the fleet's decisions ([`super::decide`]): offers, source choice, failover and
+//! backoff, each rule a table or a short scenario with time passed in.
 
+mod failover;
 mod offer;
-mod plan;
 mod policy;
 mod sources;
 
