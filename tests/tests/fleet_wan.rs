@@ -230,6 +230,32 @@ fn lab_sites(tmp: &Path, lab: &PxeLab, wan: &Wan) -> (Site, Site, Site) {
     (a, b, c)
 }
 
+/// Sites a, b and c of [`lab_sites`] configured as a triangle, every pair peers: A–B and B–C
+/// 10 ms, A–C `ac_rtt_ms`, all 100 Mbit/s; C serves the PXE lab with `c_extra` in its config.
+/// Returns the sites and A's address on its link to B (where `publish --to` reaches A).
+fn lab_triangle(
+    tmp: &Path,
+    public: &str,
+    lab: &PxeLab,
+    wan: &Wan,
+    ac_rtt_ms: u32,
+    c_extra: &str,
+) -> (Site, Site, Site, std::net::Ipv4Addr) {
+    let (a, b, c) = lab_sites(tmp, lab, wan);
+    let (ab_a, ab_b) = wan.link("a", "b", 10, Some(100));
+    let (bc_b, bc_c) = wan.link("b", "c", 10, Some(100));
+    let (ac_a, ac_c) = wan.link("a", "c", ac_rtt_ms, Some(100));
+    let peer = |s: &Site, ip: std::net::Ipv4Addr| format!("{}@{ip}:{FLEET_PORT}", s.id);
+    a.configure(public, &[peer(&b, ab_b), peer(&c, ac_c)], None);
+    b.configure(public, &[peer(&a, ab_a), peer(&c, bc_c)], None);
+    c.configure(
+        public,
+        &[peer(&a, ac_a), peer(&b, bc_b)],
+        Some(lab_serving(lab, &c, c_extra)),
+    );
+    (a, b, c, ab_a)
+}
+
 /// The `[dhcp]`/`[http]` part of the config of site C, the node in the PXE lab's server
 /// namespace: DHCP server for the lab's client, HTTP on the lab address. `extra` follows.
 fn lab_serving(lab: &PxeLab, c: &Site, extra: &str) -> String {
@@ -314,17 +340,13 @@ fn publish_at_a_reaches_c_mostly_from_near_b_then_c_boots_a_client_while_partiti
     let image = boot_image();
     let lab = PxeLab::up();
     let wan = Wan::up();
-    let (a, b, c) = lab_sites(tmp.path(), &lab, &wan);
-    let (ab_a, ab_b) = wan.link("a", "b", 10, Some(100));
-    let (bc_b, bc_c) = wan.link("b", "c", 10, Some(100));
-    let (ac_a, ac_c) = wan.link("a", "c", 80, Some(100));
-    let peer = |s: &Site, ip: std::net::Ipv4Addr| format!("{}@{ip}:{FLEET_PORT}", s.id);
-    a.configure(&public, &[peer(&b, ab_b), peer(&c, ac_c)], None);
-    b.configure(&public, &[peer(&a, ab_a), peer(&c, bc_c)], None);
-    c.configure(
+    let (a, b, c, ab_a) = lab_triangle(
+        tmp.path(),
         &public,
-        &[peer(&a, ac_a), peer(&b, bc_b)],
-        Some(lab_serving(&lab, &c, "[boot]\ndefault_image = \"e2e\"\n")),
+        &lab,
+        &wan,
+        80,
+        "[boot]\ndefault_image = \"e2e\"\n",
     );
     let (na, nb, nc) = (a.start(), b.start(), c.start());
     let logs = || logs_of(&[("a", &na), ("b", &nb), ("c", &nc)]);
@@ -563,18 +585,14 @@ fn a_policy_published_at_a_decides_what_a_client_boots_at_c() {
     let image = boot_image();
     let lab = PxeLab::up();
     let wan = Wan::up();
-    let (a, b, c) = lab_sites(tmp.path(), &lab, &wan);
-    let (ab_a, ab_b) = wan.link("a", "b", 10, Some(100));
-    let (bc_b, bc_c) = wan.link("b", "c", 10, Some(100));
     // A also peers with C (a longer link): the fleet-wide machine list asks direct peers.
-    let (ac_a, ac_c) = wan.link("a", "c", 40, Some(100));
-    let peer = |s: &Site, ip: std::net::Ipv4Addr| format!("{}@{ip}:{FLEET_PORT}", s.id);
-    a.configure(&public, &[peer(&b, ab_b), peer(&c, ac_c)], None);
-    b.configure(&public, &[peer(&a, ab_a), peer(&c, bc_c)], None);
-    c.configure(
+    let (a, b, c, ab_a) = lab_triangle(
+        tmp.path(),
         &public,
-        &[peer(&b, bc_b), peer(&a, ac_a)],
-        Some(lab_serving(&lab, &c, "[node]\nsite = \"site-c\"\n")),
+        &lab,
+        &wan,
+        40,
+        "[node]\nsite = \"site-c\"\n",
     );
     let (na, nb, nc) = (a.start(), b.start(), c.start());
     let logs = || logs_of(&[("a", &na), ("b", &nb), ("c", &nc)]);

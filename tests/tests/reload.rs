@@ -3,7 +3,8 @@
 //! the node keeps serving on the old address; a file with a mistake is refused with its
 //! FILE:LINE message (by `netboot reload` and by the node on a bare SIGHUP) and the node
 //! keeps serving the config it has. In a fleet, a peer added by a reload is dialled and shown
-//! connected by `netboot status`, a removed one is dropped, and a new upload limit is taken.
+//! connected by `netboot status`, a removed one is dropped, and a new upload limit is taken;
+//! a widened fetch policy fetches a release that was only passed on before.
 
 use std::{process::Command, time::Duration};
 
@@ -206,5 +207,53 @@ fn sighup_connects_an_added_peer_drops_a_removed_one_and_takes_a_new_upload_limi
     let log = na.log_text();
     assert!(log.contains("removed by a config reload"), "{log}");
     assert!(log.contains("fleet: upload limit now unlimited"), "{log}");
+    assert!(na.is_running() && nb.is_running());
+}
+
+/// `[fleet] fetch` reloads live: a release A passed on without fetching (its name was not
+/// covered) is fetched at once when a reload widens the policy, with no peer offering it again.
+#[test]
+fn sighup_widening_the_fetch_policy_fetches_a_release_passed_on_before() {
+    let fleet = Fleet::new();
+    let (a, b, mut na, mut nb) = fleet.pair("fetch = [\"other-*\"]", "");
+    let logs = || format!("--- a ---\n{}\n--- b ---\n{}", na.log_text(), nb.log_text());
+    wait_until("A and B to connect", Duration::from_secs(30), &logs, || {
+        a.status()
+            .peer(&b.id)
+            .is_some_and(|p| p["connected"] == true)
+    });
+    let kernel = fleet.file("vmlinuz", &content(51, 300_000));
+    fleet.publish_to(&b, "deb", 3, &["--kernel", &kernel]);
+    wait_until(
+        "A to pass deb v3 on without fetching it",
+        Duration::from_secs(30),
+        &logs,
+        || na.log_text().contains("deb v3 from") && na.log_text().contains("not fetched here"),
+    );
+    assert!(!a.has_release("deb", 3), "{}", logs());
+
+    fleet.configure(&a, &[b.addr()], &[], "fetch = [\"deb\", \"other-*\"]");
+    let out = run(netboot().args(["reload", "--config"]).arg(&a.config), true);
+    assert!(stdout(&out).contains("sent SIGHUP"), "{}", stdout(&out));
+    wait_until(
+        "A to fetch deb v3 after the reload",
+        Duration::from_secs(30),
+        &logs,
+        || a.has_release("deb", 3),
+    );
+    let log = na.log_text();
+    for line in [
+        "config reload: fleet.fetch applied",
+        "fleet: fetch policy now [deb, other-*] (was [other-*])",
+        "fleet: deb v3, passed on before, is covered by the reloaded fetch policy: fetching",
+    ] {
+        assert!(log.contains(line), "no `{line}` in\n{log}");
+    }
+    assert!(!log.contains("needs a restart"), "{log}");
+    assert_eq!(
+        a.get("/r/deb/3/vmlinuz"),
+        content(51, 300_000),
+        "A serves the verified bytes"
+    );
     assert!(na.is_running() && nb.is_running());
 }

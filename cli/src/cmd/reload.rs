@@ -12,9 +12,10 @@ use netboot_node::config::Config;
 /// progress), sends it SIGHUP; `kill -HUP <pid>` does the same.
 ///
 /// The node re-reads the file it was started with (its --config). Applied at once, without
-/// dropping a client: [machines], boot.default_image, boot.menu_timeout_secs, and
-/// fleet.peers (added peers are dialled, removed ones dropped), fleet.members and
-/// fleet.upload_limit (running uploads too). Everything else (listen addresses, data_dir,
+/// dropping a client: [machines], boot.default_image, boot.menu_timeout_secs, node.site,
+/// and fleet.peers (added peers are dialled, removed ones dropped), fleet.members,
+/// fleet.upload_limit (running uploads too) and fleet.fetch (releases only passed on before
+/// that a widened list covers are fetched at once). Everything else (listen addresses, data_dir,
 /// [dhcp], [tftp], the rest of [fleet], trusted_publishers, loaders and first-stage files)
 /// keeps its old value until a restart; the node's log names each
 /// such field. A file with mistakes is refused by the node too, which keeps running on the

@@ -2,8 +2,8 @@
 //!
 //! Pure: the running config and the newly read one in, the config to run next and a per-field
 //! account out. What the serving handlers read per request changes live (the boot policy),
-//! and so do the fleet's peers, members and upload limit (the fleet applies them to its peer
-//! table, its access list and its pacer); everything bound or opened at start (sockets, the
+//! and so do the fleet's peers, members, upload limit and fetch policy (the fleet applies
+//! them to its peer table, its access list, its pacer and its owner task); everything bound or opened at start (sockets, the
 //! store, the fleet endpoint, the DHCP answers) keeps its old value until a restart, and the
 //! account says so field by field.
 
@@ -91,6 +91,10 @@ pub fn plan(running: &Config, wanted: &Config) -> Reload {
         if next.upload_limit != w.upload_limit {
             next.upload_limit = w.upload_limit;
             applied.push("fleet.upload_limit".to_string());
+        }
+        if differs(&next.fetch, &w.fetch) {
+            next.fetch.clone_from(&w.fetch);
+            applied.push("fleet.fetch".to_string());
         }
     }
 
@@ -239,10 +243,10 @@ fn fleet_fields(
     // Live (see `plan`), but part of "did anything in the section change".
     let live = differs(&r.peers, &w.peers)
         || differs(&r.members, &w.members)
-        || r.upload_limit != w.upload_limit;
+        || r.upload_limit != w.upload_limit
+        || differs(&r.fetch, &w.fetch);
     let mut fields = vec![
         ("fleet.listen", r.listen != w.listen),
-        ("fleet.fetch", differs(&r.fetch, &w.fetch)),
         ("fleet.upload_slots", r.upload_slots != w.upload_slots),
         ("fleet.relay", r.relay != w.relay),
         (
@@ -317,8 +321,8 @@ mod tests {
             (
                 "[fleet]\nupload_slots = 1\n",
                 "[fleet]\nupload_slots = 2\nfetch = [\"debian-*\"]\n".into(),
-                &[],
-                &["fleet.fetch", "fleet.upload_slots"],
+                &["fleet.fetch"],
+                &["fleet.upload_slots"],
             ),
             ("", "[fleet]\n".into(), &[], &["fleet"]),
             (

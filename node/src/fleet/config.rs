@@ -81,8 +81,13 @@ impl FleetSection {
 
     /// Whether this site fetches releases of `name`.
     pub fn wants(&self, name: &ImageName) -> bool {
-        self.fetch.iter().any(|p| p.matches(name.as_str()))
+        wants(&self.fetch, name)
     }
+}
+
+/// Whether a `[fleet] fetch` list covers `name`.
+pub fn wants(fetch: &[NamePattern], name: &ImageName) -> bool {
+    fetch.iter().any(|p| p.matches(name.as_str()))
 }
 
 fn default_listen() -> SocketAddr {

@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
     announce,
-    config::PeerAddr,
+    config::{wants, NamePattern, PeerAddr},
     decide::{self, Busy, Candidate, Fault, OfferDecision, OfferFacts, Remembered},
     fetch,
     peers::{Link, PeerTable},
@@ -81,6 +81,8 @@ pub(crate) enum Event {
     Committed(VerifiedRelease),
     /// Something about a peer, or a question about peers.
     Peer(PeerEvent),
+    /// A reloaded `[fleet] fetch`: the names this site fetches from now on.
+    SetFetch(Vec<NamePattern>),
     /// Stop every fetch; answered when done.
     Shutdown(oneshot::Sender<()>),
 }
@@ -300,7 +302,11 @@ struct Core {
     pending_dir: PendingDir,
     view: watch::Sender<PendingView>,
     refused: Remembered<String>,
-    relayed: Remembered<()>,
+    /// Releases passed on without fetching (kept whole: a reloaded fetch policy that now
+    /// covers one starts fetching it without waiting for a peer to offer it again).
+    relayed: Remembered<VerifiedRelease>,
+    /// `[fleet] fetch` as last (re)loaded.
+    fetch: Vec<NamePattern>,
 }
 
 /// The owner's loop: one event at a time, until shutdown.
@@ -310,6 +316,7 @@ pub(crate) async fn run(
     mut events: mpsc::Receiver<Event>,
     view: watch::Sender<PendingView>,
 ) {
+    let fetch = shared.settings.fetch.clone();
     let mut core = Core {
         peers: PeerTable::new(&shared.settings.peers),
         wanted: Vec::new(),
@@ -319,6 +326,7 @@ pub(crate) async fn run(
         view,
         refused: Remembered::new(REMEMBERED),
         relayed: Remembered::new(REMEMBERED),
+        fetch,
     };
     while let Some(event) = events.recv().await {
         match event {
@@ -356,6 +364,7 @@ pub(crate) async fn run(
             }
             Event::Committed(release) => core.broadcast(&release, Holding::Complete, None),
             Event::Peer(event) => core.on_peer(event),
+            Event::SetFetch(patterns) => core.on_set_fetch(patterns),
             Event::Shutdown(done) => {
                 for (_, p) in core.pending.drain() {
                     if let Some(t) = p.task {
@@ -400,7 +409,7 @@ impl Core {
             relayed: self.relayed.get(&id).is_some(),
             refused: self.refused.get(&id).cloned(),
             admission: admission(&shared, &release),
-            wanted: shared.settings.wants(&release.name),
+            wanted: wants(&self.fetch, &release.name),
         };
         let decision = decide::offer(&facts);
         if decision.records_holder() {
@@ -453,7 +462,7 @@ impl Core {
                 tracing::info!(
                     "fleet: {what} from {label} verified; passing it on, not fetched here ([fleet] fetch)"
                 );
-                self.relayed.insert(id, ());
+                self.relayed.insert(id, release.clone());
                 self.broadcast(&release, Holding::Relaying, Some(from));
                 Response::Ack
             }
@@ -570,6 +579,61 @@ impl Core {
     /// Records a release as pending (on disk, so a restart resumes it) and starts its fetch,
     /// replacing an older pending version of the same name. False when this release (or a
     /// newer one) is already pending: offers of one release arrive from several peers.
+    /// A reloaded fetch policy. Releases passed on before and now covered are fetched at
+    /// once (the newest of each name, if it is still admitted and not held); fetches of names
+    /// no longer covered run to their end (stopping half way would only waste what came).
+    fn on_set_fetch(&mut self, patterns: Vec<NamePattern>) {
+        let listed = |p: &[NamePattern]| {
+            p.iter()
+                .map(|p| p.0.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        tracing::info!(
+            "fleet: fetch policy now [{}] (was [{}])",
+            listed(&patterns),
+            listed(&self.fetch)
+        );
+        self.fetch = patterns;
+        let fetch = self.fetch.clone();
+        let mut now_wanted = self.relayed.take_where(|r| wants(&fetch, &r.name));
+        now_wanted.sort_by(|a, b| (&a.name, b.version).cmp(&(&b.name, a.version)));
+        now_wanted.dedup_by(|later, first| later.name == first.name);
+        for release in now_wanted {
+            let shared = Arc::clone(&self.shared);
+            let what = format!("{} v{}", release.name, release.version);
+            let facts = OfferFacts {
+                id: release.id(),
+                version: release.version,
+                committed: shared
+                    .store
+                    .committed(&release.name, release.version)
+                    .map(|r| r.verified.id()),
+                pending: self
+                    .pending
+                    .get(&release.name)
+                    .map(|p| (p.release.id(), p.release.version)),
+                relayed: false,
+                refused: None,
+                admission: admission(&shared, &release),
+                wanted: true,
+            };
+            match decide::offer(&facts) {
+                OfferDecision::Fetch => {
+                    if self.start_pending(release.clone()) {
+                        tracing::info!(
+                            "fleet: {what}, passed on before, is covered by the reloaded fetch policy: fetching"
+                        );
+                        self.broadcast(&release, Holding::Fetching, None);
+                    }
+                }
+                other => tracing::info!(
+                    "fleet: {what}, passed on before, not fetched after the reload: {other:?}"
+                ),
+            }
+        }
+    }
+
     fn start_pending(&mut self, release: VerifiedRelease) -> bool {
         if let Some(existing) = self.pending.get(&release.name) {
             if existing.release.version >= release.version {

@@ -139,6 +139,17 @@ impl<V> Remembered<V> {
         self.map.get(id)
     }
 
+    /// Takes out every entry `take` picks (a reload that changes what they mean).
+    pub fn take_where(&mut self, mut take: impl FnMut(&V) -> bool) -> Vec<V> {
+        let ids: Vec<ReleaseId> = self
+            .map
+            .iter()
+            .filter(|(_, v)| take(v))
+            .map(|(id, _)| *id)
+            .collect();
+        ids.iter().filter_map(|id| self.map.remove(id)).collect()
+    }
+
     pub fn insert(&mut self, id: ReleaseId, v: V) {
         // Forgetting everything at once is crude but bounded; a forgotten id is checked again
         // in full, so nothing unsafe follows, only one more log line.

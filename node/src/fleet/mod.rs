@@ -169,6 +169,12 @@ impl FleetLive {
             }));
     }
 
+    /// A new fetch policy: offers are decided by it from now on, and releases passed on
+    /// before that it now covers are fetched at once.
+    pub fn set_fetch(&self, fetch: &[config::NamePattern]) {
+        self.shared.core.post(core::Event::SetFetch(fetch.to_vec()));
+    }
+
     /// A new upload limit: from the next chunk group on, for running uploads too.
     pub fn set_upload_limit(&self, limit: Option<config::Rate>) {
         self.shared.pacer.set(limit);

@@ -110,6 +110,9 @@ impl Reloader {
             if old.upload_limit != new.upload_limit {
                 fleet.set_upload_limit(new.upload_limit);
             }
+            if old.fetch != new.fetch {
+                fleet.set_fetch(&new.fetch);
+            }
         }
         *running = plan.next;
         ReloadOutcome::Done {
