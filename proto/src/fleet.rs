@@ -60,6 +60,12 @@ pub enum Request {
     /// "Which machines did your site see?" (`netboot clients --fleet`). Members only;
     /// answered with [`Response::Clients`].
     Clients,
+    /// "Which machines did your site, and the sites behind you, see?" Members only; answered
+    /// with [`Response::FleetClients`]: the asked node's own list first, then, while `hops`
+    /// is above 0, the lists of its connected peers whose ids are not in `known`, asked in
+    /// turn with `hops - 1` and `known` grown by the asked node's peers (so a chain or a
+    /// mesh is walked without asking a node twice along one path).
+    FleetClients { hops: u8, known: Vec<[u8; 32]> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +95,11 @@ pub enum Response {
     /// are the HTTP API's, with optional fields postcard cannot skip.
     Clients {
         json: Vec<u8>,
+    },
+    /// Several sites' inventories, each as in [`Response::Clients`], the answering node's
+    /// first; at most [`MAX_MESSAGE`] in all (the lists that do not fit are left out).
+    FleetClients {
+        sites: Vec<Vec<u8>>,
     },
 }
 
@@ -176,6 +187,13 @@ mod tests {
             reason: "no".into(),
         });
         roundtrip(Request::Clients);
+        roundtrip(Request::FleetClients {
+            hops: 2,
+            known: vec![[7; 32]],
+        });
+        roundtrip(Response::FleetClients {
+            sites: vec![b"{}".to_vec(), Vec::new()],
+        });
         roundtrip(Response::Clients {
             json: b"{}".to_vec(),
         });

@@ -3,7 +3,7 @@
 //! `clients.rs` makes records) is listed by `netboot clients --fleet` asked at A, with C's
 //! site label, its architecture and how far it got; `--site` keeps one site; a configured
 //! peer that is down is listed as not answering, not left out; a node that is not a member
-//! of A's fleet is refused A's list.
+//! of A's fleet is refused A's list. In a chain A – B – C, A lists C's machine through B.
 
 use std::time::Duration;
 
@@ -123,4 +123,77 @@ fn a_machine_booted_at_one_site_is_listed_at_another() {
     );
     assert!(machine(&view, AT_C).is_none(), "{view}");
     assert_eq!(view["silent"][0]["node"], a.id[..10].to_string(), "{view}");
+}
+
+/// In a chain A – B – C (A does not peer with C), A's fleet-wide list still shows the machine
+/// booted at C: B passes the question on to the sites behind it.
+#[test]
+fn a_machine_two_hops_away_is_listed_through_the_site_between() {
+    let fleet = Fleet::new();
+    let (a, b, c) = (fleet.site("a"), fleet.site("b"), fleet.site("c"));
+    fleet.configure(&a, &[b.addr()], &[], "[node]\nsite = \"hq\"");
+    fleet.configure(
+        &b,
+        &[a.addr(), c.addr()],
+        &[],
+        "[node]\nsite = \"regional\"",
+    );
+    fleet.configure(
+        &c,
+        &[b.addr()],
+        &[],
+        &format!("[node]\nsite = \"branch-c\"\n[machines]\n\"{AT_C}\" = \"debian\""),
+    );
+    let (na, nb, nc) = (
+        NodeProcess::start(&a.config, None),
+        NodeProcess::start(&b.config, None),
+        NodeProcess::start(&c.config, None),
+    );
+    let logs = || {
+        format!(
+            "--- a ---\n{}\n--- b ---\n{}\n--- c ---\n{}",
+            na.log_text(),
+            nb.log_text(),
+            nc.log_text()
+        )
+    };
+    let (k, i) = (
+        fleet.file("vmlinuz", &content(33, 200_000)),
+        fleet.file("initrd.img", &content(34, 100_000)),
+    );
+    fleet.publish_to(&c, "debian", 3, &["--kernel", &k, "--initrd", &i]);
+    for path in [
+        format!("/boot.ipxe?mac={AT_C}&ip=127.0.0.1"),
+        "/r/debian/3/vmlinuz".into(),
+        "/r/debian/3/initrd.img".into(),
+    ] {
+        assert_eq!(http_code(&[], &c.url(&path)), "200", "{path}");
+    }
+    let mut view = serde_json::Value::Null;
+    wait_until(
+        "A to list C's machine through B",
+        Duration::from_secs(60),
+        &logs,
+        || {
+            view = fleet_json(&a.config, &[]);
+            machine(&view, AT_C).is_some()
+        },
+    );
+    let m = machine(&view, AT_C).unwrap();
+    assert_eq!(m["site"], "branch-c", "{m}");
+    assert_eq!(m["node"], c.id[..10].to_string(), "{m}");
+    assert_eq!(m["outcome"], "initrd", "{m}");
+    let mut sites: Vec<&str> = view["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["site"].as_str())
+        .collect();
+    sites.sort();
+    assert_eq!(
+        sites,
+        ["branch-c", "hq", "regional"],
+        "each site once: {view}"
+    );
+    assert!(view["silent"].as_array().unwrap().is_empty(), "{view}");
 }

@@ -585,7 +585,7 @@ fn a_policy_published_at_a_decides_what_a_client_boots_at_c() {
     let image = boot_image();
     let lab = PxeLab::up();
     let wan = Wan::up();
-    // A also peers with C (a longer link): the fleet-wide machine list asks direct peers.
+    // A also peers with C (a longer link).
     let (a, b, c, ab_a) = lab_triangle(
         tmp.path(),
         &public,

@@ -44,7 +44,8 @@ pub struct ClientsArgs {
     /// Only machines that were given no image: not answered, or nothing assigned to them.
     #[arg(long)]
     unknown: bool,
-    /// Every site's machines: this node's and its fleet peers' (needs `[fleet]` on the node).
+    /// Every site's machines: this node's, its fleet peers' and those of the sites behind
+    /// them, up to four levels deep (needs `[fleet]` on the node).
     #[arg(long)]
     fleet: bool,
     /// Only the machines of site S (its `[node] site` label); implies --fleet.

@@ -70,6 +70,9 @@ async fn handle(
             Response::Policy(shared.held.current().map(|h| h.policy.signed().encode()))
         }
         Request::Clients => inventory::answer(shared),
+        Request::FleetClients { hops, known } => {
+            inventory::answer_fleet(shared, remote, hops, known).await
+        }
     };
     wire::write(&mut send, &response).await?;
     send.finish()

@@ -37,8 +37,11 @@ fuzz_target!(|data: &[u8]| {
             Request::AnnouncePolicy { signed } => {
                 let _ = netboot_proto::policy::SignedPolicy::open(signed);
             }
-            Request::Ping { .. } | Request::Catalog | Request::PolicyCatalog | Request::Clients => {
-            }
+            Request::Ping { .. }
+            | Request::Catalog
+            | Request::PolicyCatalog
+            | Request::Clients
+            | Request::FleetClients { .. } => {}
         }
     }
     if let Ok(response) = fleet::decode::<Response>(data) {
