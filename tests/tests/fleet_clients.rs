@@ -25,6 +25,23 @@ fn machine<'a>(view: &'a serde_json::Value, mac: &str) -> Option<&'a serde_json:
         .find(|m| m["mac"] == mac)
 }
 
+/// Publishes `debian` v3 at `c` (C's `[machines]` gives it to `AT_C`) and boots `AT_C` there
+/// as far as its initrd: its boot script, kernel and initrd fetched over HTTP by MAC.
+fn boot_debian_at(fleet: &Fleet, c: &netboot_tests::fleet_sites::Site) {
+    let (k, i) = (
+        fleet.file("vmlinuz", &content(31, 200_000)),
+        fleet.file("initrd.img", &content(32, 100_000)),
+    );
+    fleet.publish_to(c, "debian", 3, &["--kernel", &k, "--initrd", &i]);
+    for path in [
+        format!("/boot.ipxe?mac={AT_C}&ip=127.0.0.1"),
+        "/r/debian/3/vmlinuz".into(),
+        "/r/debian/3/initrd.img".into(),
+    ] {
+        assert_eq!(http_code(&[], &c.url(&path)), "200", "{path}");
+    }
+}
+
 #[test]
 fn a_machine_booted_at_one_site_is_listed_at_another() {
     let fleet = Fleet::new();
@@ -42,18 +59,7 @@ fn a_machine_booted_at_one_site_is_listed_at_another() {
         NodeProcess::start(&c.config, None),
     );
     let logs = || format!("--- a ---\n{}\n--- c ---\n{}", na.log_text(), nc.log_text());
-    let (k, i) = (
-        fleet.file("vmlinuz", &content(31, 200_000)),
-        fleet.file("initrd.img", &content(32, 100_000)),
-    );
-    fleet.publish_to(&c, "debian", 3, &["--kernel", &k, "--initrd", &i]);
-    for path in [
-        format!("/boot.ipxe?mac={AT_C}&ip=127.0.0.1"),
-        "/r/debian/3/vmlinuz".into(),
-        "/r/debian/3/initrd.img".into(),
-    ] {
-        assert_eq!(http_code(&[], &c.url(&path)), "200", "{path}");
-    }
+    boot_debian_at(&fleet, &c);
 
     let mut view = serde_json::Value::Null;
     wait_until(
@@ -157,18 +163,7 @@ fn a_machine_two_hops_away_is_listed_through_the_site_between() {
             nc.log_text()
         )
     };
-    let (k, i) = (
-        fleet.file("vmlinuz", &content(33, 200_000)),
-        fleet.file("initrd.img", &content(34, 100_000)),
-    );
-    fleet.publish_to(&c, "debian", 3, &["--kernel", &k, "--initrd", &i]);
-    for path in [
-        format!("/boot.ipxe?mac={AT_C}&ip=127.0.0.1"),
-        "/r/debian/3/vmlinuz".into(),
-        "/r/debian/3/initrd.img".into(),
-    ] {
-        assert_eq!(http_code(&[], &c.url(&path)), "200", "{path}");
-    }
+    boot_debian_at(&fleet, &c);
     let mut view = serde_json::Value::Null;
     wait_until(
         "A to list C's machine through B",

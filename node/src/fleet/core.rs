@@ -395,22 +395,7 @@ impl Core {
         };
         let id = release.id();
         let what = format!("{} v{}", release.name, release.version);
-        let facts = OfferFacts {
-            id,
-            version: release.version,
-            committed: shared
-                .store
-                .committed(&release.name, release.version)
-                .map(|r| r.verified.id()),
-            pending: self
-                .pending
-                .get(&release.name)
-                .map(|p| (p.release.id(), p.release.version)),
-            relayed: self.relayed.get(&id).is_some(),
-            refused: self.refused.get(&id).cloned(),
-            admission: admission(&shared, &release),
-            wanted: wants(&self.fetch, &release.name),
-        };
+        let facts = self.offer_facts(&release);
         let decision = decide::offer(&facts);
         if decision.records_holder() {
             self.peers.record_holding(from, id, offer.holding);
@@ -579,6 +564,28 @@ impl Core {
     /// Records a release as pending (on disk, so a restart resumes it) and starts its fetch,
     /// replacing an older pending version of the same name. False when this release (or a
     /// newer one) is already pending: offers of one release arrive from several peers.
+    /// What the pure offer decision needs to know about `release` here.
+    fn offer_facts(&self, release: &VerifiedRelease) -> OfferFacts {
+        let id = release.id();
+        OfferFacts {
+            id,
+            version: release.version,
+            committed: self
+                .shared
+                .store
+                .committed(&release.name, release.version)
+                .map(|r| r.verified.id()),
+            pending: self
+                .pending
+                .get(&release.name)
+                .map(|p| (p.release.id(), p.release.version)),
+            relayed: self.relayed.get(&id).is_some(),
+            refused: self.refused.get(&id).cloned(),
+            admission: admission(&self.shared, release),
+            wanted: wants(&self.fetch, &release.name),
+        }
+    }
+
     /// A reloaded fetch policy. Releases passed on before and now covered are fetched at
     /// once (the newest of each name, if it is still admitted and not held); fetches of names
     /// no longer covered run to their end (stopping half way would only waste what came).
@@ -600,25 +607,9 @@ impl Core {
         now_wanted.sort_by(|a, b| (&a.name, b.version).cmp(&(&b.name, a.version)));
         now_wanted.dedup_by(|later, first| later.name == first.name);
         for release in now_wanted {
-            let shared = Arc::clone(&self.shared);
             let what = format!("{} v{}", release.name, release.version);
-            let facts = OfferFacts {
-                id: release.id(),
-                version: release.version,
-                committed: shared
-                    .store
-                    .committed(&release.name, release.version)
-                    .map(|r| r.verified.id()),
-                pending: self
-                    .pending
-                    .get(&release.name)
-                    .map(|p| (p.release.id(), p.release.version)),
-                relayed: false,
-                refused: None,
-                admission: admission(&shared, &release),
-                wanted: true,
-            };
-            match decide::offer(&facts) {
+            // Taken out of `relayed` above, so it is decided afresh, as a first offer.
+            match decide::offer(&self.offer_facts(&release)) {
                 OfferDecision::Fetch => {
                     if self.start_pending(release.clone()) {
                         tracing::info!(
