@@ -25,6 +25,16 @@ fn machine<'a>(view: &'a serde_json::Value, mac: &str) -> Option<&'a serde_json:
         .find(|m| m["mac"] == mac)
 }
 
+/// Waits until the fleet-wide list asked at the node of `config` has `AT_C`; returns it.
+fn listed_at(config: &std::path::Path, what: &str, logs: &dyn Fn() -> String) -> serde_json::Value {
+    let mut view = serde_json::Value::Null;
+    wait_until(what, Duration::from_secs(60), logs, || {
+        view = fleet_json(config, &[]);
+        machine(&view, AT_C).is_some()
+    });
+    view
+}
+
 /// Publishes `debian` v3 at `c` (C's `[machines]` gives it to `AT_C`) and boots `AT_C` there
 /// as far as its initrd: its boot script, kernel and initrd fetched over HTTP by MAC.
 fn boot_debian_at(fleet: &Fleet, c: &netboot_tests::fleet_sites::Site) {
@@ -61,16 +71,7 @@ fn a_machine_booted_at_one_site_is_listed_at_another() {
     let logs = || format!("--- a ---\n{}\n--- c ---\n{}", na.log_text(), nc.log_text());
     boot_debian_at(&fleet, &c);
 
-    let mut view = serde_json::Value::Null;
-    wait_until(
-        "A to list C's machine",
-        Duration::from_secs(60),
-        &logs,
-        || {
-            view = fleet_json(&a.config, &[]);
-            machine(&view, AT_C).is_some()
-        },
-    );
+    let view = listed_at(&a.config, "A to list C's machine", &logs);
     let m = machine(&view, AT_C).unwrap();
     assert_eq!(m["site"], "branch-c", "{m}");
     assert_eq!(m["node"], c.id[..10].to_string(), "{m}");
@@ -164,16 +165,7 @@ fn a_machine_two_hops_away_is_listed_through_the_site_between() {
         )
     };
     boot_debian_at(&fleet, &c);
-    let mut view = serde_json::Value::Null;
-    wait_until(
-        "A to list C's machine through B",
-        Duration::from_secs(60),
-        &logs,
-        || {
-            view = fleet_json(&a.config, &[]);
-            machine(&view, AT_C).is_some()
-        },
-    );
+    let view = listed_at(&a.config, "A to list C's machine through B", &logs);
     let m = machine(&view, AT_C).unwrap();
     assert_eq!(m["site"], "branch-c", "{m}");
     assert_eq!(m["node"], c.id[..10].to_string(), "{m}");
