@@ -233,6 +233,10 @@ async fn a_file_overwritten_during_a_transfer_is_cut_before_a_changed_byte() {
             other => panic!("unexpected {other:?}"),
         }
     };
+    // The node logs the transfer's end after the client has the ERROR; wait for the
+    // line before stopping the server, or the abort can win the race.
+    let refused =
+        logcap::wait_for(&["REFUSED by the integrity check"], Duration::from_secs(5)).await;
     server.abort();
     assert_eq!(ended.as_deref(), Some("file failed its integrity check"));
     assert!(got.len() < want.len() && got.len() >= 100 * 1468);
@@ -240,7 +244,7 @@ async fn a_file_overwritten_during_a_transfer_is_cut_before_a_changed_byte() {
         got[..] == want[..got.len()],
         "the client received a changed byte"
     );
-    assert!(!logcap::lines_with(&["REFUSED by the integrity check"]).is_empty());
+    assert!(!refused.is_empty(), "no REFUSED line was logged");
 }
 
 /// A flood of read requests nobody acknowledges, from 96 addresses, each under the
