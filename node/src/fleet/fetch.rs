@@ -12,14 +12,18 @@
 //! held.
 
 use std::{
+    ops::Range,
     sync::Arc,
     time::{Duration, Instant},
 };
+
+use bao_tree::{ChunkNum, ChunkRanges};
 
 use iroh::{endpoint::Connection, EndpointId};
 use iroh_blobs::{
     api::remote::GetProgressItem,
     get::{fsm::DecodeError, GetError},
+    protocol::GetRequest,
     HashAndFormat,
 };
 use n0_future::StreamExt;
@@ -28,7 +32,7 @@ use netboot_proto::{FileEntry, ReleaseId, VerifiedRelease};
 use super::{
     core::{Event, Fetched, PeerEvent},
     decide::{self, Attempt, Candidate, Ended, FileFetch, Step},
-    Shared,
+    slices, Shared,
 };
 use crate::store::AcceptError;
 
@@ -340,14 +344,32 @@ async fn fetch_from(
 ) -> Result<(), SourceError> {
     let conn = blob_connection(shared, c.id).await?;
     let api = shared.store.blob_api();
-    let progress = api.remote().fetch(
-        conn.clone(),
-        HashAndFormat::raw(iroh_blobs::Hash::from(file.hash)),
+    let hash = iroh_blobs::Hash::from(file.hash);
+    let missing = missing_chunks(&api, hash, file.size).await;
+    let slices = slices::split(
+        &missing,
+        slices::STREAMS_PER_FILE,
+        slices::MIN_SLICE_CHUNKS,
+        slices::ALIGN_CHUNKS,
     );
-    let mut stream = std::pin::pin!(progress.stream());
-    // Payload bytes of this request, credited to the peer (status, logs) at each check and
+    if slices.is_empty() {
+        return Ok(());
+    }
+    let total = chunks_of(file.size);
+    // One ranged get per slice, side by side on the connection (each its own QUIC stream,
+    // slices.rs says why); each item is tagged with its slice.
+    let mut requests =
+        n0_future::MergeBounded::from_iter(slices.iter().enumerate().map(|(i, slice)| {
+            let request = GetRequest::blob_ranges(hash, chunk_set(slice, total));
+            let items = api.remote().execute_get(conn.clone(), request).stream();
+            Box::pin(items.map(move |item| (i, item)))
+                as std::pin::Pin<Box<dyn n0_future::Stream<Item = (usize, GetProgressItem)> + Send>>
+        }));
+    // Payload bytes of each request, credited to the peer (status, logs) at each check and
     // at the end, not per chunk group.
-    let mut counted = 0u64;
+    let mut read = vec![0u64; slices.len()];
+    let mut done = vec![false; slices.len()];
+    let mut ended_short = None;
     let mut credited = 0u64;
     let credit = |counted: u64, credited: &mut u64| {
         let bytes = counted.saturating_sub(*credited) as i64;
@@ -368,11 +390,11 @@ async fn fetch_from(
     check.tick().await;
     loop {
         let next = tokio::select! {
-            item = stream.next() => Some(item),
+            item = requests.next() => Some(item),
             _ = check.tick() => None,
         };
         let Some(next) = next else {
-            credit(counted, &mut credited).await;
+            credit(read.iter().sum(), &mut credited).await;
             idle += PREEMPT_CHECK;
             if idle >= stall {
                 return Err(SourceError::Stalled(stall));
@@ -383,18 +405,17 @@ async fn fetch_from(
             }
             continue;
         };
-        if matches!(next, Some(GetProgressItem::Progress(_))) {
+        if matches!(next, Some((_, GetProgressItem::Progress(_)))) {
             idle = Duration::ZERO;
         }
         match next {
             None => return Err(SourceError::Transfer("ended without a result".into())),
-            Some(GetProgressItem::Progress(n)) => counted = counted.max(n),
-            Some(GetProgressItem::Done(stats)) => {
-                counted = counted.max(stats.payload_bytes_read);
-                credit(counted, &mut credited).await;
-                return Ok(());
+            Some((i, GetProgressItem::Progress(n))) => read[i] = read[i].max(n),
+            Some((i, GetProgressItem::Done(stats))) => {
+                read[i] = read[i].max(stats.payload_bytes_read);
+                done[i] = true;
             }
-            Some(GetProgressItem::Error(e)) => {
+            Some((i, GetProgressItem::Error(e))) => {
                 let text = format!("{e:#}");
                 let id = c.id;
                 if sent_bad_data(&e) {
@@ -403,15 +424,82 @@ async fn fetch_from(
                     shared.core.peer(PeerEvent::Credit { id, bytes }).await;
                     return Err(SourceError::BadData(text));
                 }
-                credit(counted, &mut credited).await;
                 if conn.close_reason().is_some() {
+                    credit(read.iter().sum(), &mut credited).await;
                     let conn = None;
                     shared.core.peer(PeerEvent::SetBlobLink { id, conn }).await;
+                    return Err(SourceError::Transfer(text));
                 }
-                return Err(SourceError::Transfer(text));
+                // A peer still fetching the file sends what it has of a slice and ends it
+                // there; the other slices run on to their own ends.
+                done[i] = true;
+                ended_short = Some(text);
             }
         }
+        if done.iter().all(|d| *d) {
+            credit(read.iter().sum(), &mut credited).await;
+            return match ended_short {
+                None => Ok(()),
+                Some(text) => Err(SourceError::Transfer(text)),
+            };
+        }
     }
+}
+
+/// BLAKE3 chunks (1 KiB) of a file of `size` bytes.
+fn chunks_of(size: u64) -> u64 {
+    size.div_ceil(1024)
+}
+
+/// The chunks of `hash` not held here, as plain ranges within the file's `size`.
+async fn missing_chunks(
+    api: &iroh_blobs::api::Store,
+    hash: iroh_blobs::Hash,
+    size: u64,
+) -> Vec<Range<u64>> {
+    let total = chunks_of(size);
+    let Ok(info) = api.remote().local(HashAndFormat::raw(hash)).await else {
+        // Nothing known about it here: ask for all of it.
+        return if total == 0 {
+            Vec::new()
+        } else {
+            vec![0..total]
+        };
+    };
+    let request = info.missing();
+    let Some((_, ranges)) = request.ranges.as_single() else {
+        return Vec::new();
+    };
+    // A range set is its boundaries: start, end, start, end, ...; an odd count ends open.
+    let mut out: Vec<Range<u64>> = ranges
+        .boundaries()
+        .chunks(2)
+        .filter_map(|b| {
+            let start = b[0].0.min(total);
+            let end = b.get(1).map_or(total, |e| e.0.min(total));
+            (start < end).then_some(start..end)
+        })
+        .collect();
+    // An empty file still has to be asked for once: its size is what the request verifies.
+    if out.is_empty() && total == 0 && !info.is_complete() {
+        out.push(0..1);
+    }
+    out
+}
+
+/// A slice as iroh-blobs' chunk ranges; a slice that reaches the file's last chunk is left
+/// open, so the request is for "to the end" and verifies the size as iroh-blobs' own full
+/// requests do.
+fn chunk_set(slice: &[Range<u64>], total: u64) -> ChunkRanges {
+    let mut set = ChunkRanges::empty();
+    for r in slice {
+        if r.end >= total {
+            set |= ChunkRanges::from(ChunkNum(r.start)..);
+        } else {
+            set |= ChunkRanges::from(ChunkNum(r.start)..ChunkNum(r.end));
+        }
+    }
+    set
 }
 
 /// Whether the peer sent data failing verification against the BLAKE3 tree (not a lost

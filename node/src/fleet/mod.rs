@@ -32,6 +32,7 @@ mod policy_offer;
 mod progress;
 pub mod publish_remote;
 pub mod readthrough;
+mod slices;
 pub mod transport;
 mod view;
 mod wire;

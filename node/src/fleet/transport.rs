@@ -14,7 +14,7 @@
 
 use std::{any::Any, fmt, str::FromStr, sync::Arc, time::Instant};
 
-use super::cc_trace::CcTrace;
+use super::{cc_trace::CcTrace, slices::STREAMS_PER_FILE};
 
 use iroh::endpoint::{
     Controller, ControllerFactory, ControllerMetrics, QuicTransportConfig, RttEstimator, VarInt,
@@ -172,12 +172,13 @@ pub fn quic_config(congestion: Congestion, window: Window) -> QuicTransportConfi
     });
     QuicTransportConfig::builder()
         .congestion_controller_factory(factory)
-        // One blob is one stream: the stream window is what a single file transfer gets.
+        // One request is one stream: the stream window is what one slice of a file gets.
         .stream_receive_window(VarInt::from_u32(window.0))
-        // Several files of a release come in parallel streams; the connection's credit is the
-        // sum of theirs, bounded by the send window on the other side.
+        // A big file comes as several slices side by side (slices.rs), so the connection's
+        // credit is the sum of theirs, bounded by the send window on the other side: room
+        // for every slice of one file plus one more request (a read-through, a small file).
         .receive_window(VarInt::MAX)
-        .send_window(window.bytes() * 2)
+        .send_window(window.bytes() * (STREAMS_PER_FILE as u64 + 1))
         .build()
 }
 

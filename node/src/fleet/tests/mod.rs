@@ -4,6 +4,7 @@
 mod failover;
 mod offer;
 mod policy;
+mod slices;
 mod sources;
 
 use std::time::{Duration, Instant};
