@@ -463,7 +463,7 @@ async fn missing_chunks(
         return if total == 0 {
             Vec::new()
         } else {
-            vec![0..total]
+            std::iter::once(0..total).collect()
         };
     };
     let request = info.missing();
