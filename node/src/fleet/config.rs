@@ -49,8 +49,9 @@ pub struct FleetSection {
     /// `"cubic"` or `"newreno"`. See `fleet::transport`.
     #[serde(default)]
     pub congestion: Congestion,
-    /// Flow-control window of each fleet stream, e.g. `"2 MiB"`: at least the fastest link's
-    /// rate × 2 round trips, and at most ~2.7 MiB (above it a lossy link makes the receiver's
+    /// Flow-control window of each fleet stream, e.g. `"2 MiB"`: with the up to four slices of
+    /// a file in flight at once, at least a quarter of the fastest link's rate × 2 round trips,
+    /// and at most ~2.7 MiB (above it a lossy link makes the receiver's
     /// QUIC stack close connections, see `fleet::transport::REASSEMBLY_SAFE_BYTES`). Default
     /// 2 MiB.
     #[serde(default)]

@@ -77,8 +77,9 @@ impl Default for Window {
 
 /// 2 MiB: a stream window must stay below what the receiver's QUIC stack will hold behind a
 /// lost packet ([`REASSEMBLY_SAFE_BYTES`]); 2 MiB leaves room for the small frames around
-/// retransmissions at 5 % loss, and still covers 100 Mbit/s × 80 ms plus the wait for a
-/// retransmission (~170 ms of data), or 1 Gbit/s on a LAN. Measured: docs/benchmarks.md
+/// retransmissions at 5 % loss. A big file comes as up to [`STREAMS_PER_FILE`] slices side by
+/// side, each its own stream, so one transfer has up to 8 MiB in flight: 100 Mbit/s × 80 ms
+/// plus the round trips a hole waits for its retransmission, with room to spare. Measured: docs/benchmarks.md
 /// ("Lossy WAN links"). The window is credit, not memory in use: a receiver holds only what the
 /// store has not yet taken.
 pub const DEFAULT_WINDOW: Window = Window::from_mib(2);
