@@ -346,30 +346,33 @@ async fn fetch_from(
     let api = shared.store.blob_api();
     let hash = iroh_blobs::Hash::from(file.hash);
     let missing = missing_chunks(&api, hash, file.size).await;
-    let slices = slices::split(
-        &missing,
-        slices::STREAMS_PER_FILE,
-        slices::MIN_SLICE_CHUNKS,
-        slices::ALIGN_CHUNKS,
-    );
-    if slices.is_empty() {
-        return Ok(());
-    }
+    let in_flight = slices::streams_for(c.holding);
+    // One piece for everything when one request at a time follows the peer.
+    let piece = if in_flight > 1 {
+        slices::PIECE_CHUNKS
+    } else {
+        u64::MAX
+    };
+    let mut queue: std::collections::VecDeque<(usize, Vec<Range<u64>>)> =
+        slices::pieces(&missing, piece, slices::ALIGN_CHUNKS)
+            .into_iter()
+            .enumerate()
+            .collect();
     let total = chunks_of(file.size);
-    // One ranged get per slice, side by side on the connection (each its own QUIC stream,
-    // slices.rs says why); each item is tagged with its slice.
-    let mut requests =
-        n0_future::MergeBounded::from_iter(slices.iter().enumerate().map(|(i, slice)| {
-            let request = GetRequest::blob_ranges(hash, chunk_set(slice, total));
-            let items = api.remote().execute_get(conn.clone(), request).stream();
-            Box::pin(items.map(move |item| (i, item)))
-                as std::pin::Pin<Box<dyn n0_future::Stream<Item = (usize, GetProgressItem)> + Send>>
-        }));
+    // A ranged get per piece, `in_flight` of them side by side on the connection (each its
+    // own QUIC stream; slices.rs says why); each item is tagged with its piece.
+    let start = |i: usize, piece: &[Range<u64>]| {
+        let request = GetRequest::blob_ranges(hash, chunk_set(piece, total));
+        let items = api.remote().execute_get(conn.clone(), request).stream();
+        Box::pin(items.map(move |item| (i, item)))
+            as std::pin::Pin<Box<dyn n0_future::Stream<Item = (usize, GetProgressItem)> + Send>>
+    };
+    let mut read = vec![0u64; queue.len()];
+    let mut requests = n0_future::MergeUnbounded::default();
+    let mut running = 0usize;
+    let mut ended_short = None;
     // Payload bytes of each request, credited to the peer (status, logs) at each check and
     // at the end, not per chunk group.
-    let mut read = vec![0u64; slices.len()];
-    let mut done = vec![false; slices.len()];
-    let mut ended_short = None;
     let mut credited = 0u64;
     let credit = |counted: u64, credited: &mut u64| {
         let bytes = counted.saturating_sub(*credited) as i64;
@@ -389,6 +392,20 @@ async fn fetch_from(
     let mut check = tokio::time::interval(PREEMPT_CHECK);
     check.tick().await;
     loop {
+        while running < in_flight {
+            let Some((i, piece)) = queue.pop_front() else {
+                break;
+            };
+            requests.push(start(i, &piece));
+            running += 1;
+        }
+        if running == 0 {
+            credit(read.iter().sum(), &mut credited).await;
+            return match ended_short {
+                None => Ok(()),
+                Some(text) => Err(SourceError::Transfer(text)),
+            };
+        }
         let next = tokio::select! {
             item = requests.next() => Some(item),
             _ = check.tick() => None,
@@ -413,9 +430,9 @@ async fn fetch_from(
             Some((i, GetProgressItem::Progress(n))) => read[i] = read[i].max(n),
             Some((i, GetProgressItem::Done(stats))) => {
                 read[i] = read[i].max(stats.payload_bytes_read);
-                done[i] = true;
+                running -= 1;
             }
-            Some((i, GetProgressItem::Error(e))) => {
+            Some((_, GetProgressItem::Error(e))) => {
                 let text = format!("{e:#}");
                 let id = c.id;
                 if sent_bad_data(&e) {
@@ -430,18 +447,11 @@ async fn fetch_from(
                     shared.core.peer(PeerEvent::SetBlobLink { id, conn }).await;
                     return Err(SourceError::Transfer(text));
                 }
-                // A peer still fetching the file sends what it has of a slice and ends it
-                // there; the other slices run on to their own ends.
-                done[i] = true;
+                // A peer still fetching the file sends what it has and ends the request
+                // there; other pieces run on to their own ends.
+                running -= 1;
                 ended_short = Some(text);
             }
-        }
-        if done.iter().all(|d| *d) {
-            credit(read.iter().sum(), &mut credited).await;
-            return match ended_short {
-                None => Ok(()),
-                Some(text) => Err(SourceError::Transfer(text)),
-            };
         }
     }
 }

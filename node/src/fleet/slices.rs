@@ -1,70 +1,73 @@
-//! How the missing part of one file is split into requests that run side by side on one
-//! connection to one peer.
+//! How the missing part of one file is cut into pieces that are asked of one peer a few at a
+//! time, each on its own stream.
 //!
 //! A QUIC stream can hold only so much behind a lost packet before the receiving stack gives
 //! up on the connection (`transport::REASSEMBLY_SAFE_BYTES`), so one stream's window stays at
 //! ~2 MiB — less than a lossy long link needs in flight (its rate × round trip plus the round
 //! trips a hole waits for its retransmission). Several streams, each with its own window and
-//! its own reassembly buffer, carry the difference: a big file is asked for as a few
-//! contiguous slices of its missing chunks at once, each verified by iroh-blobs as it arrives.
-//! A file smaller than two slices goes in one request, as before.
+//! its own reassembly buffer, carry the difference: a big file is asked for as consecutive
+//! pieces, [`STREAMS_PER_FILE`] in flight, the next piece asked as soon as one is done, each
+//! verified by iroh-blobs as it arrives. Because the pieces are consecutive, what this node
+//! holds stays one growing prefix with at most a few pieces of holes at its end, and a peer
+//! following this node (asking it for what it has, which iroh-blobs answers up to the first
+//! hole) is never more than those few pieces behind. (Four big slices side by side were
+//! measured first: a follower then saw only the first slice's progress, and the chain of
+//! sites slowed down 1.7×; docs/benchmarks.md, fleet-scaled-slices.)
 //!
-//! Units are BLAKE3 chunks (1 KiB); slice boundaries fall on [`ALIGN_CHUNKS`] so that no
+//! Units are BLAKE3 chunks (1 KiB); piece boundaries fall on [`ALIGN_CHUNKS`] so that no
 //! 16 KiB chunk group the store writes is shared by two requests.
 
 use std::ops::Range;
 
-/// Requests in flight for one file from one peer.
+use netboot_proto::fleet::Holding;
+
+/// Pieces in flight for one file from one peer that holds it complete.
 pub(crate) const STREAMS_PER_FILE: usize = 4;
-/// The smallest slice worth a stream of its own: 8 MiB.
-pub(crate) const MIN_SLICE_CHUNKS: u64 = 8 * 1024;
-/// Slice boundaries are multiples of this (1 MiB; a multiple of iroh-blobs' 16-chunk group).
+/// The size of a piece: 4 MiB, twice a stream's window, so a piece's request round trip is
+/// small beside its transfer, and small enough that a follower lags little.
+pub(crate) const PIECE_CHUNKS: u64 = 4 * 1024;
+/// Piece boundaries are multiples of this (1 MiB; a multiple of iroh-blobs' 16-chunk group).
 pub(crate) const ALIGN_CHUNKS: u64 = 1024;
 
-/// Splits `missing` (sorted, disjoint chunk ranges) into at most `parts` slices of about
-/// equal size, each at least `min` chunks (the last may be smaller), with cut points on
-/// multiples of `align`. Every missing chunk is in exactly one slice; slices keep file order.
-pub(crate) fn split(
-    missing: &[Range<u64>],
-    parts: usize,
-    min: u64,
-    align: u64,
-) -> Vec<Vec<Range<u64>>> {
-    let total: u64 = missing.iter().map(|r| r.end - r.start).sum();
-    if total == 0 {
-        return Vec::new();
+/// How many pieces to keep in flight from a peer that holds the release as `holding`. Only a
+/// complete copy is asked for several at once: a peer still fetching answers each request up
+/// to what it has verified so far, so pieces past that point would come back empty; one
+/// request at a time follows it (and is what the fleet did before pieces).
+pub(crate) fn streams_for(holding: Holding) -> usize {
+    match holding {
+        Holding::Complete => STREAMS_PER_FILE,
+        Holding::Fetching | Holding::Relaying => 1,
     }
-    let align = align.max(1);
-    let parts = (parts.max(1) as u64).min(total / min.max(1)).max(1);
-    let share = total.div_ceil(parts);
-    let mut slices = Vec::new();
+}
+
+/// Cuts `missing` (sorted, disjoint chunk ranges) into consecutive pieces of `piece` missing
+/// chunks each (the last may be smaller; a cut is moved up to the next multiple of `align`).
+/// Every missing chunk is in exactly one piece; pieces keep file order.
+pub(crate) fn pieces(missing: &[Range<u64>], piece: u64, align: u64) -> Vec<Vec<Range<u64>>> {
+    let (piece, align) = (piece.max(1), align.max(1));
+    let mut out = Vec::new();
     let mut current: Vec<Range<u64>> = Vec::new();
     let mut in_current = 0u64;
     for r in missing {
         let mut start = r.start;
         while start < r.end {
-            let last = slices.len() as u64 + 1 == parts;
-            let want = share.saturating_sub(in_current);
-            // Cut where this slice has its share, rounded up to the next aligned chunk.
-            let cut = if last {
-                r.end
-            } else {
-                (start + want)
-                    .div_ceil(align)
-                    .saturating_mul(align)
-                    .min(r.end)
-            };
+            let want = piece.saturating_sub(in_current);
+            let cut = start
+                .saturating_add(want)
+                .div_ceil(align)
+                .saturating_mul(align)
+                .min(r.end);
             current.push(start..cut);
             in_current += cut - start;
             start = cut;
-            if !last && in_current >= share {
-                slices.push(std::mem::take(&mut current));
+            if in_current >= piece {
+                out.push(std::mem::take(&mut current));
                 in_current = 0;
             }
         }
     }
     if !current.is_empty() {
-        slices.push(current);
+        out.push(current);
     }
-    slices
+    out
 }

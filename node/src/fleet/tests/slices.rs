@@ -1,13 +1,15 @@
-//! How a file's missing chunks are split into requests side by side on one connection.
+//! How a file's missing chunks are cut into pieces asked of one peer a few at a time.
 #![allow(clippy::single_range_in_vec_init)] // one missing range is the common case
 
 use std::ops::Range;
 
-use crate::fleet::slices::split;
+use netboot_proto::fleet::Holding;
 
-/// Every chunk of `missing` is in exactly one slice, in file order.
-fn covers_exactly(missing: &[Range<u64>], slices: &[Vec<Range<u64>>]) -> bool {
-    let flat: Vec<Range<u64>> = slices.iter().flatten().cloned().collect();
+use crate::fleet::slices::{pieces, streams_for, STREAMS_PER_FILE};
+
+/// Every chunk of `missing` is in exactly one piece, in file order.
+fn covers_exactly(missing: &[Range<u64>], pieces: &[Vec<Range<u64>>]) -> bool {
+    let flat: Vec<Range<u64>> = pieces.iter().flatten().cloned().collect();
     let mut merged: Vec<Range<u64>> = Vec::new();
     for r in flat {
         match merged.last_mut() {
@@ -19,94 +21,84 @@ fn covers_exactly(missing: &[Range<u64>], slices: &[Vec<Range<u64>>]) -> bool {
     merged == missing
 }
 
-fn sizes(slices: &[Vec<Range<u64>>]) -> Vec<u64> {
-    slices
+fn sizes(pieces: &[Vec<Range<u64>>]) -> Vec<u64> {
+    pieces
         .iter()
         .map(|s| s.iter().map(|r| r.end - r.start).sum())
         .collect()
 }
 
 #[test]
-fn split_table() {
-    // (what, missing, parts, min, align, slice sizes)
+fn pieces_table() {
+    // (what, missing, piece, align, piece sizes)
     #[allow(clippy::type_complexity)]
-    let cases: &[(&str, Vec<Range<u64>>, usize, u64, u64, Vec<u64>)] = &[
-        ("nothing missing: no request", vec![], 4, 8, 1, vec![]),
+    let cases: &[(&str, Vec<Range<u64>>, u64, u64, Vec<u64>)] = &[
+        ("nothing missing: no request", vec![], 8, 1, vec![]),
         (
-            "a file smaller than two slices: one request",
-            vec![0..15],
-            4,
+            "smaller than a piece: one request",
+            vec![0..5],
             8,
             1,
-            vec![15],
+            vec![5],
         ),
         (
-            "a whole file: equal shares",
-            vec![0..400],
-            4,
-            8,
-            1,
-            vec![100; 4],
-        ),
-        (
-            "as many slices as the minimum size allows",
+            "a whole file: pieces in order, the last shorter",
             vec![0..20],
-            4,
             8,
             1,
-            vec![10, 10],
+            vec![8, 8, 4],
         ),
         (
-            "cuts rounded up to the alignment, the last slice takes the rest",
+            "cuts moved up to the alignment",
             vec![0..1000],
-            4,
-            8,
+            250,
             16,
             vec![256, 256, 256, 232],
         ),
         (
-            "a hole in the middle: shares count missing chunks only",
-            vec![0..100, 300..400],
-            2,
+            "a hole in the middle: pieces count missing chunks only",
+            vec![0..6, 10..20],
             8,
             1,
-            vec![100, 100],
+            vec![8, 8],
         ),
         (
-            "one request when asked for one part",
+            "one piece for everything",
             vec![0..50, 60..70],
-            1,
-            8,
+            u64::MAX,
             1,
             vec![60],
         ),
     ];
-    for (what, missing, parts, min, align, want) in cases {
-        let got = split(missing, *parts, *min, *align);
+    for (what, missing, piece, align, want) in cases {
+        let got = pieces(missing, *piece, *align);
         assert_eq!(sizes(&got), *want, "{what}: {got:?}");
         assert!(covers_exactly(missing, &got), "{what}: {got:?}");
     }
 }
 
 #[test]
-fn a_slice_spans_a_hole_and_cuts_fall_on_the_alignment() {
-    let got = split(&[0..48, 64..208], 3, 16, 16);
+fn a_piece_spans_a_hole_and_cuts_fall_on_the_alignment() {
+    let got = pieces(&[0..48, 64..208], 64, 16);
     assert_eq!(
         got,
         vec![vec![0..48, 64..80], vec![80..144], vec![144..208]]
     );
-    for s in &got[..got.len() - 1] {
-        assert_eq!(s.last().map(|r| r.end % 16), Some(0), "{got:?}");
-    }
 }
 
 #[test]
 fn a_missing_tail_that_does_not_start_aligned_is_still_covered() {
     let missing = [5..2_000_003];
-    let got = split(&missing, 4, 8 * 1024, 1024);
-    assert_eq!(got.len(), 4);
-    assert!(covers_exactly(&missing, &got), "{got:?}");
-    for s in &got[1..] {
-        assert_eq!(s[0].start % 1024, 0, "{got:?}");
-    }
+    let got = pieces(&missing, 4 * 1024, 1024);
+    assert_eq!(got.len(), 489);
+    assert!(covers_exactly(&missing, &got));
+    assert!(got[1..].iter().all(|p| p[0].start % 1024 == 0));
+}
+
+#[test]
+fn only_a_complete_copy_is_asked_for_several_pieces_at_once() {
+    assert_eq!(streams_for(Holding::Complete), STREAMS_PER_FILE);
+    // A peer still fetching answers past its own progress with nothing: one request follows it.
+    assert_eq!(streams_for(Holding::Fetching), 1);
+    assert_eq!(streams_for(Holding::Relaying), 1);
 }
