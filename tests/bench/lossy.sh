@@ -13,6 +13,8 @@
 #   LOSSY_CONGESTION=NAME   the nodes' [fleet] congestion (bbr, cubic, newreno; default: the
 #                           node's default)
 #   LOSSY_WINDOW=SIZE       the nodes' [fleet] window (default: the node's default)
+#   LOSSY_STREAMS=N         the nodes' [fleet] streams, pieces of a file in flight (default:
+#                           the node's default)
 #   LOSSY_DOC=0             print the section but do not write docs/benchmarks.md
 #   LOSSY_SECTION=NAME      the docs/benchmarks.md section it writes (default lossy)
 #   LOSSY_KEEP=1            keep the work dir (logs) in /var/tmp
@@ -145,6 +147,7 @@ listen = "0.0.0.0:$FLEET_PORT"
 peers = ["$2"]
 $( [ -z "${LOSSY_CONGESTION:-}" ] || echo "congestion = \"$LOSSY_CONGESTION\"")
 $( [ -z "${LOSSY_WINDOW:-}" ] || echo "window = \"$LOSSY_WINDOW\"")
+$( [ -z "${LOSSY_STREAMS:-}" ] || echo "streams = $LOSSY_STREAMS")
 TOML
 }
 node_toml a "$ID_B@127.0.0.1:1"
@@ -268,18 +271,19 @@ num() { sed 's/^≥//' <<<"$1"; }
 ratio() { awk -v a="$(num "$1")" -v b="$(num "$2")" -v m="$( [[ $1 == ≥* || $2 == ≥* ]] && echo "~" )" \
     'BEGIN { if (a == "fail" || b == "fail" || b == 0) print "—"; else printf "%s%.2f×", m, a / b }'; }
 ENVS=()
-for v in LOSSY_SIZE_MIB LOSSY_RATE_MBIT LOSSY_RTTS LOSSY_LOSSES LOSSY_MAX_SECS LOSSY_CONGESTION LOSSY_WINDOW LOSSY_SECTION WAN_DELAY_BIN; do
+for v in LOSSY_SIZE_MIB LOSSY_RATE_MBIT LOSSY_RTTS LOSSY_LOSSES LOSSY_MAX_SECS LOSSY_CONGESTION LOSSY_WINDOW LOSSY_STREAMS LOSSY_SECTION WAN_DELAY_BIN; do
     [ -z "${!v:-}" ] || ENVS+=("$v=\"${!v}\"")
 done
 CC_NODE=${LOSSY_CONGESTION:-$(grep -m1 -o 'congestion [a-z]*' "$WORK"/nb-1-1/b.log | cut -d' ' -f2)}
 WIN_NODE=${LOSSY_WINDOW:-$(grep -m1 -o 'window [0-9]* [A-Za-z]*' "$WORK"/nb-1-1/b.log | cut -d' ' -f2-)}
+STREAMS_NODE=${LOSSY_STREAMS:-$(grep -m1 -o 'streams [0-9]*' "$WORK"/nb-1-1/b.log | cut -d' ' -f2)}
 {
     echo "<!-- $SECTION:begin -->"
     echo "### Lossy link: one ${SIZE_MIB} MiB release between two nodes, ${RATE_MBIT} Mbit/s, netboot (QUIC, ${CC_NODE}) vs HTTP/TCP (${TCP_CC})"
     echo
     echo "Command: \`${ENVS[*]}${ENVS[*]:+ }bash tests/bench/lossy.sh $RUNS\` — $(date -u +%Y-%m-%d), netboot $REV, $(nproc) cores, $(uname -r), median of $RUNS run(s) each; load average before/after: $LOAD0 / $LOAD1; took $(( ($(date +%s) - START) / 60 )) min."
     echo
-    echo "netboot: [fleet] congestion = \"$CC_NODE\", window = \"$WIN_NODE\"; TCP: nginx $(bench_ver nginx-light) + curl $(bench_ver curl), the host's net.ipv4.tcp_congestion_control = $TCP_CC. Loss is random, per packet, in each direction. Rates are payload Mbit/s; \"≥\" = stopped after ${MAX_SECS} s, rate of what had arrived."
+    echo "netboot: [fleet] congestion = \"$CC_NODE\", window = \"$WIN_NODE\", streams = $STREAMS_NODE; TCP: nginx $(bench_ver nginx-light) + curl $(bench_ver curl), the host's net.ipv4.tcp_congestion_control = $TCP_CC. Loss is random, per packet, in each direction. Rates are payload Mbit/s; \"≥\" = stopped after ${MAX_SECS} s, rate of what had arrived."
     echo
     echo "| RTT | loss each way | HTTP/TCP ($TCP_CC) | netboot ($CC_NODE) | netboot ÷ TCP | CPU-s sender/receiver (netboot) | runs TCP; netboot |"
     echo "|---|---|---|---|---|---|---|"

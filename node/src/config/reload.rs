@@ -255,6 +255,7 @@ fn fleet_fields(
         ),
         ("fleet.congestion", differs(&r.congestion, &w.congestion)),
         ("fleet.window", differs(&r.window, &w.window)),
+        ("fleet.streams", r.streams != w.streams),
     ];
     let listed = live || fields.iter().any(|(_, changed)| *changed);
     fields.push(("fleet", !listed && differs(r, w)));

@@ -32,7 +32,7 @@ use netboot_proto::{FileEntry, ReleaseId, VerifiedRelease};
 use super::{
     core::{Event, Fetched, PeerEvent},
     decide::{self, Attempt, Candidate, Ended, FileFetch, Step},
-    slices, Shared,
+    pieces, Shared,
 };
 use crate::store::AcceptError;
 
@@ -346,21 +346,21 @@ async fn fetch_from(
     let api = shared.store.blob_api();
     let hash = iroh_blobs::Hash::from(file.hash);
     let missing = missing_chunks(&api, hash, file.size).await;
-    let in_flight = slices::streams_for(c.holding);
+    let in_flight = pieces::streams_for(c.holding, shared.settings.streams);
     // One piece for everything when one request at a time follows the peer.
     let piece = if in_flight > 1 {
-        slices::PIECE_CHUNKS
+        pieces::PIECE_CHUNKS
     } else {
         u64::MAX
     };
     let mut queue: std::collections::VecDeque<(usize, Vec<Range<u64>>)> =
-        slices::pieces(&missing, piece, slices::ALIGN_CHUNKS)
+        pieces::pieces(&missing, piece, pieces::ALIGN_CHUNKS)
             .into_iter()
             .enumerate()
             .collect();
     let total = chunks_of(file.size);
     // A ranged get per piece, `in_flight` of them side by side on the connection (each its
-    // own QUIC stream; slices.rs says why); each item is tagged with its piece.
+    // own QUIC stream; pieces.rs says why); each item is tagged with its piece.
     let start = |i: usize, piece: &[Range<u64>]| {
         let request = GetRequest::blob_ranges(hash, chunk_set(piece, total));
         let items = api.remote().execute_get(conn.clone(), request).stream();
@@ -497,12 +497,12 @@ async fn missing_chunks(
     out
 }
 
-/// A slice as iroh-blobs' chunk ranges; a slice that reaches the file's last chunk is left
+/// A piece as iroh-blobs' chunk ranges; a piece that reaches the file's last chunk is left
 /// open, so the request is for "to the end" and verifies the size as iroh-blobs' own full
 /// requests do.
-fn chunk_set(slice: &[Range<u64>], total: u64) -> ChunkRanges {
+fn chunk_set(piece: &[Range<u64>], total: u64) -> ChunkRanges {
     let mut set = ChunkRanges::empty();
-    for r in slice {
+    for r in piece {
         if r.end >= total {
             set |= ChunkRanges::from(ChunkNum(r.start)..);
         } else {

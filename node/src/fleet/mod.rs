@@ -28,11 +28,11 @@ mod inventory;
 mod links;
 mod peers;
 mod pending;
+mod pieces;
 mod policy_offer;
 mod progress;
 pub mod publish_remote;
 pub mod readthrough;
-mod slices;
 pub mod transport;
 mod view;
 mod wire;
@@ -261,11 +261,12 @@ impl Fleet {
             .spawn();
 
         tracing::info!(
-            "fleet: endpoint {} on {:?}; congestion {}, window {}; {} peers, {} further members{}{}",
+            "fleet: endpoint {} on {:?}; congestion {}, window {}, streams {}; {} peers, {} further members{}{}",
             endpoint.id(),
             endpoint.bound_sockets(),
             shared.settings.congestion,
             shared.settings.window,
+            shared.settings.streams,
             shared.settings.peers.len(),
             shared.settings.members.len(),
             shared

@@ -14,7 +14,7 @@
 
 use std::{any::Any, fmt, str::FromStr, sync::Arc, time::Instant};
 
-use super::{cc_trace::CcTrace, slices::STREAMS_PER_FILE};
+use super::{cc_trace::CcTrace, pieces::MAX_STREAMS_PER_FILE};
 
 use iroh::endpoint::{
     Controller, ControllerFactory, ControllerMetrics, QuicTransportConfig, RttEstimator, VarInt,
@@ -77,7 +77,7 @@ impl Default for Window {
 
 /// 2 MiB: a stream window must stay below what the receiver's QUIC stack will hold behind a
 /// lost packet ([`REASSEMBLY_SAFE_BYTES`]); 2 MiB leaves room for the small frames around
-/// retransmissions at 5 % loss. A big file comes as up to [`STREAMS_PER_FILE`] slices side by
+/// retransmissions at 5 % loss. A big file may come as [`MAX_STREAMS_PER_FILE`] pieces in flight side by
 /// side, each its own stream, so one transfer has up to 8 MiB in flight: 100 Mbit/s × 80 ms
 /// plus the round trips a hole waits for its retransmission, with room to spare. Measured: docs/benchmarks.md
 /// ("Lossy WAN links"). The window is credit, not memory in use: a receiver holds only what the
@@ -173,13 +173,13 @@ pub fn quic_config(congestion: Congestion, window: Window) -> QuicTransportConfi
     });
     QuicTransportConfig::builder()
         .congestion_controller_factory(factory)
-        // One request is one stream: the stream window is what one slice of a file gets.
+        // One request is one stream: the stream window is what one piece of a file gets.
         .stream_receive_window(VarInt::from_u32(window.0))
-        // A big file comes as several slices side by side (slices.rs), so the connection's
+        // A big file comes as several pieces side by side (pieces.rs), so the connection's
         // credit is the sum of theirs, bounded by the send window on the other side: room
-        // for every slice of one file plus one more request (a read-through, a small file).
+        // for every piece in flight of one file plus one more request (a read-through, a small file).
         .receive_window(VarInt::MAX)
-        .send_window(window.bytes() * (STREAMS_PER_FILE as u64 + 1))
+        .send_window(window.bytes() * (MAX_STREAMS_PER_FILE as u64 + 1))
         .build()
 }
 

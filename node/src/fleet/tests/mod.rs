@@ -3,8 +3,8 @@
 
 mod failover;
 mod offer;
+mod pieces;
 mod policy;
-mod slices;
 mod sources;
 
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use netboot_proto::fleet::Holding;
 
-use crate::fleet::slices::{pieces, streams_for, STREAMS_PER_FILE};
+use crate::fleet::pieces::{pieces, streams_for, MAX_STREAMS_PER_FILE};
 
 /// Every chunk of `missing` is in exactly one piece, in file order.
 fn covers_exactly(missing: &[Range<u64>], pieces: &[Vec<Range<u64>>]) -> bool {
@@ -97,8 +97,22 @@ fn a_missing_tail_that_does_not_start_aligned_is_still_covered() {
 
 #[test]
 fn only_a_complete_copy_is_asked_for_several_pieces_at_once() {
-    assert_eq!(streams_for(Holding::Complete), STREAMS_PER_FILE);
-    // A peer still fetching answers past its own progress with nothing: one request follows it.
-    assert_eq!(streams_for(Holding::Fetching), 1);
-    assert_eq!(streams_for(Holding::Relaying), 1);
+    // (holding, [fleet] streams, pieces in flight)
+    let cases = [
+        (Holding::Complete, 1, 1),
+        (Holding::Complete, 4, 4),
+        (Holding::Complete, 0, 1),
+        (Holding::Complete, 64, MAX_STREAMS_PER_FILE),
+        // A peer still fetching answers past its own progress with nothing: one request
+        // at a time follows it, whatever is configured.
+        (Holding::Fetching, 4, 1),
+        (Holding::Relaying, 4, 1),
+    ];
+    for (holding, configured, want) in cases {
+        assert_eq!(
+            streams_for(holding, configured),
+            want,
+            "{holding:?} {configured}"
+        );
+    }
 }

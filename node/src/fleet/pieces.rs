@@ -21,21 +21,21 @@ use std::ops::Range;
 
 use netboot_proto::fleet::Holding;
 
-/// Pieces in flight for one file from one peer that holds it complete.
-pub(crate) const STREAMS_PER_FILE: usize = 4;
+/// The most pieces in flight for one file from one peer (`[fleet] streams` is cut to it).
+pub(crate) const MAX_STREAMS_PER_FILE: usize = 4;
 /// The size of a piece: 4 MiB, twice a stream's window, so a piece's request round trip is
 /// small beside its transfer, and small enough that a follower lags little.
 pub(crate) const PIECE_CHUNKS: u64 = 4 * 1024;
 /// Piece boundaries are multiples of this (1 MiB; a multiple of iroh-blobs' 16-chunk group).
 pub(crate) const ALIGN_CHUNKS: u64 = 1024;
 
-/// How many pieces to keep in flight from a peer that holds the release as `holding`. Only a
-/// complete copy is asked for several at once: a peer still fetching answers each request up
-/// to what it has verified so far, so pieces past that point would come back empty; one
-/// request at a time follows it (and is what the fleet did before pieces).
-pub(crate) fn streams_for(holding: Holding) -> usize {
+/// How many pieces to keep in flight from a peer that holds the release as `holding`, with
+/// `[fleet] streams = configured`. Only a complete copy is asked for several at once: a peer
+/// still fetching answers each request up to what it has verified so far, so pieces past that
+/// point would come back empty; one request at a time follows it.
+pub(crate) fn streams_for(holding: Holding, configured: usize) -> usize {
     match holding {
-        Holding::Complete => STREAMS_PER_FILE,
+        Holding::Complete => configured.clamp(1, MAX_STREAMS_PER_FILE),
         Holding::Fetching | Holding::Relaying => 1,
     }
 }
