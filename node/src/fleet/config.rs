@@ -59,8 +59,8 @@ pub struct FleetSection {
     /// Pieces of a file asked at once of a peer that holds it complete, each its own stream
     /// (1–4): 1 (the default) asks for a file in one request; 4 keeps four 4 MiB pieces in
     /// flight, which a long lossy link needs to stay full (one stream's window is too small
-    /// there). A site that other sites follow should keep 1: its holes would hide its progress
-    /// from them, and the chain of sites slowed by 1.3–1.7× in the benchmark. See
+    /// there). Best on a leaf site: pieces leave holes that hide a site's progress from the
+    /// sites following it, and made the origin send more in the 8-site benchmark. See
     /// `fleet::pieces`.
     #[serde(default = "default_streams")]
     pub streams: usize,

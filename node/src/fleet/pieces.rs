@@ -12,7 +12,8 @@
 //! following this node (asking it for what it has, which iroh-blobs answers up to the first
 //! hole) is never more than those few pieces behind. (Four big slices side by side were
 //! measured first: a follower then saw only the first slice's progress, and the chain of
-//! sites slowed down 1.7×; docs/benchmarks.md, fleet-scaled-slices.)
+//! eight sites took 2.25× the lower bound instead of ~1.5×; docs/benchmarks.md, "Pieces and
+//! the chain".)
 //!
 //! Units are BLAKE3 chunks (1 KiB); piece boundaries fall on [`ALIGN_CHUNKS`] so that no
 //! 16 KiB chunk group the store writes is shared by two requests.
