@@ -108,6 +108,15 @@ pub struct NodeProcess {
     pub log: PathBuf,
 }
 
+/// The logs of several nodes, each under its name: what a failing fleet test prints.
+pub fn logs_of(nodes: &[(&str, &NodeProcess)]) -> String {
+    nodes
+        .iter()
+        .map(|(name, node)| format!("--- {name} ---\n{}", node.log_text()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 impl NodeProcess {
     /// Starts `netboot node --config <config>` (optionally inside a network namespace) and
     /// waits until it logs that it is up.

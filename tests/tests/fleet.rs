@@ -12,7 +12,7 @@ use std::{
 use netboot_tests::{
     content,
     fleet_sites::{Fleet, Site},
-    free_port, http_code, keygen,
+    free_port, http_code, keygen, logs_of,
     metrics::Metrics,
     netboot, run, stdout, wait_until, NodeProcess,
 };
@@ -37,14 +37,7 @@ fn publish_to_one_node_reaches_a_node_that_only_knows_a_neighbour() {
         NodeProcess::start(&b.config, None),
         NodeProcess::start(&c.config, None),
     );
-    let logs = || {
-        format!(
-            "--- a ---\n{}\n--- b ---\n{}\n--- c ---\n{}",
-            na.log_text(),
-            nb.log_text(),
-            nc.log_text()
-        )
-    };
+    let logs = || logs_of(&[("a", &na), ("b", &nb), ("c", &nc)]);
     let c_before = Metrics::fetch(&c.url("/metrics"));
     c_before.promtool_check();
     let kernel = content(11, 3_000_000);
@@ -164,7 +157,7 @@ fn read_through_serves_verified_bytes_while_fetching_under_an_upload_limit() {
     let fleet = Fleet::new();
     // 16 Mbit/s = 2 MB/s: 8 MB take about 4 s.
     let (a, b, na, nb) = fleet.pair("upload_limit = \"16 Mbit/s\"", "");
-    let logs = || format!("--- a ---\n{}\n--- b ---\n{}", na.log_text(), nb.log_text());
+    let logs = || logs_of(&[("a", &na), ("b", &nb)]);
     let big = content(21, 8_000_000);
     let f = fleet.file("root.squashfs", &big);
     fleet.publish_to(&a, "live", 3, &["--file", &f]);
@@ -305,7 +298,7 @@ fn a_hostile_member_cannot_inject_releases_or_data() {
     );
     let nb = NodeProcess::start(&b.config, None);
     let nc = NodeProcess::start(&c.config, None);
-    let logs = || format!("--- b ---\n{}\n--- c ---\n{}", nb.log_text(), nc.log_text());
+    let logs = || logs_of(&[("b", &nb), ("c", &nc)]);
 
     // B learns v2 from the evil member's catalog and tries it first: garbage.
     wait_until(
@@ -477,7 +470,7 @@ fn a_node_killed_mid_fetch_resumes_without_fetching_again_what_it_held() {
 fn a_site_fetches_only_the_names_its_policy_selects() {
     let fleet = Fleet::new();
     let (a, b, na, nb) = fleet.pair("", "fetch = [\"debian-*\"]");
-    let logs = || format!("--- a ---\n{}\n--- b ---\n{}", na.log_text(), nb.log_text());
+    let logs = || logs_of(&[("a", &na), ("b", &nb)]);
     let f = fleet.file("img.bin", &content(61, 300_000));
     for name in ["rescue", "debian-12"] {
         fleet.publish_to(&a, name, 1, &["--file", &f]);
@@ -496,4 +489,38 @@ fn a_site_fetches_only_the_names_its_policy_selects() {
     );
     assert!(nb.log_text().contains("not fetched here"), "{}", logs());
     assert!(!b.has_release("rescue", 1), "{}", logs());
+}
+
+/// `[fleet] streams = 4` (issue 15): B asks A, which holds the release complete, for an
+/// 18 MiB file as five 4 MiB pieces, four in flight, and commits the release verified. B starts
+/// after A holds the release, so A is a complete copy from B's first look (a peer still
+/// fetching is asked one request at a time).
+#[test]
+fn a_site_with_four_streams_fetches_a_big_file_in_pieces() {
+    let fleet = Fleet::new();
+    let (a, b) = (fleet.site("a"), fleet.site("b"));
+    fleet.configure(&a, &[b.addr()], &[], "");
+    fleet.configure(&b, &[a.addr()], &[], "streams = 4");
+    let na = NodeProcess::start(&a.config, None);
+    let f = fleet.file("big.bin", &content(62, 18 * 1024 * 1024));
+    fleet.publish_to(&a, "debian", 1, &["--file", &f]);
+    let nb = NodeProcess::start(&b.config, None);
+    let logs = || logs_of(&[("a", &na), ("b", &nb)]);
+    wait_until(
+        "B to hold debian v1",
+        Duration::from_secs(60),
+        &logs,
+        || b.has_release("debian", 1),
+    );
+    assert!(
+        nb.log_text()
+            .contains("`big.bin` of debian v1: asking 127.0.0.1:"),
+        "{}",
+        logs()
+    );
+    assert!(
+        nb.log_text().contains("for 5 pieces, 4 at a time"),
+        "{}",
+        logs()
+    );
 }

@@ -358,6 +358,17 @@ async fn fetch_from(
             .into_iter()
             .enumerate()
             .collect();
+    if in_flight > 1 && queue.len() > 1 {
+        tracing::info!(
+            "fleet: `{}` of {} v{}: asking {} for {} pieces, {} at a time",
+            file.path,
+            release.name,
+            release.version,
+            c.label,
+            queue.len(),
+            in_flight
+        );
+    }
     let total = chunks_of(file.size);
     // A ranged get per piece, `in_flight` of them side by side on the connection (each its
     // own QUIC stream; pieces.rs says why); each item is tagged with its piece.
