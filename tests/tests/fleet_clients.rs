@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use netboot_tests::{
-    content, fleet_sites::Fleet, http_code, netboot_clients, wait_until, NodeProcess,
+    content, fleet_sites::Fleet, http_code, logs_of, netboot_clients, wait_until, NodeProcess,
 };
 
 const AT_C: &str = "52:54:00:00:0c:01";
@@ -68,7 +68,7 @@ fn a_machine_booted_at_one_site_is_listed_at_another() {
         NodeProcess::start(&a.config, None),
         NodeProcess::start(&c.config, None),
     );
-    let logs = || format!("--- a ---\n{}\n--- c ---\n{}", na.log_text(), nc.log_text());
+    let logs = || logs_of(&[("a", &na), ("c", &nc)]);
     boot_debian_at(&fleet, &c);
 
     let view = listed_at(&a.config, "A to list C's machine", &logs);
@@ -156,14 +156,7 @@ fn a_machine_two_hops_away_is_listed_through_the_site_between() {
         NodeProcess::start(&b.config, None),
         NodeProcess::start(&c.config, None),
     );
-    let logs = || {
-        format!(
-            "--- a ---\n{}\n--- b ---\n{}\n--- c ---\n{}",
-            na.log_text(),
-            nb.log_text(),
-            nc.log_text()
-        )
-    };
+    let logs = || logs_of(&[("a", &na), ("b", &nb), ("c", &nc)]);
     boot_debian_at(&fleet, &c);
     let view = listed_at(&a.config, "A to list C's machine through B", &logs);
     let m = machine(&view, AT_C).unwrap();

@@ -17,7 +17,7 @@ use std::{
 };
 
 use netboot_tests::{
-    netboot_bin, run, stdout, wait_until,
+    logs_of, netboot_bin, run, stdout, wait_until,
     wan::{Cut, Wan},
     FleetStatus, NodeProcess,
 };
@@ -323,14 +323,6 @@ fn three_sites() -> (tempfile::TempDir, PathBuf, String, Wan, Site, Site, Site) 
     (tmp, key, public, wan, a, b, c)
 }
 
-fn logs_of(nodes: &[(&str, &NodeProcess)]) -> String {
-    nodes
-        .iter()
-        .map(|(n, p)| format!("--- {n} ---\n{}", p.log_text()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// Publish at A; C (links: B 10 ms, A 80 ms) fetches most bytes from B; then, cut off from
 /// both, C's node boots a real BIOS PXE client with that release.
 #[test]
@@ -427,8 +419,7 @@ fn c_fails_over_to_a_when_b_dies_and_resumes_after_a_restart() {
 
     // --- B dies mid-transfer ---
     publish_big(1, &f1);
-    let logs =
-        |nc: &NodeProcess| format!("--- a ---\n{}\n--- c ---\n{}", na.log_text(), nc.log_text());
+    let logs = |nc: &NodeProcess| logs_of(&[("a", &na), ("c", nc)]);
     wait_until(
         "B to finish (it is near A)",
         Duration::from_secs(60),

@@ -13,7 +13,7 @@ use std::{
 use netboot_tests::{
     content,
     fleet_sites::{Fleet, Site},
-    keygen, netboot, run, stderr, wait_until, NodeProcess,
+    keygen, logs_of, netboot, run, stderr, wait_until, NodeProcess,
 };
 
 const X: &str = "52:54:00:00:00:0a";
@@ -103,14 +103,7 @@ fn a_policy_published_at_a_rules_boots_at_c_and_bad_ones_stop_where_they_arrive(
         NodeProcess::start(&b.config, None),
     );
     let mut nc = NodeProcess::start(&c.config, None);
-    let logs = |nc: &NodeProcess| {
-        format!(
-            "--- a ---\n{}\n--- b ---\n{}\n--- c ---\n{}",
-            na.log_text(),
-            nb.log_text(),
-            nc.log_text()
-        )
-    };
+    let logs = |nc: &NodeProcess| logs_of(&[("a", &na), ("b", &nb), ("c", nc)]);
     for (name, seed) in [("img-a", 1), ("img-b", 2)] {
         let kernel = fleet.file(&format!("{name}.vmlinuz"), &content(seed, 50_000));
         fleet.publish_to(&a, name, 1, &["--kernel", &format!("vmlinuz={kernel}")]);

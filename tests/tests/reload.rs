@@ -9,8 +9,8 @@
 use std::{process::Command, time::Duration};
 
 use netboot_tests::{
-    content, fleet_sites::Fleet, free_port, netboot, run, stderr, stdout, wait_until, LoopbackSite,
-    NodeProcess,
+    content, fleet_sites::Fleet, free_port, logs_of, netboot, run, stderr, stdout, wait_until,
+    LoopbackSite, NodeProcess,
 };
 
 const MAC: &str = "52:54:00:12:34:56";
@@ -155,7 +155,7 @@ fn sighup_connects_an_added_peer_drops_a_removed_one_and_takes_a_new_upload_limi
         NodeProcess::start(&a.config, None),
         NodeProcess::start(&b.config, None),
     );
-    let logs = || format!("--- a ---\n{}\n--- b ---\n{}", na.log_text(), nb.log_text());
+    let logs = || logs_of(&[("a", &na), ("b", &nb)]);
     let reload = |peers: &[String], extra: &str| {
         fleet.configure(&a, peers, &[], extra);
         let out = run(netboot().args(["reload", "--config"]).arg(&a.config), true);
@@ -216,7 +216,7 @@ fn sighup_connects_an_added_peer_drops_a_removed_one_and_takes_a_new_upload_limi
 fn sighup_widening_the_fetch_policy_fetches_a_release_passed_on_before() {
     let fleet = Fleet::new();
     let (a, b, mut na, mut nb) = fleet.pair("fetch = [\"other-*\"]", "");
-    let logs = || format!("--- a ---\n{}\n--- b ---\n{}", na.log_text(), nb.log_text());
+    let logs = || logs_of(&[("a", &na), ("b", &nb)]);
     wait_until("A and B to connect", Duration::from_secs(30), &logs, || {
         a.status()
             .peer(&b.id)

@@ -11,7 +11,8 @@ use std::{
 };
 
 use netboot_tests::{
-    content, fleet_sites::Fleet, http_code, netboot, run_bounded, stdout, wait_until, NodeProcess,
+    content, fleet_sites::Fleet, http_code, logs_of, netboot, run_bounded, stdout, wait_until,
+    NodeProcess,
 };
 
 /// Signed into the release; the page must print it as text, never as an element.
@@ -121,7 +122,7 @@ fn status_page_and_cli_follow_a_fetch_to_completion() {
     let fleet = Fleet::new();
     // 4 Mbit/s = 0.5 MB/s: 8 MB take about 16 s, time for the looks below.
     let (a, b, na, nb) = fleet.pair("upload_limit = \"4 Mbit/s\"", "");
-    let logs = || format!("--- a ---\n{}\n--- b ---\n{}", na.log_text(), nb.log_text());
+    let logs = || logs_of(&[("a", &na), ("b", &nb)]);
     let kernel = fleet.file("vmlinuz", &content(31, 8_000_000));
     let initrd = fleet.file("initrd.img", &content(32, 100_000));
     fleet.publish_to(
