@@ -197,6 +197,56 @@ fn read_through_serves_verified_bytes_while_fetching_under_an_upload_limit() {
     );
 }
 
+/// A chain A — B — C, A's uplink held to 16 Mbit/s so B takes seconds: C, which knows only
+/// B, follows B's copy while it grows (iroh-blobs observe; fleet/follow.rs) rather than
+/// waiting for B to finish, and ends with every byte from B, verified. The log line that says
+/// so must show B holding part of the file when C began following it.
+#[test]
+fn a_site_follows_a_peer_still_fetching_as_its_copy_grows() {
+    let fleet = Fleet::new();
+    let (a, b, c) = (fleet.site("a"), fleet.site("b"), fleet.site("c"));
+    fleet.configure(&a, &[b.addr()], &[], "upload_limit = \"16 Mbit/s\"");
+    fleet.configure(&b, &[a.addr()], &[&c.id], "");
+    fleet.configure(&c, &[b.addr()], &[], "");
+    let (na, nb, nc) = (
+        NodeProcess::start(&a.config, None),
+        NodeProcess::start(&b.config, None),
+        NodeProcess::start(&c.config, None),
+    );
+    let logs = || logs_of(&[("a", &na), ("b", &nb), ("c", &nc)]);
+    let big = content(31, 8_000_000);
+    let f = fleet.file("root.squashfs", &big);
+    fleet.publish_to(&a, "live", 4, &["--file", &f]);
+    wait_until("C to hold live v4", Duration::from_secs(60), &logs, || {
+        c.has_release("live", 4)
+    });
+    assert_eq!(c.get("/r/live/4/root.squashfs"), big);
+    assert_eq!(
+        c.received_from(&b.id),
+        big.len() as u64,
+        "C fetched everything from B\n{}",
+        logs()
+    );
+    let c_log = nc.log_text();
+    let line = c_log
+        .lines()
+        .find(|l| l.contains("`root.squashfs` of live v4: following "))
+        .unwrap_or_else(|| panic!("C never followed B's copy:\n{}", logs()));
+    // "... following 127.0.0.1:P's copy as it grows (X of Y KiB there)"
+    let counts: Vec<u64> = line
+        .rsplit('(')
+        .next()
+        .unwrap_or("")
+        .split(|ch: char| !ch.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert!(
+        counts.len() == 2 && counts[0] < counts[1],
+        "C began following B only when B held all of it (or the line changed): {line}\n{}",
+        logs()
+    );
+}
+
 fn bundle(fleet: &Fleet, key: &Path, out: &str, args: &[&str]) -> PathBuf {
     let dir = fleet.tmp.path().join(out);
     let mut cmd = netboot();

@@ -306,6 +306,12 @@ impl FileFetch {
         }
     }
 
+    /// Whether `id` has delivered bytes of this file: only such a peer still fetching is
+    /// worth waiting for.
+    pub fn proven(&self, id: &EndpointId) -> bool {
+        self.proven.contains(id)
+    }
+
     fn cooling(&self, id: &EndpointId, now: Instant) -> bool {
         self.cooldown.get(id).is_some_and(|t| *t > now)
     }

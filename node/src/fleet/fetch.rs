@@ -23,15 +23,16 @@ use iroh::{endpoint::Connection, EndpointId};
 use iroh_blobs::{
     api::remote::GetProgressItem,
     get::{fsm::DecodeError, GetError},
-    protocol::GetRequest,
+    protocol::{GetRequest, ObserveRequest},
     HashAndFormat,
 };
 use n0_future::StreamExt;
-use netboot_proto::{FileEntry, ReleaseId, VerifiedRelease};
+use netboot_proto::{fleet::Holding, FileEntry, ReleaseId, VerifiedRelease};
 
 use super::{
     core::{Event, Fetched, PeerEvent},
     decide::{self, Attempt, Candidate, Ended, FileFetch, Step},
+    follow::Follow,
     pieces, Shared,
 };
 use crate::store::AcceptError;
@@ -346,6 +347,19 @@ async fn fetch_from(
     let api = shared.store.blob_api();
     let hash = iroh_blobs::Hash::from(file.hash);
     let missing = missing_chunks(&api, hash, file.size).await;
+    if c.holding == Holding::Fetching && file.size > 0 {
+        match follow_from(shared, release, c, file, stall, memory, &conn, &missing).await {
+            Followed::Ended(result) => return result,
+            // Without a report of what it holds, the peer is asked once, as below.
+            Followed::NoReport(e) => {
+                tracing::debug!(
+                    "fleet: {} does not report its copy of `{}`: {e}",
+                    c.label,
+                    file.path
+                );
+            }
+        }
+    }
     let in_flight = pieces::streams_for(c.holding, shared.settings.streams);
     // One piece for everything when one request at a time follows the peer.
     let piece = if in_flight > 1 {
@@ -385,20 +399,6 @@ async fn fetch_from(
     // Payload bytes of each request, credited to the peer (status, logs) at each check and
     // at the end, not per chunk group.
     let mut credited = 0u64;
-    let credit = |counted: u64, credited: &mut u64| {
-        let bytes = counted.saturating_sub(*credited) as i64;
-        *credited = counted;
-        async move {
-            if bytes > 0 {
-                let id = c.id;
-                shared.core.peer(PeerEvent::Credit { id, bytes }).await;
-                let (name, version) = (&release.name, release.version);
-                shared
-                    .progress
-                    .received(name, version, id, &c.label, bytes as u64);
-            }
-        }
-    };
     let mut idle = Duration::ZERO;
     let mut check = tokio::time::interval(PREEMPT_CHECK);
     check.tick().await;
@@ -411,7 +411,7 @@ async fn fetch_from(
             running += 1;
         }
         if running == 0 {
-            credit(read.iter().sum(), &mut credited).await;
+            credit(shared, release, c, read.iter().sum(), &mut credited).await;
             return match ended_short {
                 None => Ok(()),
                 Some(text) => Err(SourceError::Transfer(text)),
@@ -422,7 +422,7 @@ async fn fetch_from(
             _ = check.tick() => None,
         };
         let Some(next) = next else {
-            credit(read.iter().sum(), &mut credited).await;
+            credit(shared, release, c, read.iter().sum(), &mut credited).await;
             idle += PREEMPT_CHECK;
             if idle >= stall {
                 return Err(SourceError::Stalled(stall));
@@ -453,7 +453,7 @@ async fn fetch_from(
                     return Err(SourceError::BadData(text));
                 }
                 if conn.close_reason().is_some() {
-                    credit(read.iter().sum(), &mut credited).await;
+                    credit(shared, release, c, read.iter().sum(), &mut credited).await;
                     let conn = None;
                     shared.core.peer(PeerEvent::SetBlobLink { id, conn }).await;
                     return Err(SourceError::Transfer(text));
@@ -465,6 +465,161 @@ async fn fetch_from(
             }
         }
     }
+}
+
+/// Credits the peer (status, logs) with the payload bytes counted since the last credit.
+async fn credit(
+    shared: &Shared,
+    release: &VerifiedRelease,
+    c: &Candidate,
+    counted: u64,
+    credited: &mut u64,
+) {
+    let bytes = counted.saturating_sub(*credited);
+    *credited = counted;
+    if bytes > 0 {
+        let id = c.id;
+        let signed = bytes as i64;
+        shared
+            .core
+            .peer(PeerEvent::Credit { id, bytes: signed })
+            .await;
+        let (name, version) = (&release.name, release.version);
+        shared.progress.received(name, version, id, &c.label, bytes);
+    }
+}
+
+/// How following a peer ended.
+enum Followed {
+    Ended(Result<(), SourceError>),
+    /// The peer did not report what it holds (observe refused or failed).
+    NoReport(String),
+}
+
+/// Follows `c`, a peer still fetching `file`: watches its copy (iroh-blobs observe) and asks
+/// for what lands there as it lands, a request queued behind the running one (`follow.rs`
+/// says why). Ends when the file is complete here; at once, if the peer holds nothing new
+/// and has never delivered this file (it could be waiting for this node); otherwise as
+/// [`fetch_from`] does: on a stall, a nearer source, bad data or a lost connection.
+#[allow(clippy::too_many_arguments)]
+async fn follow_from(
+    shared: &Shared,
+    release: &VerifiedRelease,
+    c: &Candidate,
+    file: &FileEntry,
+    stall: Duration,
+    memory: &FileFetch,
+    conn: &Connection,
+    missing: &[Range<u64>],
+) -> Followed {
+    let api = shared.store.blob_api();
+    let hash = iroh_blobs::Hash::from(file.hash);
+    let total = chunks_of(file.size);
+    let mut follow = Follow::new(total, missing);
+    let mut reports = std::pin::pin!(api
+        .remote()
+        .observe(conn.clone(), ObserveRequest::new(hash)));
+    match tokio::time::timeout(stall, reports.next()).await {
+        Ok(Some(Ok(first))) => follow.peer_changed(&first.ranges),
+        Ok(Some(Err(e))) => return Followed::NoReport(e.to_string()),
+        Ok(None) => return Followed::NoReport("observe ended at once".into()),
+        Err(_) => return Followed::Ended(Err(SourceError::Stalled(stall))),
+    }
+    if follow.peer_has_nothing_new() && !memory.proven(&c.id) {
+        return Followed::Ended(Ok(()));
+    }
+    tracing::info!(
+        "fleet: `{}` of {} v{}: following {}'s copy as it grows ({} of {} KiB there)",
+        file.path,
+        release.name,
+        release.version,
+        c.label,
+        follow.peer_holds(),
+        total
+    );
+    let start = |id: u64, chunks: &[Range<u64>]| {
+        let request = GetRequest::blob_ranges(hash, chunk_set(chunks, total));
+        let items = api.remote().execute_get(conn.clone(), request).stream();
+        Box::pin(items.map(move |item| (id, item)))
+            as std::pin::Pin<Box<dyn n0_future::Stream<Item = (u64, GetProgressItem)> + Send>>
+    };
+    let mut requests = n0_future::MergeUnbounded::default();
+    // Payload bytes read by each running request, and by those that ended.
+    let mut read: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+    let mut ended_bytes = 0u64;
+    let mut credited = 0u64;
+    let mut idle = Duration::ZERO;
+    let mut check = tokio::time::interval(PREEMPT_CHECK);
+    check.tick().await;
+    let result = loop {
+        while let Some(ask) = follow.next_ask() {
+            read.insert(ask.id, 0);
+            requests.push(start(ask.id, &ask.chunks));
+        }
+        if follow.complete() && follow.running() == 0 {
+            break Ok(());
+        }
+        tokio::select! {
+            report = reports.next() => match report {
+                Some(Ok(change)) => follow.peer_changed(&change.ranges),
+                Some(Err(e)) => break Err(SourceError::Transfer(format!("its report of `{}` ended: {e}", file.path))),
+                None => break Err(SourceError::Transfer(format!("its report of `{}` ended", file.path))),
+            },
+            item = requests.next(), if follow.running() > 0 => {
+                let Some((id, item)) = item else { continue };
+                match item {
+                    GetProgressItem::Progress(n) => {
+                        idle = Duration::ZERO;
+                        read.insert(id, n);
+                    }
+                    GetProgressItem::Done(stats) => {
+                        ended_bytes += read.remove(&id).unwrap_or(0).max(stats.payload_bytes_read);
+                        follow.ended(id);
+                        follow.missing_now(&missing_chunks(&api, hash, file.size).await);
+                    }
+                    GetProgressItem::Error(e) => {
+                        let text = format!("{e:#}");
+                        if sent_bad_data(&e) {
+                            // Nothing of a failing fetch counts as received from that peer.
+                            let id = c.id;
+                            let bytes = -(credited as i64);
+                            shared.core.peer(PeerEvent::Credit { id, bytes }).await;
+                            return Followed::Ended(Err(SourceError::BadData(text)));
+                        }
+                        if conn.close_reason().is_some() {
+                            let (id, conn) = (c.id, None);
+                            shared.core.peer(PeerEvent::SetBlobLink { id, conn }).await;
+                            break Err(SourceError::Transfer(text));
+                        }
+                        let brought = read.remove(&id).unwrap_or(0);
+                        if brought == 0 {
+                            // Refused (its upload slots are taken) or nothing to send: the
+                            // fetch turns to its next source, as after any failed request.
+                            break Err(SourceError::Transfer(text));
+                        }
+                        ended_bytes += brought;
+                        follow.ended(id);
+                        follow.missing_now(&missing_chunks(&api, hash, file.size).await);
+                    }
+                }
+            }
+            _ = check.tick() => {
+                let counted = ended_bytes + read.values().sum::<u64>();
+                credit(shared, release, c, counted, &mut credited).await;
+                idle += PREEMPT_CHECK;
+                if idle >= stall {
+                    break Err(SourceError::Stalled(stall));
+                }
+                let all = sources(shared, release.id()).await;
+                if let Some(nearer) = memory.nearer_than(c, &all, Instant::now()) {
+                    break Err(SourceError::Preempted(nearer.label.clone()));
+                }
+            }
+        }
+    };
+    let counted = ended_bytes + read.values().sum::<u64>();
+    credit(shared, release, c, counted, &mut credited).await;
+    Followed::Ended(result)
 }
 
 /// BLAKE3 chunks (1 KiB) of a file of `size` bytes.

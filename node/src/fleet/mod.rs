@@ -22,6 +22,7 @@ mod control;
 mod core;
 mod decide;
 mod fetch;
+mod follow;
 mod gate;
 pub mod identity;
 mod inventory;

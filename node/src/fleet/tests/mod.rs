@@ -2,6 +2,7 @@
 //! backoff, each rule a table or a short scenario with time passed in.
 
 mod failover;
+mod follow;
 mod offer;
 mod pieces;
 mod policy;
