@@ -419,7 +419,12 @@ fn c_fails_over_to_a_when_b_dies_and_resumes_after_a_restart() {
 
     // --- B dies mid-transfer ---
     publish_big(1, &f1);
-    let logs = |nc: &NodeProcess| logs_of(&[("a", &na), ("c", nc)]);
+    // B's log outlives B (killed below): it says where B's bytes came from.
+    let b_log = nb.as_ref().map(|n| n.log.clone()).unwrap_or_default();
+    let logs = |nc: &NodeProcess| {
+        let b = std::fs::read_to_string(&b_log).unwrap_or_default();
+        format!("{}--- b ---\n{b}", logs_of(&[("a", &na), ("c", nc)]))
+    };
     wait_until(
         "B to finish (it is near A)",
         Duration::from_secs(60),

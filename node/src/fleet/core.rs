@@ -734,6 +734,7 @@ impl Core {
                 }
             }
             PeerEvent::Rtt { id, rtt } => {
+                self.shared.nearness.saw(id, rtt);
                 if peers.rtt(id, rtt) {
                     tracing::info!(
                         "fleet: peer {} round trip {:.1} ms",

@@ -81,10 +81,21 @@ impl Slots {
     }
 
     /// Whether a request on `conn` may run now; if so it is counted until [`Slots::finished`].
-    fn admit(&mut self, conn: u64, now: Instant) -> bool {
+    /// When every slot is taken, a requester clearly nearer (`rtt`: least round trip seen to
+    /// each peer) than a holder takes that holder's slot: the holder's running requests end
+    /// as they would, its next one is refused and it turns to its next source. Without it
+    /// the first to ask keeps the slot — a far site that asked a moment sooner would pull
+    /// the release over its long link while the near site waits, and the near site, behind
+    /// the far one, fetches from it instead of the other way round.
+    fn admit(
+        &mut self,
+        conn: u64,
+        now: Instant,
+        rtt: &dyn Fn(&EndpointId) -> Option<Duration>,
+    ) -> Admit {
         let Some(peer) = self.conns.get(&conn).copied() else {
             // Every admitted connection was announced first; without an id there is no slot.
-            return false;
+            return Admit::No;
         };
         let lease = self.lease;
         self.held.retain(|_, h| {
@@ -93,10 +104,25 @@ impl Slots {
         if let Some(h) = self.held.get_mut(&peer) {
             h.running += 1;
             h.idle_since = None;
-            return true;
+            return Admit::Yes;
         }
+        let mut verdict = Admit::Yes;
         if self.held.len() >= self.max {
-            return false;
+            let Some(mine) = rtt(&peer) else {
+                return Admit::No;
+            };
+            // The farthest holder this requester is clearly nearer than.
+            let farther = self
+                .held
+                .keys()
+                .filter_map(|h| rtt(h).map(|r| (*h, r)))
+                .filter(|(_, r)| clearly_nearer(mine, *r))
+                .max_by_key(|(_, r)| *r);
+            let Some((far, _)) = farther else {
+                return Admit::No;
+            };
+            self.held.remove(&far);
+            verdict = Admit::InsteadOf(far);
         }
         self.held.insert(
             peer,
@@ -105,7 +131,7 @@ impl Slots {
                 idle_since: None,
             },
         );
-        true
+        verdict
     }
 
     fn finished(&mut self, conn: u64, now: Instant) {
@@ -140,6 +166,43 @@ impl Slots {
         if !self.conns.values().any(|p| *p == peer) {
             self.held.remove(&peer);
         }
+    }
+}
+
+/// What [`Slots::admit`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admit {
+    Yes,
+    /// Admitted; the slot was taken from this farther holder.
+    InsteadOf(EndpointId),
+    No,
+}
+
+/// `near` is clearly nearer than `far`: half its round trip or less, and 5 ms or more nearer
+/// (the same test as a fetch's switch to a nearer source, `decide::FileFetch::nearer_than`).
+fn clearly_nearer(near: Duration, far: Duration) -> bool {
+    near * 2 <= far && near + Duration::from_millis(5) <= far
+}
+
+/// The least round trip seen to each peer (control-link pings, written by the fleet's
+/// owner): the slot rule's idea of who is near. The least, because pings queue behind a
+/// transfer on a busy link and a near peer would look far exactly while it is served.
+#[derive(Debug, Default)]
+pub(crate) struct Nearness(Mutex<HashMap<EndpointId, Duration>>);
+
+impl Nearness {
+    pub(crate) fn saw(&self, id: EndpointId, rtt: Duration) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let least = map.entry(id).or_insert(rtt);
+        *least = (*least).min(rtt);
+    }
+
+    fn get(&self, id: &EndpointId) -> Option<Duration> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .copied()
     }
 }
 
@@ -237,6 +300,14 @@ impl Members {
         self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// A peer as log lines name it: its configured address if it is a configured peer.
+    pub(crate) fn label(&self, id: &EndpointId) -> String {
+        match self.get().peers.iter().find(|p| p.id == *id) {
+            Some(p) => format!("{} ({})", p.host, id.fmt_short()),
+            None => id.fmt_short().to_string(),
+        }
+    }
+
     pub(crate) fn replace(&self, list: MemberList) {
         *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(list);
     }
@@ -249,6 +320,7 @@ fn lock(slots: &Mutex<Slots>) -> std::sync::MutexGuard<'_, Slots> {
 /// Builds the provider's event handler.
 pub(crate) fn provider_events(
     members: Arc<Members>,
+    nearness: Arc<Nearness>,
     pacer: Arc<Pacer>,
     slots: usize,
     stats: Arc<UploadStats>,
@@ -269,9 +341,22 @@ pub(crate) fn provider_events(
             match msg {
                 ProviderMessage::GetRequestReceived(msg) => {
                     let conn = msg.connection_id;
-                    if !lock(&slots).admit(conn, Instant::now()) {
-                        msg.tx.send(Err(AbortReason::RateLimited)).await.ok();
-                        continue;
+                    let rtt = |id: &EndpointId| nearness.get(id);
+                    let verdict = lock(&slots).admit(conn, Instant::now(), &rtt);
+                    match verdict {
+                        Admit::No => {
+                            msg.tx.send(Err(AbortReason::RateLimited)).await.ok();
+                            continue;
+                        }
+                        Admit::InsteadOf(far) => {
+                            let near = lock(&slots).peer(conn);
+                            tracing::info!(
+                                "fleet: upload slot passed from {} to the nearer {}",
+                                members.label(&far),
+                                near.map(|n| members.label(&n)).unwrap_or_default()
+                            );
+                        }
+                        Admit::Yes => {}
                     }
                     msg.tx.send(Ok(())).await.ok();
                     let slots = slots.clone();
@@ -346,6 +431,73 @@ pub(crate) fn provider_events(
 mod tests {
     use super::*;
 
+    /// Admitted, with no round trips known (nobody is nearer than anybody).
+    fn admit(slots: &mut Slots, conn: u64, now: Instant) -> bool {
+        slots.admit(conn, now, &|_| None) != Admit::No
+    }
+
+    #[test]
+    fn a_clearly_nearer_peer_takes_the_slot_of_a_far_one() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let peer = |n: u8| iroh::SecretKey::from_bytes(&[n; 32]).public();
+        // Round trips: peer 1 40 ms, 2 10 ms, 3 25 ms, 4 unknown.
+        let rtts: HashMap<EndpointId, Duration> =
+            [(peer(1), ms(40)), (peer(2), ms(10)), (peer(3), ms(25))].into();
+        let rtt = |id: &EndpointId| rtts.get(id).copied();
+        let mut slots = Slots::new(1, ms(2000));
+        for n in 1..=4 {
+            slots.connected(u64::from(n), peer(n));
+        }
+        assert_eq!(slots.admit(1, t0, &rtt), Admit::Yes, "a free slot");
+        assert_eq!(
+            slots.admit(4, t0, &rtt),
+            Admit::No,
+            "no round trip known: not nearer than anyone"
+        );
+        assert_eq!(
+            slots.admit(3, t0, &rtt),
+            Admit::No,
+            "25 ms is nearer than 40 ms but not clearly (not half)"
+        );
+        assert_eq!(
+            slots.admit(2, t0, &rtt),
+            Admit::InsteadOf(peer(1)),
+            "10 ms is clearly nearer than 40 ms"
+        );
+        // The far peer's running request ends as it would; its next one is refused, and it
+        // does not take the slot back.
+        slots.finished(1, t0 + ms(50));
+        assert_eq!(slots.admit(1, t0 + ms(60), &rtt), Admit::No);
+        assert_eq!(
+            slots.admit(2, t0 + ms(60), &rtt),
+            Admit::Yes,
+            "the holder asks again"
+        );
+        assert_eq!(
+            slots.admit(3, t0 + ms(70), &rtt),
+            Admit::No,
+            "25 ms is not clearly nearer than the 10 ms holder"
+        );
+    }
+
+    #[test]
+    fn with_two_slots_the_farthest_holder_gives_way() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let peer = |n: u8| iroh::SecretKey::from_bytes(&[n; 32]).public();
+        let rtts: HashMap<EndpointId, Duration> =
+            [(peer(1), ms(60)), (peer(2), ms(80)), (peer(3), ms(20))].into();
+        let rtt = |id: &EndpointId| rtts.get(id).copied();
+        let mut slots = Slots::new(2, ms(2000));
+        for n in 1..=3 {
+            slots.connected(u64::from(n), peer(n));
+        }
+        assert_eq!(slots.admit(1, t0, &rtt), Admit::Yes);
+        assert_eq!(slots.admit(2, t0, &rtt), Admit::Yes);
+        assert_eq!(slots.admit(3, t0, &rtt), Admit::InsteadOf(peer(2)));
+    }
+
     #[test]
     fn a_slot_stays_with_its_peer_between_requests_until_the_lease_ends() {
         let t0 = Instant::now();
@@ -356,50 +508,53 @@ mod tests {
             slots.connected(conn, peer(p));
         }
         assert!(
-            !slots.admit(9, t0),
+            !admit(&mut slots, 9, t0),
             "a connection never announced gets no slot"
         );
-        assert!(slots.admit(1, t0), "a free slot is given");
+        assert!(admit(&mut slots, 1, t0), "a free slot is given");
         assert!(
-            !slots.admit(2, t0),
+            !admit(&mut slots, 2, t0),
             "one slot: the second peer is turned away"
         );
         slots.finished(1, t0 + ms(100));
         // Between two requests of the holder, the slot is still its own.
-        assert!(!slots.admit(2, t0 + ms(300)));
-        assert!(slots.admit(1, t0 + ms(300)), "the holder asks again");
-        assert!(slots.admit(1, t0 + ms(300)), "and may run several requests");
+        assert!(!admit(&mut slots, 2, t0 + ms(300)));
+        assert!(admit(&mut slots, 1, t0 + ms(300)), "the holder asks again");
+        assert!(
+            admit(&mut slots, 1, t0 + ms(300)),
+            "and may run several requests"
+        );
         slots.finished(1, t0 + ms(400));
         slots.finished(1, t0 + ms(500));
         // Idle for the whole lease: the slot goes to the next peer.
-        assert!(!slots.admit(2, t0 + ms(2400)));
-        assert!(slots.admit(2, t0 + ms(2600)));
-        assert!(!slots.admit(1, t0 + ms(2600)));
+        assert!(!admit(&mut slots, 2, t0 + ms(2400)));
+        assert!(admit(&mut slots, 2, t0 + ms(2600)));
+        assert!(!admit(&mut slots, 1, t0 + ms(2600)));
         // A closed connection gives its slot back at once.
         slots.closed(2);
-        assert!(slots.admit(3, t0 + ms(2700)));
+        assert!(admit(&mut slots, 3, t0 + ms(2700)));
         // The slot is the peer's: a new connection of peer 3 (say after a restart, while the
         // old one has not timed out) is served; peer 1's new connection is not.
         slots.connected(5, peer(3));
-        assert!(slots.admit(5, t0 + ms(2800)));
-        assert!(!slots.admit(4, t0 + ms(2800)));
+        assert!(admit(&mut slots, 5, t0 + ms(2800)));
+        assert!(!admit(&mut slots, 4, t0 + ms(2800)));
         slots.closed(3);
         assert!(
-            !slots.admit(4, t0 + ms(2900)),
+            !admit(&mut slots, 4, t0 + ms(2900)),
             "peer 3 still has connection 5"
         );
         slots.closed(5);
-        assert!(slots.admit(4, t0 + ms(2900)));
+        assert!(admit(&mut slots, 4, t0 + ms(2900)));
         // A request of peer 1 that stops moving stops holding the slot once a lease has
         // passed (gate's watcher calls `finished` for it)...
         slots.finished(4, t0 + ms(3000));
         slots.connected(6, peer(2));
-        assert!(slots.admit(6, t0 + ms(5100)));
+        assert!(admit(&mut slots, 6, t0 + ms(5100)));
         // ...and holds one again (over the count) when it moves again.
         slots.resumed(4);
-        assert!(slots.admit(4, t0 + ms(5200)));
+        assert!(admit(&mut slots, 4, t0 + ms(5200)));
         slots.connected(7, peer(3));
-        assert!(!slots.admit(7, t0 + ms(5200)));
+        assert!(!admit(&mut slots, 7, t0 + ms(5200)));
     }
 
     #[tokio::test(start_paused = true)]

@@ -76,6 +76,8 @@ pub(crate) struct Shared {
     pub members: Arc<gate::Members>,
     /// The upload limit, applied to every chunk group sent (changed on a reload).
     pub pacer: Arc<gate::Pacer>,
+    /// The least round trip seen to each peer, for the upload slots (the owner writes it).
+    pub nearness: Arc<gate::Nearness>,
     /// The owner of what is pending, refused and relayed, and of the peer table.
     pub core: CoreHandle,
     /// Woken when a peer's holdings change or a peer connects: fetches waiting for a source.
@@ -234,8 +236,10 @@ impl Fleet {
         )));
         let pacer = Arc::new(gate::Pacer::new(settings.upload_limit));
         let uploads = Arc::new(UploadStats::default());
+        let nearness = Arc::new(gate::Nearness::default());
         let events = gate::provider_events(
             members.clone(),
+            nearness.clone(),
             pacer.clone(),
             settings.upload_slots.max(1),
             uploads.clone(),
@@ -248,6 +252,7 @@ impl Fleet {
             endpoint: endpoint.clone(),
             members,
             pacer,
+            nearness,
             core: handle,
             changed: Notify::new(),
             uploads,
