@@ -15,7 +15,7 @@
 #                         rate), so a smaller file measures the same rate in less time; the
 #                         section shows the measured row and, labelled as such, that row scaled
 #                         to the release's size.
-#   FLEET_UPLOAD_SLOTS=N  the nodes' [fleet] upload_slots (default: the node's default, 2)
+#   FLEET_UPLOAD_SLOTS=N  the nodes' [fleet] upload_slots (default: the node's default, 1)
 #   FLEET_DOC=0           print the section but do not write docs/benchmarks.md
 #   FLEET_SECTION=NAME    the docs/benchmarks.md section it writes (default fleet)
 #   FLEET_QUIET=0         do not wait for an idle machine before each run
