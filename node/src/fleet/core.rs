@@ -746,9 +746,10 @@ impl Core {
             PeerEvent::Unreachable { id, why } => {
                 if peers.unreachable(id) {
                     tracing::warn!(
-                        "fleet: peer {} unreachable: {why}; retrying every {:?}, serving what this node has",
+                        "fleet: peer {} unreachable: {why}; retrying after {:?}, then less often (up to every {:?}), serving what this node has",
                         peers.label(&id),
-                        super::links::MAINTAIN_EVERY
+                        super::redial::FIRST_WAIT,
+                        super::redial::MAX_WAIT
                     );
                 }
             }

@@ -15,7 +15,7 @@ use iroh::{
 };
 use netboot_proto::fleet::{Request, Response};
 
-use super::{control, core::PeerEvent, wire, Shared};
+use super::{control, core::PeerEvent, redial::Redial, wire, Shared};
 
 /// How often links are checked, dead ones redialled and RTTs re-measured.
 pub(crate) const MAINTAIN_EVERY: Duration = Duration::from_secs(2);
@@ -48,40 +48,58 @@ impl ProtocolHandler for ControlProtocol {
 pub(crate) async fn maintain(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(MAINTAIN_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Dials report here how they ended; `Redial` decides which are due (redial.rs says why).
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut redial = Redial::new(shared.endpoint.id());
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            Some((id, ok)) = done_rx.recv() => {
+                redial.ended(id, ok, Instant::now());
+                continue;
+            }
+        }
         let Some(links) = shared.core.ask(PeerEvent::Links).await else {
             return;
         };
-        // Configured peers are dialled when down; every live link (also of peers that dialled
-        // us) is pinged to keep its round trip fresh.
+        // Every live link (also of peers that dialled us) is pinged to keep its round trip
+        // fresh; configured peers that are down are dialled when due.
+        let mut down = Vec::new();
         for link in links {
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                match link.control {
-                    Some(conn) => ping(&shared, link.id, &conn).await,
-                    None if link.configured => dial(&shared, link.id).await,
-                    None => {}
+            match link.control {
+                Some(conn) => {
+                    let shared = shared.clone();
+                    tokio::spawn(async move { ping(&shared, link.id, &conn).await });
                 }
+                None if link.configured => down.push(link.id),
+                None => {}
+            }
+        }
+        for id in redial.due(&down, Instant::now()) {
+            let (shared, done) = (shared.clone(), done_tx.clone());
+            tokio::spawn(async move {
+                let ok = dial(&shared, id).await;
+                let _ = done.send((id, ok));
             });
         }
     }
 }
 
-async fn dial(shared: &Arc<Shared>, id: EndpointId) {
+/// Dials a configured peer's control link; true if it is up.
+async fn dial(shared: &Arc<Shared>, id: EndpointId) -> bool {
     let Some(Some(peer)) = shared
         .core
         .ask(|reply| PeerEvent::Configured { id, reply })
         .await
     else {
-        return;
+        return false;
     };
     // Re-resolve each time: a DNS name may move.
     let addrs = match peer.resolve() {
         Ok(a) if !a.is_empty() => a,
         Ok(_) | Err(_) => {
             unreachable(shared, id, format!("cannot resolve {}", peer.host)).await;
-            return;
+            return false;
         }
     };
     let Some(addr) = shared
@@ -89,7 +107,7 @@ async fn dial(shared: &Arc<Shared>, id: EndpointId) {
         .ask(|reply| PeerEvent::Resolved { id, addrs, reply })
         .await
     else {
-        return;
+        return false;
     };
     let attempt = tokio::time::timeout(
         CONNECT_TIMEOUT,
@@ -103,9 +121,16 @@ async fn dial(shared: &Arc<Shared>, id: EndpointId) {
             adopt_control(shared, id, conn.clone()).await;
             let shared = shared.clone();
             tokio::spawn(control::serve(shared, conn, id, true));
+            true
         }
-        Ok(Err(e)) => unreachable(shared, id, e.to_string()).await,
-        Err(_) => unreachable(shared, id, "no answer within 5 s".into()).await,
+        Ok(Err(e)) => {
+            unreachable(shared, id, e.to_string()).await;
+            false
+        }
+        Err(_) => {
+            unreachable(shared, id, "no answer within 5 s".into()).await;
+            false
+        }
     }
 }
 

@@ -34,6 +34,7 @@ mod policy_offer;
 mod progress;
 pub mod publish_remote;
 pub mod readthrough;
+mod redial;
 pub mod transport;
 mod view;
 mod wire;

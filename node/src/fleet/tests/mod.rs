@@ -6,6 +6,7 @@ mod follow;
 mod offer;
 mod pieces;
 mod policy;
+mod redial;
 mod sources;
 
 use std::time::{Duration, Instant};
