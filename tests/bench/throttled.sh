@@ -8,6 +8,8 @@
 #   THROTTLED_RATE_MBIT=R   rate of every link (default 25)
 #   THROTTLED_SLOW_MBIT=S   M's link rate in the throttled run (default 5)
 #   THROTTLED_SITE=NAME     the throttled site M (default s2)
+#   THROTTLED_BIN=PATH      measure this netboot binary (e.g. a copy of main's release build,
+#                           the "before") instead of building the checkout's
 #   THROTTLED_DOC=0         print the section but do not write docs/benchmarks.md
 #   THROTTLED_QUIET=0       do not wait for an idle machine before each run
 #   THROTTLED_KEEP=1        keep the work dir (logs, statuses) in /var/tmp
@@ -17,10 +19,11 @@
 # ends, NFQUEUE delayer on both receiving ends): round trips origin 45 ms, s1..s4 2, 20, 30,
 # 40 ms; site to site = the sum of both links'. The chain forms as in the 8-site benchmark:
 # each node has one upload slot, every site asks the nearest holder first and turns to the
-# next when refused. s1, 2 ms from the core, is the origin's nearest and usually takes its
-# slot; s2 is nearest to s1 and takes s1's; s3 and s4 follow on: origin → s1 → s2 → s3 → s4,
-# M (s2) in the middle. The order is a race (who asks first), so the who-sent-what tables
-# show the chain each run actually formed. In the throttled run M's link is changed (`tc qdisc change` of the tbf on both
+# next when refused. The origin's only [fleet] peer is s1 (a hub that feeds one regional
+# node; the others learn of the release from s1), so the chain starts origin → s1; s2 is
+# nearest to s1 (22 ms) and usually takes s1's slot, s3 and s4 follow on: origin → s1 → s2 →
+# s3 → s4, M (s2) in the middle. Who takes a slot is a race (who asks first), so the
+# who-sent-what tables show the chain each run actually formed. In the throttled run M's link is changed (`tc qdisc change` of the tbf on both
 # of its ends, inside the lab's namespaces) to THROTTLED_SLOW_MBIT before the nodes start.
 # Nothing is configured in the root namespace; all traffic stays in the lab's namespaces.
 #
@@ -48,7 +51,12 @@ source tests/bench/lib.sh
 bench_need_root "it creates network namespaces"
 [[ " ${SITES[*]} " == *" $M "* ]] || bench_die "THROTTLED_SITE must be one of ${SITES[*]}"
 bench_install curl jq iproute2 iptables iputils-ping util-linux procps
-bench_build
+if [ -n "${THROTTLED_BIN:-}" ]; then
+    BIN=$THROTTLED_BIN
+    REV="$("$BIN" --version 2>/dev/null | tr -d '\n') at $BIN (given)"
+else
+    bench_build
+fi
 cargo build --release --locked -q -p netboot-tests --bin wan_delay
 export WAN_DELAY_BIN="$PWD/target/release/wan_delay"
 WAN=tests/wan/wan.sh
@@ -113,9 +121,19 @@ for s in "${ALL[@]}"; do
     mkdir -p "$WORK/$s"
     NID[$s]=$("$BIN" node-id --data-dir "$WORK/$s/data" 2>/dev/null)
 done
+# peers_of SITE: the sites SITE lists as [fleet] peers (the origin and s1 each other; the
+# sites among themselves).
+peers_of() {
+    local p
+    case $1 in
+    origin) echo s1 ;;
+    s1) printf "%s\n" origin "${SITES[@]:1}" ;;
+    *) for p in "${SITES[@]}"; do [ "$p" = "$1" ] || echo "$p"; done ;;
+    esac
+}
 for s in "${ALL[@]}"; do
     peers=()
-    for p in "${ALL[@]}"; do [ "$p" = "$s" ] || peers+=("\"${NID[$p]}@${IP[$p]}:$FLEET_PORT\""); done
+    for p in $(peers_of "$s"); do peers+=("\"${NID[$p]}@${IP[$p]}:$FLEET_PORT\""); done
     bench_node_toml "$WORK/$s/node.toml" "$PUB"
     cat >> "$WORK/$s/node.toml" <<TOML
 [tftp]
@@ -145,7 +163,7 @@ start_nodes() {
     for n in $(seq 120); do
         ok=1
         for s in "${ALL[@]}"; do
-            [ "$(status "$s" | jq '[.peers[] | select(.connected and .rtt_ms != null)] | length')" = $(( ${#ALL[@]} - 1 )) ] || { ok=0; break; }
+            [ "$(status "$s" | jq '[.peers[] | select(.connected and .rtt_ms != null)] | length')" = "$(peers_of "$s" | wc -l)" ] || { ok=0; break; }
         done
         [ $ok = 1 ] && return 0
         sleep 0.5
@@ -233,7 +251,7 @@ decisions() {
     echo "<!-- throttled:begin -->"
     echo "### A slow middle site: one ${SIZE_MIB} MiB release to 4 sites, ${RATE_MBIT} Mbit/s links, ${M} throttled to ${SLOW_MBIT} Mbit/s"
     echo
-    echo "Command: \`bash tests/bench/throttled.sh\`$( [ "$SIZE_MIB$RATE_MBIT$SLOW_MBIT$M" = "128255s2" ] || echo " (THROTTLED_SIZE_MIB=$SIZE_MIB THROTTLED_RATE_MBIT=$RATE_MBIT THROTTLED_SLOW_MBIT=$SLOW_MBIT THROTTLED_SITE=$M)") — $(date -u +%Y-%m-%d), netboot $REV, $(nproc) cores, $(uname -r), one run each; load average before/after: $LOAD0 / $LOAD1; took $(( ($(date +%s) - START) / 60 )) min."
+    echo "Command: \`$( [ -z "${THROTTLED_BIN:-}" ] || echo "THROTTLED_BIN=$THROTTLED_BIN ")bash tests/bench/throttled.sh\`$( [ "$SIZE_MIB$RATE_MBIT$SLOW_MBIT$M" = "128255s2" ] || echo " (THROTTLED_SIZE_MIB=$SIZE_MIB THROTTLED_RATE_MBIT=$RATE_MBIT THROTTLED_SLOW_MBIT=$SLOW_MBIT THROTTLED_SITE=$M)") — $(date -u +%Y-%m-%d), netboot $REV, $(nproc) cores, $(uname -r), one run each; load average before/after: $LOAD0 / $LOAD1; took $(( ($(date +%s) - START) / 60 )) min."
     echo
     echo "Links to the core router: origin ${ORIGIN_RTT} ms; ${SITES[*]} ${SITE_RTTS[*]} ms (round trip), each ${RATE_MBIT} Mbit/s; in the throttled run ${M}'s link ${SLOW_MBIT} Mbit/s. Lower bound = size ÷ ${RATE_MBIT} Mbit/s = **${LB} s** (${M} itself: ${LB_SLOW} s)."
     echo
