@@ -551,26 +551,34 @@ async fn follow_from(
     if follow.peer_has_nothing_new() && !memory.proven(&c.id) {
         return Followed::Ended(Ok(()));
     }
-    // The other peers still fetching this file, watched (observe needs no upload slot) to
-    // see whether `c` falls far behind one of them (decide.rs `left_behind`).
+    // Other peers still fetching this file, watched (observe needs no upload slot) to see
+    // whether `c` falls far behind one of them (decide.rs `left_behind`); more are added as
+    // they become known (a node that just came up learns its peers' holdings one by one).
     let mut watchers = tokio::task::JoinSet::new();
-    let mut watched: Vec<(Candidate, Arc<AtomicU64>, Growth)> = Vec::new();
-    for other in sources(shared, release.id())
-        .await
-        .into_iter()
-        .filter(|o| o.id != c.id && o.holding == Holding::Fetching)
-        .take(MAX_WATCHED)
-    {
-        let holds = Arc::new(AtomicU64::new(0));
-        watchers.spawn(watch_copy(
-            shared.clone(),
-            other.id,
-            hash,
-            total,
-            holds.clone(),
-        ));
-        watched.push((other, holds, Growth::default()));
-    }
+    let mut watched: Vec<Watched> = Vec::new();
+    let mut watch_more = |all: &[Candidate], watched: &mut Vec<Watched>| {
+        for other in all {
+            if watched.len() >= MAX_WATCHED {
+                break;
+            }
+            if other.id == c.id
+                || other.holding != Holding::Fetching
+                || watched.iter().any(|(w, _, _)| w.id == other.id)
+            {
+                continue;
+            }
+            let holds = Arc::new(AtomicU64::new(0));
+            watchers.spawn(watch_copy(
+                shared.clone(),
+                other.id,
+                hash,
+                total,
+                holds.clone(),
+            ));
+            watched.push((other.clone(), holds, Growth::default()));
+        }
+    };
+    watch_more(&sources(shared, release.id()).await, &mut watched);
     let mut growth = Growth::default();
     tracing::info!(
         "fleet: `{}` of {} v{}: following {}'s copy as it grows ({} of {} KiB there)",
@@ -658,6 +666,7 @@ async fn follow_from(
                 if let Some(nearer) = memory.nearer_than(c, &all, Instant::now()) {
                     break Err(SourceError::Preempted(nearer.label.clone()));
                 }
+                watch_more(&all, &mut watched);
                 let now = Instant::now();
                 let at = tokio::time::Instant::from_std(now);
                 growth.record(follow.peer_holds(), at, stall);
@@ -684,6 +693,9 @@ async fn follow_from(
 
 /// At most this many other still-fetching peers are watched while following one.
 const MAX_WATCHED: usize = 2;
+
+/// A watched peer: the candidate, the chunks it holds (kept by [`watch_copy`]), their growth.
+type Watched = (Candidate, Arc<AtomicU64>, Growth);
 
 /// Keeps in `holds` how many chunks of `hash` peer `id` holds, from its observe reports,
 /// until the peer stops reporting or the task is aborted (the follow ended).
