@@ -50,6 +50,8 @@ const SLOT_LEASE: Duration = Duration::from_secs(2);
 /// How long a holder is watched before it can be found to lag (several of its requests, and
 /// long enough that one slow start or a loss does not count).
 const LAG_WINDOW: Duration = Duration::from_secs(4);
+/// How long a peer found lagging is remembered as one.
+const LAGGARD_MEMORY: Duration = Duration::from_secs(10);
 /// Below this inflow over [`LAG_WINDOW`] (4 MiB: 8 Mbit/s), this node passes on too little
 /// for any holder to be called slow: a node serving a complete copy (no inflow) never is.
 const LAG_MIN_INFLOW: u64 = 4 << 20;
@@ -64,6 +66,10 @@ struct Slots {
     conns: HashMap<u64, EndpointId>,
     /// Verified bytes this node's own fetches received from fleet peers, so far.
     inflow: Growth,
+    /// Peers found lagging ([`lags`]), and when last: one that lost its slot between two
+    /// requests and asks again gets the lent slot back rather than taking the slot of the
+    /// peer it was lent to (by being nearer).
+    laggards: HashMap<EndpointId, Instant>,
 }
 
 #[derive(Debug)]
@@ -109,6 +115,7 @@ impl Slots {
             held: HashMap::new(),
             conns: HashMap::new(),
             inflow: Growth::default(),
+            laggards: HashMap::new(),
         }
     }
 
@@ -125,18 +132,34 @@ impl Slots {
         if let Some(h) = self.held.get_mut(peer) {
             h.sent += bytes;
             h.taken.record(h.sent, now, LAG_WINDOW);
+            // Noted as it happens: a holder may lose its slot between two requests before
+            // anyone asks for one.
+            if lags(
+                h.taken.over(LAG_WINDOW, now),
+                self.inflow.over(LAG_WINDOW, now),
+            ) {
+                self.laggards.insert(*peer, now);
+            }
         }
     }
 
-    /// Whether one more peer may have a slot although all are held: at most one more than
-    /// `max`, and only while a holder lags ([`lags`]).
-    fn extra_allowed(&self, now: Instant) -> bool {
+    /// Whether `peer` may have a slot although all are held: at most one more than `max`,
+    /// and only while a holder lags or lagged lately ([`lags`]; a holder that lost its slot
+    /// between two requests comes back with its rate unknown), or `peer` itself did.
+    fn extra_allowed(&mut self, peer: &EndpointId, now: Instant) -> bool {
+        if self.held.len() != self.max {
+            return false;
+        }
         let inflow = self.inflow.over(LAG_WINDOW, now);
-        self.held.len() == self.max
-            && self
-                .held
-                .values()
-                .any(|h| lags(h.taken.over(LAG_WINDOW, now), inflow))
+        for (id, h) in &self.held {
+            if lags(h.taken.over(LAG_WINDOW, now), inflow) {
+                self.laggards.insert(*id, now);
+            }
+        }
+        self.laggards
+            .retain(|_, t| now.saturating_duration_since(*t) < LAGGARD_MEMORY);
+        self.laggards.contains_key(peer)
+            || self.held.keys().any(|id| self.laggards.contains_key(id))
     }
 
     fn connected(&mut self, conn: u64, peer: EndpointId) {
@@ -174,7 +197,7 @@ impl Slots {
             return Admit::Yes;
         }
         let mut verdict = Admit::Yes;
-        if self.held.len() >= self.max && !self.extra_allowed(now) {
+        if self.held.len() >= self.max && !self.extra_allowed(&peer, now) {
             let Some(mine) = rtt(&peer) else {
                 return Admit::No;
             };
@@ -649,6 +672,43 @@ mod tests {
         }
         let second = admit(&mut slots, 2, now);
         (second, admit(&mut slots, 3, now))
+    }
+
+    #[test]
+    fn a_laggard_that_lost_its_slot_gets_the_lent_one_not_the_slot_of_the_nearer_peer() {
+        const MIB: u64 = 1 << 20;
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let peer = |n: u8| iroh::SecretKey::from_bytes(&[n; 32]).public();
+        let mut slots = Slots::new(1, ms(2000));
+        for n in 1..=3 {
+            slots.connected(u64::from(n), peer(n));
+        }
+        slots.received(0, t0);
+        assert!(admit(&mut slots, 1, t0));
+        let mut now = t0;
+        for i in 1..=20 {
+            now = t0 + ms(250 * i);
+            slots.received(i * MIB, now);
+            slots.sent(1, MIB / 5, now);
+        }
+        assert!(
+            admit(&mut slots, 2, now),
+            "peer 1 lags: peer 2 is lent a slot"
+        );
+        slots.finished(1, now);
+        slots.finished(2, now);
+        assert!(admit(&mut slots, 2, now + ms(100)));
+        // Peer 1 was idle past the lease and lost its slot; peer 2 holds the only one. Peer
+        // 1 is far nearer, but a laggard does not take it: it gets the lent slot back.
+        let near = |id: &EndpointId| Some(if *id == peer(1) { ms(10) } else { ms(40) });
+        let later = now + ms(2500);
+        assert_eq!(slots.admit(1, later, &near), Admit::Yes);
+        assert!(slots.held.contains_key(&peer(2)), "peer 2 keeps its slot");
+        assert!(
+            !admit(&mut slots, 3, later),
+            "still at most one slot over the count"
+        );
     }
 
     #[test]
