@@ -3,7 +3,6 @@
 
 mod failover;
 mod follow;
-mod left_behind;
 mod offer;
 mod pieces;
 mod policy;
