@@ -423,14 +423,7 @@ async fn fetch_from(
         };
         let Some(next) = next else {
             credit(shared, release, c, read.iter().sum(), &mut credited).await;
-            idle += PREEMPT_CHECK;
-            if idle >= stall {
-                return Err(SourceError::Stalled(stall));
-            }
-            let all = sources(shared, release.id()).await;
-            if let Some(nearer) = memory.nearer_than(c, &all, Instant::now()) {
-                return Err(SourceError::Preempted(nearer.label.clone()));
-            }
+            checkpoint(shared, release, c, memory, stall, &mut idle).await?;
             continue;
         };
         if matches!(next, Some((_, GetProgressItem::Progress(_)))) {
@@ -464,6 +457,27 @@ async fn fetch_from(
                 ended_short = Some(text);
             }
         }
+    }
+}
+
+/// The check a running transfer makes every [`PREEMPT_CHECK`] with no byte arrived: stalled
+/// once `idle` reaches the stall timeout, or left for a clearly nearer source.
+async fn checkpoint(
+    shared: &Shared,
+    release: &VerifiedRelease,
+    c: &Candidate,
+    memory: &FileFetch,
+    stall: Duration,
+    idle: &mut Duration,
+) -> Result<(), SourceError> {
+    *idle += PREEMPT_CHECK;
+    if *idle >= stall {
+        return Err(SourceError::Stalled(stall));
+    }
+    let all = sources(shared, release.id()).await;
+    match memory.nearer_than(c, &all, Instant::now()) {
+        Some(nearer) => Err(SourceError::Preempted(nearer.label.clone())),
+        None => Ok(()),
     }
 }
 
@@ -606,13 +620,8 @@ async fn follow_from(
             _ = check.tick() => {
                 let counted = ended_bytes + read.values().sum::<u64>();
                 credit(shared, release, c, counted, &mut credited).await;
-                idle += PREEMPT_CHECK;
-                if idle >= stall {
-                    break Err(SourceError::Stalled(stall));
-                }
-                let all = sources(shared, release.id()).await;
-                if let Some(nearer) = memory.nearer_than(c, &all, Instant::now()) {
-                    break Err(SourceError::Preempted(nearer.label.clone()));
+                if let Err(e) = checkpoint(shared, release, c, memory, stall, &mut idle).await {
+                    break Err(e);
                 }
             }
         }

@@ -5,6 +5,16 @@ use std::time::Duration;
 use super::{peer, t0};
 use crate::fleet::redial::{wait_after, Redial, FIRST_WAIT, MAX_WAIT};
 
+/// Two peers, the smaller id first.
+fn ordered_pair() -> (iroh::EndpointId, iroh::EndpointId) {
+    let (a, b) = (peer(1), peer(2));
+    if a < b {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
 #[test]
 fn the_wait_doubles_after_each_failure_up_to_the_cap() {
     let s = Duration::from_secs;
@@ -24,11 +34,7 @@ fn the_wait_doubles_after_each_failure_up_to_the_cap() {
 #[test]
 fn one_dial_at_a_time_per_peer_and_backoff_after_failures() {
     let now = t0();
-    let (low, high) = if peer(1) < peer(2) {
-        (peer(1), peer(2))
-    } else {
-        (peer(2), peer(1))
-    };
+    let (low, high) = ordered_pair();
     // This node is the smaller id: it dials at once.
     let mut r = Redial::new(low);
     assert_eq!(r.due(&[high], now), vec![high]);
@@ -58,11 +64,7 @@ fn one_dial_at_a_time_per_peer_and_backoff_after_failures() {
 #[test]
 fn the_greater_id_lets_the_smaller_dial_first() {
     let now = t0();
-    let (low, high) = if peer(1) < peer(2) {
-        (peer(1), peer(2))
-    } else {
-        (peer(2), peer(1))
-    };
+    let (low, high) = ordered_pair();
     let mut r = Redial::new(high);
     assert!(r.due(&[low], now).is_empty(), "the smaller id dials first");
     assert_eq!(
@@ -75,11 +77,7 @@ fn the_greater_id_lets_the_smaller_dial_first() {
 #[test]
 fn a_link_that_came_up_meanwhile_resets_the_backoff() {
     let now = t0();
-    let (low, high) = if peer(1) < peer(2) {
-        (peer(1), peer(2))
-    } else {
-        (peer(2), peer(1))
-    };
+    let (low, high) = ordered_pair();
     let mut r = Redial::new(low);
     r.due(&[high], now);
     r.ended(high, false, now);
