@@ -443,6 +443,15 @@ impl FleetStatus {
             .and_then(|a| a.iter().find(|p| p["id"] == id).cloned())
     }
 
+    /// Peers connected with a measured round trip (what the source order goes by).
+    pub fn connected_peers(&self) -> usize {
+        self.0["peers"].as_array().map_or(0, |a| {
+            a.iter()
+                .filter(|p| p["connected"] == true && p["rtt_ms"].is_number())
+                .count()
+        })
+    }
+
     /// Verified bytes received from the peer with this endpoint id.
     pub fn received_from(&self, id: &str) -> u64 {
         self.peer(id)

@@ -761,3 +761,91 @@ fn a_policy_published_at_a_decides_what_a_client_boots_at_c() {
     );
     assert_eq!(nc.pid(), pid, "no node restarted");
 }
+
+/// A slow middle site does not hold back the site behind it (issue 14). A publishes; B, A's
+/// only peer, fetches from A over 25 Mbit/s; M, 10 ms from B but on 5 Mbit/s links, takes B's
+/// only upload slot and follows B's copy. C comes up once M holds some of it; C is 10 ms from
+/// M and 40 ms from B, so it follows M, the nearer (as a chain forms). M takes far less than B
+/// receives, so B lets one more peer in; C sees B's copy grow far faster than M's and leaves M
+/// for B. C ends with most of the release from B, and B and C commit it verified. Without
+/// those two rules C follows M to the end and gets every byte from M, at M's rate.
+#[test]
+fn a_throttled_middle_site_does_not_hold_back_the_site_behind_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(tmp.path());
+    let wan = Wan::up();
+    let site = |name: &'static str| Site::new(tmp.path(), name, wan.site(name));
+    let (a, b, m, c) = (site("a"), site("b"), site("m"), site("c"));
+    let (ab_a, ab_b) = wan.link("a", "b", 10, Some(25));
+    let (bm_b, bm_m) = wan.link("b", "m", 10, Some(5));
+    let (mc_m, mc_c) = wan.link("m", "c", 10, Some(5));
+    let (bc_b, bc_c) = wan.link("b", "c", 40, Some(25));
+    let peer = |s: &Site, ip: std::net::Ipv4Addr| format!("{}@{ip}:{FLEET_PORT}", s.id);
+    a.configure(&public, &[peer(&b, ab_b)], None);
+    b.configure(
+        &public,
+        &[peer(&a, ab_a), peer(&m, bm_m), peer(&c, bc_c)],
+        None,
+    );
+    m.configure(&public, &[peer(&b, bm_b), peer(&c, mc_c)], None);
+    c.configure(&public, &[peer(&m, mc_m), peer(&b, bc_b)], None);
+    let (na, nb, nm) = (a.start(), b.start(), m.start());
+    let early = || logs_of(&[("a", &na), ("b", &nb), ("m", &nm)]);
+    wait_until(
+        "A, B and M to reach each other",
+        Duration::from_secs(60),
+        &early,
+        || {
+            [(&a, 1), (&b, 2), (&m, 1)]
+                .iter()
+                .all(|(s, n)| s.status().connected_peers() == *n)
+        },
+    );
+
+    // 40 MB: B needs ~13 s for it, M alone ~65 s.
+    let data = netboot_tests::content(14, 40_000_000);
+    let file = tmp.path().join("big.img");
+    std::fs::write(&file, &data).unwrap();
+    let out = publish_to(
+        &key,
+        &a,
+        &ab_a.to_string(),
+        &[
+            "--name",
+            "slowmid",
+            "--file",
+            &format!("big.img={}", file.display()),
+        ],
+    );
+    assert!(out.contains("published slowmid"), "{out}");
+    // M holds B's slot and has part of the file: C, started now, finds M the nearest source.
+    wait_until("M to hold 1 MB", Duration::from_secs(120), &early, || {
+        m.held("slowmid").is_some_and(|(held, _)| held >= 1_000_000)
+    });
+    let nc = c.start();
+    let logs = || logs_of(&[("a", &na), ("b", &nb), ("m", &nm), ("c", &nc)]);
+    // M itself needs a minute at its rate; what matters is C, not held back to it.
+    wait_until(
+        "B and C to commit the release",
+        Duration::from_secs(400),
+        &logs,
+        || [&b, &c].iter().all(|s| s.has_release("slowmid").is_some()),
+    );
+    wan.check();
+    let (from_b, from_m) = (c.received_from(&b.id), c.received_from(&m.id));
+    assert!(
+        from_b > data.len() as u64 / 2,
+        "C got most of the release from B, not from the slow M: {from_b} bytes from B, {from_m} from M\n{}",
+        logs()
+    );
+    for s in [&b, &c] {
+        let version = s.has_release("slowmid").unwrap();
+        assert_eq!(
+            blake3::hash(&s.curl(&format!("/r/slowmid/{version}/big.img"))),
+            blake3::hash(&data),
+            "{} serves the signed bytes\n{}",
+            s.dir.display(),
+            logs()
+        );
+    }
+}

@@ -217,6 +217,18 @@ pub(crate) fn sources(peers: impl IntoIterator<Item = PeerFacts>, now: Instant) 
     list
 }
 
+/// A still-fetching peer as seen while following another: what it holds of the file and how
+/// much its copy grew over the last stall timeout (chunks; `None`: not watched that long).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CopySeen {
+    pub holds: u64,
+    pub grew: Option<u64>,
+}
+
+/// Below this growth over a stall timeout (2 MiB, in 1 KiB chunks) a copy is too young to
+/// compare: every chain starts that way.
+pub(crate) const LEFT_BEHIND_MIN_GROWTH: u64 = 2048;
+
 /// Why a peer is left alone for a while, whatever the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Fault {
@@ -247,6 +259,8 @@ pub(crate) enum Ended {
     Stalled,
     /// Left for a nearer peer.
     Preempted,
+    /// Left for a peer whose copy grows much faster ([`FileFetch::left_behind`]).
+    LeftBehind,
     /// Any other failure (connection lost, refused, busy).
     Failed,
 }
@@ -294,6 +308,9 @@ pub(crate) struct FileFetch {
     /// Peers that delivered bytes of this file: only those are worth waiting for. Waiting for
     /// a peer that never delivered could be waiting for a peer that waits for us.
     proven: HashSet<EndpointId>,
+    /// Peers left for one whose copy grew far faster ([`FileFetch::left_behind`]): no longer
+    /// "nearer" sources to switch back to mid-transfer (they stay sources to fall back on).
+    slow: HashSet<EndpointId>,
 }
 
 impl FileFetch {
@@ -303,6 +320,7 @@ impl FileFetch {
             grace: HashMap::new(),
             cooldown: HashMap::new(),
             proven: HashSet::new(),
+            slow: HashSet::new(),
         }
     }
 
@@ -342,12 +360,45 @@ impl FileFetch {
     ) -> Option<&'a Candidate> {
         let current_rtt = current.rtt?;
         all.iter()
-            .filter(|c| c.id != current.id && !self.cooling(&c.id, now))
+            .filter(|c| {
+                c.id != current.id && !self.cooling(&c.id, now) && !self.slow.contains(&c.id)
+            })
             .find(|c| {
                 c.rtt.is_some_and(|r| {
                     r * 2 <= current_rtt && r + Duration::from_millis(5) <= current_rtt
                 })
             })
+    }
+
+    /// A peer worth leaving `current`, a peer still fetching the file, for: another one still
+    /// fetching (not cooling down) that is ahead of it and whose copy grew at least twice as
+    /// much over the same stall timeout. The followed peer receives slowly (a throttled link,
+    /// a busy site) while the other keeps the pace of the chain; staying would hold this node
+    /// and every site following it to the slow one's rate. Peers whose copies grow alike
+    /// (a healthy chain) are never left, and a complete copy is not compared (its owner's
+    /// slot is the chain's upstream, not a faster path).
+    pub fn left_behind<'a>(
+        &self,
+        current: (&Candidate, CopySeen),
+        others: &'a [(Candidate, CopySeen)],
+        now: Instant,
+    ) -> Option<&'a Candidate> {
+        let (current, seen) = current;
+        if current.holding != Holding::Fetching {
+            return None;
+        }
+        let grew = seen.grew?;
+        others
+            .iter()
+            .filter(|(c, _)| {
+                c.id != current.id && c.holding == Holding::Fetching && !self.cooling(&c.id, now)
+            })
+            .find(|(_, o)| {
+                o.holds > seen.holds
+                    && o.grew
+                        .is_some_and(|g| g >= LEFT_BEHIND_MIN_GROWTH && grew.saturating_mul(2) < g)
+            })
+            .map(|(c, _)| c)
     }
 
     /// After one request of the file from `c`: what next, and whether to back off the peer.
@@ -363,6 +414,12 @@ impl FileFetch {
                 return next(Step::Restart { progressed });
             }
             Ended::Preempted => return next(Step::Restart { progressed }),
+            Ended::LeftBehind => {
+                // Not straight back to it (it may be the nearest): the faster one first.
+                self.cool(c.id, now + self.stall);
+                self.slow.insert(c.id);
+                return next(Step::Restart { progressed });
+            }
             Ended::BadData | Ended::Unreachable => {
                 let fault = if a.ended == Ended::BadData {
                     Fault::BadData

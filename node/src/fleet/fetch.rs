@@ -13,7 +13,10 @@
 
 use std::{
     ops::Range,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
     time::{Duration, Instant},
 };
 
@@ -31,8 +34,9 @@ use netboot_proto::{fleet::Holding, FileEntry, ReleaseId, VerifiedRelease};
 
 use super::{
     core::{Event, Fetched, PeerEvent},
-    decide::{self, Attempt, Candidate, Ended, FileFetch, Step},
-    follow::Follow,
+    decide::{self, Attempt, Candidate, CopySeen, Ended, FileFetch, Step},
+    follow::{Follow, PeerCopy},
+    meter::Growth,
     pieces, Shared,
 };
 use crate::store::AcceptError;
@@ -53,6 +57,8 @@ enum SourceError {
     Transfer(String),
     #[error("a nearer peer holds it now: {0}")]
     Preempted(String),
+    #[error("another peer receives it at more than twice its rate: {0}")]
+    LeftBehind(String),
 }
 
 /// Fetches every file of `release`, commits it, and tells the owner how that went. Runs
@@ -223,6 +229,18 @@ async fn fetch_file(shared: &Arc<Shared>, release: &VerifiedRelease, file: &File
                     );
                     Ended::Preempted
                 }
+                Err(SourceError::LeftBehind(faster)) => {
+                    tracing::info!(
+                        "fleet: `{}` of {} v{}: leaving {}, whose copy grew less than half as fast as {}'s over the last {} s",
+                        file.path,
+                        release.name,
+                        release.version,
+                        c.label,
+                        faster,
+                        stall.as_secs()
+                    );
+                    Ended::LeftBehind
+                }
                 Err(e @ SourceError::Stalled(_)) => {
                     tracing::info!(
                         "fleet: `{}` of {} v{} stalled on {} ({e}); trying the next peer",
@@ -336,7 +354,7 @@ async fn blob_connection(shared: &Shared, id: EndpointId) -> Result<Connection, 
 }
 
 async fn fetch_from(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     release: &VerifiedRelease,
     c: &Candidate,
     file: &FileEntry,
@@ -461,7 +479,8 @@ async fn fetch_from(
 }
 
 /// The check a running transfer makes every [`PREEMPT_CHECK`] with no byte arrived: stalled
-/// once `idle` reaches the stall timeout, or left for a clearly nearer source.
+/// once `idle` reaches the stall timeout, or left for a clearly nearer source. Returns the
+/// sources it looked at.
 async fn checkpoint(
     shared: &Shared,
     release: &VerifiedRelease,
@@ -469,7 +488,7 @@ async fn checkpoint(
     memory: &FileFetch,
     stall: Duration,
     idle: &mut Duration,
-) -> Result<(), SourceError> {
+) -> Result<Vec<Candidate>, SourceError> {
     *idle += PREEMPT_CHECK;
     if *idle >= stall {
         return Err(SourceError::Stalled(stall));
@@ -477,7 +496,7 @@ async fn checkpoint(
     let all = sources(shared, release.id()).await;
     match memory.nearer_than(c, &all, Instant::now()) {
         Some(nearer) => Err(SourceError::Preempted(nearer.label.clone())),
-        None => Ok(()),
+        None => Ok(all),
     }
 }
 
@@ -493,6 +512,11 @@ async fn credit(
     *credited = counted;
     if bytes > 0 {
         let id = c.id;
+        if shared.members.contains(&id) {
+            // Not a publisher's bytes (`publish --to`, loopback-fast): those are no rate a
+            // follower could keep up with.
+            shared.inflow.fetch_add(bytes, Ordering::Relaxed);
+        }
         let signed = bytes as i64;
         shared
             .core
@@ -517,7 +541,7 @@ enum Followed {
 /// [`fetch_from`] does: on a stall, a nearer source, bad data or a lost connection.
 #[allow(clippy::too_many_arguments)]
 async fn follow_from(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     release: &VerifiedRelease,
     c: &Candidate,
     file: &FileEntry,
@@ -542,6 +566,35 @@ async fn follow_from(
     if follow.peer_has_nothing_new() && !memory.proven(&c.id) {
         return Followed::Ended(Ok(()));
     }
+    // Other peers still fetching this file, watched (observe needs no upload slot) to see
+    // whether `c` falls far behind one of them (decide.rs `left_behind`); more are added as
+    // they become known (a node that just came up learns its peers' holdings one by one).
+    let mut watchers = tokio::task::JoinSet::new();
+    let mut watched: Vec<Watched> = Vec::new();
+    let mut watch_more = |all: &[Candidate], watched: &mut Vec<Watched>| {
+        for other in all {
+            if watched.len() >= MAX_WATCHED {
+                break;
+            }
+            if other.id == c.id
+                || other.holding != Holding::Fetching
+                || watched.iter().any(|(w, _, _)| w.id == other.id)
+            {
+                continue;
+            }
+            let holds = Arc::new(AtomicU64::new(0));
+            watchers.spawn(watch_copy(
+                shared.clone(),
+                other.id,
+                hash,
+                total,
+                holds.clone(),
+            ));
+            watched.push((other.clone(), holds, Growth::default()));
+        }
+    };
+    watch_more(&sources(shared, release.id()).await, &mut watched);
+    let mut growth = Growth::default();
     tracing::info!(
         "fleet: `{}` of {} v{}: following {}'s copy as it grows ({} of {} KiB there)",
         file.path,
@@ -620,15 +673,60 @@ async fn follow_from(
             _ = check.tick() => {
                 let counted = ended_bytes + read.values().sum::<u64>();
                 credit(shared, release, c, counted, &mut credited).await;
-                if let Err(e) = checkpoint(shared, release, c, memory, stall, &mut idle).await {
-                    break Err(e);
+                let all = match checkpoint(shared, release, c, memory, stall, &mut idle).await {
+                    Ok(all) => all,
+                    Err(e) => break Err(e),
+                };
+                watch_more(&all, &mut watched);
+                let now = Instant::now();
+                let at = tokio::time::Instant::from_std(now);
+                growth.record(follow.peer_holds(), at, stall);
+                let seen = CopySeen { holds: follow.peer_holds(), grew: growth.over(stall, at) };
+                let others: Vec<(Candidate, CopySeen)> = watched
+                    .iter_mut()
+                    .map(|(o, holds, g)| {
+                        let holds = holds.load(Ordering::Relaxed);
+                        g.record(holds, at, stall);
+                        (o.clone(), CopySeen { holds, grew: g.over(stall, at) })
+                    })
+                    .collect();
+                if let Some(faster) = memory.left_behind((c, seen), &others, now) {
+                    break Err(SourceError::LeftBehind(faster.label.clone()));
                 }
             }
         }
     };
+    watchers.abort_all();
     let counted = ended_bytes + read.values().sum::<u64>();
     credit(shared, release, c, counted, &mut credited).await;
     Followed::Ended(result)
+}
+
+/// At most this many other still-fetching peers are watched while following one.
+const MAX_WATCHED: usize = 2;
+
+/// A watched peer: the candidate, the chunks it holds (kept by [`watch_copy`]), their growth.
+type Watched = (Candidate, Arc<AtomicU64>, Growth);
+
+/// Keeps in `holds` how many chunks of `hash` peer `id` holds, from its observe reports,
+/// until the peer stops reporting or the task is aborted (the follow ended).
+async fn watch_copy(
+    shared: Arc<Shared>,
+    id: EndpointId,
+    hash: iroh_blobs::Hash,
+    total: u64,
+    holds: Arc<AtomicU64>,
+) {
+    let Ok(conn) = blob_connection(&shared, id).await else {
+        return;
+    };
+    let api = shared.store.blob_api();
+    let mut copy = PeerCopy::new(total);
+    let mut reports = std::pin::pin!(api.remote().observe(conn, ObserveRequest::new(hash)));
+    while let Some(Ok(change)) = reports.next().await {
+        copy.changed(&change.ranges);
+        holds.store(copy.holds(), Ordering::Relaxed);
+    }
 }
 
 /// BLAKE3 chunks (1 KiB) of a file of `size` bytes.

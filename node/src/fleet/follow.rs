@@ -26,13 +26,43 @@ pub(crate) const MAX_ASKS: usize = 2;
 /// cost more than it saves.
 pub(crate) const MIN_QUEUED_ASK: u64 = 256;
 
+/// What a peer holds of one file, kept from its observe reports (also for peers watched but
+/// not followed, decide.rs `FileFetch::left_behind`).
+#[derive(Debug, Clone)]
+pub(crate) struct PeerCopy {
+    total: u64,
+    held: ChunkRanges,
+}
+
+impl PeerCopy {
+    /// A file of `total` chunks, nothing reported yet.
+    pub fn new(total: u64) -> Self {
+        PeerCopy {
+            total,
+            held: ChunkRanges::empty(),
+        }
+    }
+
+    /// The peer reported a change of what it holds: iroh-blobs' observe sends the whole set
+    /// first, then each change as the symmetric difference from the last.
+    pub fn changed(&mut self, change: &ChunkRanges) {
+        let file = ChunkRanges::from(..ChunkNum(self.total));
+        self.held = &self.held ^ &(change & &file);
+    }
+
+    /// Chunks of the file the peer holds.
+    pub fn holds(&self) -> u64 {
+        ranges(&self.held).iter().map(|r| r.end - r.start).sum()
+    }
+}
+
 /// One followed file.
 #[derive(Debug)]
 pub(crate) struct Follow {
     /// Chunks in the file.
     total: u64,
     /// What the peer last reported holding.
-    held: ChunkRanges,
+    peer: PeerCopy,
     /// What this node misses, as of its last look at its own store.
     missing: ChunkRanges,
     /// Requests asked and not yet ended, by id.
@@ -52,7 +82,7 @@ impl Follow {
     pub fn new(total: u64, missing: &[Range<u64>]) -> Self {
         let mut f = Follow {
             total,
-            held: ChunkRanges::empty(),
+            peer: PeerCopy::new(total),
             missing: ChunkRanges::empty(),
             asked: Vec::new(),
             next_id: 0,
@@ -61,10 +91,9 @@ impl Follow {
         f
     }
 
-    /// The peer reported a change of what it holds: iroh-blobs' observe sends the whole set
-    /// first, then each change as the symmetric difference from the last.
+    /// The peer reported a change of what it holds ([`PeerCopy::changed`]).
     pub fn peer_changed(&mut self, change: &ChunkRanges) {
-        self.held = &self.held ^ &(change & &self.file());
+        self.peer.changed(change);
     }
 
     /// What this node misses now (read from its store after a request ended).
@@ -90,12 +119,12 @@ impl Follow {
 
     /// The peer holds nothing this node misses (asked or not).
     pub fn peer_has_nothing_new(&self) -> bool {
-        (&self.held & &self.missing).is_empty()
+        (&self.peer.held & &self.missing).is_empty()
     }
 
     /// Chunks of the file the peer holds.
     pub fn peer_holds(&self) -> u64 {
-        ranges(&self.held).iter().map(|r| r.end - r.start).sum()
+        self.peer.holds()
     }
 
     /// Requests running.
@@ -110,7 +139,7 @@ impl Follow {
         if self.asked.len() >= MAX_ASKS {
             return None;
         }
-        let mut want = &self.held & &self.missing;
+        let mut want = &self.peer.held & &self.missing;
         for (_, a) in &self.asked {
             want = &want - a;
         }

@@ -36,7 +36,10 @@ use iroh_blobs::provider::events::{
 };
 use tokio::time::Instant;
 
-use super::config::{PeerAddr, Rate};
+use super::{
+    config::{PeerAddr, Rate},
+    meter::Growth,
+};
 
 /// Bytes a sender may run ahead of the rate (smooths scheduling jitter).
 const BURST_BYTES: f64 = 256.0 * 1024.0;
@@ -44,6 +47,14 @@ const BURST_BYTES: f64 = 256.0 * 1024.0;
 /// still-fetching source re-asks within a few hundred milliseconds (fetch.rs); one that is
 /// done or has moved on stops asking.
 const SLOT_LEASE: Duration = Duration::from_secs(2);
+/// How long a holder is watched before it can be found to lag (several of its requests, and
+/// long enough that one slow start or a loss does not count).
+const LAG_WINDOW: Duration = Duration::from_secs(4);
+/// How long a peer found lagging is remembered as one.
+const LAGGARD_MEMORY: Duration = Duration::from_secs(10);
+/// Below this inflow over [`LAG_WINDOW`] (4 MiB: 8 Mbit/s), this node passes on too little
+/// for any holder to be called slow: a node serving a complete copy (no inflow) never is.
+const LAG_MIN_INFLOW: u64 = 4 << 20;
 
 /// The upload slots and the peers holding them.
 #[derive(Debug)]
@@ -53,6 +64,12 @@ struct Slots {
     held: HashMap<EndpointId, Holder>,
     /// The peer behind each open connection (from the connect event).
     conns: HashMap<u64, EndpointId>,
+    /// Verified bytes this node's own fetches received from fleet peers, so far.
+    inflow: Growth,
+    /// Peers found lagging ([`lags`]), and when last: one that lost its slot between two
+    /// requests and asks again gets the lent slot back rather than taking the slot of the
+    /// peer it was lent to (by being nearer).
+    laggards: HashMap<EndpointId, Instant>,
 }
 
 #[derive(Debug)]
@@ -60,6 +77,34 @@ struct Holder {
     running: u32,
     /// When its last request ended (None while one runs).
     idle_since: Option<Instant>,
+    /// Bytes sent to it since it took the slot.
+    sent: u64,
+    taken: Growth,
+}
+
+impl Holder {
+    fn new(running: u32, now: Instant) -> Self {
+        let mut taken = Growth::default();
+        taken.record(0, now, LAG_WINDOW);
+        Holder {
+            running,
+            idle_since: None,
+            sent: 0,
+            taken,
+        }
+    }
+}
+
+/// Whether a holder that took `taken` bytes while this node received `inflow` (both over the
+/// last [`LAG_WINDOW`]) lags: it takes less than half of what arrives here to pass on. A
+/// chain's next site follows at the rate this node receives; one behind a slow link (or
+/// busy) does not, and keeping the only slot for it would hold every site after it to its
+/// rate. Unknown (watched less than the window) is not lagging.
+fn lags(taken: Option<u64>, inflow: Option<u64>) -> bool {
+    match (taken, inflow) {
+        (Some(taken), Some(inflow)) => inflow >= LAG_MIN_INFLOW && taken.saturating_mul(2) < inflow,
+        _ => false,
+    }
 }
 
 impl Slots {
@@ -69,7 +114,52 @@ impl Slots {
             lease,
             held: HashMap::new(),
             conns: HashMap::new(),
+            inflow: Growth::default(),
+            laggards: HashMap::new(),
         }
+    }
+
+    /// This node's fetches have received `total` bytes from fleet peers so far.
+    fn received(&mut self, total: u64, now: Instant) {
+        self.inflow.record(total, now, LAG_WINDOW);
+    }
+
+    /// `bytes` are being sent on `conn`.
+    fn sent(&mut self, conn: u64, bytes: u64, now: Instant) {
+        let Some(peer) = self.conns.get(&conn) else {
+            return;
+        };
+        if let Some(h) = self.held.get_mut(peer) {
+            h.sent += bytes;
+            h.taken.record(h.sent, now, LAG_WINDOW);
+            // Noted as it happens: a holder may lose its slot between two requests before
+            // anyone asks for one.
+            if lags(
+                h.taken.over(LAG_WINDOW, now),
+                self.inflow.over(LAG_WINDOW, now),
+            ) {
+                self.laggards.insert(*peer, now);
+            }
+        }
+    }
+
+    /// Whether `peer` may have a slot although all are held: at most one more than `max`,
+    /// and only while a holder lags or lagged lately ([`lags`]; a holder that lost its slot
+    /// between two requests comes back with its rate unknown), or `peer` itself did.
+    fn extra_allowed(&mut self, peer: &EndpointId, now: Instant) -> bool {
+        if self.held.len() != self.max {
+            return false;
+        }
+        let inflow = self.inflow.over(LAG_WINDOW, now);
+        for (id, h) in &self.held {
+            if lags(h.taken.over(LAG_WINDOW, now), inflow) {
+                self.laggards.insert(*id, now);
+            }
+        }
+        self.laggards
+            .retain(|_, t| now.saturating_duration_since(*t) < LAGGARD_MEMORY);
+        self.laggards.contains_key(peer)
+            || self.held.keys().any(|id| self.laggards.contains_key(id))
     }
 
     fn connected(&mut self, conn: u64, peer: EndpointId) {
@@ -107,7 +197,7 @@ impl Slots {
             return Admit::Yes;
         }
         let mut verdict = Admit::Yes;
-        if self.held.len() >= self.max {
+        if self.held.len() >= self.max && !self.extra_allowed(&peer, now) {
             let Some(mine) = rtt(&peer) else {
                 return Admit::No;
             };
@@ -124,13 +214,7 @@ impl Slots {
             self.held.remove(&far);
             verdict = Admit::InsteadOf(far);
         }
-        self.held.insert(
-            peer,
-            Holder {
-                running: 1,
-                idle_since: None,
-            },
-        );
+        self.held.insert(peer, Holder::new(1, now));
         verdict
     }
 
@@ -147,14 +231,11 @@ impl Slots {
     }
 
     /// A request that had stopped counting (no progress for a lease) sends again.
-    fn resumed(&mut self, conn: u64) {
+    fn resumed(&mut self, conn: u64, now: Instant) {
         let Some(peer) = self.conns.get(&conn).copied() else {
             return;
         };
-        let h = self.held.entry(peer).or_insert(Holder {
-            running: 0,
-            idle_since: None,
-        });
+        let h = self.held.entry(peer).or_insert_with(|| Holder::new(0, now));
         h.running += 1;
         h.idle_since = None;
     }
@@ -317,13 +398,16 @@ fn lock(slots: &Mutex<Slots>) -> std::sync::MutexGuard<'_, Slots> {
     slots.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Builds the provider's event handler.
+/// Builds the provider's event handler. `inflow` counts the verified bytes this node's own
+/// fetches receive from fleet peers (fetch.rs): what it could pass on, against which a slot
+/// holder's take is judged.
 pub(crate) fn provider_events(
     members: Arc<Members>,
     nearness: Arc<Nearness>,
     pacer: Arc<Pacer>,
     slots: usize,
     stats: Arc<UploadStats>,
+    inflow: Arc<AtomicU64>,
 ) -> EventSender {
     let mask = EventMask {
         connected: ConnectMode::Intercept,
@@ -342,7 +426,12 @@ pub(crate) fn provider_events(
                 ProviderMessage::GetRequestReceived(msg) => {
                     let conn = msg.connection_id;
                     let rtt = |id: &EndpointId| nearness.get(id);
-                    let verdict = lock(&slots).admit(conn, Instant::now(), &rtt);
+                    let verdict = {
+                        let now = Instant::now();
+                        let mut slots = lock(&slots);
+                        slots.received(inflow.load(Ordering::Relaxed), now);
+                        slots.admit(conn, now, &rtt)
+                    };
                     match verdict {
                         Admit::No => {
                             msg.tx.send(Err(AbortReason::RateLimited)).await.ok();
@@ -369,7 +458,7 @@ pub(crate) fn provider_events(
                         loop {
                             match tokio::time::timeout(SLOT_LEASE, updates.recv()).await {
                                 Ok(Ok(Some(_))) if !counted => {
-                                    lock(&slots).resumed(conn);
+                                    lock(&slots).resumed(conn, Instant::now());
                                     counted = true;
                                 }
                                 Ok(Ok(Some(_))) => {}
@@ -406,7 +495,13 @@ pub(crate) fn provider_events(
                     msg.tx.send(verdict).await.ok();
                 }
                 ProviderMessage::Throttle(msg) => {
-                    let peer = lock(&slots).peer(msg.connection_id);
+                    let peer = {
+                        let now = Instant::now();
+                        let mut slots = lock(&slots);
+                        slots.received(inflow.load(Ordering::Relaxed), now);
+                        slots.sent(msg.connection_id, msg.size, now);
+                        slots.peer(msg.connection_id)
+                    };
                     stats.add(peer, msg.size);
                     match pacer.slot(msg.size) {
                         None => {
@@ -551,10 +646,132 @@ mod tests {
         slots.connected(6, peer(2));
         assert!(admit(&mut slots, 6, t0 + ms(5100)));
         // ...and holds one again (over the count) when it moves again.
-        slots.resumed(4);
+        slots.resumed(4, t0 + ms(5200));
         assert!(admit(&mut slots, 4, t0 + ms(5200)));
         slots.connected(7, peer(3));
         assert!(!admit(&mut slots, 7, t0 + ms(5200)));
+    }
+
+    /// One slot, peer 1 holding it from t0; every 250 ms for `secs` this node receives
+    /// `inflow` bytes and sends `taken` to peer 1. Then: may peer 2, and after it peer 3, have
+    /// a slot?
+    fn after_watching(secs: u64, inflow: u64, taken: u64) -> (bool, bool) {
+        let t0 = Instant::now();
+        let peer = |n: u8| iroh::SecretKey::from_bytes(&[n; 32]).public();
+        let mut slots = Slots::new(1, Duration::from_millis(2000));
+        for n in 1..=3 {
+            slots.connected(u64::from(n), peer(n));
+        }
+        slots.received(0, t0);
+        assert!(admit(&mut slots, 1, t0));
+        let mut now = t0;
+        for i in 1..=secs * 4 {
+            now = t0 + Duration::from_millis(250 * i);
+            slots.received(i * inflow, now);
+            slots.sent(1, taken, now);
+        }
+        let second = admit(&mut slots, 2, now);
+        (second, admit(&mut slots, 3, now))
+    }
+
+    #[test]
+    fn a_laggard_that_lost_its_slot_gets_the_lent_one_not_the_slot_of_the_nearer_peer() {
+        const MIB: u64 = 1 << 20;
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let peer = |n: u8| iroh::SecretKey::from_bytes(&[n; 32]).public();
+        let mut slots = Slots::new(1, ms(2000));
+        for n in 1..=3 {
+            slots.connected(u64::from(n), peer(n));
+        }
+        slots.received(0, t0);
+        assert!(admit(&mut slots, 1, t0));
+        let mut now = t0;
+        for i in 1..=20 {
+            now = t0 + ms(250 * i);
+            slots.received(i * MIB, now);
+            slots.sent(1, MIB / 5, now);
+        }
+        assert!(
+            admit(&mut slots, 2, now),
+            "peer 1 lags: peer 2 is lent a slot"
+        );
+        slots.finished(1, now);
+        slots.finished(2, now);
+        assert!(admit(&mut slots, 2, now + ms(100)));
+        // Peer 1 was idle past the lease and lost its slot; peer 2 holds the only one. Peer
+        // 1 is far nearer, but a laggard does not take it: it gets the lent slot back.
+        let near = |id: &EndpointId| Some(if *id == peer(1) { ms(10) } else { ms(40) });
+        let later = now + ms(2500);
+        assert_eq!(slots.admit(1, later, &near), Admit::Yes);
+        assert!(slots.held.contains_key(&peer(2)), "peer 2 keeps its slot");
+        assert!(
+            !admit(&mut slots, 3, later),
+            "still at most one slot over the count"
+        );
+    }
+
+    #[test]
+    fn a_holder_taking_far_less_than_arrives_here_does_not_block_one_more_peer() {
+        const MIB: u64 = 1 << 20;
+        // (watched s, received and sent per 250 ms, peer 2 admitted, peer 3 admitted, why)
+        let table = [
+            (
+                5,
+                MIB,
+                MIB / 5,
+                true,
+                false,
+                "a 5x slower holder: one extra slot, never two",
+            ),
+            (
+                5,
+                MIB,
+                MIB,
+                false,
+                false,
+                "a holder keeping up: the chain stays a chain",
+            ),
+            (
+                5,
+                MIB,
+                MIB * 2 / 3,
+                false,
+                false,
+                "a holder a third slower is no lagger",
+            ),
+            (
+                3,
+                MIB,
+                MIB / 5,
+                false,
+                false,
+                "watched less than the window: not judged",
+            ),
+            (
+                5,
+                0,
+                MIB / 5,
+                false,
+                false,
+                "no inflow (a complete copy): slots as configured",
+            ),
+            (
+                5,
+                MIB / 8,
+                0,
+                false,
+                false,
+                "inflow too small to judge anyone by",
+            ),
+        ];
+        for (secs, inflow, taken, second, third, why) in table {
+            assert_eq!(
+                after_watching(secs, inflow, taken),
+                (second, third),
+                "{why}"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -27,6 +27,7 @@ mod gate;
 pub mod identity;
 mod inventory;
 mod links;
+mod meter;
 mod peers;
 mod pending;
 mod pieces;
@@ -84,6 +85,9 @@ pub(crate) struct Shared {
     /// Woken when a peer's holdings change or a peer connects: fetches waiting for a source.
     pub changed: Notify,
     pub uploads: Arc<UploadStats>,
+    /// Verified bytes fetched from fleet members (not from a publisher): the gate judges a
+    /// slot holder's take against it.
+    pub inflow: Arc<std::sync::atomic::AtomicU64>,
     /// Each fetch's source and rate, recent refusals: for the status page.
     pub progress: progress::Progress,
     /// The boot policy this node holds: offers go to it, catch-up sends it.
@@ -238,12 +242,14 @@ impl Fleet {
         let pacer = Arc::new(gate::Pacer::new(settings.upload_limit));
         let uploads = Arc::new(UploadStats::default());
         let nearness = Arc::new(gate::Nearness::default());
+        let inflow = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let events = gate::provider_events(
             members.clone(),
             nearness.clone(),
             pacer.clone(),
             settings.upload_slots.max(1),
             uploads.clone(),
+            inflow.clone(),
         );
         let blobs = BlobsProtocol::new(&store.blob_api(), Some(events));
 
@@ -257,6 +263,7 @@ impl Fleet {
             core: handle,
             changed: Notify::new(),
             uploads,
+            inflow,
             progress: Default::default(),
             inventory,
             settings,

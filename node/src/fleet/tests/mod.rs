@@ -3,6 +3,7 @@
 
 mod failover;
 mod follow;
+mod left_behind;
 mod offer;
 mod pieces;
 mod policy;
