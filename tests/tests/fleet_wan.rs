@@ -25,6 +25,19 @@ use netboot_tests::{
 const FLEET_PORT: u16 = 7311;
 const STATUS_PORT: u16 = 8080;
 
+/// Sites of one test share the machine's two cores, and tests run side by side. Rules that
+/// judge rates (a slot holder that lags, a copy that grows slowly) see CPU starvation as a
+/// slow link; a test of those rules runs alone ([`alone_on_the_machine`]), the others together.
+static MACHINE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn sharing_the_machine() -> std::sync::RwLockReadGuard<'static, ()> {
+    MACHINE.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn alone_on_the_machine() -> std::sync::RwLockWriteGuard<'static, ()> {
+    MACHINE.write().unwrap_or_else(|e| e.into_inner())
+}
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -327,6 +340,7 @@ fn three_sites() -> (tempfile::TempDir, PathBuf, String, Wan, Site, Site, Site) 
 /// both, C's node boots a real BIOS PXE client with that release.
 #[test]
 fn publish_at_a_reaches_c_mostly_from_near_b_then_c_boots_a_client_while_partitioned() {
+    let _turn = sharing_the_machine();
     let tmp = tempfile::tempdir().unwrap();
     let (key, public) = keygen(tmp.path());
     let image = boot_image();
@@ -382,6 +396,7 @@ fn publish_at_a_reaches_c_mostly_from_near_b_then_c_boots_a_client_while_partiti
 /// fetches only what it did not hold.
 #[test]
 fn c_fails_over_to_a_when_b_dies_and_resumes_after_a_restart() {
+    let _turn = sharing_the_machine();
     let (tmp, key, public, wan, a, b, c) = three_sites();
     let (ab_a, ab_b) = wan.link("a", "b", 10, Some(200));
     let (bc_b, bc_c) = wan.link("b", "c", 10, Some(40));
@@ -517,6 +532,7 @@ fn c_fails_over_to_a_when_b_dies_and_resumes_after_a_restart() {
 /// lossy hop and verified. No timing here: `tests/bench/lossy.sh` holds the rates.
 #[test]
 fn a_release_crosses_a_two_percent_lossy_hop_verified() {
+    let _turn = sharing_the_machine();
     let (tmp, key, public, wan, a, b, c) = three_sites();
     let (ab_a, ab_b) = wan.link("a", "b", 10, Some(100));
     let (bc_b, bc_c) = wan.link_lossy("b", "c", 20, Some(100), 2.0);
@@ -576,6 +592,7 @@ fn a_release_crosses_a_two_percent_lossy_hop_verified() {
 /// the links heal.
 #[test]
 fn a_policy_published_at_a_decides_what_a_client_boots_at_c() {
+    let _turn = sharing_the_machine();
     let tmp = tempfile::tempdir().unwrap();
     let (key, public) = keygen(tmp.path());
     let image = boot_image();
@@ -771,6 +788,7 @@ fn a_policy_published_at_a_decides_what_a_client_boots_at_c() {
 /// those two rules C follows M to the end and gets every byte from M, at M's rate.
 #[test]
 fn a_throttled_middle_site_does_not_hold_back_the_site_behind_it() {
+    let _turn = alone_on_the_machine();
     let tmp = tempfile::tempdir().unwrap();
     let (key, public) = keygen(tmp.path());
     let wan = Wan::up();

@@ -335,18 +335,22 @@ impl FileFetch {
     }
 
     /// The sources to try now, in order: those not cooling down; if none is left, all of
-    /// them (a peer that stalled is better than none).
+    /// them (a peer that stalled is better than none). Peers left for being left behind
+    /// ([`FileFetch::left_behind`]) come after the others, however near: once the faster
+    /// peer completes it is no longer compared with them, and going back to the nearer slow
+    /// one would hold this file to its rate again.
     pub fn order(&self, all: &[Candidate], now: Instant) -> Vec<Candidate> {
-        let fresh: Vec<Candidate> = all
+        let mut fresh: Vec<Candidate> = all
             .iter()
             .filter(|c| !self.cooling(&c.id, now))
             .cloned()
             .collect();
         if fresh.is_empty() {
-            all.to_vec()
-        } else {
-            fresh
+            fresh = all.to_vec();
         }
+        // Stable: nearness order within each group.
+        fresh.sort_by_key(|c| self.slow.contains(&c.id));
+        fresh
     }
 
     /// A source worth leaving a running transfer from `current` for: clearly nearer (half its

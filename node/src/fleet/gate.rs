@@ -50,8 +50,12 @@ const SLOT_LEASE: Duration = Duration::from_secs(2);
 /// How long a holder is watched before it can be found to lag (several of its requests, and
 /// long enough that one slow start or a loss does not count).
 const LAG_WINDOW: Duration = Duration::from_secs(4);
-/// How long a peer found lagging is remembered as one.
-const LAGGARD_MEMORY: Duration = Duration::from_secs(10);
+/// How long a peer found lagging is remembered as one: long enough to cover the watch a
+/// holder needs again after taking a slot anew ([`LAG_WINDOW`]) several times over.
+const LAGGARD_MEMORY: Duration = Duration::from_secs(30);
+/// How long a peer that lost its slot is refused the nearness rule, counted from its last
+/// refused request (see [`Slots::admit`]).
+const HAD_ITS_TURN: Duration = Duration::from_secs(30);
 /// Below this inflow over [`LAG_WINDOW`] (4 MiB: 8 Mbit/s), this node passes on too little
 /// for any holder to be called slow: a node serving a complete copy (no inflow) never is.
 const LAG_MIN_INFLOW: u64 = 4 << 20;
@@ -70,6 +74,9 @@ struct Slots {
     /// requests and asks again gets the lent slot back rather than taking the slot of the
     /// peer it was lent to (by being nearer).
     laggards: HashMap<EndpointId, Instant>,
+    /// Peers that lost a slot (its lease ran out, or a nearer peer took it), and when last
+    /// refused since: they do not take a slot by being nearer ([`Slots::admit`]).
+    had_turn: HashMap<EndpointId, Instant>,
 }
 
 #[derive(Debug)]
@@ -116,6 +123,7 @@ impl Slots {
             conns: HashMap::new(),
             inflow: Growth::default(),
             laggards: HashMap::new(),
+            had_turn: HashMap::new(),
         }
     }
 
@@ -188,9 +196,16 @@ impl Slots {
             return Admit::No;
         };
         let lease = self.lease;
-        self.held.retain(|_, h| {
-            h.running > 0 || h.idle_since.is_none_or(|t| now.duration_since(t) < lease)
+        let had_turn = &mut self.had_turn;
+        self.held.retain(|id, h| {
+            let keep = h.running > 0 || h.idle_since.is_none_or(|t| now.duration_since(t) < lease);
+            if !keep {
+                had_turn.insert(*id, now);
+            }
+            keep
         });
+        self.had_turn
+            .retain(|_, t| now.saturating_duration_since(*t) < HAD_ITS_TURN);
         if let Some(h) = self.held.get_mut(&peer) {
             h.running += 1;
             h.idle_since = None;
@@ -198,8 +213,19 @@ impl Slots {
         }
         let mut verdict = Admit::Yes;
         if self.held.len() >= self.max && !self.extra_allowed(&peer, now) {
-            let Some(mine) = rtt(&peer) else {
-                return Admit::No;
+            // A peer that had a slot and lost it had its turn: its lease ran out because it
+            // stopped asking in time (a slow or busy site), or a nearer peer took it. Taking
+            // the slot of whoever holds it now would hand the release back to the peer that
+            // could not keep it, and the holder — often ahead of it — would follow it. The
+            // nearness rule is for the race at the start, when a far peer asked a moment
+            // sooner. Each refusal renews the memory: it lasts while the peer keeps asking.
+            let mine = match (self.had_turn.get_mut(&peer), rtt(&peer)) {
+                (Some(t), _) => {
+                    *t = now;
+                    return Admit::No;
+                }
+                (None, None) => return Admit::No,
+                (None, Some(mine)) => mine,
             };
             // The farthest holder this requester is clearly nearer than.
             let farther = self
@@ -212,8 +238,10 @@ impl Slots {
                 return Admit::No;
             };
             self.held.remove(&far);
+            self.had_turn.insert(far, now);
             verdict = Admit::InsteadOf(far);
         }
+        self.had_turn.remove(&peer);
         self.held.insert(peer, Holder::new(1, now));
         verdict
     }
@@ -573,6 +601,45 @@ mod tests {
             slots.admit(3, t0 + ms(70), &rtt),
             Admit::No,
             "25 ms is not clearly nearer than the 10 ms holder"
+        );
+    }
+
+    #[test]
+    fn a_peer_that_lost_its_slot_does_not_take_the_next_holders_by_nearness() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let peer = |n: u8| iroh::SecretKey::from_bytes(&[n; 32]).public();
+        // Peer 1 is near (10 ms), peer 2 far (40 ms).
+        let rtts: HashMap<EndpointId, Duration> = [(peer(1), ms(10)), (peer(2), ms(40))].into();
+        let rtt = |id: &EndpointId| rtts.get(id).copied();
+        let mut slots = Slots::new(1, ms(2000));
+        slots.connected(1, peer(1));
+        slots.connected(2, peer(2));
+        assert_eq!(slots.admit(1, t0, &rtt), Admit::Yes);
+        slots.finished(1, t0 + ms(100));
+        // Peer 1 asks nothing for longer than the lease (a slow or busy site): the far peer
+        // gets the slot.
+        assert_eq!(slots.admit(2, t0 + ms(2200), &rtt), Admit::Yes);
+        // Peer 1, back and still clearly nearer, had its turn: refused, for as long as it
+        // keeps asking.
+        for s in 3..=60 {
+            assert_eq!(
+                slots.admit(1, t0 + ms(1000 * s), &rtt),
+                Admit::No,
+                "asked at {s} s"
+            );
+        }
+        // Quiet for the whole memory: the next ask is a new race, and nearness decides it.
+        assert_eq!(
+            slots.admit(1, t0 + ms(60_000) + HAD_ITS_TURN, &rtt),
+            Admit::InsteadOf(peer(2))
+        );
+        // The peer whose slot was taken had its turn too: it does not take it back by
+        // nearness even where it is the nearer (its round trip now shorter).
+        let flipped = |id: &EndpointId| Some(if *id == peer(2) { ms(5) } else { ms(40) });
+        assert_eq!(
+            slots.admit(2, t0 + ms(61_000) + HAD_ITS_TURN, &flipped),
+            Admit::No
         );
     }
 

@@ -141,7 +141,20 @@ fn after_leaving_the_slow_peer_the_faster_one_is_tried_first_and_the_slow_one_co
         .into_iter()
         .map(|c| c.label)
         .collect();
-    assert_eq!(order, ["p1", "p2"], "then it is a source again");
+    assert_eq!(
+        order,
+        ["p2", "p1"],
+        "then it is a source again, after the faster one although nearer"
+    );
+    // The faster one completes: still tried first (it is no longer compared, being
+    // complete, so the order alone keeps this file off the slow peer).
+    let done = candidate(2, Some(40), Complete);
+    let order: Vec<_> = fetch
+        .order(&[slow.clone(), done], now + ms(60_000))
+        .into_iter()
+        .map(|c| c.label)
+        .collect();
+    assert_eq!(order, ["p2", "p1"]);
     // A peer cooling down is not left for either.
     let others = vec![(slow.clone(), seen(60 * MIB, Some(15 * MIB)))];
     assert!(fetch
