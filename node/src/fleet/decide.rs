@@ -229,6 +229,12 @@ pub(crate) struct CopySeen {
 /// compare: every chain starts that way.
 pub(crate) const LEFT_BEHIND_MIN_GROWTH: u64 = 2048;
 
+/// Whether a round trip of `rtt` is clearly nearer than `than`: half of it or less, and at
+/// least 5 ms less (so two peers on one LAN, 0.2 ms and 0.5 ms, count as equally near).
+pub(crate) fn clearly_nearer(rtt: Duration, than: Duration) -> bool {
+    rtt * 2 <= than && rtt + Duration::from_millis(5) <= than
+}
+
 /// Why a peer is left alone for a while, whatever the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Fault {
@@ -367,11 +373,7 @@ impl FileFetch {
             .filter(|c| {
                 c.id != current.id && !self.cooling(&c.id, now) && !self.slow.contains(&c.id)
             })
-            .find(|c| {
-                c.rtt.is_some_and(|r| {
-                    r * 2 <= current_rtt && r + Duration::from_millis(5) <= current_rtt
-                })
-            })
+            .find(|c| c.rtt.is_some_and(|r| clearly_nearer(r, current_rtt)))
     }
 
     /// A peer worth leaving `current`, a peer still fetching the file, for: another one still

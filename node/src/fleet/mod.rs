@@ -36,6 +36,7 @@ mod progress;
 pub mod publish_remote;
 pub mod readthrough;
 mod redial;
+mod swarm;
 pub mod transport;
 mod view;
 mod wire;

@@ -9,6 +9,7 @@ mod pieces;
 mod policy;
 mod redial;
 mod sources;
+mod swarm;
 
 use std::time::{Duration, Instant};
 
