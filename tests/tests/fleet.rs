@@ -574,3 +574,60 @@ fn a_site_with_four_streams_fetches_a_big_file_in_pieces() {
         logs()
     );
 }
+
+/// Issue 14: two peers hold a release complete and are equally near (loopback), each with an
+/// upload limit: C fetches the big file from both at once (fleet/swarm.rs), so each sends a
+/// share, and C serves exactly the signed bytes. B fetches from A first, alone.
+#[test]
+fn a_site_fetches_one_file_from_two_complete_peers_at_once() {
+    let fleet = Fleet::new();
+    let (a, b, c) = (fleet.site("a"), fleet.site("b"), fleet.site("c"));
+    // 40 Mbit/s = 5 MB/s each: B's fetch from A alone takes ~5 s, C's from both ~2.5 s.
+    let limit = "upload_limit = \"40 Mbit/s\"";
+    // A's one default slot could still be B's (its lease outlives B's last request by
+    // seconds): A would refuse C and C take every piece from B.
+    let a_extra = format!("{limit}\nupload_slots = 2");
+    fleet.configure(&a, &[b.addr()], &[&c.id], &a_extra);
+    fleet.configure(&b, &[a.addr()], &[&c.id], limit);
+    fleet.configure(&c, &[a.addr(), b.addr()], &[], "");
+    let (na, nb) = (
+        NodeProcess::start(&a.config, None),
+        NodeProcess::start(&b.config, None),
+    );
+    let big = content(71, 24_000_000);
+    let f = fleet.file("root.squashfs", &big);
+    fleet.publish_to(&a, "live", 5, &["--file", &f]);
+    let logs = || logs_of(&[("a", &na), ("b", &nb)]);
+    wait_until("B to hold live v5", Duration::from_secs(60), &logs, || {
+        b.has_release("live", 5)
+    });
+    let nc = NodeProcess::start(&c.config, None);
+    let logs = || logs_of(&[("a", &na), ("b", &nb), ("c", &nc)]);
+    wait_until("C to hold live v5", Duration::from_secs(60), &logs, || {
+        c.has_release("live", 5)
+    });
+    assert!(
+        c.get("/r/live/5/root.squashfs") == big,
+        "C serves other bytes than signed"
+    );
+    let (from_a, from_b) = (c.received_from(&a.id), c.received_from(&b.id));
+    assert!(
+        from_a > 0 && from_b > 0,
+        "C fetched {from_a} bytes from A and {from_b} from B: not from both\n{}",
+        logs()
+    );
+    assert_eq!(from_a + from_b, big.len() as u64, "{}", logs());
+    // "... fetching N pieces from A, B (1 at a time each)": at the start, or after C began
+    // with the first peer it heard of and B's holding arrived.
+    let c_log = nc.log_text();
+    assert!(
+        c_log
+            .lines()
+            .any(|l| l.contains("`root.squashfs` of live v5: fetching ")
+                && l.contains(" pieces from 127.0.0.1:")
+                && l.contains(&a.id[..10])
+                && l.contains(&b.id[..10])),
+        "{}",
+        logs()
+    );
+}

@@ -336,7 +336,8 @@ impl FileFetch {
         self.proven.contains(id)
     }
 
-    fn cooling(&self, id: &EndpointId, now: Instant) -> bool {
+    /// Whether `id` failed to deliver this file a moment ago and is skipped for now.
+    pub fn cooling(&self, id: &EndpointId, now: Instant) -> bool {
         self.cooldown.get(id).is_some_and(|t| *t > now)
     }
 

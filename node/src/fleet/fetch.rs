@@ -12,6 +12,7 @@
 //! held.
 
 use std::{
+    collections::{HashMap, HashSet},
     ops::Range,
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -37,7 +38,9 @@ use super::{
     decide::{self, Attempt, Candidate, CopySeen, Ended, FileFetch, Step},
     follow::{Follow, PeerCopy},
     meter::Growth,
-    pieces, Shared,
+    pieces,
+    swarm::{self, Failure, Left, Swarm},
+    Shared,
 };
 use crate::store::AcceptError;
 
@@ -59,6 +62,8 @@ enum SourceError {
     Preempted(String),
     #[error("another peer receives it at more than twice its rate: {0}")]
     LeftBehind(String),
+    #[error("{0} peers hold it complete now: fetching from them at once")]
+    Swarm(usize),
 }
 
 /// Fetches every file of `release`, commits it, and tells the owner how that went. Runs
@@ -195,6 +200,11 @@ async fn fetch_file(shared: &Arc<Shared>, release: &VerifiedRelease, file: &File
             return;
         }
         let all = sources(shared, id).await;
+        if let Some(members) = swarm_members(shared, file, &all, &memory).await {
+            if swarm_from(shared, release, file, members, stall, &mut memory).await {
+                continue;
+            }
+        }
         let candidates = memory.order(&all, Instant::now());
         let mut pause = Pause::Idle;
         for c in &candidates {
@@ -217,6 +227,16 @@ async fn fetch_file(shared: &Arc<Shared>, release: &VerifiedRelease, file: &File
                 Err(SourceError::Connect(e)) => {
                     tracing::info!("fleet: peer {} unreachable for data: {e}", c.label);
                     Ended::Unreachable
+                }
+                Err(e @ SourceError::Swarm(_)) => {
+                    tracing::info!(
+                        "fleet: `{}` of {} v{}: leaving {}: {e}",
+                        file.path,
+                        release.name,
+                        release.version,
+                        c.label
+                    );
+                    Ended::Preempted
                 }
                 Err(SourceError::Preempted(nearer)) => {
                     tracing::info!(
@@ -441,7 +461,12 @@ async fn fetch_from(
         };
         let Some(next) = next else {
             credit(shared, release, c, read.iter().sum(), &mut credited).await;
-            checkpoint(shared, release, c, memory, stall, &mut idle).await?;
+            let all = checkpoint(shared, release, c, memory, stall, &mut idle).await?;
+            if c.holding == Holding::Complete {
+                if let Some(members) = swarm_members(shared, file, &all, memory).await {
+                    return Err(SourceError::Swarm(members.len()));
+                }
+            }
             continue;
         };
         if matches!(next, Some((_, GetProgressItem::Progress(_)))) {
@@ -476,6 +501,275 @@ async fn fetch_from(
             }
         }
     }
+}
+
+/// The complete holders a file is fetched from at once ([`swarm`]), nearest first, when at
+/// least two of them would start (not cooling down after failing this file) and at least two
+/// pieces of the file are missing; `None` otherwise.
+async fn swarm_members(
+    shared: &Shared,
+    file: &FileEntry,
+    all: &[Candidate],
+    memory: &FileFetch,
+) -> Option<Vec<Candidate>> {
+    let now = Instant::now();
+    let fresh: Vec<Candidate> = all
+        .iter()
+        .filter(|c| !memory.cooling(&c.id, now))
+        .cloned()
+        .collect();
+    let members = swarm::members(&fresh);
+    if swarm::starting(&members) < 2 {
+        return None;
+    }
+    let left = file
+        .size
+        .saturating_sub(local_bytes(shared, &file.hash).await);
+    (left > pieces::PIECE_CHUNKS * 1024).then_some(members)
+}
+
+/// A ranged get of one piece, its items tagged with the peer and the piece.
+type PieceItems =
+    std::pin::Pin<Box<dyn n0_future::Stream<Item = (EndpointId, usize, GetProgressItem)> + Send>>;
+
+/// Fetches the missing pieces of `file` from `members` at once, as [`Swarm`] decides: one
+/// connection per peer, each piece a ranged get verified as it arrives, up to `[fleet]
+/// streams` of them in flight per peer. Returns when the file is complete here or every peer
+/// has left the swarm (the one-peer loop then takes what is still missing); true if any
+/// bytes arrived.
+async fn swarm_from(
+    shared: &Shared,
+    release: &VerifiedRelease,
+    file: &FileEntry,
+    members: Vec<Candidate>,
+    stall: Duration,
+    memory: &mut FileFetch,
+) -> bool {
+    let api = shared.store.blob_api();
+    let hash = iroh_blobs::Hash::from(file.hash);
+    let total = chunks_of(file.size);
+    let missing = missing_chunks(&api, hash, file.size).await;
+    let cut = pieces::pieces(&missing, pieces::PIECE_CHUNKS, pieces::ALIGN_CHUNKS);
+    let count = cut.len();
+    let streams = pieces::streams_for(Holding::Complete, shared.settings.streams);
+    let mut swarm = Swarm::new(cut, members.clone(), streams, stall, Instant::now());
+    let what = format!("`{}` of {} v{}", file.path, release.name, release.version);
+    let names: Vec<&str> = swarm.active().iter().map(|c| c.label.as_str()).collect();
+    tracing::info!(
+        "fleet: {what}: fetching {count} pieces from {} ({streams} at a time each)",
+        names.join(", ")
+    );
+    let by_id: HashMap<EndpointId, Candidate> = members.into_iter().map(|c| (c.id, c)).collect();
+    let mut conns: HashMap<EndpointId, Connection> = HashMap::new();
+    let mut requests = n0_future::MergeUnbounded::<PieceItems>::default();
+    let mut live = 0usize;
+    // Payload bytes of each request by (peer, piece), credited per peer at each check.
+    let mut read: HashMap<(EndpointId, usize), u64> = HashMap::new();
+    let mut credited: HashMap<EndpointId, u64> = HashMap::new();
+    // Peers whose data failed verification: nothing of theirs counts as received.
+    let mut discredited: HashSet<EndpointId> = HashSet::new();
+    let mut check = tokio::time::interval(PREEMPT_CHECK);
+    check.tick().await;
+    let mut got_any = false;
+    loop {
+        while let Some(a) = swarm.next(Instant::now()) {
+            let conn = match conns.get(&a.peer) {
+                Some(conn) => conn.clone(),
+                None => match blob_connection(shared, a.peer).await {
+                    Ok(conn) => {
+                        conns.insert(a.peer, conn.clone());
+                        conn
+                    }
+                    Err(e) => {
+                        if let Some(left) = swarm.unreachable(&a.peer) {
+                            let why = e.to_string();
+                            leave(shared, &what, &by_id, &left, &why, 0, memory).await;
+                        }
+                        continue;
+                    }
+                },
+            };
+            // A piece back from a peer that left may be partly held by now.
+            let held = missing_chunks(&api, hash, file.size).await;
+            let chunks = intersect(&a.chunks, &held);
+            if chunks.is_empty() {
+                swarm.done(&a.peer, a.piece, Instant::now());
+                continue;
+            }
+            let request = GetRequest::blob_ranges(hash, chunk_set(&chunks, total));
+            let items = api.remote().execute_get(conn, request).stream();
+            let (peer, piece) = (a.peer, a.piece);
+            requests.push(Box::pin(items.map(move |item| (peer, piece, item))));
+            live += 1;
+        }
+        if swarm.finished() || swarm.abandoned() || live == 0 {
+            break;
+        }
+        let next = tokio::select! {
+            item = requests.next() => item,
+            _ = check.tick() => {
+                for (id, c) in &by_id {
+                    let counted = bytes_of(&read, id);
+                    credit(shared, release, c, counted, credited.entry(*id).or_default()).await;
+                }
+                for left in swarm.tick(Instant::now()) {
+                    let why = SourceError::Stalled(stall).to_string();
+                    let got = bytes_of(&read, &left.peer);
+                    leave(shared, &what, &by_id, &left, &why, got, memory).await;
+                }
+                continue;
+            }
+        };
+        let Some((peer, piece, item)) = next else {
+            break;
+        };
+        let now = Instant::now();
+        match item {
+            GetProgressItem::Progress(n) => {
+                if !discredited.contains(&peer) {
+                    read.insert((peer, piece), n);
+                }
+                got_any = true;
+                swarm.progress(&peer, piece, now);
+            }
+            GetProgressItem::Done(stats) => {
+                live -= 1;
+                if !discredited.contains(&peer) {
+                    let r = read.entry((peer, piece)).or_default();
+                    *r = (*r).max(stats.payload_bytes_read);
+                }
+                swarm.done(&peer, piece, now);
+            }
+            GetProgressItem::Error(e) => {
+                live -= 1;
+                let text = format!("{e:#}");
+                let how = if sent_bad_data(&e) {
+                    Failure::BadData
+                } else if conns.get(&peer).is_some_and(|c| c.close_reason().is_some()) {
+                    conns.remove(&peer);
+                    let conn = None;
+                    shared
+                        .core
+                        .peer(PeerEvent::SetBlobLink { id: peer, conn })
+                        .await;
+                    Failure::Failed
+                } else if read.get(&(peer, piece)).copied().unwrap_or(0) == 0 {
+                    Failure::Refused
+                } else {
+                    Failure::Failed
+                };
+                let got = bytes_of(&read, &peer);
+                if how == Failure::BadData && discredited.insert(peer) {
+                    // Nothing of a peer that sent bad data counts as received from it.
+                    let bytes = -(credited.remove(&peer).unwrap_or(0) as i64);
+                    shared
+                        .core
+                        .peer(PeerEvent::Credit { id: peer, bytes })
+                        .await;
+                    read.retain(|(p, _), _| *p != peer);
+                }
+                if let Some(left) = swarm.failed(&peer, piece, how) {
+                    leave(shared, &what, &by_id, &left, &text, got, memory).await;
+                }
+            }
+        }
+    }
+    for (id, c) in &by_id {
+        let counted = bytes_of(&read, id);
+        credit(
+            shared,
+            release,
+            c,
+            counted,
+            credited.entry(*id).or_default(),
+        )
+        .await;
+    }
+    let done: Vec<String> = swarm
+        .done_by()
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(label, n)| format!("{n} from {label}"))
+        .collect();
+    if swarm.finished() {
+        tracing::info!(
+            "fleet: {what}: all {count} pieces fetched ({})",
+            done.join(", ")
+        );
+    } else {
+        tracing::info!(
+            "fleet: {what}: every peer left the fetch from several at once ({} pieces done); one peer at a time now",
+            if done.is_empty() { "no".to_string() } else { done.join(", ") }
+        );
+    }
+    got_any
+}
+
+/// Payload bytes counted from `peer` over all its requests.
+fn bytes_of(read: &HashMap<(EndpointId, usize), u64>, peer: &EndpointId) -> u64 {
+    read.iter()
+        .filter(|((p, _), _)| p == peer)
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// A peer left the swarm: say why, and let the file's memory cool it down or back it off
+/// (as after a one-peer request that ended the same way).
+async fn leave(
+    shared: &Shared,
+    what: &str,
+    by_id: &HashMap<EndpointId, Candidate>,
+    left: &Left,
+    why: &str,
+    got: u64,
+    memory: &mut FileFetch,
+) {
+    let Some(c) = by_id.get(&left.peer) else {
+        return;
+    };
+    let back = match left.requeued.len() {
+        0 => String::new(),
+        n => format!("; its {n} pieces in flight go to the others"),
+    };
+    if left.ended == Ended::BadData {
+        tracing::warn!(
+            "fleet: peer {} sent data for {what} that FAILS BLAKE3 verification ({why}); discarded, avoiding this peer for {} min{back}",
+            left.label,
+            decide::BAD_DATA_BACKOFF.as_secs() / 60
+        );
+    } else {
+        tracing::info!(
+            "fleet: {what}: {} leaves the fetch from several peers ({why}){back}",
+            left.label
+        );
+    }
+    let attempt = Attempt {
+        ended: left.ended,
+        got,
+        had_all: false,
+    };
+    let after = memory.after(c, attempt, Instant::now());
+    if let Some((fault, until)) = after.avoid {
+        let id = c.id;
+        shared
+            .core
+            .peer(PeerEvent::Avoid { id, fault, until })
+            .await;
+    }
+}
+
+/// The chunks of `piece` that are still in `missing` (both sorted, disjoint).
+fn intersect(piece: &[Range<u64>], missing: &[Range<u64>]) -> Vec<Range<u64>> {
+    let mut out = Vec::new();
+    for p in piece {
+        for m in missing {
+            let (start, end) = (p.start.max(m.start), p.end.min(m.end));
+            if start < end {
+                out.push(start..end);
+            }
+        }
+    }
+    out
 }
 
 /// The check a running transfer makes every [`PREEMPT_CHECK`] with no byte arrived: stalled

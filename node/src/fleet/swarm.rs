@@ -47,6 +47,26 @@ pub(crate) fn members(candidates: &[Candidate]) -> Vec<Candidate> {
         .collect()
 }
 
+/// Of peers nearest first (their round trips), the positions of those that work now: not
+/// clearly farther than the first, at most [`MAX_PEERS`].
+fn working(rtts: &[Option<Duration>]) -> Vec<usize> {
+    let nearest = rtts.first().copied().flatten();
+    (0..rtts.len())
+        .filter(|&i| match (nearest, rtts[i]) {
+            (Some(n), Some(r)) => !decide::clearly_nearer(n, r),
+            _ => true,
+        })
+        .take(MAX_PEERS)
+        .collect()
+}
+
+/// How many of `members` (nearest first) a swarm would start with: a swarm is worth it from
+/// two.
+pub(crate) fn starting(members: &[Candidate]) -> usize {
+    let rtts: Vec<Option<Duration>> = members.iter().map(|c| c.rtt).collect();
+    working(&rtts).len()
+}
+
 /// One piece of the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -91,8 +111,6 @@ pub(crate) enum Failure {
     Refused,
     /// The data failed BLAKE3 verification.
     BadData,
-    /// No connection to its blob provider.
-    Unreachable,
     /// Any other failure (connection lost, ended short).
     Failed,
 }
@@ -144,15 +162,8 @@ impl Swarm {
         let staying: Vec<usize> = (0..self.members.len())
             .filter(|&i| self.members[i].left.is_none())
             .collect();
-        let nearest = staying.first().and_then(|&i| self.members[i].c.rtt);
-        staying
-            .into_iter()
-            .filter(|&i| match (nearest, self.members[i].c.rtt) {
-                (Some(n), Some(r)) => !decide::clearly_nearer(n, r),
-                _ => true,
-            })
-            .take(MAX_PEERS)
-            .collect()
+        let rtts: Vec<Option<Duration>> = staying.iter().map(|&i| self.members[i].c.rtt).collect();
+        working(&rtts).into_iter().map(|k| staying[k]).collect()
     }
 
     /// The peers working now, nearest first.
@@ -223,7 +234,6 @@ impl Swarm {
         let ended = match how {
             Failure::Refused | Failure::Failed => Ended::Failed,
             Failure::BadData => Ended::BadData,
-            Failure::Unreachable => Ended::Unreachable,
         };
         Some(self.leave(m, ended))
     }

@@ -40,7 +40,10 @@ fn who_joins() {
     let cases: Vec<(&str, Vec<Candidate>, Vec<&str>)> = vec![
         (
             "two near complete peers",
-            vec![candidate(1, Some(2), Complete), candidate(2, Some(3), Complete)],
+            vec![
+                candidate(1, Some(2), Complete),
+                candidate(2, Some(3), Complete),
+            ],
             vec!["p1", "p2"],
         ),
         (
@@ -59,17 +62,26 @@ fn who_joins() {
         ),
         (
             "comparably far peers both join",
-            vec![candidate(8, Some(60), Complete), candidate(9, Some(80), Complete)],
+            vec![
+                candidate(8, Some(60), Complete),
+                candidate(9, Some(80), Complete),
+            ],
             vec!["p8", "p9"],
         ),
         (
             "a peer still fetching is followed, not swarmed",
-            vec![candidate(1, Some(2), Fetching), candidate(9, Some(80), Complete)],
+            vec![
+                candidate(1, Some(2), Fetching),
+                candidate(9, Some(80), Complete),
+            ],
             vec!["p9"],
         ),
         (
             "peers without a round trip join last",
-            vec![candidate(1, Some(2), Complete), candidate(3, None, Complete)],
+            vec![
+                candidate(1, Some(2), Complete),
+                candidate(3, None, Complete),
+            ],
             vec!["p1", "p3"],
         ),
         (
@@ -87,7 +99,10 @@ fn who_joins() {
 #[test]
 fn pieces_are_split_across_two_peers_in_file_order() {
     let now = t0();
-    let peers = vec![candidate(1, Some(2), Complete), candidate(2, Some(3), Complete)];
+    let peers = vec![
+        candidate(1, Some(2), Complete),
+        candidate(2, Some(3), Complete),
+    ];
     let mut s = swarm(6, peers, 2, now);
     // Round-robin in nearness order, two in flight each.
     assert_eq!(assign_all(&mut s, now), [(0, 1), (1, 2), (2, 1), (3, 2)]);
@@ -106,9 +121,7 @@ fn pieces_are_split_across_two_peers_in_file_order() {
 #[test]
 fn every_piece_is_fetched_exactly_once_when_nobody_fails() {
     let now = t0();
-    let peers: Vec<Candidate> = (1..=3)
-        .map(|n| candidate(n, Some(2), Complete))
-        .collect();
+    let peers: Vec<Candidate> = (1..=3).map(|n| candidate(n, Some(2), Complete)).collect();
     let mut s = swarm(40, peers, 2, now);
     let mut asked = vec![0u32; 40];
     let mut running: Vec<(usize, u8)> = Vec::new();
@@ -131,7 +144,10 @@ fn every_piece_is_fetched_exactly_once_when_nobody_fails() {
 #[test]
 fn a_faster_peer_ends_up_with_more_pieces() {
     let now = t0();
-    let peers = vec![candidate(1, Some(2), Complete), candidate(2, Some(3), Complete)];
+    let peers = vec![
+        candidate(1, Some(2), Complete),
+        candidate(2, Some(3), Complete),
+    ];
     let mut s = swarm(12, peers, 1, now);
     // p1 delivers a piece every round, p2 one every fourth round.
     let mut round = 0;
@@ -155,15 +171,24 @@ fn a_faster_peer_ends_up_with_more_pieces() {
 #[test]
 fn a_stalled_peers_pieces_go_to_the_other_and_it_leaves() {
     let now = t0();
-    let peers = vec![candidate(1, Some(2), Complete), candidate(2, Some(3), Complete)];
+    let peers = vec![
+        candidate(1, Some(2), Complete),
+        candidate(2, Some(3), Complete),
+    ];
     let mut s = swarm(4, peers, 1, now);
     assert_eq!(assign_all(&mut s, now), [(0, 1), (1, 2)]);
     // p2 keeps delivering, p1 goes silent.
     s.progress(&peer(2), 1, now + ms(600));
-    assert!(s.tick(now + ms(900)).is_empty(), "not yet the stall timeout");
+    assert!(
+        s.tick(now + ms(900)).is_empty(),
+        "not yet the stall timeout"
+    );
     let left = s.tick(now + ms(STALL));
     assert_eq!(left.len(), 1);
-    assert_eq!((left[0].label.as_str(), left[0].ended), ("p1", Ended::Stalled));
+    assert_eq!(
+        (left[0].label.as_str(), left[0].ended),
+        ("p1", Ended::Stalled)
+    );
     assert_eq!(left[0].requeued, [0]);
     assert_eq!(active(&s), ["p2"]);
     // Piece 0 is next, ahead of 2: the held prefix grows.
@@ -175,9 +200,16 @@ fn a_stalled_peers_pieces_go_to_the_other_and_it_leaves() {
     assert!(!s.finished());
     // The stall sends p1 into the file fetch's cooldown, as a one-peer stall does.
     let mut memory = FileFetch::new(ms(STALL));
-    let after = memory.after(&candidate(1, Some(2), Complete), attempt(Ended::Stalled), now);
+    let after = memory.after(
+        &candidate(1, Some(2), Complete),
+        attempt(Ended::Stalled),
+        now,
+    );
     assert_eq!(after.avoid, None);
-    let all = [candidate(1, Some(2), Complete), candidate(2, Some(3), Complete)];
+    let all = [
+        candidate(1, Some(2), Complete),
+        candidate(2, Some(3), Complete),
+    ];
     assert_eq!(memory.order(&all, now + ms(STALL))[0].label, "p2");
 }
 
@@ -214,7 +246,10 @@ fn a_failed_request_sends_its_piece_back_and_the_peer_out() {
         ),
     ];
     for (what, failure, ended, avoid) in cases {
-        let peers = vec![candidate(1, Some(2), Complete), candidate(2, Some(3), Complete)];
+        let peers = vec![
+            candidate(1, Some(2), Complete),
+            candidate(2, Some(3), Complete),
+        ];
         let mut s = swarm(4, peers, 2, now);
         assert_eq!(
             assign_all(&mut s, now),
@@ -247,17 +282,27 @@ fn the_far_origin_joins_once_the_near_peers_have_left() {
     let mut s = swarm(3, peers, 1, now);
     assert_eq!(assign_all(&mut s, now), [(0, 1), (1, 2)]);
     s.failed(&peer(1), 0, Failure::Refused);
-    assert_eq!(assign_all(&mut s, now), [], "p2 is busy, the origin still waits");
+    assert_eq!(
+        assign_all(&mut s, now),
+        [],
+        "p2 is busy, the origin still waits"
+    );
     s.unreachable(&peer(2));
     assert_eq!(active(&s), ["p9"]);
     assert_eq!(assign_all(&mut s, now), [(0, 9)]);
     s.failed(&peer(9), 0, Failure::Failed);
-    assert!(s.abandoned(), "every peer left: the one-peer fetch takes over");
+    assert!(
+        s.abandoned(),
+        "every peer left: the one-peer fetch takes over"
+    );
 }
 
 #[test]
 fn nothing_to_fetch_is_finished_at_once() {
-    let peers = vec![candidate(1, Some(2), Complete), candidate(2, Some(3), Complete)];
+    let peers = vec![
+        candidate(1, Some(2), Complete),
+        candidate(2, Some(3), Complete),
+    ];
     let mut s = Swarm::new(Vec::new(), peers, 1, ms(STALL), t0());
     assert!(s.finished());
     assert!(!s.abandoned());
