@@ -591,7 +591,7 @@ async fn swarm_from(
             };
             // A piece back from a peer that left may be partly held by now.
             let held = missing_chunks(&api, hash, file.size).await;
-            let chunks = intersect(&a.chunks, &held);
+            let chunks = pieces::still_missing(&a.chunks, &held);
             if chunks.is_empty() {
                 swarm.done(&a.peer, a.piece, Instant::now());
                 continue;
@@ -756,20 +756,6 @@ async fn leave(
             .peer(PeerEvent::Avoid { id, fault, until })
             .await;
     }
-}
-
-/// The chunks of `piece` that are still in `missing` (both sorted, disjoint).
-fn intersect(piece: &[Range<u64>], missing: &[Range<u64>]) -> Vec<Range<u64>> {
-    let mut out = Vec::new();
-    for p in piece {
-        for m in missing {
-            let (start, end) = (p.start.max(m.start), p.end.min(m.end));
-            if start < end {
-                out.push(start..end);
-            }
-        }
-    }
-    out
 }
 
 /// The check a running transfer makes every [`PREEMPT_CHECK`] with no byte arrived: stalled

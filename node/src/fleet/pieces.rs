@@ -72,3 +72,18 @@ pub(crate) fn pieces(missing: &[Range<u64>], piece: u64, align: u64) -> Vec<Vec<
     }
     out
 }
+
+/// The chunks of `piece` still in `missing` (both sorted, disjoint): what is left to ask for
+/// of a piece that went back to the queue after its peer left with part of it delivered.
+pub(crate) fn still_missing(piece: &[Range<u64>], missing: &[Range<u64>]) -> Vec<Range<u64>> {
+    let mut out = Vec::new();
+    for p in piece {
+        for m in missing {
+            let (start, end) = (p.start.max(m.start), p.end.min(m.end));
+            if start < end {
+                out.push(start..end);
+            }
+        }
+    }
+    out
+}

@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use netboot_proto::fleet::Holding;
 
-use crate::fleet::pieces::{pieces, streams_for, MAX_STREAMS_PER_FILE};
+use crate::fleet::pieces::{pieces, still_missing, streams_for, MAX_STREAMS_PER_FILE};
 
 /// Every chunk of `missing` is in exactly one piece, in file order.
 fn covers_exactly(missing: &[Range<u64>], pieces: &[Vec<Range<u64>>]) -> bool {
@@ -114,5 +114,36 @@ fn only_a_complete_copy_is_asked_for_several_pieces_at_once() {
             want,
             "{holding:?} {configured}"
         );
+    }
+}
+
+#[test]
+fn a_piece_asked_again_asks_only_for_what_is_still_missing() {
+    // (what, piece, missing in the store now, to ask for)
+    #[allow(clippy::type_complexity)]
+    let cases: &[(&str, Vec<Range<u64>>, Vec<Range<u64>>, Vec<Range<u64>>)] = &[
+        ("nothing arrived", vec![16..32], vec![0..64], vec![16..32]),
+        (
+            "its first half arrived",
+            vec![16..32],
+            vec![24..64],
+            vec![24..32],
+        ),
+        (
+            "all of it arrived",
+            vec![16..32],
+            vec![0..16, 32..64],
+            vec![],
+        ),
+        (
+            "a piece spanning a hole, part of each range arrived",
+            vec![0..8, 16..32],
+            vec![4..8, 20..24, 28..40],
+            vec![4..8, 20..24, 28..32],
+        ),
+        ("nothing missing any more", vec![0..8], vec![], vec![]),
+    ];
+    for (what, piece, missing, want) in cases {
+        assert_eq!(still_missing(piece, missing), *want, "{what}");
     }
 }
