@@ -281,15 +281,7 @@ async fn fetch_file(shared: &Arc<Shared>, release: &VerifiedRelease, file: &File
                 got,
                 had_all: before >= file.size,
             };
-            let after = memory.after(c, attempt, Instant::now());
-            if let Some((fault, until)) = after.avoid {
-                let id = c.id;
-                shared
-                    .core
-                    .peer(PeerEvent::Avoid { id, fault, until })
-                    .await;
-            }
-            match after.step {
+            match after_attempt(shared, &mut memory, c, attempt).await {
                 Step::Restart { progressed } => {
                     if progressed {
                         pause = Pause::Progressed;
@@ -748,6 +740,17 @@ async fn leave(
         got,
         had_all: false,
     };
+    after_attempt(shared, memory, c, attempt).await;
+}
+
+/// Tells the file's memory how a request of `c` ended, records the peer-wide backoff it
+/// decides on, and returns what the fetch does next.
+async fn after_attempt(
+    shared: &Shared,
+    memory: &mut FileFetch,
+    c: &Candidate,
+    attempt: Attempt,
+) -> Step {
     let after = memory.after(c, attempt, Instant::now());
     if let Some((fault, until)) = after.avoid {
         let id = c.id;
@@ -756,6 +759,7 @@ async fn leave(
             .peer(PeerEvent::Avoid { id, fault, until })
             .await;
     }
+    after.step
 }
 
 /// The check a running transfer makes every [`PREEMPT_CHECK`] with no byte arrived: stalled

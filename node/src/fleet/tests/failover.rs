@@ -3,20 +3,12 @@
 
 use netboot_proto::fleet::Holding::*;
 
-use super::{candidate, labels, ms, t0};
+use super::{attempt, candidate, labels, ms, t0};
 use crate::fleet::decide::{
     backoff, Attempt, Ended, Fault, FileFetch, Step, BAD_DATA_BACKOFF, UNREACHABLE_BACKOFF,
 };
 
 const STALL: u64 = 1000;
-
-fn attempt(ended: Ended, got: u64) -> Attempt {
-    Attempt {
-        ended,
-        got,
-        had_all: false,
-    }
-}
 
 #[test]
 fn each_outcome_of_a_request() {

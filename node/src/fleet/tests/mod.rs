@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use iroh::EndpointId;
 use netboot_proto::{fleet::Holding, ReleaseId};
 
-use super::decide::{Candidate, PeerFacts};
+use super::decide::{Attempt, Candidate, Ended, PeerFacts};
 
 pub(super) fn peer(n: u8) -> EndpointId {
     iroh::SecretKey::from_bytes(&[n; 32]).public()
@@ -56,4 +56,13 @@ pub(super) fn labels(list: &[Candidate]) -> Vec<&str> {
 
 pub(super) fn t0() -> Instant {
     Instant::now()
+}
+
+/// A request of a file that ended as `ended` having brought `got` bytes.
+pub(super) fn attempt(ended: Ended, got: u64) -> Attempt {
+    Attempt {
+        ended,
+        got,
+        had_all: false,
+    }
 }

@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use netboot_proto::fleet::Holding::*;
 
-use super::{candidate, ms, peer, t0};
+use super::{attempt, candidate, ms, peer, t0};
 use crate::fleet::{
-    decide::{Attempt, Candidate, Ended, Fault, FileFetch, BAD_DATA_BACKOFF},
+    decide::{Candidate, Ended, Fault, FileFetch, BAD_DATA_BACKOFF},
     pieces::pieces,
     swarm::{members, Assign, Failure, Swarm},
 };
@@ -202,7 +202,7 @@ fn a_stalled_peers_pieces_go_to_the_other_and_it_leaves() {
     let mut memory = FileFetch::new(ms(STALL));
     let after = memory.after(
         &candidate(1, Some(2), Complete),
-        attempt(Ended::Stalled),
+        attempt(Ended::Stalled, 0),
         now,
     );
     assert_eq!(after.avoid, None);
@@ -211,14 +211,6 @@ fn a_stalled_peers_pieces_go_to_the_other_and_it_leaves() {
         candidate(2, Some(3), Complete),
     ];
     assert_eq!(memory.order(&all, now + ms(STALL))[0].label, "p2");
-}
-
-fn attempt(ended: Ended) -> Attempt {
-    Attempt {
-        ended,
-        got: 0,
-        had_all: false,
-    }
 }
 
 #[test]
@@ -267,7 +259,11 @@ fn a_failed_request_sends_its_piece_back_and_the_peer_out() {
         assert_eq!(s.failed(&peer(1), 0, failure), None, "{what}");
         let mut memory = FileFetch::new(ms(STALL));
         let c = candidate(1, Some(2), Complete);
-        assert_eq!(memory.after(&c, attempt(ended), now).avoid, avoid, "{what}");
+        assert_eq!(
+            memory.after(&c, attempt(ended, 0), now).avoid,
+            avoid,
+            "{what}"
+        );
     }
 }
 
