@@ -21,6 +21,9 @@
 //! peer-wide backoff. When every peer has left, the swarm is over and the one-peer fetch
 //! takes what is still missing (it reads that from the store, so nothing is fetched twice).
 //!
+//! End game: once no piece waits, an idle peer also asks for the oldest piece in flight from a
+//! peer that has delivered nothing for half the stall timeout; whichever copy ends first counts.
+//!
 //! Pure: `fetch.rs` carries the decisions out and passes the time in.
 
 use std::{
@@ -71,8 +74,11 @@ pub(crate) fn starting(members: &[Candidate]) -> usize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Queued,
-    /// In flight from the member at this index.
-    Running(usize),
+    /// In flight from the member at index `by`; in the end game also from `also`.
+    Running {
+        by: usize,
+        also: Option<usize>,
+    },
     Done,
 }
 
@@ -176,8 +182,11 @@ impl Swarm {
 
     /// The next piece to ask for and of whom, if a working peer has a free stream and a
     /// piece is waiting; call until `None` after every change.
+    ///
+    /// End game: once no piece is waiting, a peer with a free stream also takes the oldest
+    /// piece in flight from a peer that has delivered nothing for half the stall timeout, so
+    /// one slowing peer does not hold up the end of the file; whichever copy ends first counts.
     pub fn next(&mut self, now: Instant) -> Option<Assign> {
-        let piece = *self.queue.front()?;
         let active = self.active_indices();
         // Round-robin: the first working member at or after `turn` with a free stream.
         let m = active
@@ -186,14 +195,25 @@ impl Swarm {
             .filter(|&i| i >= self.turn)
             .chain(active.iter().copied())
             .find(|&i| self.members[i].running < self.streams)?;
-        self.queue.pop_front();
+        let piece = match self.queue.pop_front() {
+            Some(piece) => {
+                self.pieces[piece].1 = State::Running { by: m, also: None };
+                piece
+            }
+            None => {
+                let piece = self.lagging(m, now)?;
+                if let State::Running { by, .. } = self.pieces[piece].1 {
+                    self.pieces[piece].1 = State::Running { by, also: Some(m) };
+                }
+                piece
+            }
+        };
         self.turn = m + 1;
         let member = &mut self.members[m];
         if member.running == 0 {
             member.last_progress = now;
         }
         member.running += 1;
-        self.pieces[piece].1 = State::Running(m);
         Some(Assign {
             piece,
             peer: member.c.id,
@@ -201,11 +221,27 @@ impl Swarm {
         })
     }
 
-    /// The member `peer` is running `piece` (false once it left, or the piece went to
-    /// another peer).
+    /// The oldest piece in flight, not yet doubled, from a peer other than `m` that has
+    /// delivered nothing for half the stall timeout.
+    fn lagging(&self, m: usize, now: Instant) -> Option<usize> {
+        (0..self.pieces.len()).find(|&p| match self.pieces[p].1 {
+            State::Running { by, also: None } => {
+                by != m
+                    && now.saturating_duration_since(self.members[by].last_progress)
+                        >= self.stall / 2
+            }
+            _ => false,
+        })
+    }
+
+    /// The member `peer` is running `piece` (none once it left, or the piece went to another
+    /// peer or is done).
     fn owner(&self, peer: &EndpointId, piece: usize) -> Option<usize> {
         match self.pieces.get(piece)?.1 {
-            State::Running(m) if self.members[m].c.id == *peer => Some(m),
+            State::Running { by, also } => [Some(by), also]
+                .into_iter()
+                .flatten()
+                .find(|&m| self.members[m].c.id == *peer),
             _ => None,
         }
     }
@@ -219,13 +255,20 @@ impl Swarm {
 
     /// `peer` delivered all of `piece`.
     pub fn done(&mut self, peer: &EndpointId, piece: usize, now: Instant) {
-        if let Some(m) = self.owner(peer, piece) {
-            let member = &mut self.members[m];
-            member.running -= 1;
-            member.done += 1;
-            member.last_progress = now;
-            self.pieces[piece].1 = State::Done;
+        let Some(m) = self.owner(peer, piece) else {
+            return;
+        };
+        if let State::Running { by, also } = self.pieces[piece].1 {
+            // The other copy's stream is free again (its request is dropped with the swarm).
+            for x in [Some(by), also].into_iter().flatten() {
+                let member = &mut self.members[x];
+                member.running = member.running.saturating_sub(1);
+            }
         }
+        let member = &mut self.members[m];
+        member.done += 1;
+        member.last_progress = now;
+        self.pieces[piece].1 = State::Done;
     }
 
     /// A request of `piece` from `peer` failed: the peer leaves, its pieces go back.
@@ -266,9 +309,18 @@ impl Swarm {
     }
 
     fn leave(&mut self, m: usize, ended: Ended) -> Left {
-        let requeued: Vec<usize> = (0..self.pieces.len())
-            .filter(|&p| self.pieces[p].1 == State::Running(m))
-            .collect();
+        let mut requeued = Vec::new();
+        for p in 0..self.pieces.len() {
+            match self.pieces[p].1 {
+                // A doubled piece stays with its other peer.
+                State::Running { by, also: Some(x) } if by == m || x == m => {
+                    let by = if by == m { x } else { by };
+                    self.pieces[p].1 = State::Running { by, also: None };
+                }
+                State::Running { by, also: None } if by == m => requeued.push(p),
+                _ => {}
+            }
+        }
         // Back into the queue in file order (ahead of the pieces never asked for), so the
         // held prefix keeps growing.
         for &p in &requeued {

@@ -304,3 +304,50 @@ fn nothing_to_fetch_is_finished_at_once() {
     assert!(!s.abandoned());
     assert_eq!(s.next(t0()), None);
 }
+
+#[test]
+fn end_game_an_idle_peer_doubles_the_oldest_piece_of_a_lagging_one() {
+    let now = t0();
+    let peers = vec![
+        candidate(1, Some(2), Complete),
+        candidate(2, Some(3), Complete),
+    ];
+    let mut s = swarm(3, peers, 1, now);
+    assert_eq!(assign_all(&mut s, now), [(0, 1), (1, 2)]);
+    s.done(&peer(1), 0, now + ms(100));
+    assert_eq!(assign_all(&mut s, now + ms(100)), [(2, 1)]);
+    s.done(&peer(1), 2, now + ms(200));
+    // Nothing waits; p2 has delivered nothing since it got piece 1.
+    assert_eq!(
+        assign_all(&mut s, now + ms(STALL / 2 - 1)),
+        [],
+        "p2 lags less than half the stall timeout: left alone"
+    );
+    assert_eq!(assign_all(&mut s, now + ms(STALL / 2)), [(1, 1)]);
+    assert_eq!(assign_all(&mut s, now + ms(STALL)), [], "doubled once only");
+    // p1's copy ends first: the piece is done, p2's late end counts for nothing.
+    s.done(&peer(1), 1, now + ms(STALL / 2 + 100));
+    assert!(s.finished());
+    s.done(&peer(2), 1, now + ms(STALL));
+    assert_eq!(s.done_by(), [("p1", 3), ("p2", 0)]);
+}
+
+#[test]
+fn end_game_a_doubled_piece_stays_with_the_peer_that_did_not_leave() {
+    let now = t0();
+    let peers = vec![
+        candidate(1, Some(2), Complete),
+        candidate(2, Some(3), Complete),
+    ];
+    let mut s = swarm(2, peers, 1, now);
+    assert_eq!(assign_all(&mut s, now), [(0, 1), (1, 2)]);
+    s.done(&peer(1), 0, now + ms(100));
+    assert_eq!(assign_all(&mut s, now + ms(STALL / 2)), [(1, 1)]);
+    // p2 reaches the stall timeout: it leaves, but piece 1 is not queued again (p1 runs it).
+    let left = s.tick(now + ms(STALL));
+    assert_eq!(left.len(), 1);
+    assert_eq!((left[0].label.as_str(), left[0].requeued.len()), ("p2", 0));
+    assert_eq!(assign_all(&mut s, now + ms(STALL)), []);
+    s.done(&peer(1), 1, now + ms(STALL + 100));
+    assert!(s.finished());
+}
