@@ -30,6 +30,14 @@ fn assign_all(s: &mut Swarm, now: Instant) -> Vec<(usize, u8)> {
     out
 }
 
+/// p1 and p2, complete, 2 ms and 3 ms away: equally near.
+fn two_near() -> Vec<Candidate> {
+    vec![
+        candidate(1, Some(2), Complete),
+        candidate(2, Some(3), Complete),
+    ]
+}
+
 fn active(s: &Swarm) -> Vec<&str> {
     s.active().iter().map(|c| c.label.as_str()).collect()
 }
@@ -99,10 +107,7 @@ fn who_joins() {
 #[test]
 fn pieces_are_split_across_two_peers_in_file_order() {
     let now = t0();
-    let peers = vec![
-        candidate(1, Some(2), Complete),
-        candidate(2, Some(3), Complete),
-    ];
+    let peers = two_near();
     let mut s = swarm(6, peers, 2, now);
     // Round-robin in nearness order, two in flight each.
     assert_eq!(assign_all(&mut s, now), [(0, 1), (1, 2), (2, 1), (3, 2)]);
@@ -144,10 +149,7 @@ fn every_piece_is_fetched_exactly_once_when_nobody_fails() {
 #[test]
 fn a_faster_peer_ends_up_with_more_pieces() {
     let now = t0();
-    let peers = vec![
-        candidate(1, Some(2), Complete),
-        candidate(2, Some(3), Complete),
-    ];
+    let peers = two_near();
     let mut s = swarm(12, peers, 1, now);
     // p1 delivers a piece every round, p2 one every fourth round.
     let mut round = 0;
@@ -171,10 +173,7 @@ fn a_faster_peer_ends_up_with_more_pieces() {
 #[test]
 fn a_stalled_peers_pieces_go_to_the_other_and_it_leaves() {
     let now = t0();
-    let peers = vec![
-        candidate(1, Some(2), Complete),
-        candidate(2, Some(3), Complete),
-    ];
+    let peers = two_near();
     let mut s = swarm(4, peers, 1, now);
     assert_eq!(assign_all(&mut s, now), [(0, 1), (1, 2)]);
     // p2 keeps delivering, p1 goes silent.
@@ -238,10 +237,7 @@ fn a_failed_request_sends_its_piece_back_and_the_peer_out() {
         ),
     ];
     for (what, failure, ended, avoid) in cases {
-        let peers = vec![
-            candidate(1, Some(2), Complete),
-            candidate(2, Some(3), Complete),
-        ];
+        let peers = two_near();
         let mut s = swarm(4, peers, 2, now);
         assert_eq!(
             assign_all(&mut s, now),
@@ -295,10 +291,7 @@ fn the_far_origin_joins_once_the_near_peers_have_left() {
 
 #[test]
 fn nothing_to_fetch_is_finished_at_once() {
-    let peers = vec![
-        candidate(1, Some(2), Complete),
-        candidate(2, Some(3), Complete),
-    ];
+    let peers = two_near();
     let mut s = Swarm::new(Vec::new(), peers, 1, ms(STALL), t0());
     assert!(s.finished());
     assert!(!s.abandoned());
@@ -308,10 +301,7 @@ fn nothing_to_fetch_is_finished_at_once() {
 #[test]
 fn end_game_an_idle_peer_doubles_the_oldest_piece_of_a_lagging_one() {
     let now = t0();
-    let peers = vec![
-        candidate(1, Some(2), Complete),
-        candidate(2, Some(3), Complete),
-    ];
+    let peers = two_near();
     let mut s = swarm(3, peers, 1, now);
     assert_eq!(assign_all(&mut s, now), [(0, 1), (1, 2)]);
     s.done(&peer(1), 0, now + ms(100));
@@ -335,10 +325,7 @@ fn end_game_an_idle_peer_doubles_the_oldest_piece_of_a_lagging_one() {
 #[test]
 fn end_game_a_doubled_piece_stays_with_the_peer_that_did_not_leave() {
     let now = t0();
-    let peers = vec![
-        candidate(1, Some(2), Complete),
-        candidate(2, Some(3), Complete),
-    ];
+    let peers = two_near();
     let mut s = swarm(2, peers, 1, now);
     assert_eq!(assign_all(&mut s, now), [(0, 1), (1, 2)]);
     s.done(&peer(1), 0, now + ms(100));
