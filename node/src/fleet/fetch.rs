@@ -528,7 +528,7 @@ type PieceItems =
 /// connection per peer, each piece a ranged get verified as it arrives, up to `[fleet]
 /// streams` of them in flight per peer. Returns when the file is complete here or every peer
 /// has left the swarm (the one-peer loop then takes what is still missing); true if any
-/// bytes arrived.
+/// bytes arrived or nothing was missing.
 async fn swarm_from(
     shared: &Shared,
     release: &VerifiedRelease,
@@ -660,8 +660,13 @@ async fn swarm_from(
                         .await;
                     read.retain(|(p, _), _| *p != peer);
                 }
+                let why = if how == Failure::Refused {
+                    format!("refused before a byte, its upload slots taken? {text}")
+                } else {
+                    text
+                };
                 if let Some(left) = swarm.failed(&peer, piece, how) {
-                    leave(shared, &what, &by_id, &left, &text, got, memory).await;
+                    leave(shared, &what, &by_id, &left, &why, got, memory).await;
                 }
             }
         }
@@ -694,7 +699,7 @@ async fn swarm_from(
             if done.is_empty() { "no".to_string() } else { done.join(", ") }
         );
     }
-    got_any
+    got_any || swarm.finished()
 }
 
 /// Payload bytes counted from `peer` over all its requests.
