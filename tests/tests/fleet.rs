@@ -631,17 +631,21 @@ fn a_site_fetches_one_file_from_two_complete_peers_at_once() {
         "C counted {counted} bytes received for a file of {size}\n{}",
         logs()
     );
-    // "... fetching N pieces from A, B (1 at a time each)": at the start, or after C began
-    // with the first peer it heard of and B's holding arrived.
+    // Bytes from both could also come one peer after the other (a loopback round trip that
+    // jitters makes one look clearly nearer for a moment). The swarm's own account says both
+    // delivered pieces side by side: "... all N pieces fetched (X from A, Y from B)", X, Y > 0
+    // (at the start, or after C began with the first peer it heard of).
     let c_log = nc.log_text();
     assert!(
-        c_log
-            .lines()
-            .any(|l| l.contains("`root.squashfs` of live v5: fetching ")
-                && l.contains(" pieces from 127.0.0.1:")
-                && l.contains(&a.id[..10])
-                && l.contains(&b.id[..10])),
-        "{}",
+        c_log.lines().any(|l| {
+            let Some((_, counts)) = l.split_once("`root.squashfs` of live v5: all ") else {
+                return false;
+            };
+            // Only peers that delivered a piece are named.
+            let delivered = |id: &str| counts.contains(&id[..10]);
+            counts.contains(" pieces fetched (") && delivered(&a.id) && delivered(&b.id)
+        }),
+        "C's swarm did not end with pieces from both A and B\n{}",
         logs()
     );
 }
