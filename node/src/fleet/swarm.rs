@@ -16,10 +16,11 @@
 //!
 //! A peer leaves the swarm for this file when it stalls (no progress for the stall timeout),
 //! refuses (its upload slots are taken: the slot is someone else's), fails, or sends data that
-//! fails verification; its pieces in flight go back to the front of the queue for the others.
-//! How it left ([`Ended`]) is for [`decide::FileFetch::after`] to turn into a cooldown or a
-//! peer-wide backoff. When every peer has left, the swarm is over and the one-peer fetch
-//! takes what is still missing (it reads that from the store, so nothing is fetched twice).
+//! fails verification; its pieces in flight go back into the queue, in file order, for the
+//! others. How it left ([`Ended`]) is for [`decide::FileFetch::after`] to turn into a
+//! cooldown or a peer-wide backoff. When every peer has left, the swarm is over and the
+//! one-peer fetch takes what is still missing (it reads that from the store, so nothing is
+//! fetched twice).
 //!
 //! End game: once no piece waits, an idle peer also asks for the oldest piece in flight from a
 //! peer that has delivered nothing for half the stall timeout; whichever copy ends first counts.
