@@ -103,27 +103,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- the lab ------------------------------------------------------------------------------
-WAN_ENV=$(WAN_OWNER_PID=$$ TMPDIR=/tmp "$WAN" up 2>/dev/null | sed -n 's/^WAN_ENV=//p')
-[ -n "$WAN_ENV" ] || { echo "fleet.sh: wan.sh up failed" >&2; exit 1; }
-wan() { "$WAN" "$1" "$WAN_ENV" "${@:2}" 2>>"$WORK/wan.log"; }
-declare -A NS IP CORE_IP IFACE RTT
-ALL=(origin "${SITES[@]}")
-RTT[origin]=$ORIGIN_RTT
-for i in "${!SITES[@]}"; do RTT[${SITES[$i]}]=${SITE_RTTS[$i]}; done
-wan site core >/dev/null
-CORE_NS=$(sed -n 's/^SITE_CORE_NS=//p' "$WAN_ENV")
-ip netns exec "$CORE_NS" sysctl -qw net.ipv4.ip_forward=1
-for s in "${ALL[@]}"; do
-    u=${s^^}
-    wan site "$s" >/dev/null
-    NS[$s]=$(sed -n "s/^SITE_${u}_NS=//p" "$WAN_ENV")
-    out=$(wan link core "$s" "${RTT[$s]}" "$RATE_MBIT")
-    CORE_IP[$s]=$(sed -n "s/^LINK_CORE_${u}_CORE=//p" <<<"$out")
-    IP[$s]=$(sed -n "s/^LINK_CORE_${u}_${u}=//p" <<<"$out")
-    IFACE[$s]=$(sed -n "s/^LINK_CORE_${u}_IF=//p" <<<"$out")
-    ip -n "${NS[$s]}" route add default via "${CORE_IP[$s]}"
-done
-in_ns() { local s=$1; shift; ip netns exec "${NS[$s]}" "$@"; }
+bench_core_lab
 # The delayers (started by wan.sh) get their own accounting group.
 mkdir -p "$CG/nbfleet-$ID-delay" "$CG/nbfleet-$ID-nodes" "$CG/nbfleet-$ID-nginx"
 awk '{ print $1 }' "$(dirname "$WAN_ENV")/delayers" | while read -r p; do

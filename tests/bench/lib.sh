@@ -210,3 +210,34 @@ first_stage = "bench"
 TOML
     "$BIN" publish --config "$WORK/node.toml" --key "$WORK/k" --name bench --file "$1" >/dev/null 2>&1
 }
+
+# bench_core_lab: the star-shaped WAN lab of fleet.sh and throttled.sh (tests/wan/wan.sh): a
+# `core` router namespace and the sites origin + SITES, each joined to the core by its own link
+# of RTT ms (ORIGIN_RTT, SITE_RTTS[i]) at RATE_MBIT, its default route via the core. Needs WAN
+# and WORK; sets WAN_ENV (for the caller's cleanup), ALL, CORE_NS and the maps NS, IP,
+# CORE_IP, IFACE and RTT by site; defines wan (wan.sh on this lab, errors to WORK/wan.log)
+# and in_ns SITE CMD....
+bench_core_lab() {
+    local s u out i
+    WAN_ENV=$(WAN_OWNER_PID=$$ TMPDIR=/tmp "$WAN" up 2>/dev/null | sed -n 's/^WAN_ENV=//p')
+    [ -n "$WAN_ENV" ] || bench_die "wan.sh up failed"
+    wan() { "$WAN" "$1" "$WAN_ENV" "${@:2}" 2>>"$WORK/wan.log"; }
+    in_ns() { local s=$1; shift; ip netns exec "${NS[$s]}" "$@"; }
+    declare -gA NS IP CORE_IP IFACE RTT
+    ALL=(origin "${SITES[@]}")
+    RTT[origin]=$ORIGIN_RTT
+    for i in "${!SITES[@]}"; do RTT[${SITES[$i]}]=${SITE_RTTS[$i]}; done
+    wan site core >/dev/null
+    CORE_NS=$(sed -n 's/^SITE_CORE_NS=//p' "$WAN_ENV")
+    ip netns exec "$CORE_NS" sysctl -qw net.ipv4.ip_forward=1
+    for s in "${ALL[@]}"; do
+        u=${s^^}
+        wan site "$s" >/dev/null
+        NS[$s]=$(sed -n "s/^SITE_${u}_NS=//p" "$WAN_ENV")
+        out=$(wan link core "$s" "${RTT[$s]}" "$RATE_MBIT")
+        CORE_IP[$s]=$(sed -n "s/^LINK_CORE_${u}_CORE=//p" <<<"$out")
+        IP[$s]=$(sed -n "s/^LINK_CORE_${u}_${u}=//p" <<<"$out")
+        IFACE[$s]=$(sed -n "s/^LINK_CORE_${u}_IF=//p" <<<"$out")
+        ip -n "${NS[$s]}" route add default via "${CORE_IP[$s]}"
+    done
+}

@@ -78,27 +78,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- the lab ------------------------------------------------------------------------------
-WAN_ENV=$(WAN_OWNER_PID=$$ TMPDIR=/tmp "$WAN" up 2>/dev/null | sed -n 's/^WAN_ENV=//p')
-[ -n "$WAN_ENV" ] || bench_die "wan.sh up failed"
-wan() { "$WAN" "$1" "$WAN_ENV" "${@:2}" 2>>"$WORK/wan.log"; }
-declare -A NS IP CORE_IP IFACE RTT
-ALL=(origin "${SITES[@]}")
-RTT[origin]=$ORIGIN_RTT
-for i in "${!SITES[@]}"; do RTT[${SITES[$i]}]=${SITE_RTTS[$i]}; done
-wan site core >/dev/null
-CORE_NS=$(sed -n 's/^SITE_CORE_NS=//p' "$WAN_ENV")
-ip netns exec "$CORE_NS" sysctl -qw net.ipv4.ip_forward=1
-for s in "${ALL[@]}"; do
-    u=${s^^}
-    wan site "$s" >/dev/null
-    NS[$s]=$(sed -n "s/^SITE_${u}_NS=//p" "$WAN_ENV")
-    out=$(wan link core "$s" "${RTT[$s]}" "$RATE_MBIT")
-    CORE_IP[$s]=$(sed -n "s/^LINK_CORE_${u}_CORE=//p" <<<"$out")
-    IP[$s]=$(sed -n "s/^LINK_CORE_${u}_${u}=//p" <<<"$out")
-    IFACE[$s]=$(sed -n "s/^LINK_CORE_${u}_IF=//p" <<<"$out")
-    ip -n "${NS[$s]}" route add default via "${CORE_IP[$s]}"
-done
-in_ns() { local s=$1; shift; ip netns exec "${NS[$s]}" "$@"; }
+bench_core_lab
 # set_rate SITE MBIT: the tbf on both ends of SITE's link to the core, burst and queue sized
 # as wan.sh sizes them (4 ms and 100 ms of the rate).
 set_rate() {

@@ -326,6 +326,26 @@ fn publish_boot_image(key: &Path, site: &Site, addr: &str, name: &str, image: &P
 }
 
 /// A fresh WAN lab with sites a, b and c (no links yet), their nodes' dirs and a publisher key.
+/// Publishes `size` bytes of test content (seeded by `seed`) as release `name`, one file
+/// `big.img`, to `site` at `addr`; returns the bytes.
+fn publish_big_img(
+    dir: &Path,
+    key: &Path,
+    site: &Site,
+    addr: &str,
+    name: &str,
+    seed: u64,
+    size: usize,
+) -> Vec<u8> {
+    let data = netboot_tests::content(seed, size);
+    let file = dir.join("big.img");
+    std::fs::write(&file, &data).unwrap();
+    let big = format!("big.img={}", file.display());
+    let out = publish_to(key, site, addr, &["--name", name, "--file", &big]);
+    assert!(out.contains(&format!("published {name}")), "{out}");
+    data
+}
+
 fn three_sites() -> (tempfile::TempDir, PathBuf, String, Wan, Site, Site, Site) {
     let tmp = tempfile::tempdir().unwrap();
     let (key, public) = keygen(tmp.path());
@@ -543,21 +563,15 @@ fn a_release_crosses_a_two_percent_lossy_hop_verified() {
     let (na, nb, nc) = (a.start(), b.start(), c.start());
     let logs = || logs_of(&[("a", &na), ("b", &nb), ("c", &nc)]);
 
-    let data = netboot_tests::content(15, 16_000_000);
-    let file = tmp.path().join("big.img");
-    std::fs::write(&file, &data).unwrap();
-    let out = publish_to(
+    let data = publish_big_img(
+        tmp.path(),
         &key,
         &a,
         &ab_a.to_string(),
-        &[
-            "--name",
-            "lossy",
-            "--file",
-            &format!("big.img={}", file.display()),
-        ],
+        "lossy",
+        15,
+        16_000_000,
     );
-    assert!(out.contains("published lossy"), "{out}");
     wait_until(
         "C to hold the release across the lossy hop",
         Duration::from_secs(300),
@@ -821,21 +835,15 @@ fn a_throttled_middle_site_does_not_hold_back_the_site_behind_it() {
     );
 
     // 40 MB: B needs ~13 s for it, M alone ~65 s.
-    let data = netboot_tests::content(14, 40_000_000);
-    let file = tmp.path().join("big.img");
-    std::fs::write(&file, &data).unwrap();
-    let out = publish_to(
+    let data = publish_big_img(
+        tmp.path(),
         &key,
         &a,
         &ab_a.to_string(),
-        &[
-            "--name",
-            "slowmid",
-            "--file",
-            &format!("big.img={}", file.display()),
-        ],
+        "slowmid",
+        14,
+        40_000_000,
     );
-    assert!(out.contains("published slowmid"), "{out}");
     // M holds B's slot and has part of the file: C, started now, finds M the nearest source.
     wait_until("M to hold 1 MB", Duration::from_secs(120), &early, || {
         m.held("slowmid").is_some_and(|(held, _)| held >= 1_000_000)
