@@ -53,8 +53,8 @@ const LAG_WINDOW: Duration = Duration::from_secs(4);
 /// How long a peer found lagging is remembered as one: long enough to cover the watch a
 /// holder needs again after taking a slot anew ([`LAG_WINDOW`]) several times over.
 const LAGGARD_MEMORY: Duration = Duration::from_secs(30);
-/// How long a peer that lost its slot is refused the nearness rule, counted from its last
-/// refused request (see [`Slots::admit`]).
+/// How long a peer that lost its slot is refused the nearness rule, counted from the loss
+/// (see [`Slots::admit`]).
 const HAD_ITS_TURN: Duration = Duration::from_secs(30);
 /// Below this inflow over [`LAG_WINDOW`] (4 MiB: 8 Mbit/s), this node passes on too little
 /// for any holder to be called slow: a node serving a complete copy (no inflow) never is.
@@ -74,8 +74,8 @@ struct Slots {
     /// requests and asks again gets the lent slot back rather than taking the slot of the
     /// peer it was lent to (by being nearer).
     laggards: HashMap<EndpointId, Instant>,
-    /// Peers that lost a slot (its lease ran out, or a nearer peer took it), and when last
-    /// refused since: they do not take a slot by being nearer ([`Slots::admit`]).
+    /// Peers that lost a slot (its lease ran out, or a nearer peer took it), and when: for
+    /// [`HAD_ITS_TURN`] they do not take a slot by being nearer ([`Slots::admit`]).
     had_turn: HashMap<EndpointId, Instant>,
 }
 
@@ -218,14 +218,12 @@ impl Slots {
             // the slot of whoever holds it now would hand the release back to the peer that
             // could not keep it, and the holder — often ahead of it — would follow it. The
             // nearness rule is for the race at the start, when a far peer asked a moment
-            // sooner. Each refusal renews the memory: it lasts while the peer keeps asking.
-            let mine = match (self.had_turn.get_mut(&peer), rtt(&peer)) {
-                (Some(t), _) => {
-                    *t = now;
-                    return Admit::No;
-                }
-                (None, None) => return Admit::No,
-                (None, Some(mine)) => mine,
+            // sooner. The memory is not renewed by asking again: on a starved host the
+            // nearest site's slot at the origin can lapse too, and a memory that lasted while
+            // it kept asking would keep it from its nearest upstream for good.
+            let mine = match (self.had_turn.contains_key(&peer), rtt(&peer)) {
+                (true, _) | (false, None) => return Admit::No,
+                (false, Some(mine)) => mine,
             };
             // The farthest holder this requester is clearly nearer than.
             let farther = self
@@ -620,27 +618,24 @@ mod tests {
         // Peer 1 asks nothing for longer than the lease (a slow or busy site): the far peer
         // gets the slot.
         assert_eq!(slots.admit(2, t0 + ms(2200), &rtt), Admit::Yes);
-        // Peer 1, back and still clearly nearer, had its turn: refused, for as long as it
-        // keeps asking.
-        for s in 3..=60 {
+        // Peer 1, back and still clearly nearer, had its turn (it lost the slot at 2.2 s):
+        // refused, however often it asks, until the memory ends.
+        let lost = t0 + ms(2200);
+        for s in 3..HAD_ITS_TURN.as_secs() + 2 {
             assert_eq!(
                 slots.admit(1, t0 + ms(1000 * s), &rtt),
                 Admit::No,
                 "asked at {s} s"
             );
         }
-        // Quiet for the whole memory: the next ask is a new race, and nearness decides it.
-        assert_eq!(
-            slots.admit(1, t0 + ms(60_000) + HAD_ITS_TURN, &rtt),
-            Admit::InsteadOf(peer(2))
-        );
+        // Then nearness decides again: asking did not renew the memory (a nearest site whose
+        // slot lapsed on a starved host is not locked out of its upstream for good).
+        let later = lost + HAD_ITS_TURN + ms(100);
+        assert_eq!(slots.admit(1, later, &rtt), Admit::InsteadOf(peer(2)));
         // The peer whose slot was taken had its turn too: it does not take it back by
         // nearness even where it is the nearer (its round trip now shorter).
         let flipped = |id: &EndpointId| Some(if *id == peer(2) { ms(5) } else { ms(40) });
-        assert_eq!(
-            slots.admit(2, t0 + ms(61_000) + HAD_ITS_TURN, &flipped),
-            Admit::No
-        );
+        assert_eq!(slots.admit(2, later + ms(1000), &flipped), Admit::No);
     }
 
     #[test]
