@@ -190,8 +190,8 @@ pub fn quic_config(congestion: Congestion, window: Window) -> QuicTransportConfi
 /// Ack-eliciting packets a receiver may take before it must acknowledge: 31, asked of the
 /// peer with QUIC's ACK frequency extension (draft-ietf-quic-ack-frequency; both ends of a
 /// fleet connection are netboot nodes, so both speak it). QUIC's default is an ACK for every
-/// second packet: at 100 Mbit/s ~2,000 ACK packets a second (measured), each one that both ends handle
-/// one by one. A packet that arrives out of order (a gap: a loss) is still acknowledged at
+/// second packet: at 100 Mbit/s ~2,000 ACK packets a second (measured), each handled by both
+/// ends one by one. A packet that arrives out of order (a gap: a loss) is still acknowledged at
 /// once (the reordering threshold stays 2), so loss recovery is as prompt as before, and the
 /// peer's max ACK delay (25 ms at most, or the round trip if longer) still bounds how long an
 /// ACK waits on a slow or short flow. Measured (docs/benchmarks.md, "ACK frequency"): one
