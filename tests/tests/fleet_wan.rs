@@ -325,7 +325,6 @@ fn publish_boot_image(key: &Path, site: &Site, addr: &str, name: &str, image: &P
     assert!(out.contains(&format!("published {name}")), "{out}");
 }
 
-/// A fresh WAN lab with sites a, b and c (no links yet), their nodes' dirs and a publisher key.
 /// Publishes `size` bytes of test content (seeded by `seed`) as release `name`, one file
 /// `big.img`, to `site` at `addr`; returns the bytes.
 fn publish_big_img(
@@ -346,6 +345,7 @@ fn publish_big_img(
     data
 }
 
+/// A fresh WAN lab with sites a, b and c (no links yet), their nodes' dirs and a publisher key.
 fn three_sites() -> (tempfile::TempDir, PathBuf, String, Wan, Site, Site, Site) {
     let tmp = tempfile::tempdir().unwrap();
     let (key, public) = keygen(tmp.path());
