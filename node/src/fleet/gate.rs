@@ -57,8 +57,17 @@ const LAGGARD_MEMORY: Duration = Duration::from_secs(30);
 /// (see [`Slots::admit`]).
 const HAD_ITS_TURN: Duration = Duration::from_secs(30);
 /// Below this inflow over [`LAG_WINDOW`] (4 MiB: 8 Mbit/s), this node passes on too little
-/// for any holder to be called slow: a node serving a complete copy (no inflow) never is.
+/// for any holder to be called slow: a node serving a complete copy (no inflow) never is,
+/// unless it received at a rate to judge by a short while ago ([`REFERENCE_MEMORY`]).
 const LAG_MIN_INFLOW: u64 = 4 << 20;
+/// How long the best inflow this node saw stays the measure of a holder once nothing arrives
+/// any more (this node completed what it was fetching). A site behind a slow link that holds
+/// the only slot of a node that just completed would otherwise hold every site after it to
+/// its rate for the rest of the transfer: the node's own inflow, the measure while it was
+/// fetching, fell to zero, and with it any chance to call the holder slow. Long enough to
+/// cover a slow site's whole transfer of a big file at the rates the node just saw; a node
+/// complete for longer than that has no fresh measure and keeps to its configured slots.
+const REFERENCE_MEMORY: Duration = Duration::from_secs(300);
 
 /// The upload slots and the peers holding them.
 #[derive(Debug)]
@@ -70,6 +79,8 @@ struct Slots {
     conns: HashMap<u64, EndpointId>,
     /// Verified bytes this node's own fetches received from fleet peers, so far.
     inflow: Growth,
+    /// The largest inflow over a [`LAG_WINDOW`] lately, and when it was seen.
+    peak: Option<(u64, Instant)>,
     /// Peers found lagging ([`lags`]), and when last: one that lost its slot between two
     /// requests and asks again gets the lent slot back rather than taking the slot of the
     /// peer it was lent to (by being nearer).
@@ -103,10 +114,10 @@ impl Holder {
 }
 
 /// Whether a holder that took `taken` bytes while this node received `inflow` (both over the
-/// last [`LAG_WINDOW`]) lags: it takes less than half of what arrives here to pass on. A
-/// chain's next site follows at the rate this node receives; one behind a slow link (or
-/// busy) does not, and keeping the only slot for it would hold every site after it to its
-/// rate. Unknown (watched less than the window) is not lagging.
+/// last [`LAG_WINDOW`]; `inflow` is [`Slots::reference`]) lags: it takes less than half of
+/// what arrives here to pass on. A chain's next site follows at the rate this node receives;
+/// one behind a slow link (or busy) does not, and keeping the only slot for it would hold
+/// every site after it to its rate. Unknown (watched less than the window) is not lagging.
 fn lags(taken: Option<u64>, inflow: Option<u64>) -> bool {
     match (taken, inflow) {
         (Some(taken), Some(inflow)) => inflow >= LAG_MIN_INFLOW && taken.saturating_mul(2) < inflow,
@@ -122,6 +133,7 @@ impl Slots {
             held: HashMap::new(),
             conns: HashMap::new(),
             inflow: Growth::default(),
+            peak: None,
             laggards: HashMap::new(),
             had_turn: HashMap::new(),
         }
@@ -130,6 +142,28 @@ impl Slots {
     /// This node's fetches have received `total` bytes from fleet peers so far.
     fn received(&mut self, total: u64, now: Instant) {
         self.inflow.record(total, now, LAG_WINDOW);
+        if let Some(inflow) = self.inflow.over(LAG_WINDOW, now) {
+            let stale = self
+                .peak
+                .is_none_or(|(_, t)| now.saturating_duration_since(t) >= REFERENCE_MEMORY);
+            if stale || self.peak.is_some_and(|(p, _)| inflow >= p) {
+                self.peak = Some((inflow, now));
+            }
+        }
+    }
+
+    /// What a holder is measured against over the last [`LAG_WINDOW`]: this node's inflow
+    /// while it receives; once nothing arrives at all (it completed), the best inflow of the
+    /// last [`REFERENCE_MEMORY`]. A trickle is judged as itself (too small to call anyone
+    /// slow): a node whose own source slowed down has nothing more to pass on.
+    fn reference(&self, now: Instant) -> Option<u64> {
+        let inflow = self.inflow.over(LAG_WINDOW, now);
+        match (inflow, self.peak) {
+            (Some(0), Some((peak, t))) if now.saturating_duration_since(t) < REFERENCE_MEMORY => {
+                Some(peak)
+            }
+            _ => inflow,
+        }
     }
 
     /// `bytes` are being sent on `conn`.
@@ -137,15 +171,13 @@ impl Slots {
         let Some(peer) = self.conns.get(&conn) else {
             return;
         };
+        let reference = self.reference(now);
         if let Some(h) = self.held.get_mut(peer) {
             h.sent += bytes;
             h.taken.record(h.sent, now, LAG_WINDOW);
             // Noted as it happens: a holder may lose its slot between two requests before
             // anyone asks for one.
-            if lags(
-                h.taken.over(LAG_WINDOW, now),
-                self.inflow.over(LAG_WINDOW, now),
-            ) {
+            if lags(h.taken.over(LAG_WINDOW, now), reference) {
                 self.laggards.insert(*peer, now);
             }
         }
@@ -158,9 +190,9 @@ impl Slots {
         if self.held.len() != self.max {
             return false;
         }
-        let inflow = self.inflow.over(LAG_WINDOW, now);
+        let reference = self.reference(now);
         for (id, h) in &self.held {
-            if lags(h.taken.over(LAG_WINDOW, now), inflow) {
+            if lags(h.taken.over(LAG_WINDOW, now), reference) {
                 self.laggards.insert(*id, now);
             }
         }
@@ -833,6 +865,62 @@ mod tests {
                 (second, third),
                 "{why}"
             );
+        }
+    }
+
+    #[test]
+    fn a_node_that_just_completed_measures_its_holder_by_the_rate_it_received_at() {
+        const MIB: u64 = 1 << 20;
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let peer = |n: u8| iroh::SecretKey::from_bytes(&[n; 32]).public();
+        // One slot held by peer 1, which takes 0.8 MiB/s; this node received 4 MiB/s for
+        // 10 s, then completed (nothing arrives any more). At `after` s past the completion,
+        // is peer 2 admitted?
+        let run = |after: u64, taken_per_tick: u64| {
+            let mut slots = Slots::new(1, ms(2000));
+            for n in 1..=2 {
+                slots.connected(u64::from(n), peer(n));
+            }
+            slots.received(0, t0);
+            assert!(admit(&mut slots, 1, t0));
+            let mut now = t0;
+            let mut total = 0;
+            for i in 1..=(10 + after) * 4 {
+                now = t0 + ms(250 * i);
+                if i <= 40 {
+                    total += MIB;
+                }
+                slots.received(total, now);
+                slots.sent(1, taken_per_tick, now);
+            }
+            // A laggard found earlier is remembered for a while: judge at the end afresh.
+            slots.laggards.clear();
+            admit(&mut slots, 2, now)
+        };
+        // (seconds since completion, sent to peer 1 per 250 ms, peer 2 admitted, why)
+        let table = [
+            (
+                10,
+                MIB / 5,
+                true,
+                "complete 10 s ago, holder at a fifth of the rate this node received at",
+            ),
+            (
+                10,
+                MIB,
+                false,
+                "complete, holder taking as fast as this node received: no extra slot",
+            ),
+            (
+                400,
+                MIB / 5,
+                false,
+                "complete for longer than the memory: slots as configured",
+            ),
+        ];
+        for (after, taken, second, why) in table {
+            assert_eq!(run(after, taken), second, "{why}");
         }
     }
 
