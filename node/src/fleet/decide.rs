@@ -229,6 +229,25 @@ pub(crate) struct CopySeen {
 /// compare: every chain starts that way.
 pub(crate) const LEFT_BEHIND_MIN_GROWTH: u64 = 2048;
 
+/// A try of a complete copy ([`FileFetch::probe_target`]) that brought less than this
+/// (512 KiB) says nothing about its rate.
+pub(crate) const PROBE_MIN_BYTES: u64 = 512 * 1024;
+
+/// Whether a try of a complete copy that brought `bytes` in `took` beats following a copy
+/// that grew `grew` chunks (1 KiB) over `stall`: more than twice as fast, the same margin as
+/// [`FileFetch::left_behind`]. The try's rate includes its request's round trip and the
+/// connection's slow start, so it understates a complete copy's rate: a copy merely as fast
+/// as the followed one never wins.
+pub(crate) fn probe_beats(bytes: u64, took: Duration, grew: u64, stall: Duration) -> bool {
+    if bytes < PROBE_MIN_BYTES {
+        return false;
+    }
+    // bytes / took > 2 · grew·1024 / stall, in integers.
+    let lhs = u128::from(bytes) * stall.as_millis();
+    let rhs = 2 * u128::from(grew) * 1024 * took.as_millis().max(1);
+    lhs > rhs
+}
+
 /// Whether a round trip of `rtt` is clearly nearer than `than`: half of it or less, and at
 /// least 5 ms less (so two peers on one LAN, 0.2 ms and 0.5 ms, count as equally near).
 pub(crate) fn clearly_nearer(rtt: Duration, than: Duration) -> bool {
@@ -317,6 +336,12 @@ pub(crate) struct FileFetch {
     /// Peers left for one whose copy grew far faster ([`FileFetch::left_behind`]): no longer
     /// "nearer" sources to switch back to mid-transfer (they stay sources to fall back on).
     slow: HashSet<EndpointId>,
+    /// Peers still fetching that stalled on this file without sending a byte: no longer
+    /// "nearer" sources to switch to mid-transfer (they stay sources to fall back on). A near
+    /// peer that is behind this node has nothing for it; switching to it again each time its
+    /// cooldown ends would cost a stall timeout every time. (A complete peer that stalled was
+    /// a hiccup: it is switched back to once cooled down.)
+    stalled: HashSet<EndpointId>,
 }
 
 impl FileFetch {
@@ -327,6 +352,7 @@ impl FileFetch {
             cooldown: HashMap::new(),
             proven: HashSet::new(),
             slow: HashSet::new(),
+            stalled: HashSet::new(),
         }
     }
 
@@ -361,8 +387,9 @@ impl FileFetch {
     }
 
     /// A source worth leaving a running transfer from `current` for: clearly nearer (half its
-    /// round trip or less, and at least 5 ms nearer) and not cooling down. It appears when a
-    /// near peer starts holding the release after this fetch began with a farther one.
+    /// round trip or less, and at least 5 ms nearer), not cooling down, and not one that was
+    /// left as slow or stalled on this file without a byte. It appears when a near peer
+    /// starts holding the release after this fetch began with a farther one.
     pub fn nearer_than<'a>(
         &self,
         current: &Candidate,
@@ -372,7 +399,10 @@ impl FileFetch {
         let current_rtt = current.rtt?;
         all.iter()
             .filter(|c| {
-                c.id != current.id && !self.cooling(&c.id, now) && !self.slow.contains(&c.id)
+                c.id != current.id
+                    && !self.cooling(&c.id, now)
+                    && !self.slow.contains(&c.id)
+                    && !self.stalled.contains(&c.id)
             })
             .find(|c| c.rtt.is_some_and(|r| clearly_nearer(r, current_rtt)))
     }
@@ -408,6 +438,38 @@ impl FileFetch {
             .map(|(c, _)| c)
     }
 
+    /// A complete copy to try while following `current`, a peer still fetching the file,
+    /// whose copy has been watched for a whole stall timeout (`seen.grew` is known): the
+    /// nearest complete source not cooling down and not left before, at most one try per
+    /// stall timeout (`last`: when the previous try started). [`FileFetch::left_behind`]
+    /// compares only copies that grow; a complete copy can only be measured by asking it.
+    /// Without this, a site following a slow peer whose only faster alternative is already
+    /// complete (its upstream finished, and lends a slot because its holder lags, gate.rs)
+    /// keeps the slow peer's rate to the end. In a healthy chain the try is refused (the
+    /// complete copy's slot is its chain successor's) or no faster than following
+    /// ([`probe_beats`]), and the bytes it brings are bytes this node needed.
+    pub fn probe_target<'a>(
+        &self,
+        current: (&Candidate, CopySeen),
+        all: &'a [Candidate],
+        last: Option<Instant>,
+        now: Instant,
+    ) -> Option<&'a Candidate> {
+        let (current, seen) = current;
+        if current.holding != Holding::Fetching || seen.grew.is_none() {
+            return None;
+        }
+        if last.is_some_and(|t| now.saturating_duration_since(t) < self.stall) {
+            return None;
+        }
+        all.iter().find(|c| {
+            c.id != current.id
+                && c.holding == Holding::Complete
+                && !self.cooling(&c.id, now)
+                && !self.slow.contains(&c.id)
+        })
+    }
+
     /// After one request of the file from `c`: what next, and whether to back off the peer.
     pub fn after(&mut self, c: &Candidate, a: Attempt, now: Instant) -> AfterAttempt {
         let progressed = a.got > 0;
@@ -438,7 +500,12 @@ impl FileFetch {
                     avoid: Some((fault, backoff(fault, now))),
                 };
             }
-            Ended::Stalled => self.cool(c.id, now + 2 * self.stall),
+            Ended::Stalled => {
+                self.cool(c.id, now + 2 * self.stall);
+                if !progressed && c.holding == Holding::Fetching {
+                    self.stalled.insert(c.id);
+                }
+            }
             Ended::Done | Ended::Failed => {}
         }
         if progressed {

@@ -62,6 +62,8 @@ enum SourceError {
     Preempted(String),
     #[error("another peer receives it at more than twice its rate: {0}")]
     LeftBehind(String),
+    #[error("{0}")]
+    Outpaced(String),
     #[error("{0} peers hold it complete now: fetching from them at once")]
     Swarm(usize),
 }
@@ -258,6 +260,16 @@ async fn fetch_file(shared: &Arc<Shared>, release: &VerifiedRelease, file: &File
                         c.label,
                         faster,
                         stall.as_secs()
+                    );
+                    Ended::LeftBehind
+                }
+                Err(SourceError::Outpaced(why)) => {
+                    tracing::info!(
+                        "fleet: `{}` of {} v{}: leaving {}: {why}",
+                        file.path,
+                        release.name,
+                        release.version,
+                        c.label,
                     );
                     Ended::LeftBehind
                 }
@@ -884,6 +896,10 @@ async fn follow_from(
     };
     watch_more(&sources(shared, release.id()).await, &mut watched);
     let mut growth = Growth::default();
+    // A complete copy being tried (decide.rs `probe_target`), and when the last try began.
+    let mut probe: Option<std::pin::Pin<Box<dyn std::future::Future<Output = Probed> + Send>>> =
+        None;
+    let mut last_probe: Option<Instant> = None;
     tracing::info!(
         "fleet: `{}` of {} v{}: following {}'s copy as it grows ({} of {} KiB there)",
         file.path,
@@ -959,6 +975,57 @@ async fn follow_from(
                     }
                 }
             }
+            probed = async {
+                match probe.as_mut() {
+                    Some(p) => p.await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                probe = None;
+                let q = &probed.peer;
+                if let Some(e) = probed.bad_data {
+                    tracing::warn!(
+                        "fleet: peer {} sent data for `{}` of {} v{} that FAILS BLAKE3 verification ({e}); discarded, avoiding this peer for {} min",
+                        q.label,
+                        file.path,
+                        release.name,
+                        release.version,
+                        decide::BAD_DATA_BACKOFF.as_secs() / 60
+                    );
+                    let (id, fault) = (q.id, decide::Fault::BadData);
+                    let until = decide::backoff(fault, Instant::now());
+                    shared.core.peer(PeerEvent::Avoid { id, fault, until }).await;
+                    continue;
+                }
+                let mut none = 0;
+                credit(shared, release, q, probed.bytes, &mut none).await;
+                follow.missing_now(&missing_chunks(&api, hash, file.size).await);
+                let at = tokio::time::Instant::now();
+                let grew = growth.over(stall, at).unwrap_or(0);
+                tracing::debug!(
+                    "fleet: `{}` of {} v{}: tried {}'s complete copy: {} bytes in {:?}; {}'s copy grew {} KiB in the last {} s",
+                    file.path,
+                    release.name,
+                    release.version,
+                    q.label,
+                    probed.bytes,
+                    probed.took,
+                    c.label,
+                    grew,
+                    stall.as_secs()
+                );
+                if decide::probe_beats(probed.bytes, probed.took, grew, stall) {
+                    break Err(SourceError::Outpaced(format!(
+                        "{}'s complete copy sent {} KiB in {:.1} s, {}'s copy grew only {} KiB in the last {} s",
+                        q.label,
+                        probed.bytes / 1024,
+                        probed.took.as_secs_f64(),
+                        c.label,
+                        grew,
+                        stall.as_secs()
+                    )));
+                }
+            }
             _ = check.tick() => {
                 let counted = ended_bytes + read.values().sum::<u64>();
                 credit(shared, release, c, counted, &mut credited).await;
@@ -982,6 +1049,19 @@ async fn follow_from(
                 if let Some(faster) = memory.left_behind((c, seen), &others, now) {
                     break Err(SourceError::LeftBehind(faster.label.clone()));
                 }
+                if probe.is_none() {
+                    if let Some(q) = memory.probe_target((c, seen), &all, last_probe, now) {
+                        let missing = missing_chunks(&api, hash, file.size).await;
+                        let piece = pieces::tail(&missing, pieces::PIECE_CHUNKS);
+                        let chunks: u64 = piece.iter().map(|r| r.end - r.start).sum();
+                        if chunks * 1024 >= decide::PROBE_MIN_BYTES {
+                            last_probe = Some(now);
+                            let q = q.clone();
+                            let tried = try_complete(shared.clone(), q, hash, piece, total, stall);
+                            probe = Some(Box::pin(tried));
+                        }
+                    }
+                }
             }
         }
     };
@@ -989,6 +1069,61 @@ async fn follow_from(
     let counted = ended_bytes + read.values().sum::<u64>();
     credit(shared, release, c, counted, &mut credited).await;
     Followed::Ended(result)
+}
+
+/// What a try of a complete copy brought.
+struct Probed {
+    peer: Candidate,
+    /// Verified payload bytes it brought (kept in the store like any other).
+    bytes: u64,
+    took: Duration,
+    /// The data failed verification.
+    bad_data: Option<String>,
+}
+
+/// Asks `q`, a complete copy, for `piece` of the file while the follow goes on, and reports
+/// what arrived (verified, into the store) within `stall`.
+async fn try_complete(
+    shared: Arc<Shared>,
+    q: Candidate,
+    hash: iroh_blobs::Hash,
+    piece: Vec<Range<u64>>,
+    total: u64,
+    stall: Duration,
+) -> Probed {
+    let started = Instant::now();
+    let mut bytes = 0u64;
+    let mut bad_data = None;
+    if let Ok(conn) = blob_connection(&shared, q.id).await {
+        let api = shared.store.blob_api();
+        let request = GetRequest::blob_ranges(hash, chunk_set(&piece, total));
+        let mut items = api.remote().execute_get(conn, request).stream();
+        let _ = tokio::time::timeout(stall, async {
+            while let Some(item) = items.next().await {
+                match item {
+                    GetProgressItem::Progress(n) => bytes = n,
+                    GetProgressItem::Done(stats) => {
+                        bytes = bytes.max(stats.payload_bytes_read);
+                        break;
+                    }
+                    GetProgressItem::Error(e) => {
+                        if sent_bad_data(&e) {
+                            bad_data = Some(format!("{e:#}"));
+                            bytes = 0;
+                        }
+                        break;
+                    }
+                }
+            }
+        })
+        .await;
+    }
+    Probed {
+        peer: q,
+        bytes,
+        took: started.elapsed(),
+        bad_data,
+    }
 }
 
 /// At most this many other still-fetching peers are watched while following one.

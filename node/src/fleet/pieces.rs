@@ -87,3 +87,22 @@ pub(crate) fn still_missing(piece: &[Range<u64>], missing: &[Range<u64>]) -> Vec
     }
     out
 }
+
+/// The last `chunks` chunks of the `missing` ranges, in file order: the part of a file a peer
+/// still fetching it (which fills it from its start) reaches last. A try of a complete copy
+/// while following such a peer (decide.rs `probe_target`) asks for it, so it asks for
+/// nothing the following is about to.
+pub(crate) fn tail(missing: &[Range<u64>], chunks: u64) -> Vec<Range<u64>> {
+    let mut left = chunks;
+    let mut piece = Vec::new();
+    for r in missing.iter().rev() {
+        if left == 0 {
+            break;
+        }
+        let take = left.min(r.end.saturating_sub(r.start));
+        piece.push(r.end - take..r.end);
+        left -= take;
+    }
+    piece.reverse();
+    piece
+}

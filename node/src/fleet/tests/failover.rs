@@ -123,6 +123,41 @@ fn stall_moves_to_the_next_peer_and_back_after_twice_the_stall() {
 }
 
 #[test]
+fn a_near_peer_still_fetching_that_stalled_without_a_byte_is_not_switched_back_to() {
+    let now = t0();
+    // (what, the near peer's holding, bytes it sent before stalling, switched back to later)
+    let cases = [
+        (
+            "still fetching, nothing sent (it is behind this node): never again mid-transfer",
+            Fetching,
+            0,
+            false,
+        ),
+        (
+            "still fetching, but it sent bytes: once cooled down",
+            Fetching,
+            10,
+            true,
+        ),
+        ("complete (a hiccup): once cooled down", Complete, 0, true),
+    ];
+    for (what, holding, got, back) in cases {
+        let mut m = FileFetch::new(ms(STALL));
+        let near = candidate(1, Some(5), holding);
+        let far = candidate(2, Some(50), Complete);
+        let all = [near.clone(), far.clone()];
+        m.after(&near, attempt(Ended::Stalled, got), now);
+        let later = now + ms(10 * STALL);
+        assert_eq!(m.nearer_than(&far, &all, later).is_some(), back, "{what}");
+        assert_eq!(
+            labels(&m.order(&all, later)),
+            ["p1", "p2"],
+            "{what}: still first in order when the far peer fails"
+        );
+    }
+}
+
+#[test]
 fn when_every_peer_cools_down_all_are_tried_again() {
     let now = t0();
     let mut m = FileFetch::new(ms(STALL));

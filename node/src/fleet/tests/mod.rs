@@ -7,6 +7,7 @@ mod left_behind;
 mod offer;
 mod pieces;
 mod policy;
+mod probe;
 mod redial;
 mod sources;
 mod swarm;

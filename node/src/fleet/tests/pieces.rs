@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use netboot_proto::fleet::Holding;
 
-use crate::fleet::pieces::{pieces, still_missing, streams_for, MAX_STREAMS_PER_FILE};
+use crate::fleet::pieces::{pieces, still_missing, streams_for, tail, MAX_STREAMS_PER_FILE};
 
 /// Every chunk of `missing` is in exactly one piece, in file order.
 fn covers_exactly(missing: &[Range<u64>], pieces: &[Vec<Range<u64>>]) -> bool {
@@ -145,5 +145,31 @@ fn a_piece_asked_again_asks_only_for_what_is_still_missing() {
     ];
     for (what, piece, missing, want) in cases {
         assert_eq!(still_missing(piece, missing), *want, "{what}");
+    }
+}
+
+#[test]
+fn the_tail_is_the_last_chunks_missing_in_file_order() {
+    // (what, missing, chunks wanted, the tail)
+    type Case = (&'static str, Vec<Range<u64>>, u64, Vec<Range<u64>>);
+    let cases: [Case; 5] = [
+        (
+            "one range, longer",
+            vec![0..10_000],
+            4096,
+            vec![5904..10_000],
+        ),
+        ("one range, shorter", vec![100..300], 4096, vec![100..300]),
+        (
+            "across a hole, file order kept",
+            vec![0..1000, 2000..2500, 3000..3100],
+            700,
+            vec![900..1000, 2000..2500, 3000..3100],
+        ),
+        ("nothing missing", vec![], 4096, vec![]),
+        ("nothing wanted", vec![0..100], 0, vec![]),
+    ];
+    for (what, missing, chunks, want) in cases {
+        assert_eq!(tail(&missing, chunks), want, "{what}");
     }
 }
