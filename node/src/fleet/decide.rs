@@ -233,18 +233,22 @@ pub(crate) const LEFT_BEHIND_MIN_GROWTH: u64 = 2048;
 /// (512 KiB) says nothing about its rate.
 pub(crate) const PROBE_MIN_BYTES: u64 = 512 * 1024;
 
-/// Whether a try of a complete copy that brought `bytes` in `took` beats following a copy
-/// that grew `grew` chunks (1 KiB) over `stall`: more than twice as fast, the same margin as
-/// [`FileFetch::left_behind`]. The try's rate includes its request's round trip and the
-/// connection's slow start, so it understates a complete copy's rate: a copy merely as fast
-/// as the followed one never wins.
-pub(crate) fn probe_beats(bytes: u64, took: Duration, grew: u64, stall: Duration) -> bool {
+/// Whether a try of a complete copy that brought `bytes` in `took` beats following a peer
+/// from which this node received `received` bytes over the `stall` before the try began
+/// (while the try runs it shares this node's link with the following): more than twice as
+/// fast, the same margin as [`FileFetch::left_behind`]. What this node received, not how fast
+/// the followed copy grew: a followed peer that completed meanwhile grows no more yet may
+/// still send at this node's own link rate, and a node behind a slow link of its own gets no
+/// more from anyone (it must not leave a good source for a worse one). The try's rate
+/// includes its request's round trip and the connection's slow start, so it understates a
+/// complete copy's rate: a copy merely as fast as following never wins.
+pub(crate) fn probe_beats(bytes: u64, took: Duration, received: u64, stall: Duration) -> bool {
     if bytes < PROBE_MIN_BYTES {
         return false;
     }
-    // bytes / took > 2 · grew·1024 / stall, in integers.
+    // bytes / took > 2 · received / stall, in integers.
     let lhs = u128::from(bytes) * stall.as_millis();
-    let rhs = 2 * u128::from(grew) * 1024 * took.as_millis().max(1);
+    let rhs = 2 * u128::from(received) * took.as_millis().max(1);
     lhs > rhs
 }
 
@@ -441,7 +445,8 @@ impl FileFetch {
     /// A complete copy to try while following `current`, a peer still fetching the file,
     /// whose copy has been watched for a whole stall timeout (`seen.grew` is known): the
     /// nearest complete source not cooling down and not left before, at most one try per
-    /// stall timeout (`last`: when the previous try started). [`FileFetch::left_behind`]
+    /// stall timeout (`last`: when the previous try ended, so that what following delivered
+    /// before the next one is measured without a try sharing the link). [`FileFetch::left_behind`]
     /// compares only copies that grow; a complete copy can only be measured by asking it.
     /// Without this, a site following a slow peer whose only faster alternative is already
     /// complete (its upstream finished, and lends a slot because its holder lags, gate.rs)

@@ -896,7 +896,12 @@ async fn follow_from(
     };
     watch_more(&sources(shared, release.id()).await, &mut watched);
     let mut growth = Growth::default();
-    // A complete copy being tried (decide.rs `probe_target`), and when the last try began.
+    // Payload bytes received from `c` over time: what following it delivers. A try is
+    // measured against what following delivered over the stall timeout *before* it began:
+    // while it runs it shares this node's own link with the following.
+    let mut delivered = Growth::default();
+    let mut delivered_before = 0u64;
+    // A complete copy being tried (decide.rs `probe_target`), and when the last try ended.
     let mut probe: Option<std::pin::Pin<Box<dyn std::future::Future<Output = Probed> + Send>>> =
         None;
     let mut last_probe: Option<Instant> = None;
@@ -982,6 +987,9 @@ async fn follow_from(
                 }
             } => {
                 probe = None;
+                // The next try waits a whole stall timeout from here, so what following
+                // delivers before it is measured without a try sharing the link.
+                last_probe = Some(Instant::now());
                 let q = &probed.peer;
                 if let Some(e) = probed.bad_data {
                     tracing::warn!(
@@ -1000,10 +1008,9 @@ async fn follow_from(
                 let mut none = 0;
                 credit(shared, release, q, probed.bytes, &mut none).await;
                 follow.missing_now(&missing_chunks(&api, hash, file.size).await);
-                let at = tokio::time::Instant::now();
-                let grew = growth.over(stall, at).unwrap_or(0);
+                let got = delivered_before;
                 tracing::debug!(
-                    "fleet: `{}` of {} v{}: tried {}'s complete copy: {} bytes in {:?}; {}'s copy grew {} KiB in the last {} s",
+                    "fleet: `{}` of {} v{}: tried {}'s complete copy: {} bytes in {:?}; {} had sent {} bytes in the {} s before",
                     file.path,
                     release.name,
                     release.version,
@@ -1011,17 +1018,17 @@ async fn follow_from(
                     probed.bytes,
                     probed.took,
                     c.label,
-                    grew,
+                    got,
                     stall.as_secs()
                 );
-                if decide::probe_beats(probed.bytes, probed.took, grew, stall) {
+                if decide::probe_beats(probed.bytes, probed.took, got, stall) {
                     break Err(SourceError::Outpaced(format!(
-                        "{}'s complete copy sent {} KiB in {:.1} s, {}'s copy grew only {} KiB in the last {} s",
+                        "{}'s complete copy sent {} KiB in {:.1} s, {} only {} KiB in the {} s before",
                         q.label,
                         probed.bytes / 1024,
                         probed.took.as_secs_f64(),
                         c.label,
-                        grew,
+                        got / 1024,
                         stall.as_secs()
                     )));
                 }
@@ -1037,6 +1044,7 @@ async fn follow_from(
                 let now = Instant::now();
                 let at = tokio::time::Instant::from_std(now);
                 growth.record(follow.peer_holds(), at, stall);
+                delivered.record(counted, at, stall);
                 let seen = CopySeen { holds: follow.peer_holds(), grew: growth.over(stall, at) };
                 let others: Vec<(Candidate, CopySeen)> = watched
                     .iter_mut()
@@ -1056,6 +1064,7 @@ async fn follow_from(
                         let chunks: u64 = piece.iter().map(|r| r.end - r.start).sum();
                         if chunks * 1024 >= decide::PROBE_MIN_BYTES {
                             last_probe = Some(now);
+                            delivered_before = delivered.over(stall, at).unwrap_or(0);
                             let q = q.clone();
                             let tried = try_complete(shared.clone(), q, hash, piece, total, stall);
                             probe = Some(Box::pin(tried));

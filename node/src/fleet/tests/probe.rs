@@ -131,10 +131,10 @@ fn a_complete_copy_is_tried_once_per_stall_timeout_while_following_a_fetching_pe
 }
 
 #[test]
-fn a_try_beats_following_only_at_more_than_twice_the_followed_copys_growth() {
+fn a_try_beats_following_only_at_more_than_twice_what_following_delivered() {
     let stall = ms(5000);
-    // The followed copy grew 3 MiB in 5 s: 0.6 MiB/s; twice that is 1.2 MiB/s.
-    let grew = 3 * 1024;
+    // Following delivered 3 MiB in 5 s: 0.6 MiB/s; twice that is 1.2 MiB/s.
+    let received = 3 * MIB;
     // (what, bytes the try brought, in ms, beats following)
     let cases = [
         ("4 MiB in 1.6 s (2.5 MiB/s): leave", 4 * MIB, 1600, true),
@@ -150,7 +150,7 @@ fn a_try_beats_following_only_at_more_than_twice_the_followed_copys_growth() {
             3400,
             false,
         ),
-        ("as fast as the followed copy: stay", 3 * MIB, 5000, false),
+        ("as fast as following: stay", 3 * MIB, 5000, false),
         (
             "too little to judge, however fast",
             PROBE_MIN_BYTES - 1,
@@ -160,10 +160,20 @@ fn a_try_beats_following_only_at_more_than_twice_the_followed_copys_growth() {
         ("refused: nothing brought", 0, 20, false),
     ];
     for (what, bytes, took, beats) in cases {
-        assert_eq!(probe_beats(bytes, ms(took), grew, stall), beats, "{what}");
+        assert_eq!(
+            probe_beats(bytes, ms(took), received, stall),
+            beats,
+            "{what}"
+        );
     }
     assert!(
         probe_beats(PROBE_MIN_BYTES, ms(100), 0, stall),
-        "a followed copy that did not grow at all is beaten by any try that brings enough"
+        "following that delivered nothing is beaten by any try that brings enough"
+    );
+    // A node behind a slow link of its own: following a peer that has since completed
+    // delivers 0.6 MiB/s (this node's link), the try of another complete copy no more.
+    assert!(
+        !probe_beats(928 * 1024, ms(5000), received, stall),
+        "a slow site does not leave its source for another it gets no more from"
     );
 }
