@@ -746,18 +746,25 @@ mod tests {
         assert!(!admit(&mut slots, 7, t0 + ms(5200)));
     }
 
+    /// One slot (2 s lease), held by peer 1 from `t0`; peers 1..=`peers` connected (peer n
+    /// on connection n), nothing received yet.
+    fn held_by_peer_1(peers: u8, t0: Instant) -> Slots {
+        let peer = |n: u8| iroh::SecretKey::from_bytes(&[n; 32]).public();
+        let mut slots = Slots::new(1, Duration::from_millis(2000));
+        for n in 1..=peers {
+            slots.connected(u64::from(n), peer(n));
+        }
+        slots.received(0, t0);
+        assert!(admit(&mut slots, 1, t0));
+        slots
+    }
+
     /// One slot, peer 1 holding it from t0; every 250 ms for `secs` this node receives
     /// `inflow` bytes and sends `taken` to peer 1. Then: may peer 2, and after it peer 3, have
     /// a slot?
     fn after_watching(secs: u64, inflow: u64, taken: u64) -> (bool, bool) {
         let t0 = Instant::now();
-        let peer = |n: u8| iroh::SecretKey::from_bytes(&[n; 32]).public();
-        let mut slots = Slots::new(1, Duration::from_millis(2000));
-        for n in 1..=3 {
-            slots.connected(u64::from(n), peer(n));
-        }
-        slots.received(0, t0);
-        assert!(admit(&mut slots, 1, t0));
+        let mut slots = held_by_peer_1(3, t0);
         let mut now = t0;
         for i in 1..=secs * 4 {
             now = t0 + Duration::from_millis(250 * i);
@@ -774,12 +781,7 @@ mod tests {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let peer = |n: u8| iroh::SecretKey::from_bytes(&[n; 32]).public();
-        let mut slots = Slots::new(1, ms(2000));
-        for n in 1..=3 {
-            slots.connected(u64::from(n), peer(n));
-        }
-        slots.received(0, t0);
-        assert!(admit(&mut slots, 1, t0));
+        let mut slots = held_by_peer_1(3, t0);
         let mut now = t0;
         for i in 1..=20 {
             now = t0 + ms(250 * i);
@@ -873,17 +875,11 @@ mod tests {
         const MIB: u64 = 1 << 20;
         let t0 = Instant::now();
         let ms = Duration::from_millis;
-        let peer = |n: u8| iroh::SecretKey::from_bytes(&[n; 32]).public();
-        // One slot held by peer 1, which takes 0.8 MiB/s; this node received 4 MiB/s for
-        // 10 s, then completed (nothing arrives any more). At `after` s past the completion,
-        // is peer 2 admitted?
+        // One slot held by peer 1, which takes `taken_per_tick` every 250 ms; this node
+        // received 4 MiB/s for 10 s, then completed (nothing arrives any more). At `after` s
+        // past the completion, is peer 2 admitted?
         let run = |after: u64, taken_per_tick: u64| {
-            let mut slots = Slots::new(1, ms(2000));
-            for n in 1..=2 {
-                slots.connected(u64::from(n), peer(n));
-            }
-            slots.received(0, t0);
-            assert!(admit(&mut slots, 1, t0));
+            let mut slots = held_by_peer_1(2, t0);
             let mut now = t0;
             let mut total = 0;
             for i in 1..=(10 + after) * 4 {
