@@ -459,10 +459,7 @@ impl Core {
                         release.files.len(),
                         release.total_size()
                     );
-                    // The sender too: it does not know this node fetches, and a peer still
-                    // fetching is a source to it (to follow, or to compare the peer it
-                    // follows with). It takes the offer as news of another source only.
-                    self.broadcast(&release, Holding::Fetching, None);
+                    self.broadcast(&release, Holding::Fetching, Some(from));
                 }
                 Response::Ack
             }
