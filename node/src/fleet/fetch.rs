@@ -216,14 +216,8 @@ async fn fetch_file(shared: &Arc<Shared>, release: &VerifiedRelease, file: &File
             let ended = match &result {
                 Ok(()) => Ended::Done,
                 Err(SourceError::BadData(e)) => {
-                    tracing::warn!(
-                        "fleet: peer {} sent data for `{}` of {} v{} that FAILS BLAKE3 verification ({e}); discarded, avoiding this peer for {} min",
-                        c.label,
-                        file.path,
-                        release.name,
-                        release.version,
-                        decide::BAD_DATA_BACKOFF.as_secs() / 60
-                    );
+                    let what = format!("`{}` of {} v{}", file.path, release.name, release.version);
+                    warn_bad_data(&c.label, &what, e, "");
                     Ended::BadData
                 }
                 Err(SourceError::Connect(e)) => {
@@ -741,11 +735,7 @@ async fn leave(
         n => format!("; its {n} pieces in flight go to the others"),
     };
     if left.ended == Ended::BadData {
-        tracing::warn!(
-            "fleet: peer {} sent data for {what} that FAILS BLAKE3 verification ({why}); discarded, avoiding this peer for {} min{back}",
-            left.label,
-            decide::BAD_DATA_BACKOFF.as_secs() / 60
-        );
+        warn_bad_data(&left.label, what, why, &back);
     } else {
         tracing::info!(
             "fleet: {what}: {} leaves the fetch from several peers ({why}){back}",
@@ -758,6 +748,15 @@ async fn leave(
         had_all: false,
     };
     after_attempt(shared, memory, c, attempt).await;
+}
+
+/// The one log line for a peer whose data failed verification (`what`: the file; `then`: what
+/// happens to its requests, if anything needs saying).
+fn warn_bad_data(peer: &str, what: &str, why: &str, then: &str) {
+    tracing::warn!(
+        "fleet: peer {peer} sent data for {what} that FAILS BLAKE3 verification ({why}); discarded, avoiding this peer for {} min{then}",
+        decide::BAD_DATA_BACKOFF.as_secs() / 60
+    );
 }
 
 /// Tells the file's memory how a request of `c` ended, records the peer-wide backoff it
@@ -992,14 +991,8 @@ async fn follow_from(
                 last_probe = Some(Instant::now());
                 let q = &probed.peer;
                 if let Some(e) = probed.bad_data {
-                    tracing::warn!(
-                        "fleet: peer {} sent data for `{}` of {} v{} that FAILS BLAKE3 verification ({e}); discarded, avoiding this peer for {} min",
-                        q.label,
-                        file.path,
-                        release.name,
-                        release.version,
-                        decide::BAD_DATA_BACKOFF.as_secs() / 60
-                    );
+                    let what = format!("`{}` of {} v{}", file.path, release.name, release.version);
+                    warn_bad_data(&q.label, &what, &e, "");
                     let (id, fault) = (q.id, decide::Fault::BadData);
                     let until = decide::backoff(fault, Instant::now());
                     shared.core.peer(PeerEvent::Avoid { id, fault, until }).await;
