@@ -57,8 +57,9 @@ const LAGGARD_MEMORY: Duration = Duration::from_secs(30);
 /// (see [`Slots::admit`]).
 const HAD_ITS_TURN: Duration = Duration::from_secs(30);
 /// Below this inflow over [`LAG_WINDOW`] (4 MiB: 8 Mbit/s), this node passes on too little
-/// for any holder to be called slow: a node serving a complete copy (no inflow) never is,
-/// unless it received at a rate to judge by a short while ago ([`REFERENCE_MEMORY`]).
+/// for any holder to be called slow by it: a node serving a complete copy (no inflow) judges
+/// by the rate it received at a short while ago ([`REFERENCE_MEMORY`]), or else tries a
+/// holder that takes less than this against one more peer ([`Slots::trial_for`]).
 const LAG_MIN_INFLOW: u64 = 4 << 20;
 /// How long the best inflow this node saw stays the measure of a holder once nothing arrives
 /// any more (this node completed what it was fetching). A site behind a slow link that holds
@@ -66,8 +67,15 @@ const LAG_MIN_INFLOW: u64 = 4 << 20;
 /// its rate for the rest of the transfer: the node's own inflow, the measure while it was
 /// fetching, fell to zero, and with it any chance to call the holder slow. Long enough to
 /// cover a slow site's whole transfer of a big file at the rates the node just saw; a node
-/// complete for longer than that has no fresh measure and keeps to its configured slots.
+/// complete for longer than that has no fresh measure, like the origin, and uses a trial.
 const REFERENCE_MEMORY: Duration = Duration::from_secs(300);
+/// How long a trial ([`Slots::trial_for`]) runs: two [`LAG_WINDOW`]s, so that a challenger's
+/// first request (a new connection's slow start, a round trip) weighs little.
+const TRIAL_LENGTH: Duration = Duration::from_secs(8);
+/// How long a holder that kept up in a trial is not tried again. A trial lends half of this
+/// node's uplink to a second peer for [`TRIAL_LENGTH`]; a site whose every link is slow would
+/// otherwise hand it out each time someone asks.
+const TRIAL_EVERY: Duration = Duration::from_secs(300);
 
 /// The upload slots and the peers holding them.
 #[derive(Debug)]
@@ -88,6 +96,48 @@ struct Slots {
     /// Peers that lost a slot (its lease ran out, or a nearer peer took it), and when: for
     /// [`HAD_ITS_TURN`] they do not take a slot by being nearer ([`Slots::admit`]).
     had_turn: HashMap<EndpointId, Instant>,
+    /// The running trial of a holder against a peer let in beside it, if any.
+    trial: Option<Trial>,
+    /// Holders tried, and when the trial ended: not tried again for [`TRIAL_EVERY`].
+    tried: HashMap<EndpointId, Instant>,
+    /// Challengers that lost a trial, and when: their running requests are ended (the
+    /// throttle hook aborts them) until they are admitted again.
+    revoked: HashMap<EndpointId, Instant>,
+}
+
+/// A peer let in beside a holder that takes little, at a node with no rate of its own to
+/// judge it by ([`Slots::trial_for`]): after [`TRIAL_LENGTH`] the two takes are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Trial {
+    holder: EndpointId,
+    /// What had been sent to the holder when the trial began.
+    holder_sent: u64,
+    /// What the holder took over the [`LAG_WINDOW`] before the trial (alone).
+    holder_before: u64,
+    challenger: EndpointId,
+    since: Instant,
+}
+
+/// How a trial ended ([`Slots::judge_trial`]); bytes each took since the trial began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TrialEnd {
+    /// The challenger took more than twice what the holder did: the holder lags, and keeps
+    /// its slot as a lent one beside the challenger's.
+    HolderLags {
+        holder: EndpointId,
+        challenger: EndpointId,
+        holder_took: u64,
+        challenger_took: u64,
+    },
+    /// The holder kept up: the challenger gives its slot back, its running requests end.
+    HolderKeepsUp {
+        holder: EndpointId,
+        challenger: EndpointId,
+        holder_took: u64,
+        challenger_took: u64,
+    },
+    /// One of the two stopped asking before the trial ended: nothing to compare.
+    Void,
 }
 
 #[derive(Debug)]
@@ -136,6 +186,9 @@ impl Slots {
             peak: None,
             laggards: HashMap::new(),
             had_turn: HashMap::new(),
+            trial: None,
+            tried: HashMap::new(),
+            revoked: HashMap::new(),
         }
     }
 
@@ -245,35 +298,158 @@ impl Slots {
         }
         let mut verdict = Admit::Yes;
         if self.held.len() >= self.max && !self.extra_allowed(&peer, now) {
-            // A peer that had a slot and lost it had its turn: its lease ran out because it
-            // stopped asking in time (a slow or busy site), or a nearer peer took it. Taking
-            // the slot of whoever holds it now would hand the release back to the peer that
-            // could not keep it, and the holder — often ahead of it — would follow it. The
-            // nearness rule is for the race at the start, when a far peer asked a moment
-            // sooner. The memory is not renewed by asking again: on a starved host the
-            // nearest site's slot at the origin can lapse too, and a memory that lasted while
-            // it kept asking would keep it from its nearest upstream for good.
-            let mine = match (self.had_turn.contains_key(&peer), rtt(&peer)) {
-                (true, _) | (false, None) => return Admit::No,
-                (false, Some(mine)) => mine,
-            };
-            // The farthest holder this requester is clearly nearer than.
-            let farther = self
-                .held
-                .keys()
-                .filter_map(|h| rtt(h).map(|r| (*h, r)))
-                .filter(|(_, r)| clearly_nearer(mine, *r))
-                .max_by_key(|(_, r)| *r);
-            let Some((far, _)) = farther else {
+            if let Some(far) = self.farther_holder(&peer, rtt) {
+                self.held.remove(&far);
+                self.had_turn.insert(far, now);
+                verdict = Admit::InsteadOf(far);
+            } else if let Some(holder) = self.trial_for(&peer, now) {
+                let h = self.held.get(&holder);
+                self.trial = Some(Trial {
+                    holder,
+                    holder_sent: h.map_or(0, |h| h.sent),
+                    holder_before: h.and_then(|h| h.taken.over(LAG_WINDOW, now)).unwrap_or(0),
+                    challenger: peer,
+                    since: now,
+                });
+                verdict = Admit::Beside(holder);
+            } else {
                 return Admit::No;
-            };
-            self.held.remove(&far);
-            self.had_turn.insert(far, now);
-            verdict = Admit::InsteadOf(far);
+            }
         }
         self.had_turn.remove(&peer);
+        self.revoked.remove(&peer);
         self.held.insert(peer, Holder::new(1, now));
         verdict
+    }
+
+    /// The farthest holder `peer` is clearly nearer than, whose slot it takes.
+    fn farther_holder(
+        &self,
+        peer: &EndpointId,
+        rtt: &dyn Fn(&EndpointId) -> Option<Duration>,
+    ) -> Option<EndpointId> {
+        // A peer that had a slot and lost it had its turn: its lease ran out because it
+        // stopped asking in time (a slow or busy site), or a nearer peer took it. Taking
+        // the slot of whoever holds it now would hand the release back to the peer that
+        // could not keep it, and the holder — often ahead of it — would follow it. The
+        // nearness rule is for the race at the start, when a far peer asked a moment
+        // sooner. The memory is not renewed by asking again: on a starved host the
+        // nearest site's slot at the origin can lapse too, and a memory that lasted while
+        // it kept asking would keep it from its nearest upstream for good.
+        if self.had_turn.contains_key(peer) {
+            return None;
+        }
+        let mine = rtt(peer)?;
+        self.held
+            .keys()
+            .filter_map(|h| rtt(h).map(|r| (*h, r)))
+            .filter(|(_, r)| clearly_nearer(mine, *r))
+            .max_by_key(|(_, r)| *r)
+            .map(|(far, _)| far)
+    }
+
+    /// The holder `peer` may be let in beside for a trial, if any. A node serving a complete
+    /// copy it received nothing of lately (the origin) has no rate of its own to call a
+    /// holder slow by ([`Slots::reference`]); a site behind a slow link that took its only
+    /// slot first would hold every other site to that link's rate. So it lets one peer in
+    /// beside a holder that took less than [`LAG_MIN_INFLOW`] over the last [`LAG_WINDOW`]
+    /// (BitTorrent's optimistic unchoke, asked for rather than on a timer) and compares
+    /// the two ([`Slots::judge_trial`]). A holder taking more is left alone: a trial costs it
+    /// half the uplink for a while, and the chain behind it with it. One trial at a time,
+    /// none while a slot is lent, and a holder that kept up is not tried again for
+    /// [`TRIAL_EVERY`].
+    fn trial_for(&self, peer: &EndpointId, now: Instant) -> Option<EndpointId> {
+        // At most one slot over the count, as for a lent one: a challenger that won is a
+        // holder too, and may take little itself.
+        if self.trial.is_some()
+            || self.held.len() != self.max
+            || self.laggards.contains_key(peer)
+            || !matches!(self.reference(now), None | Some(0))
+        {
+            return None;
+        }
+        self.held
+            .iter()
+            .filter(|(id, h)| {
+                // One that took nothing is stalled, and loses its slot with its lease.
+                h.taken
+                    .over(LAG_WINDOW, now)
+                    .is_some_and(|took| (1..LAG_MIN_INFLOW).contains(&took))
+                    && self
+                        .tried
+                        .get(*id)
+                        .is_none_or(|t| now.saturating_duration_since(*t) >= TRIAL_EVERY)
+            })
+            .map(|(id, _)| *id)
+            .next()
+    }
+
+    /// Ends the running trial once it has run [`TRIAL_LENGTH`] (or one side stopped
+    /// asking): the challenger keeps its slot only if it took more than twice what the
+    /// holder did, the margin [`lags`] uses; otherwise it gives it back at once, and its
+    /// running requests are ended ([`Slots::revoked`]) so that this node does not send a
+    /// second copy at the holder's expense. The holder's take is the smaller of what it took
+    /// during the trial and, at the same rate, before it: what a stream is handed is not what
+    /// the link carries — a request that starts during the trial fills its send buffer at
+    /// once (up to the 2 MiB window), and that alone once made a 5 Mbit/s holder look
+    /// half as fast as a 25 Mbit/s challenger.
+    fn judge_trial(&mut self, now: Instant) -> Option<TrialEnd> {
+        let t = self.trial?;
+        let gone = |id: &EndpointId| !self.held.contains_key(id);
+        let ran = now.saturating_duration_since(t.since);
+        if ran < TRIAL_LENGTH && !gone(&t.holder) && !gone(&t.challenger) {
+            return None;
+        }
+        self.trial = None;
+        self.tried.insert(t.holder, now);
+        self.tried
+            .retain(|_, at| now.saturating_duration_since(*at) < TRIAL_EVERY);
+        self.revoked
+            .retain(|_, at| now.saturating_duration_since(*at) < LAGGARD_MEMORY);
+        // Both since the trial began (the challenger's slot is as old as the trial): a
+        // window sliding to the end would drop what a challenger took at the start.
+        let sent = |id: &EndpointId| self.held.get(id).map(|h| h.sent);
+        let (Some(holder_sent), Some(challenger_took)) = (sent(&t.holder), sent(&t.challenger))
+        else {
+            return Some(TrialEnd::Void);
+        };
+        let during = holder_sent.saturating_sub(t.holder_sent);
+        // `before` was over a LAG_WINDOW; scaled to the time the trial ran.
+        let before = u64::try_from(
+            u128::from(t.holder_before) * ran.as_millis() / LAG_WINDOW.as_millis().max(1),
+        )
+        .unwrap_or(u64::MAX);
+        let holder_took = during.min(before);
+        if holder_took.saturating_mul(2) < challenger_took {
+            self.laggards.insert(t.holder, now);
+            return Some(TrialEnd::HolderLags {
+                holder: t.holder,
+                challenger: t.challenger,
+                holder_took,
+                challenger_took,
+            });
+        }
+        self.held.remove(&t.challenger);
+        self.had_turn.insert(t.challenger, now);
+        self.revoked.insert(t.challenger, now);
+        Some(TrialEnd::HolderKeepsUp {
+            holder: t.holder,
+            challenger: t.challenger,
+            holder_took,
+            challenger_took,
+        })
+    }
+
+    /// Whether a request running on `conn` is to be ended: its peer lost a trial lately
+    /// (its next piece of data comes within milliseconds; the memory is for a stalled one).
+    fn revoked(&self, conn: u64, now: Instant) -> bool {
+        self.conns.get(&conn).is_some_and(|p| {
+            !self.held.contains_key(p)
+                && self
+                    .revoked
+                    .get(p)
+                    .is_some_and(|t| now.saturating_duration_since(*t) < LAGGARD_MEMORY)
+        })
     }
 
     fn finished(&mut self, conn: u64, now: Instant) {
@@ -314,6 +490,8 @@ enum Admit {
     Yes,
     /// Admitted; the slot was taken from this farther holder.
     InsteadOf(EndpointId),
+    /// Admitted beside this holder for a trial ([`Slots::trial_for`]).
+    Beside(EndpointId),
     No,
 }
 
@@ -484,12 +662,14 @@ pub(crate) fn provider_events(
                 ProviderMessage::GetRequestReceived(msg) => {
                     let conn = msg.connection_id;
                     let rtt = |id: &EndpointId| nearness.get(id);
-                    let verdict = {
+                    let (verdict, ended) = {
                         let now = Instant::now();
                         let mut slots = lock(&slots);
                         slots.received(inflow.load(Ordering::Relaxed), now);
-                        slots.admit(conn, now, &rtt)
+                        let ended = slots.judge_trial(now);
+                        (slots.admit(conn, now, &rtt), ended)
                     };
+                    log_trial_end(&members, ended);
                     match verdict {
                         Admit::No => {
                             msg.tx.send(Err(AbortReason::RateLimited)).await.ok();
@@ -501,6 +681,17 @@ pub(crate) fn provider_events(
                                 "fleet: upload slot passed from {} to the nearer {}",
                                 members.label(&far),
                                 near.map(|n| members.label(&n)).unwrap_or_default()
+                            );
+                        }
+                        Admit::Beside(holder) => {
+                            let challenger = lock(&slots).peer(conn);
+                            tracing::info!(
+                                "fleet: upload slot holder {} took less than {} KiB in {} s, and this node receives nothing to judge it by: {} is let in beside it for {} s to compare",
+                                members.label(&holder),
+                                LAG_MIN_INFLOW / 1024,
+                                LAG_WINDOW.as_secs(),
+                                challenger.map(|c| members.label(&c)).unwrap_or_default(),
+                                TRIAL_LENGTH.as_secs()
                             );
                         }
                         Admit::Yes => {}
@@ -553,13 +744,23 @@ pub(crate) fn provider_events(
                     msg.tx.send(verdict).await.ok();
                 }
                 ProviderMessage::Throttle(msg) => {
-                    let peer = {
+                    let (peer, ended, revoked) = {
                         let now = Instant::now();
                         let mut slots = lock(&slots);
                         slots.received(inflow.load(Ordering::Relaxed), now);
                         slots.sent(msg.connection_id, msg.size, now);
-                        slots.peer(msg.connection_id)
+                        let ended = slots.judge_trial(now);
+                        (
+                            slots.peer(msg.connection_id),
+                            ended,
+                            slots.revoked(msg.connection_id, now),
+                        )
                     };
+                    log_trial_end(&members, ended);
+                    if revoked {
+                        msg.tx.send(Err(AbortReason::RateLimited)).await.ok();
+                        continue;
+                    }
                     stats.add(peer, msg.size);
                     match pacer.slot(msg.size) {
                         None => {
@@ -578,6 +779,45 @@ pub(crate) fn provider_events(
         }
     });
     tx
+}
+
+fn log_trial_end(members: &Members, ended: Option<TrialEnd>) {
+    let kib = |b: u64| b / 1024;
+    let secs = TRIAL_LENGTH.as_secs();
+    match ended {
+        Some(TrialEnd::HolderLags {
+            holder,
+            challenger,
+            holder_took,
+            challenger_took,
+        }) => tracing::info!(
+            "fleet: upload slot trial: {} took {} KiB in {secs} s beside {}'s {} KiB (the less of its take then and before), more than twice as much: {} is slow, and keeps a lent slot beside {}'s",
+            members.label(&challenger),
+            kib(challenger_took),
+            members.label(&holder),
+            kib(holder_took),
+            members.label(&holder),
+            members.label(&challenger)
+        ),
+        Some(TrialEnd::HolderKeepsUp {
+            holder,
+            challenger,
+            holder_took,
+            challenger_took,
+        }) => tracing::info!(
+            "fleet: upload slot trial: {} took {} KiB in {secs} s beside {}'s {} KiB (the less of its take then and before), not twice as much: {} keeps the slot, {}'s transfer is ended",
+            members.label(&challenger),
+            kib(challenger_took),
+            members.label(&holder),
+            kib(holder_took),
+            members.label(&holder),
+            members.label(&challenger)
+        ),
+        Some(TrialEnd::Void) => {
+            tracing::debug!("fleet: upload slot trial ended early: one side stopped asking")
+        }
+        None => {}
+    }
 }
 
 #[cfg(test)]
@@ -848,9 +1088,17 @@ mod tests {
                 5,
                 0,
                 MIB / 5,
+                true,
+                false,
+                "no inflow (a complete copy), a holder taking little: one peer let in beside it for a trial, never two",
+            ),
+            (
+                5,
+                0,
+                MIB / 2,
                 false,
                 false,
-                "no inflow (a complete copy): slots as configured",
+                "no inflow, a holder taking 8 Mbit/s or more: no trial, slots as configured",
             ),
             (
                 5,
@@ -868,6 +1116,156 @@ mod tests {
                 "{why}"
             );
         }
+    }
+
+    #[test]
+    fn a_node_receiving_nothing_tries_a_holder_taking_little_against_one_more_peer() {
+        const KIB: u64 = 1024;
+        let ms = Duration::from_millis;
+        let peer = |n: u8| iroh::SecretKey::from_bytes(&[n; 32]).public();
+        // A complete copy (nothing arrives), one slot held by peer 1 from t0, which takes
+        // `holder` bytes per 250 ms. After 5 s peer 2 asks; then for `trial_ticks` of 250 ms
+        // peer 1 takes `holder` bytes each (plus `burst` in the first), and peer 2
+        // `challenger` in each of the first `challenger_ticks`. What did the trial end in,
+        // and then: is peer 2's running request ended, is peer 3 admitted?
+        let run = |(holder, burst): (u64, u64),
+                   (challenger, challenger_ticks): (u64, u64),
+                   trial_ticks: u64| {
+            let t0 = Instant::now();
+            let mut slots = held_by_peer_1(3, t0);
+            let mut now = t0;
+            for i in 1..=20 {
+                now = t0 + ms(250 * i);
+                slots.received(0, now);
+                slots.sent(1, holder, now);
+            }
+            assert_eq!(slots.judge_trial(now), None, "no trial yet");
+            assert_eq!(slots.admit(2, now, &|_| None), Admit::Beside(peer(1)));
+            assert!(
+                !admit(&mut slots, 3, now),
+                "one trial at a time, one peer beside"
+            );
+            let start = now;
+            let mut ended = None;
+            for i in 1..=trial_ticks {
+                now = start + ms(250 * i);
+                slots.received(0, now);
+                slots.sent(1, holder + if i == 1 { burst } else { 0 }, now);
+                if i <= challenger_ticks {
+                    slots.sent(2, challenger, now);
+                }
+                ended = ended.or(slots.judge_trial(now));
+            }
+            let verdict = ended.map(|e| match e {
+                TrialEnd::HolderLags { .. } => "holder lags",
+                TrialEnd::HolderKeepsUp { .. } => "holder keeps up",
+                TrialEnd::Void => "void",
+            });
+            (verdict, slots.revoked(2, now), admit(&mut slots, 3, now))
+        };
+        // ((holder per 250 ms, its burst), (challenger per 250 ms, for how many), trial
+        // ticks; how it ended, peer 2 ended, peer 3 admitted, why)
+        let table = [
+            (
+                (80 * KIB, 0),
+                (512 * KIB, 32),
+                32,
+                Some("holder lags"),
+                false,
+                false,
+                "challenger 6x faster: the holder keeps a lent slot, still only one over",
+            ),
+            (
+                (80 * KIB, 0),
+                (120 * KIB, 32),
+                32,
+                Some("holder keeps up"),
+                true,
+                false,
+                "challenger not twice as fast: it gives its slot back, its transfer is ended, and the holder is not tried again at once",
+            ),
+            (
+                (80 * KIB, 0),
+                (1024 * KIB, 8),
+                32,
+                Some("holder lags"),
+                false,
+                false,
+                "what the challenger took at the start counts (a try of 8 MiB in 2 s, then a pause)",
+            ),
+            (
+                (80 * KIB, 2048 * KIB),
+                (200 * KIB, 32),
+                32,
+                Some("holder lags"),
+                false,
+                false,
+                "a request of the holder starting in the trial is handed 2 MiB at once: not counted beyond its rate before",
+            ),
+            (
+                (80 * KIB, 0),
+                (512 * KIB, 32),
+                31,
+                None,
+                false,
+                false,
+                "judged only after the whole trial",
+            ),
+        ];
+        for (holder, challenger, ticks, ended, revoked, third, why) in table {
+            assert_eq!(
+                run(holder, challenger, ticks),
+                (ended, revoked, third),
+                "{why}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_holder_that_kept_up_in_a_trial_is_tried_again_only_much_later() {
+        const KIB: u64 = 1024;
+        let ms = Duration::from_millis;
+        let peer = |n: u8| iroh::SecretKey::from_bytes(&[n; 32]).public();
+        let t0 = Instant::now();
+        let mut slots = held_by_peer_1(3, t0);
+        let mut now = t0;
+        let tick = |slots: &mut Slots, now: Instant, challenger: Option<u64>| {
+            slots.received(0, now);
+            slots.sent(1, 80 * KIB, now);
+            if let Some(c) = challenger {
+                slots.sent(2, c, now);
+            }
+            slots.judge_trial(now)
+        };
+        for i in 1..=20 {
+            now = t0 + ms(250 * i);
+            tick(&mut slots, now, None);
+        }
+        assert_eq!(slots.admit(2, now, &|_| None), Admit::Beside(peer(1)));
+        let start = now;
+        for i in 1..=32 {
+            now = start + ms(250 * i);
+            tick(&mut slots, now, Some(80 * KIB));
+        }
+        assert!(
+            slots.revoked(2, now),
+            "lost the trial: its transfer is ended"
+        );
+        assert!(!admit(&mut slots, 2, now), "and it holds no slot");
+        let ended = now;
+        // The holder keeps taking little; a trial is not offered again until TRIAL_EVERY.
+        while now < ended + TRIAL_EVERY - ms(250) {
+            now += ms(250);
+            tick(&mut slots, now, None);
+        }
+        assert!(!admit(&mut slots, 3, now), "tried {:?} ago", now - ended);
+        now += ms(500);
+        tick(&mut slots, now, None);
+        assert_eq!(slots.admit(3, now, &|_| None), Admit::Beside(peer(1)));
+        assert!(
+            !slots.revoked(2, now),
+            "the memory of the lost trial ran out long ago"
+        );
     }
 
     #[test]
@@ -911,8 +1309,14 @@ mod tests {
             (
                 400,
                 MIB / 5,
+                true,
+                "complete for longer than the memory: no rate of its own, so a holder taking little is tried against one more peer",
+            ),
+            (
+                400,
+                MIB,
                 false,
-                "complete for longer than the memory: slots as configured",
+                "complete for longer than the memory, a holder taking 8 Mbit/s or more: slots as configured",
             ),
         ];
         for (after, taken, second, why) in table {
