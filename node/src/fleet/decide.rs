@@ -288,8 +288,9 @@ pub(crate) enum Ended {
     Stalled,
     /// Left for a nearer peer.
     Preempted,
-    /// Left for a peer whose copy grows much faster ([`FileFetch::left_behind`]).
-    LeftBehind,
+    /// Left for this peer: its copy grows much faster ([`FileFetch::left_behind`]), or a
+    /// try of its complete copy came much faster than following ([`probe_beats`]).
+    LeftBehind(EndpointId),
     /// Any other failure (connection lost, refused, busy).
     Failed,
 }
@@ -346,6 +347,9 @@ pub(crate) struct FileFetch {
     /// cooldown ends would cost a stall timeout every time. (A complete peer that stalled was
     /// a hiccup: it is switched back to once cooled down.)
     stalled: HashSet<EndpointId>,
+    /// The peer last left for (`Ended::LeftBehind`): tried first from then on, and while it
+    /// sends, a peer still fetching is no nearer source to switch to.
+    faster: Option<EndpointId>,
 }
 
 impl FileFetch {
@@ -357,6 +361,7 @@ impl FileFetch {
             proven: HashSet::new(),
             slow: HashSet::new(),
             stalled: HashSet::new(),
+            faster: None,
         }
     }
 
@@ -372,10 +377,13 @@ impl FileFetch {
     }
 
     /// The sources to try now, in order: those not cooling down; if none is left, all of
-    /// them (a peer that stalled is better than none). Peers left for being left behind
-    /// ([`FileFetch::left_behind`]) come after the others, however near: once the faster
-    /// peer completes it is no longer compared with them, and going back to the nearer slow
-    /// one would hold this file to its rate again.
+    /// them (a peer that stalled is better than none). The peer last left for (it proved
+    /// much faster) comes first, however far: the nearest other source may be one as slow
+    /// as the one just left, a site that was never compared (the origin's slow holder, when
+    /// this node leaves the site that follows it for the origin). Peers left for being left
+    /// behind come after the others, however near: once the faster peer completes it is no
+    /// longer compared with them, and going back to the nearer slow one would hold this file
+    /// to its rate again.
     pub fn order(&self, all: &[Candidate], now: Instant) -> Vec<Candidate> {
         let mut fresh: Vec<Candidate> = all
             .iter()
@@ -386,14 +394,19 @@ impl FileFetch {
             fresh = all.to_vec();
         }
         // Stable: nearness order within each group.
-        fresh.sort_by_key(|c| self.slow.contains(&c.id));
+        fresh.sort_by_key(|c| {
+            let rank = if Some(c.id) == self.faster { 0 } else { 1 };
+            (rank, self.slow.contains(&c.id))
+        });
         fresh
     }
 
     /// A source worth leaving a running transfer from `current` for: clearly nearer (half its
     /// round trip or less, and at least 5 ms nearer), not cooling down, and not one that was
     /// left as slow or stalled on this file without a byte. It appears when a near peer
-    /// starts holding the release after this fetch began with a farther one.
+    /// starts holding the release after this fetch began with a farther one. While `current`
+    /// is the peer last left for, only a complete copy is: a nearer peer still fetching is
+    /// not known to be any faster than the one just left.
     pub fn nearer_than<'a>(
         &self,
         current: &Candidate,
@@ -401,12 +414,14 @@ impl FileFetch {
         now: Instant,
     ) -> Option<&'a Candidate> {
         let current_rtt = current.rtt?;
+        let proven_faster = self.faster == Some(current.id);
         all.iter()
             .filter(|c| {
                 c.id != current.id
                     && !self.cooling(&c.id, now)
                     && !self.slow.contains(&c.id)
                     && !self.stalled.contains(&c.id)
+                    && (!proven_faster || c.holding != Holding::Fetching)
             })
             .find(|c| c.rtt.is_some_and(|r| clearly_nearer(r, current_rtt)))
     }
@@ -488,10 +503,11 @@ impl FileFetch {
                 return next(Step::Restart { progressed });
             }
             Ended::Preempted => return next(Step::Restart { progressed }),
-            Ended::LeftBehind => {
+            Ended::LeftBehind(faster) => {
                 // Not straight back to it (it may be the nearest): the faster one first.
                 self.cool(c.id, now + self.stall);
                 self.slow.insert(c.id);
+                self.faster = Some(faster);
                 return next(Step::Restart { progressed });
             }
             Ended::BadData | Ended::Unreachable => {

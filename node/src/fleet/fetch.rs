@@ -60,10 +60,10 @@ enum SourceError {
     Transfer(String),
     #[error("a nearer peer holds it now: {0}")]
     Preempted(String),
-    #[error("another peer receives it at more than twice its rate: {0}")]
-    LeftBehind(String),
-    #[error("{0}")]
-    Outpaced(String),
+    #[error("another peer receives it at more than twice its rate: {}", .0.label)]
+    LeftBehind(Candidate),
+    #[error("{why}")]
+    Outpaced { to: EndpointId, why: String },
     #[error("{0} peers hold it complete now: fetching from them at once")]
     Swarm(usize),
 }
@@ -246,18 +246,19 @@ async fn fetch_file(shared: &Arc<Shared>, release: &VerifiedRelease, file: &File
                     Ended::Preempted
                 }
                 Err(SourceError::LeftBehind(faster)) => {
+                    let to = faster.id;
                     tracing::info!(
                         "fleet: `{}` of {} v{}: leaving {}, whose copy grew less than half as fast as {}'s over the last {} s",
                         file.path,
                         release.name,
                         release.version,
                         c.label,
-                        faster,
+                        faster.label,
                         stall.as_secs()
                     );
-                    Ended::LeftBehind
+                    Ended::LeftBehind(to)
                 }
-                Err(SourceError::Outpaced(why)) => {
+                Err(SourceError::Outpaced { to, why }) => {
                     tracing::info!(
                         "fleet: `{}` of {} v{}: leaving {}: {why}",
                         file.path,
@@ -265,7 +266,7 @@ async fn fetch_file(shared: &Arc<Shared>, release: &VerifiedRelease, file: &File
                         release.version,
                         c.label,
                     );
-                    Ended::LeftBehind
+                    Ended::LeftBehind(*to)
                 }
                 Err(e @ SourceError::Stalled(_)) => {
                     tracing::info!(
@@ -1015,7 +1016,8 @@ async fn follow_from(
                     stall.as_secs()
                 );
                 if decide::probe_beats(probed.bytes, probed.took, got, stall) {
-                    break Err(SourceError::Outpaced(format!(
+                    let to = q.id;
+                    break Err(SourceError::Outpaced { to, why: format!(
                         "{}'s complete copy sent {} KiB in {:.1} s, {} only {} KiB in the {} s before",
                         q.label,
                         probed.bytes / 1024,
@@ -1023,7 +1025,7 @@ async fn follow_from(
                         c.label,
                         got / 1024,
                         stall.as_secs()
-                    )));
+                    ) });
                 }
             }
             _ = check.tick() => {
@@ -1048,7 +1050,7 @@ async fn follow_from(
                     })
                     .collect();
                 if let Some(faster) = memory.left_behind((c, seen), &others, now) {
-                    break Err(SourceError::LeftBehind(faster.label.clone()));
+                    break Err(SourceError::LeftBehind(faster.clone()));
                 }
                 if probe.is_none() {
                     if let Some(q) = memory.probe_target((c, seen), &all, last_probe, now) {

@@ -114,7 +114,7 @@ fn after_leaving_the_slow_peer_the_faster_one_is_tried_first_and_the_slow_one_co
     let after = fetch.after(
         &slow,
         Attempt {
-            ended: Ended::LeftBehind,
+            ended: Ended::LeftBehind(fast.id),
             got: 4 * MIB,
             had_all: false,
         },
@@ -179,7 +179,7 @@ fn a_peer_left_behind_is_no_nearer_source_to_switch_back_to() {
     fetch.after(
         &slow,
         Attempt {
-            ended: Ended::LeftBehind,
+            ended: Ended::LeftBehind(fast.id),
             got: MIB,
             had_all: false,
         },

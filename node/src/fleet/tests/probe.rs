@@ -3,7 +3,7 @@
 
 use netboot_proto::fleet::Holding::{self, *};
 
-use super::{attempt, candidate, ms, t0};
+use super::{attempt, candidate, labels, ms, t0};
 use crate::fleet::decide::{probe_beats, CopySeen, Ended, FileFetch, PROBE_MIN_BYTES};
 
 const MIB: u64 = 1024 * 1024;
@@ -121,7 +121,7 @@ fn a_complete_copy_is_tried_once_per_stall_timeout_while_following_a_fetching_pe
         "cooled down: tried again"
     );
     let mut fetch = FileFetch::new(stall);
-    fetch.after(&complete, attempt(Ended::LeftBehind, MIB), now);
+    fetch.after(&complete, attempt(Ended::LeftBehind(followed.id), MIB), now);
     assert!(
         fetch
             .probe_target((&followed, watched), &all, None, now + stall * 10)
@@ -175,5 +175,50 @@ fn a_try_beats_following_only_at_more_than_twice_what_following_delivered() {
     assert!(
         !probe_beats(928 * 1024, ms(5000), received, stall),
         "a slow site does not leave its source for another it gets no more from"
+    );
+}
+
+#[test]
+fn after_a_try_wins_the_complete_copy_is_fetched_from_and_not_left_for_a_nearer_fetching_peer() {
+    let now = t0();
+    let stall = ms(5000);
+    // This node followed p2 (20 ms, still fetching); the try of p4's complete copy (40 ms)
+    // won. p1 (10 ms) is still fetching too, and was never compared: the slow site p2
+    // follows, say, fed straight from the origin p4.
+    let slow_near = candidate(1, Some(10), Fetching);
+    let followed = candidate(2, Some(20), Fetching);
+    let origin = candidate(4, Some(40), Complete);
+    let all = [slow_near.clone(), followed.clone(), origin.clone()];
+    let mut fetch = FileFetch::new(stall);
+    fetch.after(&followed, attempt(Ended::LeftBehind(origin.id), MIB), now);
+    assert_eq!(
+        labels(&fetch.order(&all, now + ms(100))),
+        ["p4", "p1"],
+        "the copy that won first, however far; the one left cools down"
+    );
+    assert_eq!(
+        labels(&fetch.order(&all, now + stall * 2)),
+        ["p4", "p1", "p2"],
+        "and stays first; the one left comes last"
+    );
+    assert!(
+        fetch.nearer_than(&origin, &all, now + stall * 2).is_none(),
+        "a nearer peer still fetching does not draw the transfer off the copy that won"
+    );
+    let near_complete = candidate(3, Some(10), Complete);
+    let with_complete = [slow_near.clone(), near_complete, origin.clone()];
+    assert_eq!(
+        fetch
+            .nearer_than(&origin, &with_complete, now + stall * 2)
+            .map(|c| c.label.as_str()),
+        Some("p3"),
+        "a nearer complete copy still does"
+    );
+    assert_eq!(
+        FileFetch::new(stall)
+            .nearer_than(&origin, &all, now)
+            .map(|c| c.label.as_str()),
+        Some("p1"),
+        "without a try that won, the nearer fetching peer draws it (a chain forming)"
     );
 }
