@@ -902,3 +902,97 @@ fn a_throttled_middle_site_does_not_hold_back_the_sites_behind_it() {
         );
     }
 }
+
+/// A slow site fed straight from the origin does not hold back the others (issue 14). Four
+/// sites: A publishes; M, A's nearest peer but on 5 Mbit/s links, takes A's only upload slot
+/// first. C (40 ms from A over 25 Mbit/s, 10 ms from M) and D (10 ms from M, 20 ms from C, not
+/// a peer of A) come up once M holds some of the release, and both find M the nearest source.
+/// A serves a complete copy and receives nothing: it has no rate of its own to call M slow
+/// by, the measure a node still fetching has (the test above). So when C, following M (or D,
+/// which follows M), tries A's complete copy, A lets C in beside M for a trial (gate.rs): C
+/// takes far more than M's 5 Mbit/s, C leaves the peer it followed for A and stays on it, M
+/// keeps its slot as a lent one, and D leaves M for C, whose copy now grows much faster.
+/// Without the trial, A refuses every other peer while M holds its slot, and C and D follow M
+/// to the end, at M's rate: D got all 40 MB from M. (The time ratio is not asserted here.)
+#[test]
+fn a_slow_site_fed_by_the_origin_does_not_hold_back_the_others() {
+    let _turn = alone_on_the_machine();
+    let tmp = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(tmp.path());
+    let wan = Wan::up();
+    let site = |name: &'static str| Site::new(tmp.path(), name, wan.site(name));
+    let (a, m, c, d) = (site("a"), site("m"), site("c"), site("d"));
+    let (am_a, am_m) = wan.link("a", "m", 20, Some(5));
+    let (ac_a, ac_c) = wan.link("a", "c", 40, Some(25));
+    let (mc_m, mc_c) = wan.link("m", "c", 10, Some(5));
+    let (md_m, md_d) = wan.link("m", "d", 10, Some(5));
+    let (cd_c, cd_d) = wan.link("c", "d", 20, Some(25));
+    let peer = |s: &Site, ip: std::net::Ipv4Addr| format!("{}@{ip}:{FLEET_PORT}", s.id);
+    a.configure(&public, &[peer(&m, am_m), peer(&c, ac_c)], None);
+    m.configure(
+        &public,
+        &[peer(&a, am_a), peer(&c, mc_c), peer(&d, md_d)],
+        None,
+    );
+    c.configure(
+        &public,
+        &[peer(&a, ac_a), peer(&m, mc_m), peer(&d, cd_d)],
+        None,
+    );
+    d.configure(&public, &[peer(&m, md_m), peer(&c, cd_c)], None);
+    let (na, nm) = (a.start(), m.start());
+    let early = || logs_of(&[("a", &na), ("m", &nm)]);
+    wait_until(
+        "A and M to reach each other",
+        Duration::from_secs(60),
+        &early,
+        || [&a, &m].iter().all(|s| s.status().connected_peers() == 1),
+    );
+
+    // 40 MB: M alone needs ~65 s for it, C from A ~13 s.
+    let data = publish_big_img(
+        tmp.path(),
+        &key,
+        &a,
+        &am_a.to_string(),
+        "slowfed",
+        15,
+        40_000_000,
+    );
+    wait_until("M to hold 1 MB", Duration::from_secs(120), &early, || {
+        m.held("slowfed").is_some_and(|(held, _)| held >= 1_000_000)
+    });
+    let (nc, nd) = (c.start(), d.start());
+    let logs = || logs_of(&[("a", &na), ("m", &nm), ("c", &nc), ("d", &nd)]);
+    wait_until(
+        "C and D to commit the release",
+        Duration::from_secs(400),
+        &logs,
+        || [&c, &d].iter().all(|s| s.has_release("slowfed").is_some()),
+    );
+    wan.check();
+    for (name, s) in [("C", &c), ("D", &d)] {
+        let from_m = s.received_from(&m.id);
+        let from_others: u64 = [&a, &c, &d]
+            .iter()
+            .filter(|o| o.id != s.id)
+            .map(|o| s.received_from(&o.id))
+            .sum();
+        eprintln!("{name}: {from_others} bytes from A, C or D, {from_m} from M");
+        assert!(
+            from_others > data.len() as u64 / 2 && from_m < data.len() as u64 / 2,
+            "{name} got most of the release from a site other than the slow M: {from_others} bytes from A, C or D, {from_m} from M\n{}",
+            logs()
+        );
+    }
+    for s in [&c, &d] {
+        let version = s.has_release("slowfed").unwrap();
+        assert_eq!(
+            blake3::hash(&s.curl(&format!("/r/slowfed/{version}/big.img"))),
+            blake3::hash(&data),
+            "{} serves the signed bytes\n{}",
+            s.dir.display(),
+            logs()
+        );
+    }
+}
