@@ -7,7 +7,10 @@
 #   THROTTLED_SIZE_MIB=N    release size (default 128)
 #   THROTTLED_RATE_MBIT=R   rate of every link (default 25)
 #   THROTTLED_SLOW_MBIT=S   M's link rate in the throttled run (default 5)
-#   THROTTLED_SITE=NAME     the throttled site M (default s2)
+#   THROTTLED_SITE=NAME     the throttled site M (default s2; s1 with THROTTLED_FED=1)
+#   THROTTLED_FED=1         the slow site fed straight by the origin: the origin and every site
+#                           are each other's peers (not only the origin and s1), M is s1, the
+#                           site nearest the origin, and the section is throttled-fed
 #   THROTTLED_BIN=PATH      measure this netboot binary (e.g. a copy of main's release build,
 #                           the "before") instead of building the checkout's
 #   THROTTLED_DOC=0         print the section but do not write docs/benchmarks.md
@@ -39,7 +42,8 @@ cd "$(dirname "$0")/../.."
 SIZE_MIB=${THROTTLED_SIZE_MIB:-128}
 RATE_MBIT=${THROTTLED_RATE_MBIT:-25}
 SLOW_MBIT=${THROTTLED_SLOW_MBIT:-5}
-M=${THROTTLED_SITE:-s2}
+FED=${THROTTLED_FED:-0}
+if [ "$FED" = 1 ]; then M=${THROTTLED_SITE:-s1} SECTION=throttled-fed; else M=${THROTTLED_SITE:-s2} SECTION=throttled; fi
 ORIGIN_RTT=45
 SITES=(s1 s2 s3 s4)
 SITE_RTTS=(2 20 30 40)
@@ -101,14 +105,16 @@ for s in "${ALL[@]}"; do
     mkdir -p "$WORK/$s"
     NID[$s]=$("$BIN" node-id --data-dir "$WORK/$s/data" 2>/dev/null)
 done
-# peers_of SITE: the sites SITE lists as [fleet] peers (the origin and s1 each other; the
-# sites among themselves).
+# peers_of SITE: the sites SITE lists as [fleet] peers (the origin and s1 each other, or with
+# THROTTLED_FED=1 the origin and every site; the sites among themselves).
 peers_of() {
     local p
     case $1 in
-    origin) echo s1 ;;
-    s1) printf "%s\n" origin "${SITES[@]:1}" ;;
-    *) for p in "${SITES[@]}"; do [ "$p" = "$1" ] || echo "$p"; done ;;
+    origin) if [ "$FED" = 1 ]; then printf "%s\n" "${SITES[@]}"; else echo s1; fi ;;
+    *)
+        if [ "$FED" = 1 ] || [ "$1" = s1 ]; then echo origin; fi
+        for p in "${SITES[@]}"; do [ "$p" = "$1" ] || echo "$p"; done
+        ;;
     esac
 }
 for s in "${ALL[@]}"; do
@@ -228,12 +234,17 @@ decisions() {
     echo "$(cat "$d"/*.log | grep -c 'switching from' || true) switches to a nearer peer, $(cat "$d"/*.log | grep -c 'stalled on' || true) stalls, $(cat "$d"/*.log | grep -c 'following .*copy as it grows' || true) follows of a still-fetching peer"
 }
 {
-    echo "<!-- throttled:begin -->"
-    echo "### A slow middle site: one ${SIZE_MIB} MiB release to 4 sites, ${RATE_MBIT} Mbit/s links, ${M} throttled to ${SLOW_MBIT} Mbit/s"
+    echo "<!-- $SECTION:begin -->"
+    if [ "$FED" = 1 ]; then
+        echo "### A slow site fed by the origin: one ${SIZE_MIB} MiB release to 4 sites, ${RATE_MBIT} Mbit/s links, ${M} throttled to ${SLOW_MBIT} Mbit/s"
+    else
+        echo "### A slow middle site: one ${SIZE_MIB} MiB release to 4 sites, ${RATE_MBIT} Mbit/s links, ${M} throttled to ${SLOW_MBIT} Mbit/s"
+    fi
     echo
-    echo "Command: \`$( [ -z "${THROTTLED_BIN:-}" ] || echo "THROTTLED_BIN=$THROTTLED_BIN ")bash tests/bench/throttled.sh\`$( [ "$SIZE_MIB$RATE_MBIT$SLOW_MBIT$M" = "128255s2" ] || echo " (THROTTLED_SIZE_MIB=$SIZE_MIB THROTTLED_RATE_MBIT=$RATE_MBIT THROTTLED_SLOW_MBIT=$SLOW_MBIT THROTTLED_SITE=$M)") — $(date -u +%Y-%m-%d), netboot $REV, $(nproc) cores, $(uname -r), one run each; load average before/after: $LOAD0 / $LOAD1; took $(( ($(date +%s) - START) / 60 )) min."
+    defaults=128255s2; [ "$FED" = 1 ] && defaults=128255s1
+    echo "Command: \`$( [ -z "${THROTTLED_BIN:-}" ] || echo "THROTTLED_BIN=$THROTTLED_BIN ")$( [ "$FED" = 1 ] && echo "THROTTLED_FED=1 ")bash tests/bench/throttled.sh\`$( [ "$SIZE_MIB$RATE_MBIT$SLOW_MBIT$M" = "$defaults" ] || echo " (THROTTLED_SIZE_MIB=$SIZE_MIB THROTTLED_RATE_MBIT=$RATE_MBIT THROTTLED_SLOW_MBIT=$SLOW_MBIT THROTTLED_SITE=$M)") — $(date -u +%Y-%m-%d), netboot $REV, $(nproc) cores, $(uname -r), one run each; load average before/after: $LOAD0 / $LOAD1; took $(( ($(date +%s) - START) / 60 )) min."
     echo
-    echo "Links to the core router: origin ${ORIGIN_RTT} ms; ${SITES[*]} ${SITE_RTTS[*]} ms (round trip), each ${RATE_MBIT} Mbit/s; in the throttled run ${M}'s link ${SLOW_MBIT} Mbit/s. Lower bound = size ÷ ${RATE_MBIT} Mbit/s = **${LB} s** (${M} itself: ${LB_SLOW} s)."
+    echo "Links to the core router: origin ${ORIGIN_RTT} ms; ${SITES[*]} ${SITE_RTTS[*]} ms (round trip), each ${RATE_MBIT} Mbit/s; in the throttled run ${M}'s link ${SLOW_MBIT} Mbit/s. Lower bound = size ÷ ${RATE_MBIT} Mbit/s = **${LB} s** (${M} itself: ${LB_SLOW} s). Peers: $( [ "$FED" = 1 ] && echo "the origin and every site, each other's" || echo "the origin and s1 each other's, the sites each other's")."
     echo
     echo "| site | done at, all links ${RATE_MBIT} Mbit/s | done at, ${M} at ${SLOW_MBIT} Mbit/s | ratio |"
     echo "|---|---|---|---|"
@@ -254,8 +265,8 @@ decisions() {
     who_sent slow
     echo
     echo "Fetch decisions: $(decisions slow)."
-    echo "<!-- throttled:end -->"
+    echo "<!-- $SECTION:end -->"
 } > "$WORK/section.md"
 cat "$WORK/section.md"
 [ "${THROTTLED_DOC:-1}" = 1 ] || exit 0
-bench_put_section throttled "$WORK/section.md"
+bench_put_section "$SECTION" "$WORK/section.md"
