@@ -98,7 +98,8 @@ struct Slots {
     had_turn: HashMap<EndpointId, Instant>,
     /// The running trial of a holder against a peer let in beside it, if any.
     trial: Option<Trial>,
-    /// Holders tried, and when the trial ended: not tried again for [`TRIAL_EVERY`].
+    /// Holders that kept up in a trial (or whose trial came to nothing), and when: not
+    /// tried again for [`TRIAL_EVERY`].
     tried: HashMap<EndpointId, Instant>,
     /// Challengers that lost a trial, and when: their running requests are ended (the
     /// throttle hook aborts them) until they are admitted again.
@@ -401,7 +402,6 @@ impl Slots {
             return None;
         }
         self.trial = None;
-        self.tried.insert(t.holder, now);
         self.tried
             .retain(|_, at| now.saturating_duration_since(*at) < TRIAL_EVERY);
         self.revoked
@@ -411,6 +411,7 @@ impl Slots {
         let sent = |id: &EndpointId| self.held.get(id).map(|h| h.sent);
         let (Some(holder_sent), Some(challenger_took)) = (sent(&t.holder), sent(&t.challenger))
         else {
+            self.tried.insert(t.holder, now);
             return Some(TrialEnd::Void);
         };
         let during = holder_sent.saturating_sub(t.holder_sent);
@@ -421,6 +422,8 @@ impl Slots {
         .unwrap_or(u64::MAX);
         let holder_took = during.min(before);
         if holder_took.saturating_mul(2) < challenger_took {
+            // Not remembered as tried: once the challenger is done and the holder alone
+            // again, the next peer that asks is let in beside it at once.
             self.laggards.insert(t.holder, now);
             return Some(TrialEnd::HolderLags {
                 holder: t.holder,
@@ -429,6 +432,7 @@ impl Slots {
                 challenger_took,
             });
         }
+        self.tried.insert(t.holder, now);
         self.held.remove(&t.challenger);
         self.had_turn.insert(t.challenger, now);
         self.revoked.insert(t.challenger, now);
@@ -1219,6 +1223,44 @@ mod tests {
                 "{why}"
             );
         }
+    }
+
+    #[test]
+    fn a_holder_found_slow_is_tried_again_as_soon_as_it_is_alone_again() {
+        const KIB: u64 = 1024;
+        let ms = Duration::from_millis;
+        let peer = |n: u8| iroh::SecretKey::from_bytes(&[n; 32]).public();
+        let t0 = Instant::now();
+        let mut slots = held_by_peer_1(3, t0);
+        let mut now = t0;
+        for i in 1..=20 {
+            now = t0 + ms(250 * i);
+            slots.received(0, now);
+            slots.sent(1, 80 * KIB, now);
+        }
+        assert_eq!(slots.admit(2, now, &|_| None), Admit::Beside(peer(1)));
+        let start = now;
+        let mut ended = None;
+        for i in 1..=32 {
+            now = start + ms(250 * i);
+            slots.received(0, now);
+            slots.sent(1, 80 * KIB, now);
+            slots.sent(2, 512 * KIB, now);
+            ended = ended.or(slots.judge_trial(now));
+        }
+        assert!(
+            matches!(ended, Some(TrialEnd::HolderLags { .. })),
+            "{ended:?}"
+        );
+        // Peer 2 completes and goes; past the laggard memory, peer 1 holds the one slot
+        // alone, still taking little: peer 3 is let in beside it at once.
+        slots.closed(2);
+        while now < start + ms(32 * 250) + LAGGARD_MEMORY + ms(250) {
+            now += ms(250);
+            slots.received(0, now);
+            slots.sent(1, 80 * KIB, now);
+        }
+        assert_eq!(slots.admit(3, now, &|_| None), Admit::Beside(peer(1)));
     }
 
     #[test]
