@@ -1122,44 +1122,63 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_node_receiving_nothing_tries_a_holder_taking_little_against_one_more_peer() {
-        const KIB: u64 = 1024;
+    const KIB: u64 = 1024;
+
+    /// A complete copy (nothing arrives), one slot held by peer 1, which takes `holder` bytes
+    /// per 250 ms. After 5 s peer 2 asks and is let in beside peer 1 (peer 3 is not: one
+    /// trial at a time); then for `trial_ticks` of 250 ms peer 1 takes `holder` bytes each
+    /// (plus `burst` in the first), and peer 2 `challenger` in each of the first
+    /// `challenger_ticks`. Returns the slots, the time, and how the trial ended.
+    fn trial(
+        (holder, burst): (u64, u64),
+        (challenger, challenger_ticks): (u64, u64),
+        trial_ticks: u64,
+    ) -> (Slots, Instant, Option<TrialEnd>) {
         let ms = Duration::from_millis;
         let peer = |n: u8| iroh::SecretKey::from_bytes(&[n; 32]).public();
-        // A complete copy (nothing arrives), one slot held by peer 1 from t0, which takes
-        // `holder` bytes per 250 ms. After 5 s peer 2 asks; then for `trial_ticks` of 250 ms
-        // peer 1 takes `holder` bytes each (plus `burst` in the first), and peer 2
-        // `challenger` in each of the first `challenger_ticks`. What did the trial end in,
-        // and then: is peer 2's running request ended, is peer 3 admitted?
-        let run = |(holder, burst): (u64, u64),
-                   (challenger, challenger_ticks): (u64, u64),
-                   trial_ticks: u64| {
-            let t0 = Instant::now();
-            let mut slots = held_by_peer_1(3, t0);
-            let mut now = t0;
-            for i in 1..=20 {
-                now = t0 + ms(250 * i);
-                slots.received(0, now);
-                slots.sent(1, holder, now);
+        let t0 = Instant::now();
+        let mut slots = held_by_peer_1(3, t0);
+        let mut now = t0;
+        for i in 1..=20 {
+            now = t0 + ms(250 * i);
+            slots.received(0, now);
+            slots.sent(1, holder, now);
+        }
+        assert_eq!(slots.judge_trial(now), None, "no trial yet");
+        assert_eq!(slots.admit(2, now, &|_| None), Admit::Beside(peer(1)));
+        assert!(
+            !admit(&mut slots, 3, now),
+            "one trial at a time, one peer beside"
+        );
+        let start = now;
+        let mut ended = None;
+        for i in 1..=trial_ticks {
+            now = start + ms(250 * i);
+            slots.received(0, now);
+            slots.sent(1, holder + if i == 1 { burst } else { 0 }, now);
+            if i <= challenger_ticks {
+                slots.sent(2, challenger, now);
             }
-            assert_eq!(slots.judge_trial(now), None, "no trial yet");
-            assert_eq!(slots.admit(2, now, &|_| None), Admit::Beside(peer(1)));
-            assert!(
-                !admit(&mut slots, 3, now),
-                "one trial at a time, one peer beside"
-            );
-            let start = now;
-            let mut ended = None;
-            for i in 1..=trial_ticks {
-                now = start + ms(250 * i);
-                slots.received(0, now);
-                slots.sent(1, holder + if i == 1 { burst } else { 0 }, now);
-                if i <= challenger_ticks {
-                    slots.sent(2, challenger, now);
-                }
-                ended = ended.or(slots.judge_trial(now));
-            }
+            ended = ended.or(slots.judge_trial(now));
+        }
+        (slots, now, ended)
+    }
+
+    /// Peer 1 keeps taking `holder` per 250 ms until `until`.
+    fn holder_alone(slots: &mut Slots, now: &mut Instant, holder: u64, until: Instant) {
+        while *now < until {
+            *now += Duration::from_millis(250);
+            slots.received(0, *now);
+            slots.sent(1, holder, *now);
+        }
+    }
+
+    #[test]
+    fn a_node_receiving_nothing_tries_a_holder_taking_little_against_one_more_peer() {
+        // After the trial: how it ended, is peer 2's running request ended, is peer 3
+        // admitted?
+        let run = |holder, challenger, trial_ticks| {
+            let (mut slots, now, ended) = trial(holder, challenger, trial_ticks);
             let verdict = ended.map(|e| match e {
                 TrialEnd::HolderLags { .. } => "holder lags",
                 TrialEnd::HolderKeepsUp { .. } => "holder keeps up",
@@ -1227,27 +1246,8 @@ mod tests {
 
     #[test]
     fn a_holder_found_slow_is_tried_again_as_soon_as_it_is_alone_again() {
-        const KIB: u64 = 1024;
-        let ms = Duration::from_millis;
         let peer = |n: u8| iroh::SecretKey::from_bytes(&[n; 32]).public();
-        let t0 = Instant::now();
-        let mut slots = held_by_peer_1(3, t0);
-        let mut now = t0;
-        for i in 1..=20 {
-            now = t0 + ms(250 * i);
-            slots.received(0, now);
-            slots.sent(1, 80 * KIB, now);
-        }
-        assert_eq!(slots.admit(2, now, &|_| None), Admit::Beside(peer(1)));
-        let start = now;
-        let mut ended = None;
-        for i in 1..=32 {
-            now = start + ms(250 * i);
-            slots.received(0, now);
-            slots.sent(1, 80 * KIB, now);
-            slots.sent(2, 512 * KIB, now);
-            ended = ended.or(slots.judge_trial(now));
-        }
+        let (mut slots, mut now, ended) = trial((80 * KIB, 0), (512 * KIB, 32), 32);
         assert!(
             matches!(ended, Some(TrialEnd::HolderLags { .. })),
             "{ended:?}"
@@ -1255,40 +1255,20 @@ mod tests {
         // Peer 2 completes and goes; past the laggard memory, peer 1 holds the one slot
         // alone, still taking little: peer 3 is let in beside it at once.
         slots.closed(2);
-        while now < start + ms(32 * 250) + LAGGARD_MEMORY + ms(250) {
-            now += ms(250);
-            slots.received(0, now);
-            slots.sent(1, 80 * KIB, now);
-        }
+        let until = now + LAGGARD_MEMORY + Duration::from_millis(250);
+        holder_alone(&mut slots, &mut now, 80 * KIB, until);
         assert_eq!(slots.admit(3, now, &|_| None), Admit::Beside(peer(1)));
     }
 
     #[test]
     fn a_holder_that_kept_up_in_a_trial_is_tried_again_only_much_later() {
-        const KIB: u64 = 1024;
         let ms = Duration::from_millis;
         let peer = |n: u8| iroh::SecretKey::from_bytes(&[n; 32]).public();
-        let t0 = Instant::now();
-        let mut slots = held_by_peer_1(3, t0);
-        let mut now = t0;
-        let tick = |slots: &mut Slots, now: Instant, challenger: Option<u64>| {
-            slots.received(0, now);
-            slots.sent(1, 80 * KIB, now);
-            if let Some(c) = challenger {
-                slots.sent(2, c, now);
-            }
-            slots.judge_trial(now)
-        };
-        for i in 1..=20 {
-            now = t0 + ms(250 * i);
-            tick(&mut slots, now, None);
-        }
-        assert_eq!(slots.admit(2, now, &|_| None), Admit::Beside(peer(1)));
-        let start = now;
-        for i in 1..=32 {
-            now = start + ms(250 * i);
-            tick(&mut slots, now, Some(80 * KIB));
-        }
+        let (mut slots, mut now, ended) = trial((80 * KIB, 0), (80 * KIB, 32), 32);
+        assert!(
+            matches!(ended, Some(TrialEnd::HolderKeepsUp { .. })),
+            "{ended:?}"
+        );
         assert!(
             slots.revoked(2, now),
             "lost the trial: its transfer is ended"
@@ -1296,13 +1276,19 @@ mod tests {
         assert!(!admit(&mut slots, 2, now), "and it holds no slot");
         let ended = now;
         // The holder keeps taking little; a trial is not offered again until TRIAL_EVERY.
-        while now < ended + TRIAL_EVERY - ms(250) {
-            now += ms(250);
-            tick(&mut slots, now, None);
-        }
+        holder_alone(
+            &mut slots,
+            &mut now,
+            80 * KIB,
+            ended + TRIAL_EVERY - ms(250),
+        );
         assert!(!admit(&mut slots, 3, now), "tried {:?} ago", now - ended);
-        now += ms(500);
-        tick(&mut slots, now, None);
+        holder_alone(
+            &mut slots,
+            &mut now,
+            80 * KIB,
+            ended + TRIAL_EVERY + ms(250),
+        );
         assert_eq!(slots.admit(3, now, &|_| None), Admit::Beside(peer(1)));
         assert!(
             !slots.revoked(2, now),
