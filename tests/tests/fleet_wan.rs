@@ -877,25 +877,45 @@ fn a_throttled_middle_site_does_not_hold_back_the_sites_behind_it() {
         },
     );
     wan.check();
-    for (name, s) in [("C", &c), ("D", &d)] {
+    let others = [("B", &b), ("C", &c), ("D", &d)];
+    mostly_not_from_m(&m, &[("C", &c), ("D", &d)], &others, data.len(), &logs);
+    serve_signed_bytes(&[&b, &c, &d], "slowmid", &data, &logs);
+}
+
+/// Each of `behind` got most of the release (`size` bytes) from `others` (not itself), less
+/// than half from the slow `m`.
+fn mostly_not_from_m(
+    m: &Site,
+    behind: &[(&str, &Site)],
+    others: &[(&str, &Site)],
+    size: usize,
+    logs: &dyn Fn() -> String,
+) {
+    let names: Vec<&str> = others.iter().map(|(n, _)| *n).collect();
+    let names = names.join(", ");
+    for (name, s) in behind {
         let from_m = s.received_from(&m.id);
-        let from_others: u64 = [&b, &c, &d]
+        let from_others: u64 = others
             .iter()
-            .filter(|o| o.id != s.id)
-            .map(|o| s.received_from(&o.id))
+            .filter(|(_, o)| o.id != s.id)
+            .map(|(_, o)| s.received_from(&o.id))
             .sum();
-        eprintln!("{name}: {from_others} bytes from B, C or D, {from_m} from M");
+        eprintln!("{name}: {from_others} bytes from {names}, {from_m} from M");
         assert!(
-            from_others > data.len() as u64 / 2 && from_m < data.len() as u64 / 2,
-            "{name} got most of the release from a site other than the slow M: {from_others} bytes from B, C or D, {from_m} from M\n{}",
+            from_others > size as u64 / 2 && from_m < size as u64 / 2,
+            "{name} got most of the release from a site other than the slow M: {from_others} bytes from {names}, {from_m} from M\n{}",
             logs()
         );
     }
-    for s in [&b, &c, &d] {
-        let version = s.has_release("slowmid").unwrap();
+}
+
+/// Each of `sites` serves `name`'s `big.img` with the signed bytes.
+fn serve_signed_bytes(sites: &[&Site], name: &str, data: &[u8], logs: &dyn Fn() -> String) {
+    for s in sites {
+        let version = s.has_release(name).unwrap();
         assert_eq!(
-            blake3::hash(&s.curl(&format!("/r/slowmid/{version}/big.img"))),
-            blake3::hash(&data),
+            blake3::hash(&s.curl(&format!("/r/{name}/{version}/big.img"))),
+            blake3::hash(data),
             "{} serves the signed bytes\n{}",
             s.dir.display(),
             logs()
@@ -971,28 +991,7 @@ fn a_slow_site_fed_by_the_origin_does_not_hold_back_the_others() {
         || [&c, &d].iter().all(|s| s.has_release("slowfed").is_some()),
     );
     wan.check();
-    for (name, s) in [("C", &c), ("D", &d)] {
-        let from_m = s.received_from(&m.id);
-        let from_others: u64 = [&a, &c, &d]
-            .iter()
-            .filter(|o| o.id != s.id)
-            .map(|o| s.received_from(&o.id))
-            .sum();
-        eprintln!("{name}: {from_others} bytes from A, C or D, {from_m} from M");
-        assert!(
-            from_others > data.len() as u64 / 2 && from_m < data.len() as u64 / 2,
-            "{name} got most of the release from a site other than the slow M: {from_others} bytes from A, C or D, {from_m} from M\n{}",
-            logs()
-        );
-    }
-    for s in [&c, &d] {
-        let version = s.has_release("slowfed").unwrap();
-        assert_eq!(
-            blake3::hash(&s.curl(&format!("/r/slowfed/{version}/big.img"))),
-            blake3::hash(&data),
-            "{} serves the signed bytes\n{}",
-            s.dir.display(),
-            logs()
-        );
-    }
+    let others = [("A", &a), ("C", &c), ("D", &d)];
+    mostly_not_from_m(&m, &[("C", &c), ("D", &d)], &others, data.len(), &logs);
+    serve_signed_bytes(&[&c, &d], "slowfed", &data, &logs);
 }
