@@ -676,6 +676,30 @@ pub(crate) fn provider_events(
                     log_trial_end(&members, ended);
                     match verdict {
                         Admit::No => {
+                            if tracing::enabled!(tracing::Level::DEBUG) {
+                                let slots = lock(&slots);
+                                let now = Instant::now();
+                                let takes: Vec<String> = slots
+                                    .held
+                                    .iter()
+                                    .map(|(id, h)| {
+                                        format!(
+                                            "{} took {:?} (running {})",
+                                            members.label(id),
+                                            h.taken.over(LAG_WINDOW, now),
+                                            h.running
+                                        )
+                                    })
+                                    .collect();
+                                tracing::debug!(
+                                    "fleet: upload slot refused to {}: holders [{}], reference {:?}, trial {:?}, tried {}",
+                                    slots.peer(conn).map(|p| members.label(&p)).unwrap_or_default(),
+                                    takes.join(", "),
+                                    slots.reference(now),
+                                    slots.trial.map(|t| t.since),
+                                    slots.tried.len()
+                                );
+                            }
                             msg.tx.send(Err(AbortReason::RateLimited)).await.ok();
                             continue;
                         }
