@@ -628,14 +628,16 @@ fn a_policy_published_at_a_decides_what_a_client_boots_at_c() {
     for name in ["e2e-a", "e2e-b"] {
         publish_boot_image(&key, &a, &a_addr, name, &image);
     }
+    // B too: its script is checked below. C may hold them first: A, with no inflow of its
+    // own, tries B (taking little of small files) against C and may serve C beside it.
     wait_until(
-        "C to hold ipxe, e2e-a and e2e-b",
+        "B and C to hold ipxe, e2e-a and e2e-b",
         Duration::from_secs(180),
         &logs,
         || {
             ["ipxe", "e2e-a", "e2e-b"]
                 .iter()
-                .all(|n| c.has_release(n).is_some())
+                .all(|n| b.has_release(n).is_some() && c.has_release(n).is_some())
         },
     );
 
