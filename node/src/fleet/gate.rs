@@ -444,6 +444,27 @@ impl Slots {
         })
     }
 
+    /// Who was refused on `conn` and what the slots looked like (a debug log line): each
+    /// holder's take over the last [`LAG_WINDOW`], this node's reference, the trial.
+    fn refusal(&self, conn: u64, now: Instant, label: &dyn Fn(&EndpointId) -> String) -> String {
+        let holders: Vec<String> = self
+            .held
+            .iter()
+            .map(|(id, h)| {
+                let took = h.taken.over(LAG_WINDOW, now);
+                format!("{} took {took:?} (running {})", label(id), h.running)
+            })
+            .collect();
+        format!(
+            "{}: holders [{}], reference {:?}, trial since {:?}, tried {}",
+            self.peer(conn).map(|p| label(&p)).unwrap_or_default(),
+            holders.join(", "),
+            self.reference(now),
+            self.trial.map(|t| t.since),
+            self.tried.len()
+        )
+    }
+
     /// Whether a request running on `conn` is to be ended: its peer lost a trial lately
     /// (its next piece of data comes within milliseconds; the memory is for a stalled one).
     fn revoked(&self, conn: u64, now: Instant) -> bool {
@@ -677,28 +698,9 @@ pub(crate) fn provider_events(
                     match verdict {
                         Admit::No => {
                             if tracing::enabled!(tracing::Level::DEBUG) {
-                                let slots = lock(&slots);
-                                let now = Instant::now();
-                                let takes: Vec<String> = slots
-                                    .held
-                                    .iter()
-                                    .map(|(id, h)| {
-                                        format!(
-                                            "{} took {:?} (running {})",
-                                            members.label(id),
-                                            h.taken.over(LAG_WINDOW, now),
-                                            h.running
-                                        )
-                                    })
-                                    .collect();
-                                tracing::debug!(
-                                    "fleet: upload slot refused to {}: holders [{}], reference {:?}, trial {:?}, tried {}",
-                                    slots.peer(conn).map(|p| members.label(&p)).unwrap_or_default(),
-                                    takes.join(", "),
-                                    slots.reference(now),
-                                    slots.trial.map(|t| t.since),
-                                    slots.tried.len()
-                                );
+                                let label = |id: &EndpointId| members.label(id);
+                                let why = lock(&slots).refusal(conn, Instant::now(), &label);
+                                tracing::debug!("fleet: upload slot refused to {why}");
                             }
                             msg.tx.send(Err(AbortReason::RateLimited)).await.ok();
                             continue;
@@ -810,42 +812,37 @@ pub(crate) fn provider_events(
 }
 
 fn log_trial_end(members: &Members, ended: Option<TrialEnd>) {
-    let kib = |b: u64| b / 1024;
-    let secs = TRIAL_LENGTH.as_secs();
-    match ended {
+    let (holder, challenger, holder_took, challenger_took, lags) = match ended {
         Some(TrialEnd::HolderLags {
             holder,
             challenger,
             holder_took,
             challenger_took,
-        }) => tracing::info!(
-            "fleet: upload slot trial: {} took {} KiB in {secs} s beside {}'s {} KiB (the less of its take then and before), more than twice as much: {} is slow, and keeps a lent slot beside {}'s",
-            members.label(&challenger),
-            kib(challenger_took),
-            members.label(&holder),
-            kib(holder_took),
-            members.label(&holder),
-            members.label(&challenger)
-        ),
+        }) => (holder, challenger, holder_took, challenger_took, true),
         Some(TrialEnd::HolderKeepsUp {
             holder,
             challenger,
             holder_took,
             challenger_took,
-        }) => tracing::info!(
-            "fleet: upload slot trial: {} took {} KiB in {secs} s beside {}'s {} KiB (the less of its take then and before), not twice as much: {} keeps the slot, {}'s transfer is ended",
-            members.label(&challenger),
-            kib(challenger_took),
-            members.label(&holder),
-            kib(holder_took),
-            members.label(&holder),
-            members.label(&challenger)
-        ),
+        }) => (holder, challenger, holder_took, challenger_took, false),
         Some(TrialEnd::Void) => {
-            tracing::debug!("fleet: upload slot trial ended early: one side stopped asking")
+            tracing::debug!("fleet: upload slot trial ended early: one side stopped asking");
+            return;
         }
-        None => {}
-    }
+        None => return,
+    };
+    let (h, c) = (members.label(&holder), members.label(&challenger));
+    let verdict = if lags {
+        format!("more than twice as much: {h} is slow, and keeps a lent slot beside {c}'s")
+    } else {
+        format!("not twice as much: {h} keeps the slot, {c}'s transfer is ended")
+    };
+    tracing::info!(
+        "fleet: upload slot trial: {c} took {} KiB in {} s beside {h}'s {} KiB (the less of its take then and before), {verdict}",
+        challenger_took / 1024,
+        TRIAL_LENGTH.as_secs(),
+        holder_took / 1024,
+    );
 }
 
 #[cfg(test)]
