@@ -155,6 +155,11 @@ impl NodeProcess {
             .arg(config)
             .args(args)
             .env_remove("RUST_LOG");
+        // A failing fleet test is read from its nodes' logs; `NETBOOT_TEST_LOG` (a RUST_LOG
+        // filter, e.g. `info,netboot_node::fleet=debug`) makes them say more.
+        if let Ok(filter) = std::env::var("NETBOOT_TEST_LOG") {
+            cmd.env("RUST_LOG", filter);
+        }
         let child = cmd
             .stdout(log_file.try_clone().expect("dup log"))
             .stderr(log_file)

@@ -76,6 +76,14 @@ const TRIAL_LENGTH: Duration = Duration::from_secs(8);
 /// node's uplink to a second peer for [`TRIAL_LENGTH`]; a site whose every link is slow would
 /// otherwise hand it out each time someone asks.
 const TRIAL_EVERY: Duration = Duration::from_secs(300);
+/// How long a holder is not tried again after its challenger stopped asking before the trial
+/// ended ([`TrialEnd::Withdrew`]), the first time; each further withdrawal doubles it, up to
+/// [`TRIAL_EVERY`]. A challenger is usually a site trying this node's complete copy for a few
+/// seconds (fetch.rs); a try on a connection still slow to ramp up can come out no faster
+/// than the holder, which says nothing for sure about the holder. Barring the holder for
+/// [`TRIAL_EVERY`] after one such try once left a 5 Mbit/s site holding every other site to
+/// its rate for a whole release (the fed WAN test, in CI).
+const WITHDRAWN_PAUSE: Duration = TRIAL_LENGTH;
 
 /// The upload slots and the peers holding them.
 #[derive(Debug)]
@@ -98,9 +106,9 @@ struct Slots {
     had_turn: HashMap<EndpointId, Instant>,
     /// The running trial of a holder against a peer let in beside it, if any.
     trial: Option<Trial>,
-    /// Holders that kept up in a trial (or whose trial came to nothing), and when: not
-    /// tried again for [`TRIAL_EVERY`].
-    tried: HashMap<EndpointId, Instant>,
+    /// Holders that kept up in a trial, or whose challenger withdrew: not tried again until
+    /// then.
+    tried: HashMap<EndpointId, Tried>,
     /// Challengers that lost a trial, and when: their running requests are ended (the
     /// throttle hook aborts them) until they are admitted again.
     revoked: HashMap<EndpointId, Instant>,
@@ -116,7 +124,17 @@ struct Trial {
     /// What the holder took over the [`LAG_WINDOW`] before the trial (alone).
     holder_before: u64,
     challenger: EndpointId,
+    /// What has been sent to the challenger since (kept here: its slot may lapse first).
+    challenger_took: u64,
     since: Instant,
+}
+
+/// A holder not to be tried again for a while ([`Slots::tried`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tried {
+    until: Instant,
+    /// How long it was barred: a further withdrawal bars it twice as long.
+    pause: Duration,
 }
 
 /// How a trial ended ([`Slots::judge_trial`]); bytes each took since the trial began.
@@ -137,7 +155,14 @@ enum TrialEnd {
         holder_took: u64,
         challenger_took: u64,
     },
-    /// One of the two stopped asking before the trial ended: nothing to compare.
+    /// The challenger stopped asking before the trial ended (its try was done, or it found
+    /// it no faster than what it had): the holder is not tried again for `pause`.
+    Withdrew {
+        holder: EndpointId,
+        challenger: EndpointId,
+        pause: Duration,
+    },
+    /// The holder stopped asking: its slot is free, nothing to compare.
     Void,
 }
 
@@ -226,6 +251,9 @@ impl Slots {
             return;
         };
         let reference = self.reference(now);
+        if let Some(t) = self.trial.as_mut().filter(|t| t.challenger == *peer) {
+            t.challenger_took += bytes;
+        }
         if let Some(h) = self.held.get_mut(peer) {
             h.sent += bytes;
             h.taken.record(h.sent, now, LAG_WINDOW);
@@ -310,6 +338,7 @@ impl Slots {
                     holder_sent: h.map_or(0, |h| h.sent),
                     holder_before: h.and_then(|h| h.taken.over(LAG_WINDOW, now)).unwrap_or(0),
                     challenger: peer,
+                    challenger_took: 0,
                     since: now,
                 });
                 verdict = Admit::Beside(holder);
@@ -357,8 +386,9 @@ impl Slots {
     /// (BitTorrent's optimistic unchoke, asked for rather than on a timer) and compares
     /// the two ([`Slots::judge_trial`]). A holder taking more is left alone: a trial costs it
     /// half the uplink for a while, and the chain behind it with it. One trial at a time,
-    /// none while a slot is lent, and a holder that kept up is not tried again for
-    /// [`TRIAL_EVERY`].
+    /// none while a slot is lent; a holder that kept up is not tried again for
+    /// [`TRIAL_EVERY`], one whose challenger stopped asking for [`WITHDRAWN_PAUSE`], twice
+    /// that after each further withdrawal.
     fn trial_for(&self, peer: &EndpointId, now: Instant) -> Option<EndpointId> {
         // At most one slot over the count, as for a lent one: a challenger that won is a
         // holder too, and may take little itself.
@@ -376,18 +406,16 @@ impl Slots {
                 h.taken
                     .over(LAG_WINDOW, now)
                     .is_some_and(|took| (1..LAG_MIN_INFLOW).contains(&took))
-                    && self
-                        .tried
-                        .get(*id)
-                        .is_none_or(|t| now.saturating_duration_since(*t) >= TRIAL_EVERY)
+                    && self.tried.get(*id).is_none_or(|t| now >= t.until)
             })
             .map(|(id, _)| *id)
             .next()
     }
 
     /// Ends the running trial once it has run [`TRIAL_LENGTH`] (or one side stopped
-    /// asking): the challenger keeps its slot only if it took more than twice what the
-    /// holder did, the margin [`lags`] uses; otherwise it gives it back at once, and its
+    /// asking, [`TrialEnd::Withdrew`], [`TrialEnd::Void`]): the challenger keeps its slot
+    /// only if it took more than twice what the holder did, the margin [`lags`] uses;
+    /// otherwise it gives it back at once, and its
     /// running requests are ended ([`Slots::revoked`]) so that this node does not send a
     /// second copy at the holder's expense. The holder's take is the smaller of what it took
     /// during the trial and, at the same rate, before it: what a stream is handed is not what
@@ -396,25 +424,27 @@ impl Slots {
     /// half as fast as a 25 Mbit/s challenger.
     fn judge_trial(&mut self, now: Instant) -> Option<TrialEnd> {
         let t = self.trial?;
-        let gone = |id: &EndpointId| !self.held.contains_key(id);
         let ran = now.saturating_duration_since(t.since);
-        if ran < TRIAL_LENGTH && !gone(&t.holder) && !gone(&t.challenger) {
+        let (holder_gone, challenger_gone) =
+            (self.lapsed(&t.holder, now), self.lapsed(&t.challenger, now));
+        if ran < TRIAL_LENGTH && !holder_gone && !challenger_gone {
             return None;
         }
         self.trial = None;
         self.tried
-            .retain(|_, at| now.saturating_duration_since(*at) < TRIAL_EVERY);
+            .retain(|_, t| now.saturating_duration_since(t.until) < TRIAL_EVERY);
         self.revoked
             .retain(|_, at| now.saturating_duration_since(*at) < LAGGARD_MEMORY);
+        if holder_gone {
+            return Some(TrialEnd::Void);
+        }
         // Both since the trial began (the challenger's slot is as old as the trial): a
         // window sliding to the end would drop what a challenger took at the start.
-        let sent = |id: &EndpointId| self.held.get(id).map(|h| h.sent);
-        let (Some(holder_sent), Some(challenger_took)) = (sent(&t.holder), sent(&t.challenger))
-        else {
-            self.tried.insert(t.holder, now);
-            return Some(TrialEnd::Void);
-        };
-        let during = holder_sent.saturating_sub(t.holder_sent);
+        let challenger_took = t.challenger_took;
+        let during = self
+            .held
+            .get(&t.holder)
+            .map_or(0, |h| h.sent.saturating_sub(t.holder_sent));
         // `before` was over a LAG_WINDOW; scaled to the time the trial ran.
         let before = u64::try_from(
             u128::from(t.holder_before) * ran.as_millis() / LAG_WINDOW.as_millis().max(1),
@@ -423,7 +453,8 @@ impl Slots {
         let holder_took = during.min(before);
         if holder_took.saturating_mul(2) < challenger_took {
             // Not remembered as tried: once the challenger is done and the holder alone
-            // again, the next peer that asks is let in beside it at once.
+            // again, the next peer that asks is let in beside it at once. (A challenger
+            // that already stopped asking says as much about the holder.)
             self.laggards.insert(t.holder, now);
             return Some(TrialEnd::HolderLags {
                 holder: t.holder,
@@ -432,7 +463,27 @@ impl Slots {
                 challenger_took,
             });
         }
-        self.tried.insert(t.holder, now);
+        if challenger_gone {
+            let pause = self
+                .tried
+                .get(&t.holder)
+                .map_or(WITHDRAWN_PAUSE, |t| (t.pause * 2).min(TRIAL_EVERY));
+            let until = now + pause;
+            self.tried.insert(t.holder, Tried { until, pause });
+            return Some(TrialEnd::Withdrew {
+                holder: t.holder,
+                challenger: t.challenger,
+                pause,
+            });
+        }
+        let until = now + TRIAL_EVERY;
+        self.tried.insert(
+            t.holder,
+            Tried {
+                until,
+                pause: TRIAL_EVERY,
+            },
+        );
         self.held.remove(&t.challenger);
         self.had_turn.insert(t.challenger, now);
         self.revoked.insert(t.challenger, now);
@@ -441,6 +492,16 @@ impl Slots {
             challenger: t.challenger,
             holder_took,
             challenger_took,
+        })
+    }
+
+    /// Whether `id` holds no slot, or holds one only by its lease: no request running for
+    /// [`Slots::lease`] (it is dropped at the next [`Slots::admit`]).
+    fn lapsed(&self, id: &EndpointId, now: Instant) -> bool {
+        self.held.get(id).is_none_or(|h| {
+            h.running == 0
+                && h.idle_since
+                    .is_some_and(|t| now.saturating_duration_since(t) >= self.lease)
         })
     }
 
@@ -825,8 +886,21 @@ fn log_trial_end(members: &Members, ended: Option<TrialEnd>) {
             holder_took,
             challenger_took,
         }) => (holder, challenger, holder_took, challenger_took, false),
+        Some(TrialEnd::Withdrew {
+            holder,
+            challenger,
+            pause,
+        }) => {
+            tracing::info!(
+                "fleet: upload slot trial: {} stopped asking before it ended; {} keeps the slot and is not tried again for {} s",
+                members.label(&challenger),
+                members.label(&holder),
+                pause.as_secs()
+            );
+            return;
+        }
         Some(TrialEnd::Void) => {
-            tracing::debug!("fleet: upload slot trial ended early: one side stopped asking");
+            tracing::debug!("fleet: upload slot trial ended early: the holder stopped asking");
             return;
         }
         None => return,
@@ -1149,10 +1223,11 @@ mod tests {
     /// per 250 ms. After 5 s peer 2 asks and is let in beside peer 1 (peer 3 is not: one
     /// trial at a time); then for `trial_ticks` of 250 ms peer 1 takes `holder` bytes each
     /// (plus `burst` in the first), and peer 2 `challenger` in each of the first
-    /// `challenger_ticks`. Returns the slots, the time, and how the trial ended.
+    /// `challenger_ticks`, after which its request ends if it `withdraws` (and it asks no
+    /// more). Returns the slots, the time, and how the trial ended.
     fn trial(
         (holder, burst): (u64, u64),
-        (challenger, challenger_ticks): (u64, u64),
+        (challenger, challenger_ticks, withdraws): (u64, u64, bool),
         trial_ticks: u64,
     ) -> (Slots, Instant, Option<TrialEnd>) {
         let ms = Duration::from_millis;
@@ -1180,6 +1255,9 @@ mod tests {
             if i <= challenger_ticks {
                 slots.sent(2, challenger, now);
             }
+            if withdraws && i == challenger_ticks {
+                slots.finished(2, now);
+            }
             ended = ended.or(slots.judge_trial(now));
         }
         (slots, now, ended)
@@ -1203,6 +1281,7 @@ mod tests {
             let verdict = ended.map(|e| match e {
                 TrialEnd::HolderLags { .. } => "holder lags",
                 TrialEnd::HolderKeepsUp { .. } => "holder keeps up",
+                TrialEnd::Withdrew { .. } => "withdrew",
                 TrialEnd::Void => "void",
             });
             (verdict, slots.revoked(2, now), admit(&mut slots, 3, now))
@@ -1212,7 +1291,7 @@ mod tests {
         let table = [
             (
                 (80 * KIB, 0),
-                (512 * KIB, 32),
+                (512 * KIB, 32, false),
                 32,
                 Some("holder lags"),
                 false,
@@ -1221,7 +1300,7 @@ mod tests {
             ),
             (
                 (80 * KIB, 0),
-                (120 * KIB, 32),
+                (120 * KIB, 32, false),
                 32,
                 Some("holder keeps up"),
                 true,
@@ -1230,7 +1309,7 @@ mod tests {
             ),
             (
                 (80 * KIB, 0),
-                (1024 * KIB, 8),
+                (1024 * KIB, 8, false),
                 32,
                 Some("holder lags"),
                 false,
@@ -1239,7 +1318,7 @@ mod tests {
             ),
             (
                 (80 * KIB, 2048 * KIB),
-                (200 * KIB, 32),
+                (200 * KIB, 32, false),
                 32,
                 Some("holder lags"),
                 false,
@@ -1248,12 +1327,30 @@ mod tests {
             ),
             (
                 (80 * KIB, 0),
-                (512 * KIB, 32),
+                (512 * KIB, 32, false),
                 31,
                 None,
                 false,
                 false,
                 "judged only after the whole trial",
+            ),
+            (
+                (80 * KIB, 0),
+                (120 * KIB, 12, true),
+                32,
+                Some("withdrew"),
+                false,
+                false,
+                "the challenger's request ended after 3 s and it asked no more: judged once its lease ran out, and the holder is not tried again at once",
+            ),
+            (
+                (80 * KIB, 0),
+                (512 * KIB, 12, true),
+                32,
+                Some("holder lags"),
+                false,
+                true,
+                "a challenger that stopped asking after taking 6 MiB in 3 s found the holder slow all the same: the next peer gets the lent slot",
             ),
         ];
         for (holder, challenger, ticks, ended, revoked, third, why) in table {
@@ -1268,7 +1365,7 @@ mod tests {
     #[test]
     fn a_holder_found_slow_is_tried_again_as_soon_as_it_is_alone_again() {
         let peer = |n: u8| iroh::SecretKey::from_bytes(&[n; 32]).public();
-        let (mut slots, mut now, ended) = trial((80 * KIB, 0), (512 * KIB, 32), 32);
+        let (mut slots, mut now, ended) = trial((80 * KIB, 0), (512 * KIB, 32, false), 32);
         assert!(
             matches!(ended, Some(TrialEnd::HolderLags { .. })),
             "{ended:?}"
@@ -1285,7 +1382,7 @@ mod tests {
     fn a_holder_that_kept_up_in_a_trial_is_tried_again_only_much_later() {
         let ms = Duration::from_millis;
         let peer = |n: u8| iroh::SecretKey::from_bytes(&[n; 32]).public();
-        let (mut slots, mut now, ended) = trial((80 * KIB, 0), (80 * KIB, 32), 32);
+        let (mut slots, mut now, ended) = trial((80 * KIB, 0), (80 * KIB, 32, false), 32);
         assert!(
             matches!(ended, Some(TrialEnd::HolderKeepsUp { .. })),
             "{ended:?}"
@@ -1315,6 +1412,60 @@ mod tests {
             !slots.revoked(2, now),
             "the memory of the lost trial ran out long ago"
         );
+    }
+
+    #[test]
+    fn a_holder_whose_challengers_stop_asking_is_tried_again_ever_later() {
+        let ms = Duration::from_millis;
+        let peer = |n: u8| iroh::SecretKey::from_bytes(&[n; 32]).public();
+        let (mut slots, mut now, ended) = trial((80 * KIB, 0), (120 * KIB, 12, true), 32);
+        let Some(TrialEnd::Withdrew { pause: first, .. }) = ended else {
+            panic!("{ended:?}")
+        };
+        assert_eq!(first, WITHDRAWN_PAUSE);
+        let mut pause = first;
+        // Judged at the first event after the challenger's lease ran out: 3 s + the lease.
+        let mut judged = now - ms(8000) + ms(5000);
+        for (n, want) in [(3u8, 2), (2, 4), (3, 8), (2, 16), (3, 32), (2, 64)] {
+            let want = (WITHDRAWN_PAUSE * want).min(TRIAL_EVERY);
+            // Barred until the pause has run, let in beside the holder at once after it.
+            holder_alone(&mut slots, &mut now, 80 * KIB, judged + pause - ms(250));
+            assert!(
+                !admit(&mut slots, u64::from(n), now),
+                "{:?} after a withdrawal barring for {pause:?}",
+                now - judged
+            );
+            holder_alone(&mut slots, &mut now, 80 * KIB, judged + pause + ms(250));
+            assert_eq!(
+                slots.admit(u64::from(n), now, &|_| None),
+                Admit::Beside(peer(1))
+            );
+            // This challenger too takes 120 KiB per 250 ms for 3 s and stops asking.
+            let start = now;
+            let mut ended = None;
+            while ended.is_none() {
+                now += ms(250);
+                slots.received(0, now);
+                slots.sent(1, 80 * KIB, now);
+                if now <= start + ms(3000) {
+                    slots.sent(u64::from(n), 120 * KIB, now);
+                }
+                if now == start + ms(3000) {
+                    slots.finished(u64::from(n), now);
+                }
+                ended = slots.judge_trial(now);
+            }
+            let Some(TrialEnd::Withdrew { pause: p, .. }) = ended else {
+                panic!("{ended:?}")
+            };
+            assert_eq!(
+                p, want,
+                "each withdrawal doubles the pause, up to TRIAL_EVERY"
+            );
+            assert_eq!(now - start, ms(5000), "judged once its lease ran out");
+            (judged, pause) = (now, p);
+        }
+        assert_eq!(pause, TRIAL_EVERY);
     }
 
     #[test]
