@@ -13,5 +13,7 @@ bash tests/install-deps.sh
 # Build once (binaries and test executables), then run the tests on that build.
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked --no-fail-fast
+# The patches to vendored crates (node/vendor), tested in a copy of each.
+bash tests/vendor-patches.sh
 # Then every fuzz target for a bounded time (30 s each), from the committed seeds.
 bash tests/fuzz/run.sh

@@ -1750,7 +1750,13 @@ impl Bbr3 {
         if largest_packet_num_acked.is_some() {
             if self.app_limited != 0 && self.delivered > self.app_limited {
                 self.app_limited = 0;
-            } else if app_limited {
+            }
+            // netboot patch: re-armed in the same call it was cleared in, as Linux does
+            // (tcp_rate_gen clears, tcp_rate_check_app_limited marks). With `else if`, a
+            // connection carrying only keepalives sent every other one unmarked; three such
+            // rounds without growth ended Startup at a tiny bandwidth, and the transfer that
+            // followed ramped up over seconds.
+            if app_limited {
                 self.app_limited = Ord::max(self.delivered + self.inflight, 1);
             }
             let round_count = self.round_count;
@@ -7003,4 +7009,34 @@ mod test {
              simulated {BW} (rel err {final_err})"
         );
     }
+
+    /// netboot patch: a connection that carries only keepalives (one small packet every
+    /// 700 ms, the sender idle in between) stays in Startup, so a transfer that starts
+    /// on it later ramps up like one on a fresh connection.
+    #[test]
+    fn netboot_patch_startup_survives_sparse_keepalives() {
+        const RTT: Duration = Duration::from_millis(40);
+        const EVERY: Duration = Duration::from_millis(700);
+        let mut bbr = Bbr3::new(Arc::new(Bbr3Config::default()), 1200);
+        let base = Instant::now();
+        let mut rtt = RttEstimator::new(RTT);
+        for pn in 1..=12u64 {
+            let sent = base + EVERY * pn as u32;
+            bbr.on_packet_sent(sent, 45, pn, SpaceKind::Data);
+            // The ack comes a round trip plus a delayed-ack wait later; the connection
+            // has had nothing to send since (noq passes `app_limited` as true).
+            let acked = sent + RTT + Duration::from_millis(25);
+            rtt.update(Duration::from_millis(25), acked - sent);
+            bbr.on_ack(acked, sent, 45, pn, SpaceKind::Data, true, &rtt);
+            bbr.on_end_acks(acked, 0, true, Some(pn), SpaceKind::Data);
+            assert_eq!(
+                bbr.state,
+                BbrState::Startup,
+                "left Startup after keepalive {pn} (full_bw_count {})",
+                bbr.full_bw_count
+            );
+        }
+        assert!(!bbr.full_bw_reached);
+    }
+
 }

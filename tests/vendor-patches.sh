@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs the tests of netboot's patches to vendored crates (node/vendor/README.md): each crate's
+# unit tests named `netboot_patch_*`, against the patched copy. A vendored crate is not a
+# workspace member (it is not our code), and cargo will not test it in place inside this
+# workspace, so each is copied out first, with the workspace's Cargo.lock for the versions
+# they share. Fails if a crate has no such test.
+#
+#   bash tests/vendor-patches.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+work=$(mktemp -d /tmp/netboot-vendor.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+for crate in node/vendor/*/; do
+    name=$(basename "$crate")
+    cp -r "$crate" "$work/$name"
+    cp Cargo.lock "$work/$name/"
+    out=$(cd "$work/$name" && cargo test --lib --target-dir "$root/target/vendor-patches" netboot_patch 2>&1) || {
+        echo "$out" >&2
+        echo "vendor-patches: the tests of the patch to $name failed" >&2
+        exit 1
+    }
+    echo "$out" | grep -E '^test |^test result'
+    if ! echo "$out" | grep -qE '^test result: ok\. [1-9]'; then
+        echo "vendor-patches: $name has no netboot_patch_* test (node/vendor/README.md)" >&2
+        exit 1
+    fi
+done
