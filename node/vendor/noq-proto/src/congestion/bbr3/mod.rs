@@ -1115,10 +1115,17 @@ impl Bbr3 {
         if let Some(rate_sample) = self.rs {
             self.bw_probe_up_acks += rate_sample.newly_acked;
         }
-        if self.bw_probe_up_acks >= self.probe_up_cnt && self.probe_up_cnt > 0 {
-            let delta = self.bw_probe_up_acks / self.probe_up_cnt;
-            self.bw_probe_up_acks -= delta * self.probe_up_cnt;
-            self.inflight_longterm += delta;
+        // netboot patch: grow in whole packets, as Linux does (`probe_up_cnt` is packets acked
+        // per packet of growth). Growing by a few bytes on every ack left `cwnd` a few bytes
+        // below `inflight_longterm` whenever `maybe_go_down` looked, so it never saw the probe
+        // as limited by `inflight_longterm` and ended PROBE_UP after three rounds.
+        let acks_per_step = self.probe_up_cnt.saturating_mul(self.smss);
+        if self.bw_probe_up_acks >= acks_per_step && acks_per_step > 0 {
+            let delta = self.bw_probe_up_acks / acks_per_step;
+            self.bw_probe_up_acks -= delta * acks_per_step;
+            self.inflight_longterm = self
+                .inflight_longterm
+                .saturating_add(delta.saturating_mul(self.smss));
         }
         if self.round_start {
             self.raise_inflight_long_term_slope();
@@ -7037,6 +7044,91 @@ mod test {
             );
         }
         assert!(!bbr.full_bw_reached);
+    }
+
+    /// netboot patch: under steady random loss the max-bw filter's clock advances once per
+    /// PROBE_BW cycle (plus once after a ProbeRTT), not once per round of DOWN/CRUISE.
+    #[test]
+    fn netboot_patch_max_bw_filter_advances_once_per_cycle_under_random_loss() {
+        const MSS: u64 = 1200;
+        const RTT_NS: u64 = 40_000_000;
+        const BW: f64 = 12_500_000.0;
+        let config = Bbr3Config {
+            probe_rng_seed: Some([7; 16]),
+            ..Bbr3Config::default()
+        };
+        let mut bbr = Bbr3::new(Arc::new(config), MSS as u16);
+        let base = Instant::now();
+        let at = |ns: u64| base + Duration::from_nanos(ns);
+        let mut rtt_est = RttEstimator::new(Duration::from_nanos(RTT_NS));
+        let mut flight: VecDeque<(u64, u64, u64, bool)> = VecDeque::new();
+        let (mut now_ns, mut next_send_ns, mut btl_free_ns, mut inflight, mut pn) = (0u64, 0u64, 0u64, 0u64, 0u64);
+        let service_ns = (MSS as f64 / BW * 1e9).round() as u64;
+        let mut rng: u64 = 0x9E37_79B9_7F4A_7C15;
+        let (mut start, mut cc0, mut rounds0) = (None::<u64>, 0, 0);
+        let (mut probes, mut probe_rtts, mut max_bw_min) = (0u64, 0u64, f64::INFINITY);
+        let mut prev = bbr.state;
+        loop {
+            let cwnd = bbr.window();
+            let can_send = inflight + MSS <= cwnd;
+            if !can_send {
+                bbr.on_cwnd_limited();
+            }
+            if can_send && flight.front().is_none_or(|p| next_send_ns <= p.2) {
+                let send_ns = now_ns.max(next_send_ns);
+                now_ns = send_ns;
+                let finish = (send_ns + RTT_NS / 2).max(btl_free_ns) + service_ns;
+                btl_free_ns = finish;
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let lost = rng % 100 < 5; // 5 % random loss
+                bbr.on_packet_sent(at(send_ns), MSS as u16, pn, SpaceKind::Data);
+                inflight += MSS;
+                flight.push_back((pn, send_ns, finish + RTT_NS / 2, lost));
+                next_send_ns = send_ns + (MSS as f64 / bbr.pacing_rate.max(1.0) * 1e9) as u64;
+                pn += 1;
+            } else {
+                let (p, sent, ev, lost) = flight.pop_front().unwrap();
+                now_ns = now_ns.max(ev);
+                inflight -= MSS;
+                if lost {
+                    bbr.on_packet_lost(MSS as u16, p, SpaceKind::Data, at(now_ns));
+                } else {
+                    rtt_est.update(Duration::ZERO, Duration::from_nanos(now_ns - sent));
+                    bbr.on_ack(at(now_ns), at(sent), MSS, p, SpaceKind::Data, false, &rtt_est);
+                    bbr.on_end_acks(at(now_ns), inflight, false, Some(p), SpaceKind::Data);
+                }
+            }
+            if start.is_none() && matches!(bbr.state, BbrState::ProbeBw(_)) && now_ns > 3_000_000_000 {
+                start = Some(now_ns);
+                cc0 = bbr.cycle_count;
+                rounds0 = bbr.round_count;
+            }
+            if start.is_some() {
+                if bbr.state != prev && bbr.state == BbrState::ProbeBw(ProbeBwSubstate::Refill) {
+                    probes += 1;
+                }
+                if bbr.state != prev && bbr.state == BbrState::ProbeRtt {
+                    probe_rtts += 1;
+                }
+                max_bw_min = max_bw_min.min(bbr.max_bw);
+            }
+            prev = bbr.state;
+            if start.is_some_and(|s| now_ns - s > 60_000_000_000) {
+                break;
+            }
+        }
+        let advances = bbr.cycle_count - cc0;
+        let rounds = bbr.round_count - rounds0;
+        std::eprintln!(
+            "60 s at 5 % loss: {rounds} rounds, {probes} probes, {probe_rtts} ProbeRTTs, \
+             cycle_count +{advances}, min max_bw {max_bw_min:.0}"
+        );
+        assert!(
+            advances <= probes + probe_rtts + 1,
+            "cycle_count advanced {advances} times over {probes} probe cycles and {probe_rtts} ProbeRTTs ({rounds} rounds)"
+        );
     }
 
 }
