@@ -187,6 +187,15 @@ impl Holder {
             taken,
         }
     }
+
+    /// Its lease ran out: no request running for `lease`. It is dropped at the next
+    /// [`Slots::admit`].
+    fn lapsed(&self, now: Instant, lease: Duration) -> bool {
+        self.running == 0
+            && self
+                .idle_since
+                .is_some_and(|t| now.saturating_duration_since(t) >= lease)
+    }
 }
 
 /// Whether a holder that took `taken` bytes while this node received `inflow` (both over the
@@ -312,7 +321,7 @@ impl Slots {
         let lease = self.lease;
         let had_turn = &mut self.had_turn;
         self.held.retain(|id, h| {
-            let keep = h.running > 0 || h.idle_since.is_none_or(|t| now.duration_since(t) < lease);
+            let keep = !h.lapsed(now, lease);
             if !keep {
                 had_turn.insert(*id, now);
             }
@@ -495,14 +504,9 @@ impl Slots {
         })
     }
 
-    /// Whether `id` holds no slot, or holds one only by its lease: no request running for
-    /// [`Slots::lease`] (it is dropped at the next [`Slots::admit`]).
+    /// Whether `id` holds no slot, or one whose lease ran out ([`Holder::lapsed`]).
     fn lapsed(&self, id: &EndpointId, now: Instant) -> bool {
-        self.held.get(id).is_none_or(|h| {
-            h.running == 0
-                && h.idle_since
-                    .is_some_and(|t| now.saturating_duration_since(t) >= self.lease)
-        })
+        self.held.get(id).is_none_or(|h| h.lapsed(now, self.lease))
     }
 
     /// Who was refused on `conn` and what the slots looked like (a debug log line): each
