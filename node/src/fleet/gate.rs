@@ -210,6 +210,16 @@ fn lags(taken: Option<u64>, inflow: Option<u64>) -> bool {
     }
 }
 
+/// Whether a holder that took `taken` bytes while this node received `inflow` (as in
+/// [`lags`]) has shown that it keeps pace: watched a whole window, against a reference large
+/// enough to judge by, and not lagging. Unknown is not keeping up.
+fn keeps_up(taken: Option<u64>, inflow: Option<u64>) -> bool {
+    match (taken, inflow) {
+        (Some(_), Some(inflow)) => inflow >= LAG_MIN_INFLOW && !lags(taken, Some(inflow)),
+        _ => false,
+    }
+}
+
 impl Slots {
     fn new(max: usize, lease: Duration) -> Self {
         Slots {
@@ -307,7 +317,8 @@ impl Slots {
     /// as they would, its next one is refused and it turns to its next source. Without it
     /// the first to ask keeps the slot — a far site that asked a moment sooner would pull
     /// the release over its long link while the near site waits, and the near site, behind
-    /// the far one, fetches from it instead of the other way round.
+    /// the far one, fetches from it instead of the other way round. A holder that has shown
+    /// it keeps up keeps its slot ([`Slots::farther_holder`]).
     fn admit(
         &mut self,
         conn: u64,
@@ -336,7 +347,7 @@ impl Slots {
         }
         let mut verdict = Admit::Yes;
         if self.held.len() >= self.max && !self.extra_allowed(&peer, now) {
-            if let Some(far) = self.farther_holder(&peer, rtt) {
+            if let Some(far) = self.farther_holder(&peer, now, rtt) {
                 self.held.remove(&far);
                 self.had_turn.insert(far, now);
                 verdict = Admit::InsteadOf(far);
@@ -361,10 +372,12 @@ impl Slots {
         verdict
     }
 
-    /// The farthest holder `peer` is clearly nearer than, whose slot it takes.
+    /// The farthest holder `peer` is clearly nearer than, whose slot it takes; never one
+    /// shown to keep up ([`keeps_up`]).
     fn farther_holder(
         &self,
         peer: &EndpointId,
+        now: Instant,
         rtt: &dyn Fn(&EndpointId) -> Option<Duration>,
     ) -> Option<EndpointId> {
         // A peer that had a slot and lost it had its turn: its lease ran out because it
@@ -378,10 +391,18 @@ impl Slots {
         if self.had_turn.contains_key(peer) {
             return None;
         }
+        //
+        // Nor does it take a slot from a holder that has shown over a whole window that it
+        // keeps pace with what arrives here: the newcomer's rate is unknown, and nearness is
+        // no proof of speed. A 5 Mbit/s site 22 ms away once took a site's slot from a
+        // keeping-up follower 50 ms away, and held that follower to its rate until it was
+        // found lagging (docs/benchmarks.md, throttled-fed run 3).
         let mine = rtt(peer)?;
+        let reference = self.reference(now);
         self.held
-            .keys()
-            .filter_map(|h| rtt(h).map(|r| (*h, r)))
+            .iter()
+            .filter(|(_, h)| !keeps_up(h.taken.over(LAG_WINDOW, now), reference))
+            .filter_map(|(id, _)| rtt(id).map(|r| (*id, r)))
             .filter(|(_, r)| clearly_nearer(mine, *r))
             .max_by_key(|(_, r)| *r)
             .map(|(far, _)| far)
@@ -1218,6 +1239,71 @@ mod tests {
                 (second, third),
                 "{why}"
             );
+        }
+    }
+
+    #[test]
+    fn a_nearer_peer_takes_a_slot_only_from_a_holder_not_shown_to_keep_up() {
+        const MIB: u64 = 1 << 20;
+        let ms = Duration::from_millis;
+        let peer = |n: u8| iroh::SecretKey::from_bytes(&[n; 32]).public();
+        // Peer 2 (10 ms) is clearly nearer than the holder, peer 1 (40 ms).
+        let rtt = |id: &EndpointId| Some(if *id == peer(2) { ms(10) } else { ms(40) });
+        // (watched s, received and sent to peer 1 per 250 ms, what peer 2's ask gets, why)
+        let table = [
+            (
+                3,
+                MIB,
+                MIB,
+                Admit::InsteadOf(peer(1)),
+                "watched less than the window: its rate is unknown, nearness decides",
+            ),
+            (
+                5,
+                MIB,
+                MIB,
+                Admit::No,
+                "a holder that kept pace for a whole window keeps its slot",
+            ),
+            (
+                5,
+                MIB,
+                MIB * 2 / 3,
+                Admit::No,
+                "a third slower is still keeping up",
+            ),
+            (
+                5,
+                MIB,
+                MIB / 5,
+                Admit::Yes,
+                "a lagging holder: peer 2 is lent a slot beside it, as without nearness",
+            ),
+            (
+                5,
+                0,
+                MIB,
+                Admit::InsteadOf(peer(1)),
+                "nothing arrives here (the origin): no rate to judge by, nearness decides",
+            ),
+            (
+                5,
+                MIB / 8,
+                MIB / 8,
+                Admit::InsteadOf(peer(1)),
+                "a trickle arrives: too little to judge by, nearness decides",
+            ),
+        ];
+        for (secs, inflow, taken, expected, why) in table {
+            let t0 = Instant::now();
+            let mut slots = held_by_peer_1(2, t0);
+            let mut now = t0;
+            for i in 1..=secs * 4 {
+                now = t0 + ms(250 * i);
+                slots.received(i * inflow, now);
+                slots.sent(1, taken, now);
+            }
+            assert_eq!(slots.admit(2, now, &rtt), expected, "{why}");
         }
     }
 
