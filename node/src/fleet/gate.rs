@@ -391,7 +391,6 @@ impl Slots {
         if self.had_turn.contains_key(peer) {
             return None;
         }
-        //
         // Nor does it take a slot from a holder that has shown over a whole window that it
         // keeps pace with what arrives here: the newcomer's rate is unknown, and nearness is
         // no proof of speed. A 5 Mbit/s site 22 ms away once took a site's slot from a
@@ -1127,16 +1126,23 @@ mod tests {
     /// `inflow` bytes and sends `taken` to peer 1. Then: may peer 2, and after it peer 3, have
     /// a slot?
     fn after_watching(secs: u64, inflow: u64, taken: u64) -> (bool, bool) {
+        let (mut slots, now) = watched(3, secs, inflow, taken);
+        let second = admit(&mut slots, 2, now);
+        (second, admit(&mut slots, 3, now))
+    }
+
+    /// [`held_by_peer_1`] with `peers`, then every 250 ms for `secs` this node receives
+    /// `inflow` bytes and sends `taken` to peer 1. Returns the slots and the time at the end.
+    fn watched(peers: u8, secs: u64, inflow: u64, taken: u64) -> (Slots, Instant) {
         let t0 = Instant::now();
-        let mut slots = held_by_peer_1(3, t0);
+        let mut slots = held_by_peer_1(peers, t0);
         let mut now = t0;
         for i in 1..=secs * 4 {
             now = t0 + Duration::from_millis(250 * i);
             slots.received(i * inflow, now);
             slots.sent(1, taken, now);
         }
-        let second = admit(&mut slots, 2, now);
-        (second, admit(&mut slots, 3, now))
+        (slots, now)
     }
 
     #[test]
@@ -1295,14 +1301,7 @@ mod tests {
             ),
         ];
         for (secs, inflow, taken, expected, why) in table {
-            let t0 = Instant::now();
-            let mut slots = held_by_peer_1(2, t0);
-            let mut now = t0;
-            for i in 1..=secs * 4 {
-                now = t0 + ms(250 * i);
-                slots.received(i * inflow, now);
-                slots.sent(1, taken, now);
-            }
+            let (mut slots, now) = watched(2, secs, inflow, taken);
             assert_eq!(slots.admit(2, now, &rtt), expected, "{why}");
         }
     }
