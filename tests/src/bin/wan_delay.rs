@@ -9,9 +9,15 @@
 //! kernel keeps the packet meanwhile.
 //!
 //! The kernel's netem is not available on these hosts, hence this program (see
-//! `tests/wan/README.md`). It does not spin: it sleeps in ppoll(2) on the queue's netlink
-//! socket with a timeout equal to the time left until the next verdict is due (ppoll rather
-//! than poll for a sub-millisecond timeout, and to take SIGTERM only while sleeping).
+//! `tests/wan/README.md`). It does not spin. While it holds no packet it sleeps in ppoll(2)
+//! on the queue's netlink socket, and the first packet wakes it. While it holds some, it wakes
+//! on a fixed 1 ms grid ([`TICK`]) and not on each packet: it reads what arrived since the last
+//! wake, takes the middle of that interval for their arrival, and lets out every packet due
+//! before the next half tick. A packet's delay is thus the configured one within ±1 ms, and
+//! the program wakes at most 1,000 times a second however many packets pass, where waking for
+//! each arrival and each verdict (as it first did) cost about as much CPU as a fleet node's
+//! whole QUIC stack on this lab's 2 cores (docs/benchmarks.md, "Lab overhead"). ppoll rather
+//! than poll for a sub-millisecond timeout, and to take SIGTERM only while sleeping.
 //!
 //! Prints `wan_delay: queue N delay D ms ready` to stderr once the queue is bound, and a
 //! summary line when it exits. SIGTERM/SIGINT/SIGHUP: accepts the packets it still holds and
@@ -32,8 +38,11 @@ use nfq::{Message, Queue, Verdict};
 const USAGE: &str =
     "usage: wan_delay --queue N --delay-ms D [--loss-pct P] [--queue-len L (default 10000)]";
 
-/// At most this many packets are read per wake-up before due verdicts are sent again.
-const MAX_BATCH: usize = 256;
+/// At most this many packets are read per wake-up before due verdicts are sent again (a
+/// 1 ms tick at 1 Gbit/s is ~85 full-size packets).
+const MAX_BATCH: usize = 1024;
+/// The wake-up grid while packets are held: releases and reads are batched to it.
+const TICK: Duration = Duration::from_millis(1);
 /// Receive buffer of the netlink socket: a burst must not overflow it (overflow = loss).
 const RCVBUF_BYTES: libc::c_int = 16 << 20;
 
@@ -240,6 +249,38 @@ fn send_verdict(queue: &mut Queue, mut msg: Message, verdict: Verdict, stats: &m
     }
 }
 
+/// Wake-up times while packets are held: the points `start + k·tick`.
+struct Grid {
+    start: Instant,
+    tick: Duration,
+}
+
+impl Grid {
+    fn new(start: Instant, tick: Duration) -> Self {
+        Grid { start, tick }
+    }
+
+    /// The first grid point strictly after `now`.
+    fn next_after(&self, now: Instant) -> Instant {
+        let tick = self.tick.as_nanos().max(1);
+        let since = now.saturating_duration_since(self.start).as_nanos();
+        let k = since / tick + 1;
+        self.start + Duration::from_nanos(u64::try_from(k * tick).unwrap_or(u64::MAX))
+    }
+}
+
+/// When the packets read at `now` arrived, as well as it is known: at `now` if the socket's
+/// readiness woke us (we were idle); else somewhere since the last read, taken as the middle
+/// (an error of at most half the interval, one tick at most). Never before `last_read`, so
+/// stamps never go back and due order stays arrival order.
+fn arrival_stamp(idle: bool, last_read: Instant, now: Instant) -> Instant {
+    if idle {
+        now
+    } else {
+        last_read + now.saturating_duration_since(last_read) / 2
+    }
+}
+
 fn run(args: &Args) -> Result<(), String> {
     let sleep_mask = setup_signals().map_err(|e| format!("signal setup: {e}"))?;
 
@@ -299,17 +340,22 @@ fn run(args: &Args) -> Result<(), String> {
     let mut held: VecDeque<(Instant, Message)> = VecDeque::new();
     let mut stats = Stats::default();
     let mut rng = Rng::new();
+    let grid = Grid::new(Instant::now(), TICK);
+    let mut last_read = Instant::now();
     while !STOP.load(Ordering::SeqCst) {
-        // Let out everything that is due. The delay is constant, so arrival order = due order.
-        let now = Instant::now();
-        while held.front().is_some_and(|(due, _)| *due <= now) {
+        // Let out everything due by the next half tick. The delay is constant and arrival
+        // stamps never go back, so arrival order = due order.
+        let release_by = Instant::now() + grid.tick / 2;
+        while held.front().is_some_and(|(due, _)| *due <= release_by) {
             let (_, msg) = held.pop_front().expect("front exists");
             send_verdict(&mut queue, msg, Verdict::Accept, &mut stats);
         }
 
-        // Sleep until a packet arrives, the next verdict is due, or a stop signal.
-        let timeout = held.front().map(|(due, _)| {
-            let left = due.saturating_duration_since(Instant::now());
+        // Holding nothing: sleep until a packet arrives (or a stop signal). Holding some:
+        // sleep to the next grid point, deaf to arrivals, which wait in the socket meanwhile.
+        let idle = held.is_empty();
+        let timeout = (!idle).then(|| {
+            let left = grid.next_after(Instant::now()) - Instant::now();
             libc::timespec {
                 tv_sec: left.as_secs() as libc::time_t,
                 tv_nsec: left.subsec_nanos() as libc::c_long,
@@ -320,11 +366,16 @@ fn run(args: &Args) -> Result<(), String> {
             events: libc::POLLIN,
             revents: 0,
         };
+        let (fds, nfds) = if idle {
+            (&mut pfd as *mut libc::pollfd, 1)
+        } else {
+            (std::ptr::null_mut(), 0)
+        };
         let timeout_ptr = timeout
             .as_ref()
             .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-        // SAFETY: pfd, timeout and mask outlive the call.
-        let r = unsafe { libc::ppoll(&mut pfd, 1, timeout_ptr, &sleep_mask) };
+        // SAFETY: pfd, timeout and mask outlive the call; nfds is 0 when fds is null.
+        let r = unsafe { libc::ppoll(fds, nfds, timeout_ptr, &sleep_mask) };
         if r < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
@@ -332,10 +383,10 @@ fn run(args: &Args) -> Result<(), String> {
             }
             return Err(format!("ppoll: {e}"));
         }
-        if r == 0 {
-            continue;
-        }
 
+        let now = Instant::now();
+        let stamp = arrival_stamp(idle, last_read, now);
+        last_read = now;
         for _ in 0..MAX_BATCH {
             match queue.recv() {
                 Ok(msg) => {
@@ -343,7 +394,7 @@ fn run(args: &Args) -> Result<(), String> {
                     if args.loss_pct > 0.0 && rng.percent() < args.loss_pct {
                         send_verdict(&mut queue, msg, Verdict::Drop, &mut stats);
                     } else {
-                        held.push_back((Instant::now() + args.delay, msg));
+                        held.push_back((stamp + args.delay, msg));
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -384,6 +435,34 @@ mod tests {
         assert!(parse("--queue 70000 --delay-ms 1").is_err());
         assert!(parse("--queue 1 --delay-ms 1 --loss-pct 101").is_err());
         assert!(parse("--queue 1 --delay-ms 1 --bogus").is_err());
+    }
+
+    #[test]
+    fn grid_points_are_fixed_and_strictly_ahead() {
+        let t0 = Instant::now();
+        let grid = Grid::new(t0, TICK);
+        assert_eq!(grid.next_after(t0), t0 + TICK);
+        assert_eq!(grid.next_after(t0 + Duration::from_micros(300)), t0 + TICK);
+        // A point itself is not "after" itself: the next one is.
+        assert_eq!(grid.next_after(t0 + TICK), t0 + 2 * TICK);
+        assert_eq!(
+            grid.next_after(t0 + Duration::from_micros(5_999)),
+            t0 + 6 * TICK
+        );
+    }
+
+    #[test]
+    fn arrival_is_the_wake_when_idle_else_the_middle_since_the_last_read() {
+        let t0 = Instant::now();
+        let now = t0 + Duration::from_micros(1_000);
+        assert_eq!(arrival_stamp(true, t0, now), now);
+        assert_eq!(
+            arrival_stamp(false, t0, now),
+            t0 + Duration::from_micros(500)
+        );
+        // Stamps never go back: a later read's stamp is at or after the earlier read.
+        let later = arrival_stamp(false, now, now + Duration::from_micros(10));
+        assert!(later >= now);
     }
 
     #[test]
