@@ -15,9 +15,10 @@
 //! wake, takes the middle of that interval for their arrival, and lets out every packet due
 //! before the next half tick. A packet's delay is thus the configured one within ±1 ms, and
 //! the program wakes at most 1,000 times a second however many packets pass, where waking for
-//! each arrival and each verdict (as it first did) cost about as much CPU as a fleet node's
-//! whole QUIC stack on this lab's 2 cores (docs/benchmarks.md, "Lab overhead"). ppoll rather
-//! than poll for a sub-millisecond timeout, and to take SIGTERM only while sleeping.
+//! each arrival and each verdict (as it first did) cost the delayers of a fleet benchmark two
+//! thirds of the CPU all its nodes used, on the same 2 cores (docs/benchmarks.md, "Lab
+//! overhead"). ppoll rather than poll for a sub-millisecond timeout, and to take SIGTERM only
+//! while sleeping.
 //!
 //! Prints `wan_delay: queue N delay D ms ready` to stderr once the queue is bound, and a
 //! summary line when it exits. SIGTERM/SIGINT/SIGHUP: accepts the packets it still holds and
