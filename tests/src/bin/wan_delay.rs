@@ -356,7 +356,8 @@ fn run(args: &Args) -> Result<(), String> {
         // sleep to the next grid point, deaf to arrivals, which wait in the socket meanwhile.
         let idle = held.is_empty();
         let timeout = (!idle).then(|| {
-            let left = grid.next_after(Instant::now()) - Instant::now();
+            let now = Instant::now();
+            let left = grid.next_after(now).saturating_duration_since(now);
             libc::timespec {
                 tv_sec: left.as_secs() as libc::time_t,
                 tv_nsec: left.subsec_nanos() as libc::c_long,
