@@ -247,6 +247,80 @@ fn a_site_follows_a_peer_still_fetching_as_its_copy_grows() {
     );
 }
 
+/// Issue 14: a release's files are fetched side by side (fleet/decide.rs, `FILES_IN_FLIGHT`
+/// = 3), not one after the other, and a file a client asks for starts at once even beyond
+/// that. A's upload limit makes each file take seconds. B's log must show it starting the
+/// first three files (signed order: by path) and the one a read-through client waits for
+/// (the last) before any file is complete, and the fourth only after one is; B then serves
+/// every file's signed bytes and received each byte once.
+#[test]
+fn a_site_fetches_several_files_of_a_release_at_once() {
+    let fleet = Fleet::new();
+    // 8 Mbit/s = 1 MB/s: five files of 2 MB take ~10 s, three side by side ~6 s each, which
+    // leaves a loaded host seconds for `publish --to` to return and the client to ask.
+    let (a, b, na, nb) = fleet.pair("upload_limit = \"8 Mbit/s\"", "");
+    let logs = || logs_of(&[("a", &na), ("b", &nb)]);
+    let names = ["a.img", "b.img", "c.img", "d.img", "e.img"];
+    let data: Vec<Vec<u8>> = (0..5).map(|i| content(81 + i, 2_000_000)).collect();
+    let paths: Vec<String> = names
+        .iter()
+        .zip(&data)
+        .map(|(n, d)| fleet.file(n, d))
+        .collect();
+    let mut args = Vec::new();
+    for p in &paths {
+        args.extend(["--file", p.as_str()]);
+    }
+    fleet.publish_to(&a, "live", 6, &args);
+    wait_until(
+        "B to start fetching",
+        Duration::from_secs(20),
+        &logs,
+        || b.status().fetching_any(),
+    );
+    // The read-through returns once e.img has arrived whole.
+    assert!(
+        b.get("/r/live/6/e.img") == data[4],
+        "read-through of e.img returned other bytes than signed"
+    );
+    wait_until("B to hold live v6", Duration::from_secs(60), &logs, || {
+        b.has_release("live", 6)
+    });
+    for (n, d) in names.iter().zip(&data) {
+        assert!(
+            b.get(&format!("/r/live/6/{n}")) == *d,
+            "B serves other bytes of {n} than signed"
+        );
+    }
+    let total: u64 = data.iter().map(|d| d.len() as u64).sum();
+    assert_eq!(b.received_from(&a.id), total, "{}", logs());
+    let b_log = nb.log_text();
+    let line_of = |needle: &str| {
+        b_log
+            .lines()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("B never logged {needle:?}\n{}", logs()))
+    };
+    let started = |n: &str| line_of(&format!("fetching `{n}` of live v6"));
+    let first_done = names
+        .iter()
+        .map(|n| line_of(&format!("`{n}` of live v6 complete and verified")))
+        .min()
+        .unwrap_or_default();
+    for n in ["a.img", "b.img", "c.img", "e.img"] {
+        assert!(
+            started(n) < first_done,
+            "B started `{n}` only after another file of live v6 was complete\n{}",
+            logs()
+        );
+    }
+    assert!(
+        started("d.img") > first_done,
+        "B fetched more than three files at once besides the one a client waited for\n{}",
+        logs()
+    );
+}
+
 fn bundle(fleet: &Fleet, key: &Path, out: &str, args: &[&str]) -> PathBuf {
     let dir = fleet.tmp.path().join(out);
     let mut cmd = netboot();

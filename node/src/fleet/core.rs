@@ -355,6 +355,8 @@ pub(crate) async fn run(
             Event::Wanted { hash, waiting } => {
                 if waiting {
                     core.wanted.push(hash);
+                    // The fetches start it now, not at their next look (fetch.rs).
+                    core.shared.wanted_changed.notify_waiters();
                 } else if let Some(i) = core.wanted.iter().position(|h| *h == hash) {
                     core.wanted.remove(i);
                 }

@@ -163,16 +163,34 @@ impl<V> Remembered<V> {
 // ---------------------------------------------------------------------------------------
 // Sources
 
-/// Of a release's missing files, the next to fetch: one a client is waiting for (read-through)
-/// first, otherwise the signed order.
-pub(crate) fn next_file<'a>(
+/// Files of one release fetched side by side ([`files_to_start`]). A file's fetch has round
+/// trips of its own that move no bytes (asking each source what it holds, the request, the
+/// last chunk group's verification, the store's check that it is complete): with one file at a
+/// time a release of many small files spends most of its time in them. Each file may still
+/// come as several pieces in flight ([`super::pieces`]), so the streams to one peer are at
+/// most this many times [`super::pieces::MAX_STREAMS_PER_FILE`], all under the connection's
+/// send window (`transport.rs`).
+pub(crate) const FILES_IN_FLIGHT: usize = 3;
+
+/// Of a release's missing files, those to start now, given the ones already being fetched
+/// (`in_flight`): every file a client is waiting for (read-through) at once, even beyond
+/// `max`, so that a client never waits behind other files; then the signed order, up to `max`
+/// in flight.
+pub(crate) fn files_to_start<'a>(
     missing: &'a [FileEntry],
+    in_flight: &[blake3::Hash],
     wanted: &[blake3::Hash],
-) -> Option<&'a FileEntry> {
-    missing
-        .iter()
-        .find(|f| wanted.contains(&f.hash))
-        .or_else(|| missing.first())
+    max: usize,
+) -> Vec<&'a FileEntry> {
+    // Two paths of a release may have the same content: one fetch serves both.
+    let mut seen: HashSet<blake3::Hash> = in_flight.iter().copied().collect();
+    let idle: Vec<&FileEntry> = missing.iter().filter(|f| seen.insert(f.hash)).collect();
+    let (mut start, rest): (Vec<&FileEntry>, Vec<&FileEntry>) =
+        idle.into_iter().partition(|f| wanted.contains(&f.hash));
+    // At least one: a release must never be left with missing files and none running.
+    let room = max.max(1).saturating_sub(in_flight.len() + start.len());
+    start.extend(rest.into_iter().take(room));
+    start
 }
 
 /// One peer as the source choice sees it.

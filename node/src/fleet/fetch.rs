@@ -15,7 +15,7 @@ use std::{
     collections::{HashMap, HashSet},
     ops::Range,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
     },
     time::{Duration, Instant},
@@ -81,23 +81,7 @@ pub(crate) async fn run(shared: Arc<Shared>, release: VerifiedRelease) {
         .ask(PeerEvent::Received)
         .await
         .unwrap_or_default();
-    loop {
-        let mut missing = Vec::new();
-        for f in &release.files {
-            match shared.store.has_complete(&f.hash, f.size).await {
-                Ok(true) => {}
-                Ok(false) => missing.push(f.clone()),
-                Err(e) => {
-                    tracing::warn!("fleet: {what}: store: {e}");
-                    missing.push(f.clone());
-                }
-            }
-        }
-        let Some(file) = next_file(&shared, &missing).await else {
-            break;
-        };
-        fetch_file(&shared, &release, &file).await;
-    }
+    fetch_files(&shared, &release, &what).await;
     let outcome = match shared.store.accept(&release).await {
         Ok(accepted) => {
             let secs = started.elapsed().as_secs_f64();
@@ -158,10 +142,71 @@ async fn unprotect(shared: &Shared, release: &VerifiedRelease) {
     }
 }
 
-/// The next file to fetch ([`decide::next_file`]), given what clients wait for now.
-async fn next_file(shared: &Shared, missing: &[FileEntry]) -> Option<FileEntry> {
-    let wanted = shared.core.wanted().await;
-    decide::next_file(missing, &wanted).cloned()
+/// Fetches every missing file of `release`, [`decide::FILES_IN_FLIGHT`] at a time (a file a
+/// client waits for at once); returns when all are held complete.
+async fn fetch_files(shared: &Arc<Shared>, release: &VerifiedRelease, what: &str) {
+    // Each future ends when its file is complete and verified (fetch_file checks the store),
+    // and yields the file.
+    let waiting_logged = AtomicBool::new(false);
+    let mut missing = missing_files(shared, release).await;
+    let mut running = n0_future::FuturesUnordered::new();
+    let mut in_flight: Vec<blake3::Hash> = Vec::new();
+    loop {
+        // What clients wait for is looked at again whenever the owner says it grew; the wait
+        // is registered before the look, so word that comes between the two still wakes it.
+        let client_waits = shared.wanted_changed.notified();
+        tokio::pin!(client_waits);
+        client_waits.as_mut().enable();
+        let wanted = shared.core.wanted().await;
+        let start = decide::files_to_start(&missing, &in_flight, &wanted, decide::FILES_IN_FLIGHT);
+        for file in start {
+            in_flight.push(file.hash);
+            tracing::info!(
+                "fleet: fetching `{}` of {what} ({} bytes; {} of its files in flight)",
+                file.path,
+                file.size,
+                in_flight.len()
+            );
+            let (shared, release, file, waiting) = (shared, release, file.clone(), &waiting_logged);
+            running.push(async move {
+                fetch_file(shared, release, &file, waiting).await;
+                file
+            });
+        }
+        if running.is_empty() {
+            // Nothing left to start either: every file is held.
+            break;
+        }
+        tokio::select! {
+            Some(done) = running.next() => {
+                in_flight.retain(|h| *h != done.hash);
+                missing.retain(|f| f.hash != done.hash);
+                tracing::info!(
+                    "fleet: `{}` of {what} complete and verified ({} bytes)",
+                    done.path,
+                    done.size
+                );
+            }
+            _ = &mut client_waits => {}
+        }
+    }
+}
+
+/// The files of `release` not yet held complete here. A file the store cannot tell about
+/// counts as missing: fetching it again asks only for what is not verified.
+async fn missing_files(shared: &Shared, release: &VerifiedRelease) -> Vec<FileEntry> {
+    let mut missing = Vec::new();
+    for f in &release.files {
+        match shared.store.has_complete(&f.hash, f.size).await {
+            Ok(true) => {}
+            Ok(false) => missing.push(f.clone()),
+            Err(e) => {
+                tracing::warn!("fleet: {} v{}: store: {e}", release.name, release.version);
+                missing.push(f.clone());
+            }
+        }
+    }
+    missing
 }
 
 /// Verified bytes of `release` held locally (complete and partial files).
@@ -187,11 +232,16 @@ async fn local_bytes(shared: &Shared, hash: &blake3::Hash) -> u64 {
 
 /// Fetches one file; returns once it is complete. The order of sources and what follows
 /// each request are [`decide::FileFetch`]'s; this carries them out.
-async fn fetch_file(shared: &Arc<Shared>, release: &VerifiedRelease, file: &FileEntry) {
+/// `waiting_logged` is the release's: that no peer holds it yet is said once, not per file.
+async fn fetch_file(
+    shared: &Arc<Shared>,
+    release: &VerifiedRelease,
+    file: &FileEntry,
+    waiting_logged: &AtomicBool,
+) {
     let id = release.id();
     let stall = shared.settings.stall_timeout();
     let mut memory = FileFetch::new(stall);
-    let mut waiting_logged = false;
     loop {
         if shared
             .store
@@ -316,13 +366,12 @@ async fn fetch_file(shared: &Arc<Shared>, release: &VerifiedRelease, file: &File
             Pause::Progressed => tokio::time::sleep(Duration::from_millis(20)).await,
             Pause::WaitForNearer => tokio::time::sleep(Duration::from_millis(200)).await,
             Pause::Idle => {
-                if !waiting_logged && candidates.is_empty() {
+                if candidates.is_empty() && !waiting_logged.swap(true, Ordering::Relaxed) {
                     tracing::info!(
                         "fleet: no reachable peer holds {} v{} yet; waiting",
                         release.name,
                         release.version
                     );
-                    waiting_logged = true;
                 }
                 let _ =
                     tokio::time::timeout(Duration::from_secs(1), shared.changed.notified()).await;

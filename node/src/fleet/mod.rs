@@ -85,6 +85,8 @@ pub(crate) struct Shared {
     pub core: CoreHandle,
     /// Woken when a peer's holdings change or a peer connects: fetches waiting for a source.
     pub changed: Notify,
+    /// Woken when a read-through client starts waiting for a file: the fetches start it.
+    pub wanted_changed: Notify,
     pub uploads: Arc<UploadStats>,
     /// Verified bytes fetched from fleet members (not from a publisher): the gate judges a
     /// slot holder's take against it.
@@ -263,6 +265,7 @@ impl Fleet {
             nearness,
             core: handle,
             changed: Notify::new(),
+            wanted_changed: Notify::new(),
             uploads,
             inflow,
             progress: Default::default(),

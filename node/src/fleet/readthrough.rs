@@ -4,7 +4,8 @@
 //! Only verified bytes are served. iroh-blobs writes a chunk group into the store only after
 //! it checked it against the BLAKE3 tree of the file's hash (which the signed release names),
 //! and `export_ranges` refuses ranges the store does not hold. So the stream waits for each
-//! piece to arrive verified, and asks the fetcher to fetch this file first.
+//! piece to arrive verified, and asks the fetcher to start this file at once (beside the files
+//! it already fetches).
 
 use std::{ops::Range, sync::Arc, time::Duration};
 

@@ -62,26 +62,52 @@ fn nearer_source_must_be_clearly_nearer() {
     assert!(memory.nearer_than(&unmeasured, &all, now).is_none());
 }
 
+/// Which files of a release to start: each row is (missing, in flight, wanted by a client,
+/// max) → the paths started, in order.
 #[test]
-fn a_file_a_client_waits_for_comes_first_otherwise_signed_order() {
-    use crate::fleet::decide::next_file;
+fn files_start_in_signed_order_up_to_the_limit_and_a_wanted_one_at_once() {
+    use crate::fleet::decide::files_to_start;
     use netboot_proto::FileEntry;
     let file = |n: u8| FileEntry {
         path: format!("f{n}").parse().unwrap(),
         size: 10,
         hash: blake3::hash(&[n]),
     };
-    let missing = [file(1), file(2), file(3)];
-    let path = |f: Option<&FileEntry>| f.map(|f| f.path.to_string());
-    assert_eq!(path(next_file(&missing, &[])), Some("f1".into()));
-    assert_eq!(
-        path(next_file(&missing, &[blake3::hash(&[3])])),
-        Some("f3".into())
-    );
-    // A wanted file already held (not missing) changes nothing.
-    assert_eq!(
-        path(next_file(&missing, &[blake3::hash(&[9])])),
-        Some("f1".into())
-    );
-    assert_eq!(path(next_file(&[], &[blake3::hash(&[3])])), None);
+    let m: Vec<FileEntry> = (1..=5).map(file).collect();
+    let mut copy = file(1);
+    copy.path = "f1-copy".parse().unwrap();
+    let same = [file(1), copy, file(2)];
+    #[allow(clippy::type_complexity)]
+    let table: &[(&[FileEntry], &[u8], &[u8], usize, &[&str])] = &[
+        // Nothing running: the first `max` in signed order; or one at a time.
+        (&m, &[], &[], 3, &["f1", "f2", "f3"]),
+        (&m, &[], &[], 1, &["f1"]),
+        // Room for one more: the next file not running, also when the running ones are not
+        // the first (one completed); full: nothing.
+        (&m, &[1, 2], &[], 3, &["f3"]),
+        (&m, &[2, 3], &[], 3, &["f1"]),
+        (&m, &[1, 2, 3], &[], 3, &[]),
+        // A file a client waits for comes first, and starts even when full; running
+        // already, or not missing (held), it changes nothing.
+        (&m, &[], &[4], 3, &["f4", "f1", "f2"]),
+        (&m, &[1, 2, 3], &[5], 3, &["f5"]),
+        (&m, &[1, 2, 4], &[4], 3, &[]),
+        (&m, &[], &[9], 2, &["f1", "f2"]),
+        // Fewer missing than room; nothing missing.
+        (&m[3..], &[], &[], 3, &["f4", "f5"]),
+        (&[], &[], &[3], 3, &[]),
+        // Two paths of one content are fetched once, and not again while it runs.
+        (&same, &[], &[], 3, &["f1", "f2"]),
+        (&same, &[1], &[], 3, &["f2"]),
+        // max 0 counts as 1: never missing files with none running.
+        (&m, &[], &[], 0, &["f1"]),
+    ];
+    let h = |ns: &[u8]| ns.iter().map(|n| blake3::hash(&[*n])).collect::<Vec<_>>();
+    for (row, (missing, running, wanted, max, want)) in table.iter().enumerate() {
+        let got: Vec<String> = files_to_start(missing, &h(running), &h(wanted), *max)
+            .into_iter()
+            .map(|f| f.path.to_string())
+            .collect();
+        assert_eq!(got, *want, "row {row}");
+    }
 }
