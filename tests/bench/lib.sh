@@ -29,8 +29,16 @@ bench_install() {
 }
 
 # bench_build: the release build of the node (reused when up to date). Sets BIN, and REV, the
-# commit measured (marked when the node's sources had uncommitted changes).
+# commit measured (marked when the node's sources had uncommitted changes). NETBOOT_BIN=PATH
+# measures that binary instead, built elsewhere (an older build, for a before/after).
 bench_build() {
+    if [ -n "${NETBOOT_BIN:-}" ]; then
+        # Another build measured the same way (a before/after comparison): named in the docs.
+        [ -x "$NETBOOT_BIN" ] || bench_die "NETBOOT_BIN=$NETBOOT_BIN is not an executable"
+        BIN=$(realpath "$NETBOOT_BIN")
+        REV="the binary $NETBOOT_BIN"
+        return
+    fi
     cargo build --release --locked -q -p netboot-cli
     BIN="$PWD/target/release/netboot"
     REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)

@@ -5,6 +5,9 @@
 #
 #   bash tests/bench/lossy.sh [RUNS]       (as root; default 1 run of each per link)
 #   LOSSY_SIZE_MIB=N        release size (default 200)
+#   LOSSY_FILES=N           the release is N files of LOSSY_SIZE_MIB ÷ N each (default 1); TCP
+#                           fetches them one after another over one connection (one curl
+#                           with N URLs: HTTP/1.1 keep-alive, as a client or mirror script does)
 #   LOSSY_RATE_MBIT=R       the link's rate (default 100)
 #   LOSSY_RTTS="10 80"      round trips to measure, ms
 #   LOSSY_LOSSES="0 1 2 5"  random loss in each direction, %
@@ -28,6 +31,8 @@
 # receiver's socket-buffer drops, and so the loss the link really applied; and TCP's
 # retransmitted segments (the sender namespace's counters).
 #   WAN_DELAY_BIN=PATH      the delayer (default: built, target/release/wan_delay)
+#   NETBOOT_BIN=PATH        measure this netboot binary (an older build, for a before/after)
+#                           instead of building the tree's
 #
 # Lab (tests/wan/wan.sh; this kernel has no netem): for each (round trip, loss) a fresh pair
 # of site namespaces a and b joined by one veth link: tbf at LOSSY_RATE_MBIT on both egress
@@ -49,6 +54,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${1:-1}
 SIZE_MIB=${LOSSY_SIZE_MIB:-200}
+FILES=${LOSSY_FILES:-1}
+[[ $FILES =~ ^[1-9][0-9]*$ ]] || { echo "lossy.sh: LOSSY_FILES must be a whole number ≥ 1, not '$FILES'" >&2; exit 2; }
 RATE_MBIT=${LOSSY_RATE_MBIT:-100}
 read -ra RTTS <<<"${LOSSY_RTTS:-10 80}"
 read -ra LOSSES <<<"${LOSSY_LOSSES:-0 1 2 5}"
@@ -128,8 +135,16 @@ cpu_s() { awk -v t="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.1f", ($12
 # ---- the release, node a's data (published once), node b's identity ------------------------
 SIZE=$((SIZE_MIB << 20))
 mkdir -p "$WORK/www" "$WORK/a" "$WORK/b"
-head -c "$SIZE" /dev/urandom > "$WORK/www/big.bin"
-chmod 644 "$WORK/www/big.bin"
+# The release's files: big.bin, or big-1.bin … big-N.bin of SIZE ÷ N bytes each.
+NAMES=()
+if [ "$FILES" = 1 ]; then NAMES=(big.bin); else for i in $(seq "$FILES"); do NAMES+=("big-$i.bin"); done; fi
+SIZE=$((SIZE / FILES * FILES))
+PUBLISH_FILES=()
+for n in "${NAMES[@]}"; do
+    head -c "$((SIZE / FILES))" /dev/urandom > "$WORK/www/$n"
+    chmod 644 "$WORK/www/$n"
+    PUBLISH_FILES+=(--file "$n=$WORK/www/$n")
+done
 "$BIN" keygen --out "$WORK/publisher.key" > "$WORK/publisher.pub" 2>/dev/null
 PUB=$(cat "$WORK/publisher.pub")
 ID_A=$("$BIN" node-id --data-dir "$WORK/a/data" 2>/dev/null)
@@ -152,7 +167,7 @@ TOML
 }
 node_toml a "$ID_B@127.0.0.1:1"
 "$BIN" publish --config "$WORK/a/node.toml" --key "$WORK/publisher.key" --name bench \
-    --file "big.bin=$WORK/www/big.bin" > "$WORK/publish.log" 2>&1 || { cat "$WORK/publish.log" >&2; exit 1; }
+    "${PUBLISH_FILES[@]}" > "$WORK/publish.log" 2>&1 || { cat "$WORK/publish.log" >&2; exit 1; }
 
 WAN_ENV=$(WAN_OWNER_PID=$$ TMPDIR=/tmp "$WAN" up 2>/dev/null | sed -n 's/^WAN_ENV=//p')
 [ -n "$WAN_ENV" ] || { log "wan.sh up failed"; exit 1; }
@@ -170,12 +185,14 @@ link() {
     [ -n "$IP_A" ] && [ -n "$IP_B" ] || { log "wan.sh link failed:"; cat "$WORK/wan.log" >&2; exit 1; }
 }
 
-# run_tcp DIR: sets RES to "mbit_per_s" (or "≥mbit" when stopped at LOSSY_MAX_SECS).
+# run_tcp DIR: sets RES to "mbit_per_s" (or "≥mbit" when stopped at LOSSY_MAX_SECS). Several
+# files: one curl fetches them in turn over one connection; bytes and times are summed.
 run_tcp() {
-    local out bytes secs
+    local out bytes secs n args=()
+    for n in "${NAMES[@]}"; do args+=(-o /dev/null "http://$IP_A:$NGINX_PORT/$n"); done
     link_snap "$WORK/snap0"
-    out=$(ip netns exec "$NS_B" curl -s --max-time "$MAX_SECS" -o /dev/null -w '%{size_download} %{time_total}' \
-        "http://$IP_A:$NGINX_PORT/big.bin" || true)
+    out=$(ip netns exec "$NS_B" curl -s --max-time "$MAX_SECS" -w '%{size_download} %{time_total}\n' "${args[@]}" |
+        awk '{ b += $1; s += $2 } END { printf "%d %f", b, s }' || true)
     read -r bytes secs <<<"$out"
     link_snap "$WORK/snap1"
     link_report "TCP" "$WORK/snap0" "$WORK/snap1"
@@ -249,7 +266,7 @@ for rtt in "${RTTS[@]}"; do
         bench_nginx_conf "$WORK/nginx$k" "$IP_A:$NGINX_PORT" "$WORK/www"
         ip netns exec "$NS_A" nginx -e "$WORK/nginx$k/error.log" -c "$WORK/nginx$k/nginx.conf" -g 'daemon off;' 2>>"$WORK/nginx$k/stderr.log" &
         PIDS+=("$!")
-        for _ in $(seq 100); do ip netns exec "$NS_B" curl -sf -r 0-0 -o /dev/null "http://$IP_A:$NGINX_PORT/big.bin" && break; sleep 0.1; done
+        for _ in $(seq 100); do ip netns exec "$NS_B" curl -sf -r 0-0 -o /dev/null "http://$IP_A:$NGINX_PORT/${NAMES[0]}" && break; sleep 0.1; done
         tcp=() nb=()
         for n in $(seq "$RUNS"); do
             run_tcp; tcp+=("$RES"); log "rtt $rtt ms, loss $loss %, run $n: TCP $RES Mbit/s"
@@ -271,7 +288,7 @@ num() { sed 's/^≥//' <<<"$1"; }
 ratio() { awk -v a="$(num "$1")" -v b="$(num "$2")" -v m="$( [[ $1 == ≥* || $2 == ≥* ]] && echo "~" )" \
     'BEGIN { if (a == "fail" || b == "fail" || b == 0) print "—"; else printf "%s%.2f×", m, a / b }'; }
 ENVS=()
-for v in LOSSY_SIZE_MIB LOSSY_RATE_MBIT LOSSY_RTTS LOSSY_LOSSES LOSSY_MAX_SECS LOSSY_CONGESTION LOSSY_WINDOW LOSSY_STREAMS LOSSY_SECTION WAN_DELAY_BIN; do
+for v in LOSSY_SIZE_MIB LOSSY_FILES LOSSY_RATE_MBIT LOSSY_RTTS LOSSY_LOSSES LOSSY_MAX_SECS LOSSY_CONGESTION LOSSY_WINDOW LOSSY_STREAMS LOSSY_SECTION NETBOOT_BIN WAN_DELAY_BIN; do
     [ -z "${!v:-}" ] || ENVS+=("$v=\"${!v}\"")
 done
 CC_NODE=${LOSSY_CONGESTION:-$(grep -m1 -o 'congestion [a-z]*' "$WORK"/nb-1-1/b.log | cut -d' ' -f2)}
@@ -279,7 +296,7 @@ WIN_NODE=${LOSSY_WINDOW:-$(grep -m1 -o 'window [0-9]* [A-Za-z]*' "$WORK"/nb-1-1/
 STREAMS_NODE=${LOSSY_STREAMS:-$(grep -m1 -o 'streams [0-9]*' "$WORK"/nb-1-1/b.log | cut -d' ' -f2)}
 {
     echo "<!-- $SECTION:begin -->"
-    echo "### Lossy link: one ${SIZE_MIB} MiB release between two nodes, ${RATE_MBIT} Mbit/s, netboot (QUIC, ${CC_NODE}) vs HTTP/TCP (${TCP_CC})"
+    echo "### Lossy link: one ${SIZE_MIB} MiB release$( [ "$FILES" = 1 ] || echo " of $FILES files") between two nodes, ${RATE_MBIT} Mbit/s, netboot (QUIC, ${CC_NODE}) vs HTTP/TCP (${TCP_CC})"
     echo
     echo "Command: \`${ENVS[*]}${ENVS[*]:+ }bash tests/bench/lossy.sh $RUNS\` — $(date -u +%Y-%m-%d), netboot $REV, $(nproc) cores, $(uname -r), median of $RUNS run(s) each; load average before/after: $LOAD0 / $LOAD1; took $(( ($(date +%s) - START) / 60 )) min."
     echo
