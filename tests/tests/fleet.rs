@@ -252,7 +252,7 @@ fn a_site_follows_a_peer_still_fetching_as_its_copy_grows() {
 /// that. A's upload limit makes each file take seconds. B's log must show it starting the
 /// first three files (signed order: by path) and the one a read-through client waits for
 /// (the last) before any file is complete, and the fourth only after one is; B then serves
-/// every file's signed bytes and received each byte once.
+/// every file's signed bytes, received each byte once, and opened one data connection to A.
 #[test]
 fn a_site_fetches_several_files_of_a_release_at_once() {
     let fleet = Fleet::new();
@@ -295,6 +295,12 @@ fn a_site_fetches_several_files_of_a_release_at_once() {
     let total: u64 = data.iter().map(|d| d.len() as u64).sum();
     assert_eq!(b.received_from(&a.id), total, "{}", logs());
     let b_log = nb.log_text();
+    // The files side by side share one data connection to A (one dial, one handshake).
+    let dials = b_log
+        .lines()
+        .filter(|l| l.contains(&format!("data connection to {} open", &a.id[..10])))
+        .count();
+    assert_eq!(dials, 1, "B's data connections to A\n{}", logs());
     let line_of = |needle: &str| {
         b_log
             .lines()

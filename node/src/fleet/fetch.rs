@@ -396,13 +396,18 @@ async fn sources(shared: &Shared, release: ReleaseId) -> Vec<Candidate> {
         .unwrap_or_default()
 }
 
+/// The blob connection to peer `id`: the one the peer table holds while it is alive, or a new
+/// one. One dial at a time per peer: the files of a release fetched side by side all ask at
+/// once for a connection to the same source, and each would otherwise open its own (as many
+/// handshakes, and as many congestion controllers competing for one link).
 async fn blob_connection(shared: &Shared, id: EndpointId) -> Result<Connection, SourceError> {
-    let (cached, addr) = shared
-        .core
-        .ask(|reply| PeerEvent::BlobLink { id, reply })
-        .await
-        .flatten()
-        .ok_or_else(|| SourceError::Connect("unknown peer".into()))?;
+    if let (Some(c), _) = blob_link(shared, id).await? {
+        return Ok(c);
+    }
+    let dial = shared.blob_dials.for_peer(id);
+    let _one_dial = dial.lock().await;
+    // Another fetch may have dialled while this one waited.
+    let (cached, addr) = blob_link(shared, id).await?;
     if let Some(c) = cached {
         return Ok(c);
     }
@@ -413,12 +418,26 @@ async fn blob_connection(shared: &Shared, id: EndpointId) -> Result<Connection, 
     .await
     .map_err(|_| SourceError::Connect(format!("no answer within {CONNECT_TIMEOUT:?}")))?
     .map_err(|e| SourceError::Connect(e.to_string()))?;
+    tracing::info!("fleet: data connection to {} open", id.fmt_short());
     let conn_ = Some(conn.clone());
     shared
         .core
         .peer(PeerEvent::SetBlobLink { id, conn: conn_ })
         .await;
     Ok(conn)
+}
+
+/// The peer table's live blob connection to `id`, if any, and the address to dial.
+async fn blob_link(
+    shared: &Shared,
+    id: EndpointId,
+) -> Result<(Option<Connection>, iroh::EndpointAddr), SourceError> {
+    shared
+        .core
+        .ask(|reply| PeerEvent::BlobLink { id, reply })
+        .await
+        .flatten()
+        .ok_or_else(|| SourceError::Connect("unknown peer".into()))
 }
 
 async fn fetch_from(

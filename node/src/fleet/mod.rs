@@ -87,6 +87,8 @@ pub(crate) struct Shared {
     pub changed: Notify,
     /// Woken when a read-through client starts waiting for a file: the fetches start it.
     pub wanted_changed: Notify,
+    /// One blob-connection dial at a time per peer (fetch.rs).
+    pub blob_dials: DialLocks,
     pub uploads: Arc<UploadStats>,
     /// Verified bytes fetched from fleet members (not from a publisher): the gate judges a
     /// slot holder's take against it.
@@ -97,6 +99,20 @@ pub(crate) struct Shared {
     pub held: HeldPolicy,
     /// This site's machines, for members that ask (`netboot clients --fleet`).
     pub inventory: Inventory,
+}
+
+/// A lock per peer, held while dialling it: the dials of fetches side by side are one.
+#[derive(Debug, Default)]
+pub(crate) struct DialLocks(
+    std::sync::Mutex<std::collections::HashMap<EndpointId, Arc<tokio::sync::Mutex<()>>>>,
+);
+
+impl DialLocks {
+    /// The lock of peer `id` (one entry per peer ever dialled: bounded by the fleet).
+    pub fn for_peer(&self, id: EndpointId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(id).or_default().clone()
+    }
 }
 
 impl Shared {
@@ -266,6 +282,7 @@ impl Fleet {
             core: handle,
             changed: Notify::new(),
             wanted_changed: Notify::new(),
+            blob_dials: DialLocks::default(),
             uploads,
             inflow,
             progress: Default::default(),
