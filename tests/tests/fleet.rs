@@ -161,12 +161,7 @@ fn read_through_serves_verified_bytes_while_fetching_under_an_upload_limit() {
     let big = content(21, 8_000_000);
     let f = fleet.file("root.squashfs", &big);
     fleet.publish_to(&a, "live", 3, &["--file", &f]);
-    wait_until(
-        "B to start fetching",
-        Duration::from_secs(20),
-        &logs,
-        || b.status().fetching_any(),
-    );
+    wait_until_fetching(&b, &logs);
     assert!(
         !b.has_release("live", 3),
         "already complete: the test needs it pending"
@@ -272,12 +267,7 @@ fn a_site_fetches_several_files_of_a_release_at_once() {
         args.extend(["--file", p.as_str()]);
     }
     fleet.publish_to(&a, "live", 6, &args);
-    wait_until(
-        "B to start fetching",
-        Duration::from_secs(20),
-        &logs,
-        || b.status().fetching_any(),
-    );
+    wait_until_fetching(&b, &logs);
     // The read-through returns once e.img has arrived whole.
     assert!(
         b.get("/r/live/6/e.img") == data[4],
@@ -325,6 +315,14 @@ fn a_site_fetches_several_files_of_a_release_at_once() {
         "B fetched more than three files at once besides the one a client waited for\n{}",
         logs()
     );
+}
+
+/// Waits until `site` has a release in its fetching list (up to 20 s).
+fn wait_until_fetching(site: &Site, logs: &dyn Fn() -> String) {
+    let what = format!("{} to start fetching", site.name);
+    wait_until(&what, Duration::from_secs(20), logs, || {
+        site.status().fetching_any()
+    });
 }
 
 fn bundle(fleet: &Fleet, key: &Path, out: &str, args: &[&str]) -> PathBuf {
