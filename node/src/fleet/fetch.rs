@@ -48,8 +48,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a running transfer checks for a stall or a nearer source.
 const PREEMPT_CHECK: Duration = Duration::from_millis(500);
 
-#[derive(Debug, thiserror::Error)]
-enum SourceError {
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum SourceError {
     #[error("cannot connect: {0}")]
     Connect(String),
     #[error("no progress for {0:?}")]
@@ -397,34 +397,33 @@ async fn sources(shared: &Shared, release: ReleaseId) -> Vec<Candidate> {
 }
 
 /// The blob connection to peer `id`: the one the peer table holds while it is alive, or a new
-/// one. One dial at a time per peer: the files of a release fetched side by side all ask at
-/// once for a connection to the same source, and each would otherwise open its own (as many
-/// handshakes, and as many congestion controllers competing for one link).
+/// one, dialled once for the fetches that ask at the same time (dial.rs).
 async fn blob_connection(shared: &Shared, id: EndpointId) -> Result<Connection, SourceError> {
     if let (Some(c), _) = blob_link(shared, id).await? {
         return Ok(c);
     }
-    let dial = shared.blob_dials.for_peer(id);
-    let _one_dial = dial.lock().await;
-    // Another fetch may have dialled while this one waited.
-    let (cached, addr) = blob_link(shared, id).await?;
-    if let Some(c) = cached {
-        return Ok(c);
-    }
-    let conn = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        shared.endpoint.connect(addr, iroh_blobs::ALPN),
-    )
-    .await
-    .map_err(|_| SourceError::Connect(format!("no answer within {CONNECT_TIMEOUT:?}")))?
-    .map_err(|e| SourceError::Connect(e.to_string()))?;
-    tracing::info!("fleet: data connection to {} open", id.fmt_short());
-    let conn_ = Some(conn.clone());
-    shared
-        .core
-        .peer(PeerEvent::SetBlobLink { id, conn: conn_ })
-        .await;
-    Ok(conn)
+    let dialled = shared.blob_dials.dial(id, || async {
+        // Another fetch may have dialled while this one waited.
+        let (cached, addr) = blob_link(shared, id).await?;
+        if let Some(c) = cached {
+            return Ok(c);
+        }
+        let conn = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            shared.endpoint.connect(addr, iroh_blobs::ALPN),
+        )
+        .await
+        .map_err(|_| SourceError::Connect(format!("no answer within {CONNECT_TIMEOUT:?}")))?
+        .map_err(|e| SourceError::Connect(e.to_string()))?;
+        tracing::info!("fleet: data connection to {} open", id.fmt_short());
+        let conn_ = Some(conn.clone());
+        shared
+            .core
+            .peer(PeerEvent::SetBlobLink { id, conn: conn_ })
+            .await;
+        Ok(conn)
+    });
+    dialled.await
 }
 
 /// The peer table's live blob connection to `id`, if any, and the address to dial.

@@ -21,6 +21,7 @@ pub mod config;
 mod control;
 mod core;
 mod decide;
+mod dial;
 mod fetch;
 mod follow;
 mod gate;
@@ -88,7 +89,7 @@ pub(crate) struct Shared {
     /// Woken when a read-through client starts waiting for a file: the fetches start it.
     pub wanted_changed: Notify,
     /// One blob-connection dial at a time per peer (fetch.rs).
-    pub blob_dials: DialLocks,
+    pub blob_dials: dial::DialLocks<fetch::SourceError>,
     pub uploads: Arc<UploadStats>,
     /// Verified bytes fetched from fleet members (not from a publisher): the gate judges a
     /// slot holder's take against it.
@@ -99,20 +100,6 @@ pub(crate) struct Shared {
     pub held: HeldPolicy,
     /// This site's machines, for members that ask (`netboot clients --fleet`).
     pub inventory: Inventory,
-}
-
-/// A lock per peer, held while dialling it: the dials of fetches side by side are one.
-#[derive(Debug, Default)]
-pub(crate) struct DialLocks(
-    std::sync::Mutex<std::collections::HashMap<EndpointId, Arc<tokio::sync::Mutex<()>>>>,
-);
-
-impl DialLocks {
-    /// The lock of peer `id` (one entry per peer ever dialled: bounded by the fleet).
-    pub fn for_peer(&self, id: EndpointId) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        locks.entry(id).or_default().clone()
-    }
 }
 
 impl Shared {
@@ -282,7 +269,7 @@ impl Fleet {
             core: handle,
             changed: Notify::new(),
             wanted_changed: Notify::new(),
-            blob_dials: DialLocks::default(),
+            blob_dials: dial::DialLocks::default(),
             uploads,
             inflow,
             progress: Default::default(),
