@@ -117,6 +117,16 @@ pub fn logs_of(nodes: &[(&str, &NodeProcess)]) -> String {
         .join("\n")
 }
 
+/// Like [`logs_of`], with the log of the node named `first` (case aside) leading: a failing
+/// assertion about one site is read from that site's log, and CI keeps only the head of a
+/// long output.
+pub fn logs_of_first(first: &str, nodes: &[(&str, &NodeProcess)]) -> String {
+    let (lead, rest): (Vec<_>, Vec<_>) = nodes
+        .iter()
+        .partition(|(name, _)| name.eq_ignore_ascii_case(first));
+    logs_of(&[lead, rest].concat())
+}
+
 impl NodeProcess {
     /// Starts `netboot node --config <config>` (optionally inside a network namespace) and
     /// waits until it logs that it is up.
@@ -201,6 +211,24 @@ impl Drop for NodeProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A test that passes prints no log, and its temporary directory goes with it. To read
+        // how a run that passed went (next to one that failed, for a flaky test),
+        // `NETBOOT_TEST_LOG_DIR=<dir>` keeps a copy of every node's log there, as
+        // `<pid>-<config's directory>-<config name>.log`.
+        if let Some(dir) = std::env::var_os("NETBOOT_TEST_LOG_DIR") {
+            let name = |p: Option<&Path>| {
+                p.and_then(Path::file_name)
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            let (site, file) = (name(self.log.parent()), name(Some(&self.log)));
+            let kept = Path::new(&dir).join(format!("{}-{site}-{file}", self.child.id()));
+            let _ = std::fs::create_dir_all(&dir);
+            if let Err(e) = std::fs::copy(&self.log, &kept) {
+                eprintln!("NETBOOT_TEST_LOG_DIR: cannot keep {}: {e}", self.log.display());
+            }
+        }
     }
 }
 
