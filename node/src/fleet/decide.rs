@@ -359,12 +359,17 @@ pub(crate) struct FileFetch {
     /// Peers left for one whose copy grew far faster ([`FileFetch::left_behind`]): no longer
     /// "nearer" sources to switch back to mid-transfer (they stay sources to fall back on).
     slow: HashSet<EndpointId>,
-    /// Peers still fetching that stalled on this file without sending a byte: no longer
+    /// Peers still fetching that had nothing for this node: stalled on this file without
+    /// sending a byte, or, never having sent any, had nothing new when asked. No longer
     /// "nearer" sources to switch to mid-transfer (they stay sources to fall back on). A near
-    /// peer that is behind this node has nothing for it; switching to it again each time its
-    /// cooldown ends would cost a stall timeout every time. (A complete peer that stalled was
-    /// a hiccup: it is switched back to once cooled down.)
-    stalled: HashSet<EndpointId>,
+    /// peer that is behind this node (often one fetching from it) has nothing for it;
+    /// switching to it again each time its cooldown ends costs a stall timeout, or restarts
+    /// the transfer from the source left, every time. Those restarts once made a 5 Mbit/s
+    /// site look to the origin as if it took more than it did (each new request fills the
+    /// stream's window again), and the origin kept its only slot for it (the fed WAN test,
+    /// in a loop). (A complete peer that stalled was a hiccup: it is switched back to once
+    /// cooled down.)
+    behind: HashSet<EndpointId>,
     /// The peer last left for (`Ended::LeftBehind`): tried first from then on, and while it
     /// sends, a peer still fetching is no nearer source to switch to.
     faster: Option<EndpointId>,
@@ -378,7 +383,7 @@ impl FileFetch {
             cooldown: HashMap::new(),
             proven: HashSet::new(),
             slow: HashSet::new(),
-            stalled: HashSet::new(),
+            behind: HashSet::new(),
             faster: None,
         }
     }
@@ -421,7 +426,7 @@ impl FileFetch {
 
     /// A source worth leaving a running transfer from `current` for: clearly nearer (half its
     /// round trip or less, and at least 5 ms nearer), not cooling down, and not one that was
-    /// left as slow or stalled on this file without a byte. It appears when a near peer
+    /// left as slow or found behind this node (`behind`). It appears when a near peer
     /// starts holding the release after this fetch began with a farther one. While `current`
     /// is the peer last left for, only a complete copy is: a nearer peer still fetching is
     /// not known to be any faster than the one just left.
@@ -438,7 +443,7 @@ impl FileFetch {
                 c.id != current.id
                     && !self.cooling(&c.id, now)
                     && !self.slow.contains(&c.id)
-                    && !self.stalled.contains(&c.id)
+                    && !self.behind.contains(&c.id)
                     && (!proven_faster || c.holding != Holding::Fetching)
             })
             .find(|c| c.rtt.is_some_and(|r| clearly_nearer(r, current_rtt)))
@@ -542,10 +547,15 @@ impl FileFetch {
             Ended::Stalled => {
                 self.cool(c.id, now + 2 * self.stall);
                 if !progressed && c.holding == Holding::Fetching {
-                    self.stalled.insert(c.id);
+                    self.behind.insert(c.id);
                 }
             }
-            Ended::Done | Ended::Failed => {}
+            Ended::Done => {
+                if c.holding == Holding::Fetching && !self.proven.contains(&c.id) {
+                    self.behind.insert(c.id);
+                }
+            }
+            Ended::Failed => {}
         }
         if progressed {
             // Start over from the nearest: it may have more by now.

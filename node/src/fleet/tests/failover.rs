@@ -123,30 +123,63 @@ fn stall_moves_to_the_next_peer_and_back_after_twice_the_stall() {
 }
 
 #[test]
-fn a_near_peer_still_fetching_that_stalled_without_a_byte_is_not_switched_back_to() {
+fn a_near_peer_still_fetching_that_had_nothing_for_this_node_is_not_switched_back_to() {
     let now = t0();
-    // (what, the near peer's holding, bytes it sent before stalling, switched back to later)
+    // (what, the near peer's holding, how its request ended, bytes it sent, whether it had
+    // sent bytes of the file before, switched back to later)
     let cases = [
         (
-            "still fetching, nothing sent (it is behind this node): never again mid-transfer",
+            "still fetching, stalled, nothing sent (it is behind this node): never again mid-transfer",
             Fetching,
+            Ended::Stalled,
             0,
+            false,
             false,
         ),
         (
-            "still fetching, but it sent bytes: once cooled down",
+            "still fetching, stalled, but it sent bytes: once cooled down",
             Fetching,
+            Ended::Stalled,
             10,
+            false,
             true,
         ),
-        ("complete (a hiccup): once cooled down", Complete, 0, true),
+        (
+            "still fetching, nothing new when asked and never sent any (it is behind, perhaps fetching from this node): never again mid-transfer",
+            Fetching,
+            Ended::Done,
+            0,
+            false,
+            false,
+        ),
+        (
+            "still fetching, nothing new now but it sent bytes before (this node caught up with it): once cooled down",
+            Fetching,
+            Ended::Done,
+            0,
+            true,
+            true,
+        ),
+        (
+            "complete, stalled (a hiccup): once cooled down",
+            Complete,
+            Ended::Stalled,
+            0,
+            false,
+            true,
+        ),
     ];
-    for (what, holding, got, back) in cases {
+    for (what, holding, ended, got, sent_before, back) in cases {
         let mut m = FileFetch::new(ms(STALL));
         let near = candidate(1, Some(5), holding);
         let far = candidate(2, Some(50), Complete);
         let all = [near.clone(), far.clone()];
-        m.after(&near, attempt(Ended::Stalled, got), now);
+        let mut at = now;
+        if sent_before {
+            m.after(&near, attempt(Ended::Done, 10), at);
+            at += ms(1);
+        }
+        m.after(&near, attempt(ended, got), at);
         let later = now + ms(10 * STALL);
         assert_eq!(m.nearer_than(&far, &all, later).is_some(), back, "{what}");
         assert_eq!(
