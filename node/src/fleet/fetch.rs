@@ -1058,16 +1058,9 @@ async fn follow_from(
                 // delivers before it is measured without a try sharing the link.
                 last_probe = Some(Instant::now());
                 let q = &probed.peer;
-                if let Some(e) = probed.bad_data {
-                    let what = format!("`{}` of {} v{}", file.path, release.name, release.version);
-                    warn_bad_data(&q.label, &what, &e, "");
-                    let (id, fault) = (q.id, decide::Fault::BadData);
-                    let until = decide::backoff(fault, Instant::now());
-                    shared.core.peer(PeerEvent::Avoid { id, fault, until }).await;
+                if !take_probed(shared, release, file, &probed).await {
                     continue;
                 }
-                let mut none = 0;
-                credit(shared, release, q, probed.bytes, &mut none).await;
                 follow.missing_now(&missing_chunks(&api, hash, file.size).await);
                 let got = delivered_before;
                 tracing::debug!(
@@ -1139,7 +1132,60 @@ async fn follow_from(
     watchers.abort_all();
     let counted = ended_bytes + read.values().sum::<u64>();
     credit(shared, release, c, counted, &mut credited).await;
+    // A try of a complete copy still running when following ends (the followed peer refused
+    // this node, its report ended, or it stalled) is seen through, not dropped: it brings
+    // bytes this node needs, from a peer that just let it in, often for a trial beside a
+    // slow holder (gate.rs). Dropped, the trial ended as withdrawn and the slow holder kept
+    // the origin's only slot (the fed WAN test, in a loop). If it brought enough, that peer
+    // is the one to go on with.
+    let result = match (result, probe.take()) {
+        (Err(e @ (SourceError::Transfer(_) | SourceError::Stalled(_))), Some(tried)) => {
+            let probed = tried.await;
+            let q = &probed.peer;
+            if take_probed(shared, release, file, &probed).await
+                && probed.bytes >= decide::PROBE_MIN_BYTES
+            {
+                Err(SourceError::Outpaced {
+                    to: q.id,
+                    why: format!(
+                        "following it ended ({e}) while {}'s complete copy sent {} KiB in {:.1} s",
+                        q.label,
+                        probed.bytes / 1024,
+                        probed.took.as_secs_f64()
+                    ),
+                })
+            } else {
+                Err(e)
+            }
+        }
+        (result, _) => result,
+    };
     Followed::Ended(result)
+}
+
+/// Takes what a try of a complete copy brought: credits its peer, or, if the data failed
+/// verification, warns and keeps the peer away. Whether the try counts.
+async fn take_probed(
+    shared: &Shared,
+    release: &VerifiedRelease,
+    file: &FileEntry,
+    probed: &Probed,
+) -> bool {
+    let q = &probed.peer;
+    if let Some(e) = &probed.bad_data {
+        let what = format!("`{}` of {} v{}", file.path, release.name, release.version);
+        warn_bad_data(&q.label, &what, e, "");
+        let (id, fault) = (q.id, decide::Fault::BadData);
+        let until = decide::backoff(fault, Instant::now());
+        shared
+            .core
+            .peer(PeerEvent::Avoid { id, fault, until })
+            .await;
+        return false;
+    }
+    let mut none = 0;
+    credit(shared, release, q, probed.bytes, &mut none).await;
+    true
 }
 
 /// What a try of a complete copy brought.
