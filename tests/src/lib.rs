@@ -226,7 +226,10 @@ impl Drop for NodeProcess {
             let kept = Path::new(&dir).join(format!("{}-{site}-{file}", self.child.id()));
             let _ = std::fs::create_dir_all(&dir);
             if let Err(e) = std::fs::copy(&self.log, &kept) {
-                eprintln!("NETBOOT_TEST_LOG_DIR: cannot keep {}: {e}", self.log.display());
+                eprintln!(
+                    "NETBOOT_TEST_LOG_DIR: cannot keep {}: {e}",
+                    self.log.display()
+                );
             }
         }
     }
@@ -482,6 +485,25 @@ impl FleetStatus {
             a.iter()
                 .filter(|p| p["connected"] == true && p["rtt_ms"].is_number())
                 .count()
+        })
+    }
+
+    /// What the peer with endpoint id `peer` said it holds of release `release` (its id):
+    /// "Complete", "Fetching" or "Relaying".
+    pub fn holding_of(&self, peer: &str, release: &str) -> Option<String> {
+        self.peer(peer)?["holdings"]
+            .as_array()?
+            .iter()
+            .find(|h| h["release"] == release)
+            .and_then(|h| h["holding"].as_str().map(str::to_string))
+    }
+
+    /// The id of the committed release `name` v`version`.
+    pub fn release_id(&self, name: &str, version: u64) -> Option<String> {
+        self.0["releases"].as_array()?.iter().find_map(|r| {
+            (r["name"] == name && r["version"] == version)
+                .then(|| r["id"].as_str().map(str::to_string))
+                .flatten()
         })
     }
 

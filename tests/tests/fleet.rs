@@ -251,6 +251,46 @@ fn a_site_follows_a_peer_still_fetching_as_its_copy_grows() {
     );
 }
 
+/// What each peer said it holds shows in `/fleet/status.json` (`peers[].holdings`). A
+/// publishes to itself; B learns of the release from A and fetches it under A's upload limit:
+/// B does not tell A, which it learned the release from, that it fetches it (fleet/core.rs,
+/// `on_offer`), but tells every peer once it holds it complete, A included.
+#[test]
+fn a_sites_status_shows_what_each_peer_holds() {
+    let fleet = Fleet::new();
+    let (a, b, na, nb) = fleet.pair("upload_limit = \"16 Mbit/s\"", "");
+    let logs = || logs_of(&[("a", &na), ("b", &nb)]);
+    let data = content(91, 4_000_000);
+    let f = fleet.file("root.squashfs", &data);
+    fleet.publish_to(&a, "live", 8, &["--file", &f]);
+    let release = a
+        .status()
+        .release_id("live", 8)
+        .unwrap_or_else(|| panic!("A does not list live v8 after publish --to\n{}", logs()));
+    wait_until_fetching(&b, &logs);
+    assert_eq!(
+        a.status().holding_of(&b.id, &release),
+        None,
+        "A heard from B before B held the release\n{}",
+        logs()
+    );
+    wait_until("B to hold live v8", Duration::from_secs(60), &logs, || {
+        b.has_release("live", 8)
+    });
+    wait_until(
+        "A to know B holds live v8 complete",
+        Duration::from_secs(10),
+        &logs,
+        || a.status().holding_of(&b.id, &release).as_deref() == Some("Complete"),
+    );
+    assert_eq!(
+        b.status().holding_of(&a.id, &release).as_deref(),
+        Some("Complete"),
+        "B's status of A, which offered it live v8 complete\n{}",
+        logs()
+    );
+}
+
 /// Issue 14: a release's files are fetched side by side (fleet/decide.rs, `FILES_IN_FLIGHT`
 /// = 3), not one after the other, and a file a client asks for starts at once even beyond
 /// that. A's upload limit makes each file take seconds. B's log must show it starting the

@@ -55,7 +55,7 @@ pub use self::{
     identity::FLEET_KEY_FILE,
     inventory::Inventory,
     progress::{FetchSource, Refusal},
-    view::{FetchView, FleetView, PeerBytes, PeerView, ReleaseRef},
+    view::{FetchView, FleetView, PeerBytes, PeerHolding, PeerView, ReleaseRef},
 };
 use self::{core::CoreHandle, pending::PendingDir};
 use crate::{policy::HeldPolicy, store::Store};

@@ -328,6 +328,18 @@ impl PeerTable {
                 received_bytes: p.received,
                 avoided: p.bad_until.is_some_and(|t| t > now),
                 last_contact: p.last_contact.map(view::unix),
+                holdings: {
+                    let mut h: Vec<view::PeerHolding> = p
+                        .holdings
+                        .iter()
+                        .map(|(release, holding)| view::PeerHolding {
+                            release: release.to_string(),
+                            holding: *holding,
+                        })
+                        .collect();
+                    h.sort_by(|a, b| a.release.cmp(&b.release));
+                    h
+                },
             })
             .collect()
     }

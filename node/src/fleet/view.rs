@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use netboot_proto::VerifiedRelease;
+use netboot_proto::{fleet::Holding, VerifiedRelease};
 use serde::{Deserialize, Serialize};
 
 use super::{core::PeerEvent, fetch, progress::FetchSource, progress::Refusal, FleetStatus};
@@ -45,6 +45,16 @@ pub struct PeerView {
     /// Unix seconds of its last answer to a ping.
     #[serde(default)]
     pub last_contact: Option<u64>,
+    /// What it said it holds of each release it offered this node, by release id.
+    #[serde(default)]
+    pub holdings: Vec<PeerHolding>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerHolding {
+    /// The release id (hex).
+    pub release: String,
+    pub holding: Holding,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -52,6 +52,7 @@ fn fleet_numbers_come_from_the_status_view() {
         received_bytes,
         avoided,
         last_contact: None,
+        holdings: vec![],
     };
     let view = FleetView {
         id: "me".into(),

@@ -34,6 +34,7 @@ fn fleet(fetching: Vec<FetchView>, refused: Vec<crate::fleet::Refusal>) -> Fleet
             received_bytes: 3 * 1024 * 1024,
             avoided: false,
             last_contact: Some(NOW - 4),
+            holdings: vec![],
         }],
         fetching,
         releases: vec![ReleaseRef {
