@@ -1133,25 +1133,37 @@ async fn follow_from(
     let counted = ended_bytes + read.values().sum::<u64>();
     credit(shared, release, c, counted, &mut credited).await;
     // A try of a complete copy still running when following ends (the followed peer refused
-    // this node, its report ended, or it stalled) is seen through, not dropped: it brings
-    // bytes this node needs, from a peer that just let it in, often for a trial beside a
-    // slow holder (gate.rs). Dropped, the trial ended as withdrawn and the slow holder kept
-    // the origin's only slot (the fed WAN test, in a loop). If it brought enough, that peer
-    // is the one to go on with.
+    // this node, its report ended, it stalled, or another peer still fetching outgrew it) is
+    // seen through, not dropped: it brings bytes this node needs, from a peer that just let
+    // it in, often for a trial beside a slow holder (gate.rs). Dropped, the trial ended as
+    // withdrawn and the slow holder kept the origin's only slot (the fed WAN test, in a
+    // loop). If it came much faster than following had (the rule of a try that ends while
+    // following goes on), that complete copy is the one to go on with.
     let result = match (result, probe.take()) {
-        (Err(e @ (SourceError::Transfer(_) | SourceError::Stalled(_))), Some(tried)) => {
+        (
+            Err(
+                e @ (SourceError::Transfer(_)
+                | SourceError::Stalled(_)
+                | SourceError::LeftBehind(_)),
+            ),
+            Some(tried),
+        ) => {
             let probed = tried.await;
             let q = &probed.peer;
+            let got = delivered_before;
             if take_probed(shared, release, file, &probed).await
-                && probed.bytes >= decide::PROBE_MIN_BYTES
+                && decide::probe_beats(probed.bytes, probed.took, got, stall)
             {
                 Err(SourceError::Outpaced {
                     to: q.id,
                     why: format!(
-                        "following it ended ({e}) while {}'s complete copy sent {} KiB in {:.1} s",
+                        "following it ended ({e}); {}'s complete copy sent {} KiB in {:.1} s meanwhile, {} only {} KiB in the {} s before",
                         q.label,
                         probed.bytes / 1024,
-                        probed.took.as_secs_f64()
+                        probed.took.as_secs_f64(),
+                        c.label,
+                        got / 1024,
+                        stall.as_secs()
                     ),
                 })
             } else {
