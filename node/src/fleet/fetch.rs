@@ -1076,16 +1076,7 @@ async fn follow_from(
                     stall.as_secs()
                 );
                 if decide::probe_beats(probed.bytes, probed.took, got, stall) {
-                    let to = q.id;
-                    break Err(SourceError::Outpaced { to, why: format!(
-                        "{}'s complete copy sent {} KiB in {:.1} s, {} only {} KiB in the {} s before",
-                        q.label,
-                        probed.bytes / 1024,
-                        probed.took.as_secs_f64(),
-                        c.label,
-                        got / 1024,
-                        stall.as_secs()
-                    ) });
+                    break Err(outpaced(&probed, c, got, stall, String::new()));
                 }
             }
             _ = check.tick() => {
@@ -1149,23 +1140,17 @@ async fn follow_from(
             Some(tried),
         ) => {
             let probed = tried.await;
-            let q = &probed.peer;
             let got = delivered_before;
             if take_probed(shared, release, file, &probed).await
                 && decide::probe_beats(probed.bytes, probed.took, got, stall)
             {
-                Err(SourceError::Outpaced {
-                    to: q.id,
-                    why: format!(
-                        "following it ended ({e}); {}'s complete copy sent {} KiB in {:.1} s meanwhile, {} only {} KiB in the {} s before",
-                        q.label,
-                        probed.bytes / 1024,
-                        probed.took.as_secs_f64(),
-                        c.label,
-                        got / 1024,
-                        stall.as_secs()
-                    ),
-                })
+                Err(outpaced(
+                    &probed,
+                    c,
+                    got,
+                    stall,
+                    format!("following it ended ({e}); "),
+                ))
             } else {
                 Err(e)
             }
@@ -1173,6 +1158,30 @@ async fn follow_from(
         (result, _) => result,
     };
     Followed::Ended(result)
+}
+
+/// Leaving `c` for the complete copy whose try beat following it (`got`: what following
+/// delivered over the `stall` timeout before the try), with why, after `first`.
+fn outpaced(
+    probed: &Probed,
+    c: &Candidate,
+    got: u64,
+    stall: Duration,
+    first: String,
+) -> SourceError {
+    let q = &probed.peer;
+    SourceError::Outpaced {
+        to: q.id,
+        why: format!(
+            "{first}{}'s complete copy sent {} KiB in {:.1} s, {} only {} KiB in the {} s before",
+            q.label,
+            probed.bytes / 1024,
+            probed.took.as_secs_f64(),
+            c.label,
+            got / 1024,
+            stall.as_secs()
+        ),
+    }
 }
 
 /// Takes what a try of a complete copy brought: credits its peer, or, if the data failed
