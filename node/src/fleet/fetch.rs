@@ -1270,8 +1270,16 @@ const MAX_WATCHED: usize = 2;
 /// A watched peer: the candidate, the chunks it holds (kept by [`watch_copy`]), their growth.
 type Watched = (Candidate, Arc<AtomicU64>, Growth);
 
-/// Keeps in `holds` how many chunks of `hash` peer `id` holds, from its observe reports,
-/// until the peer stops reporting or the task is aborted (the follow ended).
+/// How often a watched peer's copy is looked at. Its growth is judged over the stall timeout
+/// (decide.rs `left_behind`) from samples taken at each check, so a look a second is plenty.
+/// A standing observe request would instead bring a report for every batch the peer writes
+/// (one per one or two 16 KiB chunk groups: ~100 a second at 25 Mbit/s), each a packet and a
+/// wake-up of several tasks at both ends, for every peer watching it.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// Keeps in `holds` how many chunks of `hash` peer `id` holds, looking every
+/// [`WATCH_EVERY`] (an observe request, answered with the whole set held, then closed), until
+/// the peer does not answer or the task is aborted (the follow ended).
 async fn watch_copy(
     shared: Arc<Shared>,
     id: EndpointId,
@@ -1283,10 +1291,19 @@ async fn watch_copy(
         return;
     };
     let api = shared.store.blob_api();
-    let mut copy = PeerCopy::new(total);
-    let mut reports = std::pin::pin!(api.remote().observe(conn, ObserveRequest::new(hash)));
-    while let Some(Ok(change)) = reports.next().await {
-        copy.changed(&change.ranges);
+    let mut every = tokio::time::interval(WATCH_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        // Dropped at the end of the round, which stops the request at the peer.
+        let mut reports = std::pin::pin!(api
+            .remote()
+            .observe(conn.clone(), ObserveRequest::new(hash)));
+        let Some(Ok(held)) = reports.next().await else {
+            return;
+        };
+        let mut copy = PeerCopy::new(total);
+        copy.changed(&held.ranges);
         holds.store(copy.holds(), Ordering::Relaxed);
     }
 }
