@@ -20,6 +20,8 @@
 #   FLEET_SECTION=NAME    the docs/benchmarks.md section it writes (default fleet)
 #   FLEET_QUIET=0         do not wait for an idle machine before each run
 #   FLEET_KEEP=1          keep the work dir (logs, statuses, per-site done times) in /var/tmp
+#   NETBOOT_BIN=PATH      measure that node binary instead of building this tree's (a before/after)
+#   WAN_DELAY_BIN=PATH    use that link delayer instead of building this tree's
 #
 # Topology (tests/wan/wan.sh; this kernel has no netem): a `core` router namespace and N+1
 # site namespaces, the origin and s1..sN, each joined to the core by one link of 100 Mbit/s
@@ -76,8 +78,13 @@ bench_need_root "it creates network namespaces"
 # the benchmark runs its own nginx inside the origin's namespace.
 bench_install --stop nginx curl jq nginx-light iproute2 iptables iputils-ping util-linux procps
 bench_build
-cargo build --release --locked -q -p netboot-tests --bin wan_delay
-export WAN_DELAY_BIN="$PWD/target/release/wan_delay"
+# WAN_DELAY_BIN=PATH: a delayer built before (a before/after of the node alone, while the
+# tree is being edited); by default the one of this tree, built.
+if [ -z "${WAN_DELAY_BIN:-}" ]; then
+    cargo build --release --locked -q -p netboot-tests --bin wan_delay
+    export WAN_DELAY_BIN="$PWD/target/release/wan_delay"
+fi
+[ -x "$WAN_DELAY_BIN" ] || bench_die "WAN_DELAY_BIN=$WAN_DELAY_BIN is not an executable"
 WAN=tests/wan/wan.sh
 
 ID=$(bench_id)
@@ -352,7 +359,7 @@ done
     echo
     echo "Runs (s): netboot $(runs_of "${NB[@]}")$( [ "$STAR_RUNS" = 0 ] || echo "; star $(runs_of "${ST[@]}")"). \`publish --to\` itself returned after ${nb_pub} s (origin committed)."
     echo "Node footprint while distributing: the largest node's VmRSS peaked at $(awk -v k="$nb_rss" 'BEGIN { printf "%.1f", k / 1024 }') MiB (median over the runs of the largest of the $NODES, sampled every 0.5 s)."
-    echo "CPU seconds per run (cpuacct): the $NODES nodes ${nb_cpu}, delayers ${nb_dcpu} (netboot)$( [ "$STAR_RUNS" = 0 ] || echo "; nginx ${st_cpu}, delayers ${st_dcpu} (star)"). Machine CPU busy = all CPU time of the host during the run ÷ (time × $(nproc) cores), other users' work included."
+    echo "CPU seconds per run (cpuacct): the $NODES nodes ${nb_cpu} ($(awk -v c="$nb_cpu" -v n="$((N + 1))" -v b="$SIZE" 'BEGIN { if (c == "" || c == "fail") print "-"; else printf "%.1f", c / (n * b / 1073741824) }') CPU-s per GiB per node: the nodes' CPU-s ÷ (nodes × release size); the origin only sends and the last site only receives), delayers ${nb_dcpu} (netboot)$( [ "$STAR_RUNS" = 0 ] || echo "; nginx ${st_cpu}, delayers ${st_dcpu} (star)"). Machine CPU busy = all CPU time of the host during the run ÷ (time × $(nproc) cores), other users' work included."
     if [ -n "$MED" ] && [ "$N" -gt 8 ]; then
         # A matrix of N+1 columns is unreadable: per site, its finish time, its sources (MiB,
         # largest first, those of at least 1 MiB) and its hop: 1 + the hop of its largest
