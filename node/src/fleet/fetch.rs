@@ -1076,7 +1076,7 @@ async fn follow_from(
                     stall.as_secs()
                 );
                 if decide::probe_beats(probed.bytes, probed.took, got, stall) {
-                    break Err(outpaced(&probed, c, got, stall, String::new()));
+                    break Err(outpaced(&probed, c, got, stall, ""));
                 }
             }
             _ = check.tick() => {
@@ -1144,13 +1144,8 @@ async fn follow_from(
             if take_probed(shared, release, file, &probed).await
                 && decide::probe_beats(probed.bytes, probed.took, got, stall)
             {
-                Err(outpaced(
-                    &probed,
-                    c,
-                    got,
-                    stall,
-                    format!("following it ended ({e}); "),
-                ))
+                let first = format!("following it ended ({e}); ");
+                Err(outpaced(&probed, c, got, stall, &first))
             } else {
                 Err(e)
             }
@@ -1162,13 +1157,7 @@ async fn follow_from(
 
 /// Leaving `c` for the complete copy whose try beat following it (`got`: what following
 /// delivered over the `stall` timeout before the try), with why, after `first`.
-fn outpaced(
-    probed: &Probed,
-    c: &Candidate,
-    got: u64,
-    stall: Duration,
-    first: String,
-) -> SourceError {
+fn outpaced(probed: &Probed, c: &Candidate, got: u64, stall: Duration, first: &str) -> SourceError {
     let q = &probed.peer;
     SourceError::Outpaced {
         to: q.id,
