@@ -10,6 +10,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/install-deps.sh
+# A run from scratch writes about 6 GB: the debug build and its test executables (~2.4 GB), the
+# vendored crates' test build (~0.8 GB) and the fuzz build (~2.3 GB). On a full disk the linker
+# dies with a bus error that names no disk, so check first, counting what an earlier run built.
+need_mb=6000
+built_mb=$({ du -smc target tests/fuzz/target 2>/dev/null || true; } | awk 'END { print $1 + 0 }')
+free_mb=$(df -Pm . | awk 'NR == 2 { print $4 }')
+if [ $(( ${free_mb:-0} + built_mb )) -lt "$need_mb" ]; then
+    echo "run-all: ${free_mb} MB free on the disk of $PWD and ${built_mb} MB already built; a full run needs about ${need_mb} MB there (target/, tests/fuzz/target/)" >&2
+    exit 1
+fi
+# A single build gains nothing from incremental caches (~1 GB on disk): turn them off.
+export CARGO_INCREMENTAL=0
 # Build once (binaries and test executables), then run the tests on that build.
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked --no-fail-fast
