@@ -10,9 +10,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/install-deps.sh
-# A run from scratch writes about 6 GB: the debug build and its test executables (~2.4 GB), the
-# vendored crates' test build (~0.8 GB) and the fuzz build (~2.3 GB). On a full disk the linker
-# dies with a bus error that names no disk, so check first, counting what an earlier run built.
+# A run from scratch writes about 5.4 GB: the debug build and its test executables (~2.4 GB),
+# the vendored crates' test build (~0.6 GB) and the fuzz build (~2.3 GB). On a full disk the
+# linker dies with a bus error that names no disk, so check first, counting what an earlier run
+# built.
 need_mb=6000
 built_mb=$({ du -smc target tests/fuzz/target 2>/dev/null || true; } | awk 'END { print $1 + 0 }')
 free_mb=$(df -Pm . | awk 'NR == 2 { print $4 }')
