@@ -595,6 +595,49 @@ async fn swarm_members(
 }
 
 /// A ranged get of one piece, its items tagged with the peer and the piece.
+/// The swarm's requests in flight, by (peer, piece): each one's drop flag, which ends its
+/// stream (and so the request) at its next item.
+#[derive(Default)]
+struct Running(HashMap<(EndpointId, usize), Arc<AtomicBool>>);
+
+impl Running {
+    /// A request starts; the flag its stream watches.
+    fn start(&mut self, peer: EndpointId, piece: usize) -> Arc<AtomicBool> {
+        let flag = Arc::new(AtomicBool::new(false));
+        if let Some(old) = self.0.insert((peer, piece), flag.clone()) {
+            old.store(true, Ordering::Relaxed);
+        }
+        flag
+    }
+
+    /// A request ended by itself (done or failed).
+    fn ended(&mut self, peer: EndpointId, piece: usize) {
+        self.0.remove(&(peer, piece));
+    }
+
+    /// Drops the request of `piece` from `peer`, if it still runs.
+    fn drop_request(&mut self, peer: EndpointId, piece: usize) {
+        if let Some(flag) = self.0.remove(&(peer, piece)) {
+            flag.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Drops every request to `peer` (it left the swarm; its pieces went to others).
+    fn drop_peer(&mut self, peer: &EndpointId) {
+        self.0.retain(|(p, _), flag| {
+            if p == peer {
+                flag.store(true, Ordering::Relaxed);
+            }
+            p != peer
+        });
+    }
+
+    /// Requests neither ended nor dropped.
+    fn live(&self) -> usize {
+        self.0.len()
+    }
+}
+
 type PieceItems =
     std::pin::Pin<Box<dyn n0_future::Stream<Item = (EndpointId, usize, GetProgressItem)> + Send>>;
 
@@ -628,7 +671,9 @@ async fn swarm_from(
     let by_id: HashMap<EndpointId, Candidate> = members.into_iter().map(|c| (c.id, c)).collect();
     let mut conns: HashMap<EndpointId, Connection> = HashMap::new();
     let mut requests = n0_future::MergeUnbounded::<PieceItems>::default();
-    let mut live = 0usize;
+    // Each running request's drop flag (its stream ends at its next item once set) and the
+    // count of requests neither ended nor dropped.
+    let mut running = Running::default();
     // Payload bytes of each request by (peer, piece), credited per peer at each check.
     let mut read: HashMap<(EndpointId, usize), u64> = HashMap::new();
     let mut credited: HashMap<EndpointId, u64> = HashMap::new();
@@ -648,6 +693,7 @@ async fn swarm_from(
                     }
                     Err(e) => {
                         if let Some(left) = swarm.unreachable(&a.peer) {
+                            running.drop_peer(&left.peer);
                             let why = e.to_string();
                             leave(shared, &what, &by_id, &left, &why, 0, memory).await;
                         }
@@ -659,16 +705,21 @@ async fn swarm_from(
             let held = missing_chunks(&api, hash, file.size).await;
             let chunks = pieces::still_missing(&a.chunks, &held);
             if chunks.is_empty() {
-                swarm.done(&a.peer, a.piece, Instant::now());
+                if let Some(other) = swarm.done(&a.peer, a.piece, Instant::now()) {
+                    running.drop_request(other, a.piece);
+                }
                 continue;
             }
             let request = GetRequest::blob_ranges(hash, chunk_set(&chunks, total));
             let items = api.remote().execute_get(conn, request).stream();
             let (peer, piece) = (a.peer, a.piece);
-            requests.push(Box::pin(items.map(move |item| (peer, piece, item))));
-            live += 1;
+            let dropped = running.start(peer, piece);
+            let items = items
+                .take_while(move |_| !dropped.load(Ordering::Relaxed))
+                .map(move |item| (peer, piece, item));
+            requests.push(Box::pin(items));
         }
-        if swarm.finished() || swarm.abandoned() || live == 0 {
+        if swarm.finished() || swarm.abandoned() || running.live() == 0 {
             break;
         }
         let next = tokio::select! {
@@ -679,6 +730,7 @@ async fn swarm_from(
                     credit(shared, release, c, counted, credited.entry(*id).or_default()).await;
                 }
                 for left in swarm.tick(Instant::now()) {
+                    running.drop_peer(&left.peer);
                     let why = SourceError::Stalled(stall).to_string();
                     let got = bytes_of(&read, &left.peer);
                     leave(shared, &what, &by_id, &left, &why, got, memory).await;
@@ -699,15 +751,17 @@ async fn swarm_from(
                 swarm.progress(&peer, piece, now);
             }
             GetProgressItem::Done(stats) => {
-                live -= 1;
+                running.ended(peer, piece);
                 if !discredited.contains(&peer) {
                     let r = read.entry((peer, piece)).or_default();
                     *r = (*r).max(stats.payload_bytes_read);
                 }
-                swarm.done(&peer, piece, now);
+                if let Some(other) = swarm.done(&peer, piece, now) {
+                    running.drop_request(other, piece);
+                }
             }
             GetProgressItem::Error(e) => {
-                live -= 1;
+                running.ended(peer, piece);
                 let text = format!("{e:#}");
                 let how = if sent_bad_data(&e) {
                     Failure::BadData
@@ -740,6 +794,7 @@ async fn swarm_from(
                     text
                 };
                 if let Some(left) = swarm.failed(&peer, piece, how) {
+                    running.drop_peer(&left.peer);
                     leave(shared, &what, &by_id, &left, &why, got, memory).await;
                 }
             }

@@ -23,7 +23,10 @@
 //! fetched twice).
 //!
 //! End game: once no piece waits, an idle peer also asks for the oldest piece in flight from a
-//! peer that has delivered nothing for half the stall timeout; whichever copy ends first counts.
+//! peer that has delivered nothing for half the stall timeout; whichever copy ends first counts,
+//! and the other request is dropped ([`Swarm::done`]). A peer that leaves has all its requests
+//! dropped too (`fetch.rs`): its pieces are asked of others, and a stalled peer that wakes up
+//! would otherwise send them a second time.
 //!
 //! Pure: `fetch.rs` carries the decisions out and passes the time in.
 
@@ -254,22 +257,28 @@ impl Swarm {
         }
     }
 
-    /// `peer` delivered all of `piece`.
-    pub fn done(&mut self, peer: &EndpointId, piece: usize, now: Instant) {
-        let Some(m) = self.owner(peer, piece) else {
-            return;
-        };
+    /// `peer` delivered all of `piece`. Returns the peer whose copy of the piece (end game)
+    /// is now surplus: its request is to be dropped, as BitTorrent cancels the other requests
+    /// of a block that arrived. Left running, it would go on taking this node's downlink (the
+    /// scarce one on a slow site) for bytes held already, and its peer's stream is counted
+    /// free again here.
+    pub fn done(&mut self, peer: &EndpointId, piece: usize, now: Instant) -> Option<EndpointId> {
+        let m = self.owner(peer, piece)?;
+        let mut surplus = None;
         if let State::Running { by, also } = self.pieces[piece].1 {
-            // The other copy's stream is free again (its request is dropped with the swarm).
             for x in [Some(by), also].into_iter().flatten() {
                 let member = &mut self.members[x];
                 member.running = member.running.saturating_sub(1);
+                if x != m {
+                    surplus = Some(member.c.id);
+                }
             }
         }
         let member = &mut self.members[m];
         member.done += 1;
         member.last_progress = now;
         self.pieces[piece].1 = State::Done;
+        surplus
     }
 
     /// A request of `piece` from `peer` failed: the peer leaves, its pieces go back.

@@ -304,7 +304,11 @@ fn end_game_an_idle_peer_doubles_the_oldest_piece_of_a_lagging_one() {
     let peers = two_near();
     let mut s = swarm(3, peers, 1, now);
     assert_eq!(assign_all(&mut s, now), [(0, 1), (1, 2)]);
-    s.done(&peer(1), 0, now + ms(100));
+    assert_eq!(
+        s.done(&peer(1), 0, now + ms(100)),
+        None,
+        "a piece asked of one peer only: nothing to drop"
+    );
     assert_eq!(assign_all(&mut s, now + ms(100)), [(2, 1)]);
     s.done(&peer(1), 2, now + ms(200));
     // Nothing waits; p2 has delivered nothing since it got piece 1.
@@ -315,10 +319,15 @@ fn end_game_an_idle_peer_doubles_the_oldest_piece_of_a_lagging_one() {
     );
     assert_eq!(assign_all(&mut s, now + ms(STALL / 2)), [(1, 1)]);
     assert_eq!(assign_all(&mut s, now + ms(STALL)), [], "doubled once only");
-    // p1's copy ends first: the piece is done, p2's late end counts for nothing.
-    s.done(&peer(1), 1, now + ms(STALL / 2 + 100));
+    // p1's copy ends first: the piece is done and p2's copy is surplus, to be dropped; a late
+    // end of p2's counts for nothing.
+    assert_eq!(
+        s.done(&peer(1), 1, now + ms(STALL / 2 + 100)),
+        Some(peer(2)),
+        "the other copy's request is dropped"
+    );
     assert!(s.finished());
-    s.done(&peer(2), 1, now + ms(STALL));
+    assert_eq!(s.done(&peer(2), 1, now + ms(STALL)), None);
     assert_eq!(s.done_by(), [("p1", 3), ("p2", 0)]);
 }
 
@@ -337,4 +346,21 @@ fn end_game_a_doubled_piece_stays_with_the_peer_that_did_not_leave() {
     assert_eq!(assign_all(&mut s, now + ms(STALL)), []);
     s.done(&peer(1), 1, now + ms(STALL + 100));
     assert!(s.finished());
+}
+
+#[test]
+fn end_game_the_doubling_peer_may_finish_first_then_the_laggards_copy_is_dropped() {
+    let now = t0();
+    let peers = two_near();
+    let mut s = swarm(2, peers, 1, now);
+    assert_eq!(assign_all(&mut s, now), [(0, 1), (1, 2)]);
+    s.done(&peer(1), 0, now + ms(100));
+    assert_eq!(assign_all(&mut s, now + ms(STALL / 2)), [(1, 1)]);
+    // p2 wakes up and ends first: p1's copy (the doubling one) is the surplus.
+    assert_eq!(
+        s.done(&peer(2), 1, now + ms(STALL / 2 + 100)),
+        Some(peer(1))
+    );
+    assert!(s.finished());
+    assert_eq!(s.done_by(), [("p1", 1), ("p2", 1)]);
 }
