@@ -594,7 +594,6 @@ async fn swarm_members(
     (left > pieces::PIECE_CHUNKS * 1024).then_some(members)
 }
 
-/// A ranged get of one piece, its items tagged with the peer and the piece.
 /// The swarm's requests in flight, by (peer, piece): each one's drop flag, which ends its
 /// stream (and so the request) at its next item.
 #[derive(Default)]
@@ -638,6 +637,7 @@ impl Running {
     }
 }
 
+/// A ranged get of one piece, its items tagged with the peer and the piece.
 type PieceItems =
     std::pin::Pin<Box<dyn n0_future::Stream<Item = (EndpointId, usize, GetProgressItem)> + Send>>;
 
