@@ -331,14 +331,20 @@ fn end_game_an_idle_peer_doubles_the_oldest_piece_of_a_lagging_one() {
     assert_eq!(s.done_by(), [("p1", 3), ("p2", 0)]);
 }
 
-#[test]
-fn end_game_a_doubled_piece_stays_with_the_peer_that_did_not_leave() {
-    let now = t0();
-    let peers = two_near();
-    let mut s = swarm(2, peers, 1, now);
+/// Two pieces, two peers: p1 finishes piece 0, then (p2 silent for half the stall timeout)
+/// also asks for p2's piece 1.
+fn piece_1_doubled_by_p1(now: Instant) -> Swarm {
+    let mut s = swarm(2, two_near(), 1, now);
     assert_eq!(assign_all(&mut s, now), [(0, 1), (1, 2)]);
     s.done(&peer(1), 0, now + ms(100));
     assert_eq!(assign_all(&mut s, now + ms(STALL / 2)), [(1, 1)]);
+    s
+}
+
+#[test]
+fn end_game_a_doubled_piece_stays_with_the_peer_that_did_not_leave() {
+    let now = t0();
+    let mut s = piece_1_doubled_by_p1(now);
     // p2 reaches the stall timeout: it leaves, but piece 1 is not queued again (p1 runs it).
     let left = s.tick(now + ms(STALL));
     assert_eq!(left.len(), 1);
@@ -349,13 +355,9 @@ fn end_game_a_doubled_piece_stays_with_the_peer_that_did_not_leave() {
 }
 
 #[test]
-fn end_game_the_doubling_peer_may_finish_first_then_the_laggards_copy_is_dropped() {
+fn end_game_the_lagging_peer_may_finish_first_then_the_doubling_copy_is_dropped() {
     let now = t0();
-    let peers = two_near();
-    let mut s = swarm(2, peers, 1, now);
-    assert_eq!(assign_all(&mut s, now), [(0, 1), (1, 2)]);
-    s.done(&peer(1), 0, now + ms(100));
-    assert_eq!(assign_all(&mut s, now + ms(STALL / 2)), [(1, 1)]);
+    let mut s = piece_1_doubled_by_p1(now);
     // p2 wakes up and ends first: p1's copy (the doubling one) is the surplus.
     assert_eq!(
         s.done(&peer(2), 1, now + ms(STALL / 2 + 100)),
